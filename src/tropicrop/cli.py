@@ -1,0 +1,160 @@
+"""The ``tropicrop`` command line: thin subcommands over the library modules.
+
+Every user-facing error (:class:`~tropicrop.errors.TropicropError`) is printed as one line naming the file
+and the fix, with exit status 2; no traceback reaches a user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from tropicrop import __version__
+from tropicrop.errors import TropicropError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from tropicrop.scene import load_scene
+
+    scene = load_scene(args.scene)
+    report = scene.validate_pixels(progress=not args.json and sys.stderr.isatty())
+    info = scene.summary(report)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(format_inspect(info))
+    return 0
+
+
+def format_inspect(info: dict[str, Any]) -> str:
+    """Human-readable report of :meth:`Scene.summary` output."""
+    lines = [
+        f"scene      {info['name']}  ({info['path']})",
+        f"size       {info['width']} x {info['height']} pixels, {len(info['bands'])} bands {info['bands']} ({info['units']})",
+        f"crs        {info['crs'] or 'none (pixel coordinates)'}",
+        f"pixel size {info['pixel_size'][0]:g} x {info['pixel_size'][1]:g}",
+        f"bounds     {', '.join(f'{v:.1f}' for v in info['bounds'])}",
+    ]
+    split = info.get("split_pixels")
+    if split:
+        lines.append(f"split      train {split['train']:,} px, test {split['test']:,} px, unused {split['unused']:,} px")
+    else:
+        lines.append("split      none")
+    n_lab = sum(d["labelled"] for d in info["dates"])
+    lines.append(f"dates      {len(info['dates'])} ({n_lab} labelled, marked *)")
+    class_pixels = info.get("class_pixels", {})
+    names = list(info["classes"].values())
+    width = max(8, *(len(n) for n in names))
+    header = "  " + "date".ljust(12) + "".join(n[:width].rjust(width + 1) for n in names)
+    lines.append("")
+    lines.append("class frequency per labelled date (% of labelled pixels)")
+    lines.append(header)
+    for d in info["dates"]:
+        mark = "*" if d["labelled"] else " "
+        row = f"{mark} {d['date']:<12}"
+        counts = class_pixels.get(d["date"])
+        if counts:
+            total = sum(counts.values()) or 1
+            row += "".join(f"{100 * counts.get(n, 0) / total:{width + 1}.1f}" for n in names)
+        lines.append(row)
+    nodata = info.get("nodata_pixels")
+    if nodata:
+        lines.append("")
+        lines.append("no-data pixels: " + ", ".join(f"{d} {n:,}" for d, n in nodata.items()))
+    return "\n".join(lines)
+
+
+def _cmd_import_authors(args: argparse.Namespace) -> int:
+    from tropicrop.io.authors import import_authors
+    from tropicrop.scene import load_scene
+
+    out = Path(args.out) if args.out else Path(args.data_dir)
+    path = import_authors(Path(args.data_dir), out, name=args.name)
+    scene = load_scene(path)
+    print(f"wrote {path}: {scene!r}")
+    return 0
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from tropicrop.synthetic import write_pair
+
+    paths = write_pair(Path(args.out), preset=args.preset, size=args.size, seed=args.seed, overwrite=args.overwrite)
+    for p in paths:
+        print(f"wrote {p}")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from tropicrop.models import describe_models
+
+    rows = describe_models(in_channels=args.in_channels, num_classes=args.num_classes)
+    print(f"{'name':<18} {'parameters':>12}  description")
+    for name, params, desc in rows:
+        print(f"{name:<18} {params:>12,}  {desc}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="tropicrop",
+        description="Month-by-month crop maps from Sentinel-1 time series (UnetConvLSTM, VUnetConvLSTM).",
+    )
+    parser.add_argument("--version", action="version", version=f"tropicrop {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("inspect", help="check a scene and print its size, CRS, dates, classes and split")
+    p.add_argument("scene", help="scene folder (holding scene.yaml) or the scene.yaml file")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser("import-authors", help="write a scene.yaml for the paper authors' .npy/.tif layout")
+    p.add_argument("data_dir", help="folder with YYYYMMDD_S1.npy, labels/ and TrainTestMask.tif")
+    p.add_argument("out", nargs="?", help="folder to write scene.yaml into (default: DATA_DIR)")
+    p.add_argument("--name", help="scene name (default: folder name)")
+    p.set_defaults(func=_cmd_import_authors)
+
+    p = sub.add_parser("synth", help="write a pair of synthetic scenes (two agricultural years)")
+    p.add_argument("out", help="output folder (gets lem1718/ and lem1920/)")
+    p.add_argument("--preset", default="lem", help="lem (the paper's dates) or tiny (tests)")
+    p.add_argument("--size", type=int, default=None, help="scene side in pixels (default: the preset's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace existing scenes")
+    p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("models", help="list the registered networks with their parameter counts")
+    p.add_argument("--in-channels", type=int, default=2)
+    p.add_argument("--num-classes", type=int, default=7)
+    p.set_defaults(func=_cmd_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tropicrop`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    logging.captureWarnings(True)
+    warnings.simplefilter("default")
+    handler: Handler = args.func
+    try:
+        return handler(args)
+    except TropicropError as exc:
+        print(f"tropicrop: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tropicrop: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

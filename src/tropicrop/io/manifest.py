@@ -1,0 +1,296 @@
+"""Parse and write ``scene.yaml``, the manifest that describes a scene folder.
+
+The manifest is plain YAML (see README, "Scene format"). Parsing checks its structure only (keys, types,
+dates, class table); whether the files it names exist and agree is checked by :mod:`tropicrop.scene`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import itertools
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tropicrop.errors import SceneError
+
+MANIFEST_NAME = "scene.yaml"
+TOP_LEVEL_KEYS = ("name", "bands", "units", "classes", "dates", "split", "labels", "nodata", "crs", "transform")
+REQUIRED_KEYS = ("bands", "units", "classes", "dates")
+DATE_KEYS = ("date", "image", "label")
+UNITS = ("dB", "linear")
+
+
+@dataclass(frozen=True)
+class DateEntry:
+    """One acquisition: its date, its image file and, when labelled by raster, its label file."""
+
+    date: dt.date
+    image: Path
+    label: Path | None = None
+
+
+@dataclass(frozen=True)
+class VectorSource:
+    """A vector file (GeoPackage, Shapefile, GeoJSON...) and the attribute columns to read from it."""
+
+    path: Path
+    columns: dict[dt.date, str] = field(default_factory=dict)  # vector labels: date -> class column
+    column: str = "split"  # vector split: column holding train / test (or 1 / 2)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The validated content of ``scene.yaml``; all paths absolute."""
+
+    path: Path
+    name: str
+    bands: tuple[str, ...]
+    units: str
+    classes: dict[int, str]
+    dates: tuple[DateEntry, ...]
+    split: Path | VectorSource | None = None
+    vector_labels: VectorSource | None = None
+    nodata: float | None = None
+    crs: str | None = None
+    transform: tuple[float, ...] | None = None
+
+    @property
+    def root(self) -> Path:
+        """The scene folder (paths in the manifest are relative to it)."""
+        return self.path.parent
+
+
+def manifest_path(scene: str | Path) -> Path:
+    """Return the manifest path for a scene folder or a path to ``scene.yaml`` itself."""
+    p = Path(scene)
+    return p if p.suffix in (".yaml", ".yml") else p / MANIFEST_NAME
+
+
+def _fail(path: Path, problem: str, fix: str) -> SceneError:
+    return SceneError(path, problem, fix)
+
+
+def _parse_date(value: Any, path: Path, where: str) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        for fmt in ("%Y-%m-%d", "%Y%m%d"):
+            try:
+                return dt.datetime.strptime(value.strip(), fmt).date()
+            except ValueError:
+                pass
+    raise _fail(path, f"{where}: {value!r} is not a date", "write dates as YYYY-MM-DD")
+
+
+def _relpath(root: Path, value: Any, path: Path, where: str) -> Path:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(path, f"{where} must be a file path, got {value!r}", "give a path relative to the scene folder")
+    p = Path(value)
+    return p if p.is_absolute() else (root / p)
+
+
+def _check_keys(data: Mapping[str, Any], allowed: tuple[str, ...], path: Path, where: str) -> None:
+    for key in data:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(allowed)}"
+            raise _fail(path, f"unknown key '{key}' in {where}", hint)
+
+
+def _parse_classes(raw: Any, path: Path) -> dict[int, str]:
+    if not isinstance(raw, Mapping) or not raw:
+        raise _fail(path, "'classes' must be a non-empty mapping code -> name", "e.g. classes: {1: Soybean, 2: Maize}")
+    classes: dict[int, str] = {}
+    for code, name in raw.items():
+        try:
+            icode = int(code)
+        except (TypeError, ValueError):
+            raise _fail(path, f"class code {code!r} is not an integer", "use integer codes 1..255") from None
+        if not 1 <= icode <= 255:
+            raise _fail(path, f"class code {icode} is out of range", "codes run from 1 to 255; 0 means no reference")
+        if not isinstance(name, str) or not name.strip():
+            raise _fail(path, f"class {icode} has no name", "give every code a class name")
+        classes[icode] = name.strip()
+    names = list(classes.values())
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise _fail(path, f"class name(s) {dupes} used for more than one code", "classes are matched by name")
+    return dict(sorted(classes.items()))
+
+
+def _parse_dates(raw: Any, root: Path, path: Path) -> tuple[DateEntry, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise _fail(path, "'dates' must be a non-empty list", "one entry per acquisition: {date, image, label?}")
+    entries: list[DateEntry] = []
+    for i, item in enumerate(raw):
+        where = f"dates[{i}]"
+        if not isinstance(item, Mapping):
+            raise _fail(path, f"{where} must be a mapping", "write {date: YYYY-MM-DD, image: images/x.tif}")
+        _check_keys(item, DATE_KEYS, path, where)
+        for key in ("date", "image"):
+            if key not in item:
+                raise _fail(path, f"{where} has no '{key}'", f"add '{key}' to every date entry")
+        label = item.get("label")
+        entries.append(
+            DateEntry(
+                date=_parse_date(item["date"], path, where),
+                image=_relpath(root, item["image"], path, f"{where}.image"),
+                label=None if label is None else _relpath(root, label, path, f"{where}.label"),
+            )
+        )
+    dates = [e.date for e in entries]
+    for a, b in itertools.pairwise(dates):
+        if b == a:
+            raise _fail(path, f"date {a} appears twice", "keep one entry per acquisition date")
+        if b < a:
+            raise _fail(path, f"dates are not in order ({b} after {a})", "list dates oldest first")
+    return tuple(entries)
+
+
+def _parse_vector(raw: Mapping[str, Any], root: Path, path: Path, where: str, kind: str) -> VectorSource:
+    allowed = ("path", "columns") if kind == "labels" else ("path", "column")
+    _check_keys(raw, allowed, path, where)
+    if "path" not in raw:
+        raise _fail(path, f"'{where}' has no 'path'", "name the vector file, e.g. path: parcels.gpkg")
+    vpath = _relpath(root, raw["path"], path, f"{where}.path")
+    if kind == "split":
+        column = raw.get("column", "split")
+        return VectorSource(path=vpath, column=str(column))
+    cols = raw.get("columns")
+    if not isinstance(cols, Mapping) or not cols:
+        raise _fail(path, f"'{where}.columns' must map dates to column names", "e.g. columns: {2019-10-12: crop_1}")
+    columns = {_parse_date(d, path, f"{where}.columns"): str(c) for d, c in cols.items()}
+    return VectorSource(path=vpath, columns=dict(sorted(columns.items())))
+
+
+def parse_manifest(data: Any, path: Path) -> Manifest:
+    """Validate the structure of an already-loaded manifest mapping; raise :class:`SceneError` naming ``path``."""
+    root = path.parent
+    if not isinstance(data, Mapping):
+        raise _fail(path, "the manifest is not a YAML mapping", "see README 'Scene format' for an example")
+    _check_keys(data, TOP_LEVEL_KEYS, path, "scene.yaml")
+    for key in REQUIRED_KEYS:
+        if key not in data:
+            raise _fail(path, f"missing key '{key}'", "see README 'Scene format' for the required keys")
+    bands = data["bands"]
+    if not isinstance(bands, list) or not bands or not all(isinstance(b, str) for b in bands):
+        raise _fail(path, "'bands' must be a non-empty list of band names", "e.g. bands: [VV, VH]")
+    units = data["units"]
+    if units not in UNITS:
+        raise _fail(path, f"'units' is {units!r}", "use 'dB' or 'linear'")
+    split_raw = data.get("split")
+    split: Path | VectorSource | None
+    if split_raw is None:
+        split = None
+    elif isinstance(split_raw, Mapping):
+        split = _parse_vector(split_raw, root, path, "split", "split")
+    else:
+        split = _relpath(root, split_raw, path, "split")
+    labels_raw = data.get("labels")
+    vector_labels = None
+    if labels_raw is not None:
+        if not isinstance(labels_raw, Mapping):
+            raise _fail(path, "'labels' must be a mapping {path, columns}", "or put label rasters in 'dates'")
+        vector_labels = _parse_vector(labels_raw, root, path, "labels", "labels")
+    nodata = data.get("nodata")
+    if nodata is not None and not isinstance(nodata, int | float):
+        raise _fail(path, f"'nodata' is {nodata!r}", "give a number, e.g. nodata: -1, or .nan")
+    transform = data.get("transform")
+    if transform is not None:
+        if not (isinstance(transform, list) and len(transform) == 6 and all(isinstance(v, int | float) for v in transform)):
+            raise _fail(path, "'transform' must be 6 numbers [a, b, c, d, e, f]", "as in rasterio's Affine")
+        transform = tuple(float(v) for v in transform)
+    dates = _parse_dates(data["dates"], root, path)
+    manifest = Manifest(
+        path=path,
+        name=str(data.get("name") or root.name),
+        bands=tuple(bands),
+        units=units,
+        classes=_parse_classes(data["classes"], path),
+        dates=dates,
+        split=split,
+        vector_labels=vector_labels,
+        nodata=None if nodata is None else float(nodata),
+        crs=None if data.get("crs") is None else str(data["crs"]),
+        transform=transform,
+    )
+    if vector_labels is not None:
+        image_dates = {e.date for e in dates}
+        for d in vector_labels.columns:
+            if d not in image_dates:
+                raise _fail(path, f"label date {d} in 'labels.columns' is not an image date", "label only listed dates")
+        both = [e.date for e in dates if e.label is not None and e.date in vector_labels.columns]
+        if both:
+            raise _fail(path, f"date {both[0]} has both a label raster and a vector label column", "keep one")
+    return manifest
+
+
+def read_manifest(scene: str | Path) -> Manifest:
+    """Read and validate ``scene.yaml`` of a scene folder (or the manifest path itself)."""
+    path = manifest_path(scene).absolute()
+    if not path.is_file():
+        raise _fail(path, "scene manifest not found", "point to a scene folder holding scene.yaml (README 'Scene format')")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        raise _fail(path, f"not valid YAML{line}", "fix the syntax (indentation, colons, brackets)") from None
+    except UnicodeDecodeError:
+        raise _fail(path, "not a text file", "scene.yaml must be UTF-8 YAML") from None
+    return parse_manifest(data, path)
+
+
+def manifest_to_dict(m: Manifest) -> dict[str, Any]:
+    """Turn a manifest back into the YAML mapping, with paths relative to the scene folder where possible."""
+
+    def rel(p: Path) -> str:
+        try:
+            return os.path.relpath(p, m.root)
+        except ValueError:  # other drive on Windows
+            return str(p)
+
+    out: dict[str, Any] = {"name": m.name, "bands": list(m.bands), "units": m.units, "classes": dict(m.classes)}
+    if m.nodata is not None:
+        out["nodata"] = m.nodata
+    if m.crs is not None:
+        out["crs"] = m.crs
+    if m.transform is not None:
+        out["transform"] = list(m.transform)
+    dates = []
+    for e in m.dates:
+        item: dict[str, Any] = {"date": e.date.isoformat(), "image": rel(e.image)}
+        if e.label is not None:
+            item["label"] = rel(e.label)
+        dates.append(item)
+    out["dates"] = dates
+    if isinstance(m.split, Path):
+        out["split"] = rel(m.split)
+    elif isinstance(m.split, VectorSource):
+        out["split"] = {"path": rel(m.split.path), "column": m.split.column}
+    if m.vector_labels is not None:
+        out["labels"] = {
+            "path": rel(m.vector_labels.path),
+            "columns": {d.isoformat(): c for d, c in m.vector_labels.columns.items()},
+        }
+    return out
+
+
+def write_manifest(m: Manifest) -> Path:
+    """Write ``m`` to ``m.path`` atomically (temp file + rename)."""
+    text = yaml.safe_dump(manifest_to_dict(m), sort_keys=False, default_flow_style=None, width=120)
+    m.path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=m.path.parent, prefix=".scene.", suffix=".yaml.tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, m.path)
+    return m.path

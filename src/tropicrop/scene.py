@@ -1,0 +1,398 @@
+"""The one in-memory type for a multi-date image stack with its labels and train/test split.
+
+A :class:`Scene` is a description plus lazy readers: loading checks the manifest and every file's header
+(size, CRS, transform, band count) without reading pixels, so a 10 000 x 10 000 x 23-date scene loads in
+milliseconds. Pixels are read per window; every read checks what it reads (non-finite values, unknown class
+codes) and :meth:`Scene.validate_pixels` streams the whole scene once for a full check.
+
+Conventions: images (T, C, H, W) float32 in dB with NaN where there is no data; labels (T, H, W) uint8 class
+codes with 0 = no reference; split (H, W) uint8 with 0 unused, 1 train, 2 test.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rasterio.crs import CRS
+from rasterio.errors import CRSError
+from rasterio.windows import Window
+from tqdm import tqdm
+
+from tropicrop.errors import SceneError
+from tropicrop.io.manifest import Manifest, VectorSource, read_manifest
+from tropicrop.io.rasters import Grid, RasterSource, check_window
+from tropicrop.io.vectors import VectorLayer, class_code_lookup, split_code
+
+TRAIN, TEST, UNUSED = 1, 2, 0
+NO_REFERENCE = 0
+UNITS_SAMPLE = 256  # side of the central window sampled at load to check dB vs linear
+
+
+class SceneWarning(UserWarning):
+    """Something a user should know about a scene that does not stop it from loading."""
+
+
+def to_db(linear: np.ndarray) -> np.ndarray:
+    """Linear backscatter intensity to dB; non-positive values (no signal, border fill) become NaN."""
+    out = np.full(linear.shape, np.nan, dtype=np.float32)
+    pos = linear > 0
+    out[pos] = 10.0 * np.log10(linear[pos].astype(np.float32))
+    return out
+
+
+def class_lookup(src: Mapping[int, str], dst: Mapping[int, str], default: int | None = None) -> np.ndarray:
+    """Table (256,) uint8 that maps codes of class table ``src`` to codes of ``dst`` by class NAME.
+
+    0 maps to 0. A name of ``src`` missing from ``dst`` maps to ``default``, or raises KeyError if None.
+    This is how two scenes with different code tables are compared.
+    """
+    by_name = {name.lower(): code for code, name in dst.items()}
+    table = np.zeros(256, dtype=np.uint8)
+    for code, name in src.items():
+        target = by_name.get(name.lower(), default)
+        if target is None:
+            raise KeyError(f"class '{name}' has no match in {sorted(dst.values())}")
+        table[code] = target
+    return table
+
+
+@dataclass
+class _LabelSource:
+    """Reads one date's labels from a raster or from a column of a vector layer."""
+
+    read: Callable[[Window | None], np.ndarray]
+    path: Path
+
+
+@dataclass
+class PixelReport:
+    """What :meth:`Scene.validate_pixels` found: class pixel counts per labelled date, split counts, nodata."""
+
+    class_counts: dict[dt.date, dict[int, int]] = field(default_factory=dict)
+    split_counts: dict[int, int] = field(default_factory=dict)
+    nodata_pixels: dict[dt.date, int] = field(default_factory=dict)
+
+
+class Scene:
+    """A multi-date SAR image stack on one grid, with optional labels per date and a train/test split."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.manifest = manifest
+        self.root = manifest.root
+        self.name = manifest.name
+        self.bands = manifest.bands
+        self.units = manifest.units
+        self.classes: dict[int, str] = dict(manifest.classes)
+        self.dates: list[dt.date] = [e.date for e in manifest.dates]
+        self.images = [RasterSource(e.image, nodata=manifest.nodata) for e in manifest.dates]
+        self.grid = self._resolve_grid()
+        for entry, src in zip(manifest.dates, self.images, strict=True):
+            if src.count != len(self.bands):
+                raise SceneError(
+                    src.path,
+                    f"has {src.count} band(s) but scene.yaml lists {len(self.bands)} ({', '.join(self.bands)})",
+                    "make 'bands' match the image files",
+                )
+            self._check_grid(src, f"image of {entry.date}")
+        self._labels = self._resolve_labels()
+        self._split = self._resolve_split()
+        self._check_units()
+
+    # ----------------------------------------------------------------- structure
+    def _resolve_grid(self) -> Grid:
+        first = self.images[0].grid
+        m = self.manifest
+        crs = first.crs
+        transform = first.transform
+        if m.crs is not None:
+            try:
+                crs = CRS.from_user_input(m.crs)
+            except CRSError:
+                raise SceneError(m.path, f"'crs' {m.crs!r} is not a known CRS", "use e.g. EPSG:32723") from None
+        if m.transform is not None:
+            from affine import Affine
+
+            transform = Affine(*m.transform)
+        if crs is None:
+            warnings.warn(
+                f"{self.images[0].path}: no CRS; maps will use pixel coordinates (add 'crs' and 'transform' "
+                "to scene.yaml to georeference them)",
+                SceneWarning,
+                stacklevel=3,
+            )
+        return Grid(width=first.width, height=first.height, crs=crs, transform=transform)
+
+    def _check_grid(self, src: RasterSource | Grid, what: str, path: Path | None = None) -> None:
+        grid = src.grid if isinstance(src, RasterSource) else src
+        where = src.path if isinstance(src, RasterSource) else path
+        diff = self.grid.difference(grid)
+        if diff is not None:
+            raise SceneError(where, f"{what}: {diff} (first image {self.images[0].path.name})", "resample it onto the image grid")
+        if grid.crs is None and self.grid.crs is not None and isinstance(src, RasterSource) and not src.is_npy:
+            warnings.warn(f"{where}: no CRS; taking the grid of the images (same size)", SceneWarning, stacklevel=4)
+
+    def _resolve_labels(self) -> dict[dt.date, _LabelSource]:
+        labels: dict[dt.date, _LabelSource] = {}
+        for entry in self.manifest.dates:
+            if entry.label is None:
+                continue
+            src = RasterSource(entry.label)
+            if src.count != 1:
+                raise SceneError(src.path, f"label raster has {src.count} bands", "labels are single-band class codes")
+            self._check_grid(src, f"label of {entry.date}")
+            labels[entry.date] = _LabelSource(read=self._raster_label_reader(src), path=src.path)
+        vl = self.manifest.vector_labels
+        if vl is not None:
+            layer = VectorLayer(vl.path, self.grid)
+            for date, column in vl.columns.items():
+                to_code = class_code_lookup(self.classes, vl.path, column)
+                labels[date] = _LabelSource(
+                    read=lambda w, c=column, f=to_code: layer.rasterize(c, f, w), path=vl.path  # type: ignore[misc]
+                )
+        return dict(sorted(labels.items()))
+
+    def _raster_label_reader(self, src: RasterSource) -> Callable[[Window | None], np.ndarray]:
+        def read(window: Window | None) -> np.ndarray:
+            block = src.read(window)[0]
+            integral = np.issubdtype(block.dtype, np.integer) or (
+                np.all(np.isfinite(block)) and np.all(block == np.round(block))
+            )
+            if not integral:
+                raise SceneError(src.path, "label raster holds non-integer values", "write class codes as integers")
+            codes = np.unique(block)
+            unknown = [int(c) for c in codes if int(c) != NO_REFERENCE and int(c) not in self.classes]
+            if unknown:
+                raise SceneError(
+                    src.path,
+                    f"holds class code(s) {unknown} that are not in 'classes' {sorted(self.classes)}",
+                    "add them to classes in scene.yaml (0 = no reference)",
+                )
+            return block.astype(np.uint8)
+
+        return read
+
+    def _resolve_split(self) -> Callable[[Window | None], np.ndarray] | None:
+        split = self.manifest.split
+        if split is None:
+            return None
+        if isinstance(split, VectorSource):
+            layer = VectorLayer(split.path, self.grid)
+            to_code = split_code(split.path, split.column)
+            return lambda w: layer.rasterize(split.column, to_code, w)
+        src = RasterSource(split)
+        if src.count != 1:
+            raise SceneError(src.path, f"split raster has {src.count} bands", "the split is one band: 0 unused, 1 train, 2 test")
+        self._check_grid(src, "split")
+
+        def read(window: Window | None) -> np.ndarray:
+            block = src.read(window)[0]
+            bad = np.setdiff1d(np.unique(block), [UNUSED, TRAIN, TEST])
+            if bad.size:
+                raise SceneError(src.path, f"split holds value(s) {bad.tolist()}", "use 0 unused, 1 train, 2 test")
+            return block.astype(np.uint8)
+
+        return read
+
+    def _check_units(self) -> None:
+        """Sample the centre of the first image and refuse values that contradict ``units``."""
+        g = self.grid
+        side_w, side_h = min(UNITS_SAMPLE, g.width), min(UNITS_SAMPLE, g.height)
+        window = Window((g.width - side_w) // 2, (g.height - side_h) // 2, side_w, side_h)
+        src = self.images[0]
+        block = src.read(window).astype(np.float64)
+        values = block[:, ~src.nodata_mask(block)]
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            return
+        if self.units == "dB" and values.min() >= 0 and np.median(values) < 2.0:
+            raise SceneError(
+                src.path,
+                f"units is dB but values look linear (min {values.min():.3g}, median {np.median(values):.3g})",
+                "set units: linear in scene.yaml, or convert the images to dB",
+            )
+        if self.units == "linear" and np.mean(values < 0) > 0.5:
+            raise SceneError(
+                src.path,
+                f"units is linear but {np.mean(values < 0):.0%} of values are negative (looks like dB)",
+                "set units: dB in scene.yaml",
+            )
+
+    # ----------------------------------------------------------------- description
+    @property
+    def labelled_dates(self) -> list[dt.date]:
+        """Dates that have reference labels, oldest first."""
+        return list(self._labels)
+
+    @property
+    def has_split(self) -> bool:
+        """Whether the scene defines a train/test split."""
+        return self._split is not None
+
+    @property
+    def num_bands(self) -> int:
+        """Number of bands (C)."""
+        return len(self.bands)
+
+    def date_index(self, date: dt.date) -> int:
+        """Position of ``date`` in :attr:`dates`; SceneError if it is not an acquisition date."""
+        try:
+            return self.dates.index(date)
+        except ValueError:
+            raise SceneError(self.manifest.path, f"{date} is not an acquisition date", "pick one of 'dates'") from None
+
+    def __repr__(self) -> str:
+        return (
+            f"Scene({self.name!r}, {self.grid.width}x{self.grid.height}, {len(self.dates)} dates, "
+            f"{len(self.labelled_dates)} labelled, bands={list(self.bands)})"
+        )
+
+    # ----------------------------------------------------------------- reading
+    def read_images(self, window: Window | None = None, dates: Sequence[dt.date] | None = None) -> np.ndarray:
+        """Read images as float32 (T, C, h, w) in dB for ``dates`` (default all); NaN marks no data.
+
+        Raises :class:`SceneError` naming the file if a pixel is NaN or infinite without being declared
+        no-data.
+        """
+        w = check_window(self.grid, window)
+        idx = range(len(self.dates)) if dates is None else [self.date_index(d) for d in dates]
+        out = np.empty((len(idx), self.num_bands, int(w.height), int(w.width)), dtype=np.float32)
+        for k, i in enumerate(idx):
+            out[k] = self._read_image(i, w)
+        return out
+
+    def _read_image(self, i: int, window: Window) -> np.ndarray:
+        src = self.images[i]
+        block = src.read(window)
+        missing = src.nodata_mask(block)
+        data = block.astype(np.float32)
+        bad = ~np.isfinite(data) & ~missing[None]
+        if bad.any():
+            raise SceneError(
+                src.path,
+                f"{int(bad.any(axis=0).sum())} NaN or infinite pixel(s) on {self.dates[i]} (in window {window})",
+                "declare them as no-data ('nodata' in scene.yaml or the GeoTIFF nodata tag) or fill them",
+            )
+        if self.units == "linear":
+            data = to_db(data)
+        data[:, missing] = np.nan
+        return data
+
+    def read_labels(self, window: Window | None = None, dates: Sequence[dt.date] | None = None) -> np.ndarray:
+        """Read reference labels as uint8 (T, h, w) for ``dates`` (default: all labelled dates); 0 = none."""
+        w = check_window(self.grid, window)
+        wanted = self.labelled_dates if dates is None else list(dates)
+        out = np.zeros((len(wanted), int(w.height), int(w.width)), dtype=np.uint8)
+        for k, d in enumerate(wanted):
+            if d not in self._labels:
+                raise SceneError(self.manifest.path, f"{d} has no labels", f"labelled dates: {self.labelled_dates}")
+            out[k] = self._labels[d].read(w)
+        return out
+
+    def read_split(self, window: Window | None = None) -> np.ndarray:
+        """Read the train/test split as uint8 (h, w): 0 unused, 1 train, 2 test."""
+        if self._split is None:
+            raise SceneError(self.manifest.path, "the scene has no 'split'", "add a split raster or vector to scene.yaml")
+        return self._split(check_window(self.grid, window))
+
+    def blocks(self, size: int = 1024) -> Iterator[Window]:
+        """Windows of at most ``size`` x ``size`` that tile the grid, row by row."""
+        for r in range(0, self.grid.height, size):
+            for c in range(0, self.grid.width, size):
+                yield Window(c, r, min(size, self.grid.width - c), min(size, self.grid.height - r))
+
+    def validate_pixels(self, progress: bool = False, block: int = 1024) -> PixelReport:
+        """Read every pixel once, block by block, and raise :class:`SceneError` on the first problem.
+
+        Checks non-finite image values (counted over the whole date), label codes, split values and that
+        the split has both train and test pixels. Returns class counts per labelled date and split counts.
+        """
+        report = PixelReport(
+            class_counts={d: {} for d in self.labelled_dates},
+            nodata_pixels={d: 0 for d in self.dates},
+        )
+        split_counts = np.zeros(3, dtype=np.int64)
+        windows = list(self.blocks(block))
+        for w in tqdm(windows, desc=f"checking {self.name}", disable=not progress, unit="block"):
+            for i, d in enumerate(self.dates):
+                report.nodata_pixels[d] += int(np.isnan(self._read_image_counting(i, w)).any(axis=0).sum())
+            if self.labelled_dates:
+                counts = np.stack([np.bincount(lab.ravel(), minlength=256) for lab in self.read_labels(w)])
+                for k, d in enumerate(self.labelled_dates):
+                    for code in np.flatnonzero(counts[k]):
+                        if code != NO_REFERENCE:
+                            report.class_counts[d][int(code)] = report.class_counts[d].get(int(code), 0) + int(counts[k, code])
+            if self._split is not None:
+                split_counts += np.bincount(self.read_split(w).ravel(), minlength=3)[:3]
+        if self._split is not None:
+            report.split_counts = {UNUSED: int(split_counts[0]), TRAIN: int(split_counts[1]), TEST: int(split_counts[2])}
+            split_path = self.manifest.split.path if isinstance(self.manifest.split, VectorSource) else self.manifest.split
+            for split_value, split_name in ((TRAIN, "train"), (TEST, "test")):
+                if split_counts[split_value] == 0:
+                    raise SceneError(split_path, f"split has no {split_name} pixels", f"mark pixels {split_value} ({split_name})")
+        return report
+
+    def _read_image_counting(self, i: int, window: Window) -> np.ndarray:
+        """Like :meth:`_read_image`, but count non-finite values over the whole date before failing."""
+        try:
+            return self._read_image(i, window)
+        except SceneError as first:
+            src = self.images[i]
+            total = 0
+            for w in self.blocks():
+                block = src.read(w).astype(np.float32)
+                total += int((~np.isfinite(block) & ~src.nodata_mask(block)[None]).any(axis=0).sum())
+            raise SceneError(
+                src.path,
+                f"{total} NaN or infinite pixel(s) on {self.dates[i]}",
+                first.fix,
+            ) from None
+
+    def summary(self, report: PixelReport | None = None) -> dict[str, Any]:
+        """A JSON-ready description of the scene (and of ``report`` when given), for ``tropicrop inspect``."""
+        g = self.grid
+        out: dict[str, Any] = {
+            "name": self.name,
+            "path": str(self.root),
+            "width": g.width,
+            "height": g.height,
+            "crs": g.crs.to_string() if g.crs is not None else None,
+            "pixel_size": list(g.res),
+            "bounds": list(_bounds(g)),
+            "bands": list(self.bands),
+            "units": self.units,
+            "classes": {str(k): v for k, v in self.classes.items()},
+            "dates": [{"date": d.isoformat(), "labelled": d in self._labels} for d in self.dates],
+        }
+        if report is not None:
+            out["class_pixels"] = {
+                d.isoformat(): {self.classes[c]: n for c, n in sorted(counts.items())}
+                for d, counts in report.class_counts.items()
+            }
+            out["split_pixels"] = {"unused": report.split_counts.get(UNUSED), "train": report.split_counts.get(TRAIN),
+                                   "test": report.split_counts.get(TEST)} if report.split_counts else None
+            out["nodata_pixels"] = {d.isoformat(): n for d, n in report.nodata_pixels.items() if n}
+        return out
+
+
+def _bounds(g: Grid) -> tuple[float, float, float, float]:
+    xs = [g.transform.c, g.transform.c + g.transform.a * g.width]
+    ys = [g.transform.f, g.transform.f + g.transform.e * g.height]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def load_scene(path: str | Path, *, check_pixels: bool = False, progress: bool = False) -> Scene:
+    """Load the scene folder ``path`` (or its ``scene.yaml``), checking the manifest and every file header.
+
+    With ``check_pixels`` every pixel is also read once (:meth:`Scene.validate_pixels`). Problems raise
+    :class:`~tropicrop.errors.SceneError` naming the file and the fix.
+    """
+    scene = Scene(read_manifest(path))
+    if check_pixels:
+        scene.validate_pixels(progress=progress)
+    return scene
