@@ -1,0 +1,49 @@
+"""The command line: help, inspect (text and JSON), and one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tropicrop.cli import main
+
+MakeScene = Callable[..., Path]
+
+
+def test_help_of_the_installed_console_script_works() -> None:
+    for args in (["--help"], ["inspect", "--help"]):
+        out = subprocess.run([sys.executable, "-m", "tropicrop.cli", *args], capture_output=True, text=True, check=True)
+        assert "usage: tropicrop" in out.stdout
+
+
+def test_inspect_prints_size_crs_dates_classes_and_split(make_scene: MakeScene, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inspect", str(make_scene())]) == 0
+    out = capsys.readouterr().out
+    assert "20 x 16 pixels" in out
+    assert "EPSG:32723" in out
+    assert "* 2019-12-23" in out and "  2019-09-18" in out
+    assert "train 160 px, test 160 px" in out
+    assert "Soybean" in out and "Maize" in out
+
+
+def test_inspect_json_is_machine_readable(make_scene: MakeScene, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inspect", "--json", str(make_scene())]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["width"] == 20 and info["height"] == 16
+    assert info["split_pixels"] == {"unused": 0, "train": 160, "test": 160}
+    assert [d["labelled"] for d in info["dates"]] == [False, False, True, True]
+    assert set(info["class_pixels"]) == {"2019-11-17", "2019-12-23"}
+    assert sum(info["class_pixels"]["2019-11-17"].values()) <= 320
+
+
+def test_bad_scene_prints_one_line_naming_the_file_and_exits_2(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "tropicrop.cli", "inspect", str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr
+    assert str(tmp_path / "scene.yaml") in lines[0]
