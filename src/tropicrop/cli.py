@@ -102,6 +102,19 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from tropicrop.training import train_from_files
+
+    config = Path(args.config) if args.config else None
+    summary = train_from_files(config, Path(args.run_dir), args.set, resume=args.resume, force=args.force)
+    for name, net in summary["nets"].items():
+        f1 = net.get("best_val_f1")
+        f1_text = "n/a" if f1 is None else f"{f1:.3f}"
+        print(f"{name}: best validation macro F1 {f1_text}, {net['epochs']} epochs, {net['train_seconds']:.0f} s")
+    print(f"run directory: {args.run_dir}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -130,6 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace existing scenes")
     p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("train", help="train a network (or one per month) from a YAML config into a run directory")
+    p.add_argument("-c", "--config", help="YAML config (see configs/quick.yaml)")
+    p.add_argument("--run-dir", required=True, help="run directory for config, checkpoints, logs")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.add_argument("--resume", action="store_true", help="continue the unfinished run in --run-dir")
+    p.add_argument("--force", action="store_true", help="replace a run already in --run-dir")
+    p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("models", help="list the registered networks with their parameter counts")
     p.add_argument("--in-channels", type=int, default=2)

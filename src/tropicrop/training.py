@@ -1,0 +1,456 @@
+"""Training on PyTorch Lightning: the configuration, the LightningModule, the DataModule and a run directory.
+
+Two modes (paper, section 4.2): ``per-month`` trains one network per labelled target date (the Baselines),
+``all-months`` trains one network with a different target date per mini-batch (VUnetConvLSTM). A run
+directory holds everything needed to predict and to resume::
+
+    RUN/config.yaml          the exact resolved configuration
+    RUN/classes.json         the model's class table (index 0 = no reference)
+    RUN/normalization.json   per-band mean/std of dB values on the training pixels
+    RUN/nets/NAME/           NAME = all-months, or the target date YYYY-MM-DD in per-month mode
+        checkpoints/best.ckpt, last.ckpt    (written atomically)
+        logs/csv/metrics.csv, logs/tensorboard/
+        result.json          written when the net has finished (its presence marks it done)
+    RUN/result.json          written when every net has finished
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Timer
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from rasterio.windows import Window
+from torch.utils.data import DataLoader, Subset
+
+from tropicrop.classes import ClassTable, fit_class_table
+from tropicrop.config import dump_config, load_config
+from tropicrop.errors import ConfigError, RunError, SceneError
+from tropicrop.io.rasters import atomic_path
+from tropicrop.losses import FocalLoss
+from tropicrop.metrics import confusion_metric, scores_from_confusion
+from tropicrop.models import available_models, build
+from tropicrop.scene import TRAIN, Scene, load_scene
+from tropicrop.windows import (
+    EpochSampler,
+    EvalBatches,
+    Normalizer,
+    SceneTensors,
+    TrainBatches,
+    load_scene_tensors,
+    patch_origins,
+    split_validation,
+)
+
+log = logging.getLogger(__name__)
+MODES = ("per-month", "all-months")
+ALL_MONTHS = "all-months"
+
+
+# ------------------------------------------------------------------------------------------ configuration
+@dataclass
+class DataConfig:
+    """Where training samples come from and how they are cut."""
+
+    scene: str = "data/tiny/lem1920"  # scene folder (relative to the working directory)
+    use: str = "train"  # train: split == 1 only; all: every labelled pixel (paper: all LEM 17/18 polygons)
+    targets: list[str] | None = None  # target dates YYYY-MM-DD; default every labelled date
+    sequence_length: int = 12
+    patch_size: int = 32
+    stride: int = 16
+    min_labelled: float = 0.05  # fraction of a patch's pixels that must be labelled (at any date)
+    val_fraction: float = 0.15
+    val_limit: int = 1024  # at most this many (patch, date) validation samples
+    balance: bool = False  # sample patches inversely to the frequency of their rarest class
+    augment: bool = True  # random 90-degree rotations and flips
+    other_threshold: float = 0.053  # classes below this fraction of samples are merged into Other
+    classes: list[str] | None = None  # explicit class names (overrides fitting); may include Other
+
+
+@dataclass
+class ModelConfig:
+    """Which registered network, and its options (see ``tropicrop models``)."""
+
+    name: str = "vunet_convlstm"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    """Adam and the focal loss, as in the paper."""
+
+    lr: float = 1e-3
+    batch_size: int = 16
+    focal_gamma: float = 2.0
+    weight_decay: float = 0.0
+
+
+@dataclass
+class TrainerConfig:
+    """Lightning trainer settings: the same code runs on CPU, GPU (bf16) and many devices (DDP)."""
+
+    max_epochs: int = 30
+    steps_per_epoch: int = 50
+    patience: int = 5  # early stopping on validation macro F1
+    accelerator: str = "cpu"
+    devices: int | str = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    num_workers: int = 0
+    deterministic: bool = True
+    threads: int | None = None  # torch intra-op threads (default: torch's choice)
+    log_every_n_steps: int = 10
+    progress: bool = True
+
+
+@dataclass
+class TrainConfig:
+    """A training run: mode, seed and the four sections above."""
+
+    mode: str = ALL_MONTHS
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+def check_config(cfg: TrainConfig, path: Path | None = None) -> None:
+    """Refuse impossible values early, with the key named."""
+    if cfg.mode not in MODES:
+        raise ConfigError(path, f"mode is {cfg.mode!r}", f"use one of {', '.join(MODES)}")
+    if cfg.data.use not in ("train", "all"):
+        raise ConfigError(path, f"data.use is {cfg.data.use!r}", "use 'train' or 'all'")
+    if cfg.model.name not in available_models():
+        raise ConfigError(path, f"model.name {cfg.model.name!r} is not registered", f"available: {', '.join(available_models())}")
+    for key, value in (("data.patch_size", cfg.data.patch_size), ("data.stride", cfg.data.stride),
+                       ("data.sequence_length", cfg.data.sequence_length), ("optim.batch_size", cfg.optim.batch_size),
+                       ("trainer.steps_per_epoch", cfg.trainer.steps_per_epoch), ("trainer.max_epochs", cfg.trainer.max_epochs)):
+        if value < 1:
+            raise ConfigError(path, f"{key} is {value}", "it must be at least 1")
+    if not 0 <= cfg.data.val_fraction < 1:
+        raise ConfigError(path, f"data.val_fraction is {cfg.data.val_fraction}", "use a fraction in [0, 1)")
+
+
+# ------------------------------------------------------------------------------------------ model
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file and renamed, so a kill never leaves a truncated one."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        target = Path(path)
+        with atomic_path(target) as tmp:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+
+
+class CropModule(L.LightningModule):
+    """A registered network trained with the focal loss and Adam; validation macro F1 from a confusion matrix.
+
+    Everything needed to predict with it (class names, normalisation, sequence length, target date of a
+    per-month net) is stored in its hyperparameters, so a checkpoint is self-contained.
+    """
+
+    def __init__(self, model_name: str, model_options: dict[str, Any], in_channels: int, class_names: list[str],
+                 normalization: dict[str, list[float]], sequence_length: int = 12, target: str | None = None,
+                 lr: float = 1e-3, focal_gamma: float = 2.0, weight_decay: float = 0.0) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = build(model_name, in_channels, num_classes=len(class_names), **model_options)
+        self.loss = FocalLoss(gamma=focal_gamma, ignore_index=0)
+        self.val_confusion = confusion_metric(len(class_names))
+
+    def forward(self, images: torch.Tensor, doy: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Logits (B, K, H, W) for the last date of images (B, T, C, H, W)."""
+        out: torch.Tensor = self.model(images, doy, valid)
+        return out
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits = self(batch["images"], batch["doy"], batch["valid"])
+        loss: torch.Tensor = self.loss(logits.float(), batch["labels"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["images"].shape[0])
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        logits = self(batch["images"], batch["doy"], batch["valid"]).float()
+        self.log("val/loss", self.loss(logits, batch["labels"]), batch_size=batch["images"].shape[0], sync_dist=True)
+        self.val_confusion.update(predict_classes(logits), batch["labels"])
+
+    def on_validation_epoch_end(self) -> None:
+        scores = scores_from_confusion(self.val_confusion.compute())
+        self.val_confusion.reset()
+        f1 = 0.0 if np.isnan(scores.macro_f1) else scores.macro_f1
+        self.log("val/f1", f1, prog_bar=True)
+        self.log("val/oa", 0.0 if np.isnan(scores.oa) else scores.oa)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        hp = self.hparams
+        return torch.optim.Adam(self.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
+
+
+def predict_classes(logits: torch.Tensor) -> torch.Tensor:
+    """Class indices (B, H, W) from logits (B, K, H, W), never index 0 (no reference)."""
+    return logits[:, 1:].argmax(dim=1) + 1
+
+
+# ------------------------------------------------------------------------------------------ data
+class TargetDataModule(L.LightningDataModule):
+    """Training and validation batches of one scene region for the given target dates."""
+
+    def __init__(self, data: SceneTensors, train_origins: np.ndarray, val_origins: np.ndarray,
+                 targets: list[dt.date], cfg: TrainConfig) -> None:
+        super().__init__()
+        self.data, self.train_origins, self.val_origins = data, train_origins, val_origins
+        self.targets, self.cfg = targets, cfg
+
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def train_dataloader(self) -> DataLoader[dict[str, torch.Tensor]]:
+        c = self.cfg
+        rank, world = self._rank_world()
+        ds = TrainBatches(self.data, self.train_origins, self.targets, c.optim.batch_size, c.data.patch_size,
+                          seed=c.seed, balance=c.data.balance, augment=c.data.augment)
+        return DataLoader(ds, batch_size=None, sampler=EpochSampler(c.trainer.steps_per_epoch, rank, world),
+                          num_workers=c.trainer.num_workers, persistent_workers=False)
+
+    def val_dataloader(self) -> DataLoader[dict[str, torch.Tensor]]:
+        c = self.cfg
+        rank, world = self._rank_world()
+        ds = EvalBatches(self.data, self.val_origins, self.targets, max(c.optim.batch_size, 32), c.data.patch_size,
+                         seed=c.seed, limit=c.data.val_limit)
+        return DataLoader(Subset(ds, range(rank, len(ds), world)), batch_size=None, num_workers=c.trainer.num_workers)
+
+
+@dataclass
+class PreparedData:
+    """A training scene read into memory with its class table, normalisation and patch origins."""
+
+    scene: Scene
+    classes: ClassTable
+    normalizer: Normalizer
+    tensors: SceneTensors
+    train_origins: np.ndarray
+    val_origins: np.ndarray
+    targets: list[dt.date]
+
+
+def _region(scene: Scene, use: str, min_size: int) -> tuple[Window, np.ndarray]:
+    """Bounding window (at least ``min_size`` on each side) of the pixels training may use, and their mask."""
+    if use == "train":
+        mask = scene.read_split() == TRAIN
+        what = "train pixels (split == 1)"
+    else:
+        mask = (scene.read_labels() > 0).any(axis=0)
+        what = "labelled pixels"
+    if not mask.any():
+        raise SceneError(scene.manifest.path, f"the scene has no {what}", "check the split and labels (tropicrop inspect)")
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    h, w = mask.shape
+    r0, r1 = _grow(int(rows[0]), int(rows[-1]) + 1, min_size, h)
+    c0, c1 = _grow(int(cols[0]), int(cols[-1]) + 1, min_size, w)
+    return Window(c0, r0, c1 - c0, r1 - r0), mask[r0:r1, c0:c1]
+
+
+def _grow(start: int, stop: int, size: int, limit: int) -> tuple[int, int]:
+    """Widen [start, stop) to at least ``size`` pixels, staying inside [0, limit) (``size <= limit``)."""
+    if stop - start >= size:
+        return start, stop
+    start = max(0, min(start - (size - (stop - start)) // 2, limit - size))
+    return start, start + size
+
+
+def prepare_data(cfg: TrainConfig, classes: ClassTable | None = None, normalizer: Normalizer | None = None,
+                 config_path: Path | None = None) -> PreparedData:
+    """Load the training scene, fit (or take) the class table and normalisation, and cut patches."""
+    d = cfg.data
+    scene = load_scene(d.scene)
+    if cfg.data.use == "train" and not scene.has_split:
+        raise SceneError(scene.manifest.path, "data.use is 'train' but the scene has no split", "add a split or set data.use=all")
+    if not scene.labelled_dates:
+        raise SceneError(scene.manifest.path, "the scene has no labelled dates", "add label rasters or vector labels")
+    targets = scene.labelled_dates
+    if d.targets:
+        try:
+            targets = [dt.date.fromisoformat(t) for t in d.targets]
+        except ValueError as exc:
+            raise ConfigError(config_path, f"data.targets: {exc}", "write dates as YYYY-MM-DD") from None
+        missing = [t for t in targets if t not in scene.labelled_dates]
+        if missing:
+            raise ConfigError(config_path, f"target date {missing[0]} is not labelled in {scene.root}",
+                              f"labelled dates: {', '.join(map(str, scene.labelled_dates))}")
+    if d.patch_size > min(scene.grid.width, scene.grid.height):
+        raise ConfigError(config_path, f"data.patch_size {d.patch_size} is larger than the scene "
+                          f"({scene.grid.width}x{scene.grid.height})", "use a smaller data.patch_size")
+    window, mask = _region(scene, d.use, d.patch_size)
+    if classes is None:
+        if d.classes:
+            classes = ClassTable.from_names(d.classes)
+        else:
+            counts: dict[str, int] = {}
+            labels = scene.read_labels(window, targets)
+            for code, n in zip(*np.unique(labels[:, mask], return_counts=True), strict=True):
+                if code:
+                    counts[scene.classes[int(code)]] = counts.get(scene.classes[int(code)], 0) + int(n)
+            if not counts:
+                raise SceneError(scene.manifest.path, f"no labelled pixels in the {d.use} area at the target dates",
+                                 "check the split and labels (tropicrop inspect)")
+            classes = fit_class_table(counts, d.other_threshold)
+    if normalizer is None:
+        normalizer = Normalizer.fit(scene.read_images(window), mask)
+    tensors = load_scene_tensors(scene, classes, normalizer, d.use, d.sequence_length, window)
+    labelled = np.asarray((tensors.labels[[tensors.label_dates.index(t) for t in targets]] > 0).any(axis=0))
+    if not labelled.any():
+        raise SceneError(scene.manifest.path, f"no labelled pixels in the {d.use} area at the target dates",
+                         "check the split and labels (tropicrop inspect)")
+    try:
+        origins = patch_origins(labelled, tensors.usable, d.patch_size, d.stride, d.min_labelled)
+    except ValueError as exc:
+        raise ConfigError(config_path, str(exc), "use a smaller data.patch_size") from None
+    if len(origins) < 2:
+        raise ConfigError(config_path, f"only {len(origins)} training patch(es) of {d.patch_size} px fit the {d.use} area",
+                          "lower data.patch_size, data.stride or data.min_labelled")
+    train_o, val_o = split_validation(origins, d.patch_size, d.val_fraction, cfg.seed)
+    if len(train_o) == 0:
+        train_o = origins
+    return PreparedData(scene, classes, normalizer, tensors, train_o, val_o, targets)
+
+
+# ------------------------------------------------------------------------------------------ run directory
+def net_names(cfg: TrainConfig, targets: list[dt.date]) -> list[tuple[str, list[dt.date]]]:
+    """The networks of a run: ``[(name, target dates)]``."""
+    if cfg.mode == ALL_MONTHS:
+        return [(ALL_MONTHS, targets)]
+    return [(t.isoformat(), [t]) for t in targets]
+
+
+def _write_json(path: Path, data: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2))
+
+
+def _make_trainer(cfg: TrainConfig, net_dir: Path, has_val: bool) -> L.Trainer:
+    t = cfg.trainer
+    monitor = "val/f1" if has_val else "train/loss"
+    mode = "max" if has_val else "min"
+    callbacks: list[L.Callback] = [
+        ModelCheckpoint(dirpath=net_dir / "checkpoints", filename="best", monitor=monitor, mode=mode, save_last=True,
+                        save_top_k=1, enable_version_counter=False, auto_insert_metric_name=False),
+        Timer(),
+    ]
+    if has_val and t.patience > 0:
+        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=t.patience))
+    loggers = [CSVLogger(net_dir / "logs", name="csv", version=0),
+               TensorBoardLogger(net_dir / "logs", name="tensorboard", version=0, default_hp_metric=False)]
+    return L.Trainer(
+        accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,  # type: ignore[arg-type]
+        max_epochs=t.max_epochs, limit_train_batches=t.steps_per_epoch, callbacks=callbacks, logger=loggers,
+        plugins=[AtomicCheckpointIO()], deterministic=t.deterministic, use_distributed_sampler=False,
+        log_every_n_steps=min(t.log_every_n_steps, t.steps_per_epoch), enable_progress_bar=t.progress,
+        enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=net_dir,
+    )
+
+
+def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: list[dt.date], net_dir: Path) -> dict[str, Any]:
+    """Train (or resume) one network into ``net_dir``; returns and writes its result.json."""
+    result_path = net_dir / "result.json"
+    if result_path.is_file():
+        done: dict[str, Any] = json.loads(result_path.read_text())
+        return done
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    module = CropModule(
+        model_name=cfg.model.name, model_options=dict(cfg.model.options), in_channels=data.scene.num_bands,
+        class_names=list(data.classes.names), normalization=data.normalizer.to_dict(),
+        sequence_length=cfg.data.sequence_length, target=None if name == ALL_MONTHS else name,
+        lr=cfg.optim.lr, focal_gamma=cfg.optim.focal_gamma, weight_decay=cfg.optim.weight_decay,
+    )
+    dm = TargetDataModule(data.tensors, data.train_origins, data.val_origins, targets, cfg)
+    trainer = _make_trainer(cfg, net_dir, has_val=len(data.val_origins) > 0)
+    last = net_dir / "checkpoints" / "last.ckpt"
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=dm, ckpt_path=last if last.is_file() else None)
+    timer = next(c for c in trainer.callbacks if isinstance(c, Timer))  # type: ignore[attr-defined]
+    ckpt = trainer.checkpoint_callback
+    best_score = getattr(ckpt, "best_model_score", None)
+    result = {
+        "name": name,
+        "targets": [t.isoformat() for t in targets],
+        "best_checkpoint": "checkpoints/best.ckpt",
+        "best_val_f1": float(best_score) if best_score is not None else None,
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "train_seconds": float(timer.time_elapsed("train")),
+        "session_seconds": time.perf_counter() - start,
+    }
+    if trainer.is_global_zero:
+        _write_json(result_path, result)
+    return result
+
+
+def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, force: bool = False,
+          config_path: Path | None = None) -> dict[str, Any]:
+    """Train every network of ``cfg`` into ``run_dir`` (see the module docstring for the layout).
+
+    A finished run is not overwritten without ``force``; an unfinished one is continued with ``resume``.
+    """
+    run_dir = Path(run_dir)
+    check_config(cfg, config_path)
+    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+        if not force:
+            finished = (run_dir / "result.json").is_file()
+            raise RunError(run_dir, "already holds a finished run" if finished else "already holds an unfinished run",
+                           "use --force to replace it" + ("" if finished else ", or --resume to continue it"))
+        shutil.rmtree(run_dir)
+    if cfg.trainer.threads:
+        torch.set_num_threads(cfg.trainer.threads)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    classes = normalizer = None
+    if resume and (run_dir / "classes.json").is_file():
+        classes = ClassTable.from_dict(json.loads((run_dir / "classes.json").read_text()))
+        normalizer = Normalizer.from_dict(json.loads((run_dir / "normalization.json").read_text()))
+    data = prepare_data(cfg, classes, normalizer, config_path)
+    dump_config(cfg, run_dir / "config.yaml")
+    _write_json(run_dir / "classes.json", data.classes.to_dict())
+    _write_json(run_dir / "normalization.json", data.normalizer.to_dict())
+    log.info("training %s on %s: %d train / %d val patches, classes %s", cfg.mode, data.scene.root,
+             len(data.train_origins), len(data.val_origins), list(data.classes.names[1:]))
+    nets = {}
+    for name, targets in net_names(cfg, data.targets):
+        nets[name] = train_net(cfg, data, name, targets, run_dir / "nets" / name)
+    summary = {
+        "mode": cfg.mode,
+        "model": cfg.model.name,
+        "scene": str(data.scene.root),
+        "classes": list(data.classes.names),
+        "nets": nets,
+        "train_seconds": sum(n["train_seconds"] for n in nets.values()),
+    }
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        _write_json(run_dir / "result.json", summary)
+    return summary
+
+
+def train_from_files(config: Path | None, run_dir: Path, overrides: list[str], *, resume: bool = False,
+                     force: bool = False) -> dict[str, Any]:
+    """``tropicrop train``: read the config (or the run's saved one when resuming) and train."""
+    saved = Path(run_dir) / "config.yaml"
+    if resume:
+        if not saved.is_file():
+            raise RunError(run_dir, "holds no config.yaml to resume from", "start it with tropicrop train -c CONFIG")
+        cfg = load_config(TrainConfig, saved, overrides)
+        return train(cfg, run_dir, resume=True, config_path=saved)
+    if config is None:
+        raise ConfigError(None, "no config given", "pass -c CONFIG.yaml (see configs/quick.yaml)")
+    cfg = load_config(TrainConfig, config, overrides)
+    return train(cfg, run_dir, force=force, config_path=Path(config))

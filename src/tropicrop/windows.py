@@ -1,0 +1,330 @@
+"""From a scene to training samples: target-month windows, normalisation, patch sampling, batch datasets.
+
+A *window* for target date ``d`` holds the ``length`` (12 in the paper) acquisitions ending at ``d``;
+acquisitions before the first one are zero images flagged ``valid = False`` (paper, section 4.3). Training
+patches (32 x 32 by default) come from train pixels only: a patch never covers a test pixel (neither as
+input nor as label), and pixels outside the training split are label 0 (ignored by the loss).
+
+Batches are built whole by a map-style dataset keyed by a global batch number, so their content depends on
+(seed, epoch, batch) only: a resumed run sees the same batches as an uninterrupted one, and DataLoader
+workers or DDP ranks need no shared state.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from rasterio.windows import Window
+from torch.utils.data import Dataset, Sampler
+
+from tropicrop.classes import ClassTable
+from tropicrop.scene import TEST, TRAIN, Scene
+
+
+# ------------------------------------------------------------------------------------------ windows
+@dataclass(frozen=True)
+class WindowIndex:
+    """The dates of one window: ``indices`` (T,) into the scene's dates (-1 = padding), ``valid`` (T,)
+    bool, ``doy`` (T,) day of year (padded steps get the day of year one month apart, going back)."""
+
+    indices: np.ndarray
+    valid: np.ndarray
+    doy: np.ndarray
+
+
+def day_of_year(date: dt.date) -> int:
+    """Day of year, 1..366."""
+    return date.timetuple().tm_yday
+
+
+def months_before(date: dt.date, months: int) -> dt.date:
+    """The same day of the month ``months`` calendar months earlier (clamped to the month's length)."""
+    total = date.year * 12 + date.month - 1 - months
+    year, month = divmod(total, 12)
+    return dt.date(year, month + 1, min(date.day, calendar.monthrange(year, month + 1)[1]))
+
+
+def target_window(dates: Sequence[dt.date], target: dt.date, length: int = 12) -> WindowIndex:
+    """The window of ``length`` acquisitions ending at ``target`` (which must be one of ``dates``)."""
+    if target not in dates:
+        raise ValueError(f"{target} is not an acquisition date")
+    end = list(dates).index(target)
+    start = end - length + 1
+    indices = np.arange(start, end + 1)
+    valid = indices >= 0
+    first = dates[max(start, 0)]
+    doy = np.empty(length, dtype=np.int64)
+    for k, i in enumerate(indices):
+        if i >= 0:
+            doy[k] = day_of_year(dates[int(i)])
+        else:  # calendar months before the first acquisition
+            doy[k] = day_of_year(months_before(first, int(-i)))
+    return WindowIndex(indices=np.where(valid, indices, -1), valid=valid, doy=doy)
+
+
+# ------------------------------------------------------------------------------------------ normalisation
+@dataclass(frozen=True)
+class Normalizer:
+    """Per-band standardisation of dB values: ``(x - mean) / std``; no-data (NaN) becomes 0 (the mean)."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """Normalise images (..., C, H, W) float32 in dB."""
+        mean = np.asarray(self.mean, dtype=np.float32)[:, None, None]
+        std = np.asarray(self.std, dtype=np.float32)[:, None, None]
+        out = (images - mean) / std
+        return np.nan_to_num(out, nan=0.0).astype(np.float32, copy=False)
+
+    def to_dict(self) -> dict[str, list[float]]:
+        """JSON-ready form."""
+        return {"mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, list[float]]) -> Normalizer:
+        """Inverse of :meth:`to_dict`."""
+        return cls(mean=tuple(data["mean"]), std=tuple(data["std"]))
+
+    @classmethod
+    def fit(cls, images: np.ndarray, mask: np.ndarray) -> Normalizer:
+        """Fit on images (T, C, H, W) in dB at pixels where ``mask`` (H, W) is true, over all dates."""
+        values = images[:, :, mask]  # (T, C, N)
+        values = np.moveaxis(values, 1, 0).reshape(images.shape[1], -1)
+        mean = np.nanmean(values, axis=1)
+        std = np.nanstd(values, axis=1)
+        if not np.all(np.isfinite(mean)):
+            raise ValueError("no valid training pixels to fit the normalisation on")
+        return cls(mean=tuple(float(v) for v in mean), std=tuple(float(max(v, 1e-6)) for v in std))
+
+
+# ------------------------------------------------------------------------------------------ scene in memory
+@dataclass
+class SceneTensors:
+    """A scene region in memory, ready for batching.
+
+    ``images`` (T, C, H, W) float32 normalised; ``labels`` (L, H, W) uint8 model class indices at the
+    labelled dates, already 0 outside the pixels that may be used; ``usable`` (H, W) bool, pixels whose
+    inputs may enter a batch; ``dates`` all acquisition dates; ``label_dates`` the L labelled dates.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    usable: np.ndarray
+    dates: list[dt.date]
+    label_dates: list[dt.date]
+    length: int = 12
+
+    def window(self, target: dt.date) -> WindowIndex:
+        """The window ending at ``target``."""
+        return target_window(self.dates, target, self.length)
+
+    def gather(self, origins: np.ndarray, target: dt.date, size: int) -> dict[str, torch.Tensor]:
+        """Batch of patches (B,) ``origins`` (row, col) at ``target``: images (B,T,C,P,P), doy (B,T),
+        valid (B,T), labels (B,P,P) int64."""
+        win = self.window(target)
+        b = len(origins)
+        t, c = self.length, self.images.shape[1]
+        images = np.zeros((b, t, c, size, size), dtype=np.float32)
+        labels = np.zeros((b, size, size), dtype=np.int64)
+        li = self.label_dates.index(target) if target in self.label_dates else None
+        for k, (r, col) in enumerate(origins):
+            for step, i in enumerate(win.indices):
+                if i >= 0:
+                    images[k, step] = self.images[i, :, r : r + size, col : col + size]
+            if li is not None:
+                labels[k] = self.labels[li, r : r + size, col : col + size]
+        return {
+            "images": torch.from_numpy(images),
+            "doy": torch.from_numpy(np.broadcast_to(win.doy, (b, t)).copy()),
+            "valid": torch.from_numpy(np.broadcast_to(win.valid, (b, t)).copy()),
+            "labels": torch.from_numpy(labels),
+        }
+
+
+def load_scene_tensors(
+    scene: Scene,
+    classes: ClassTable,
+    normalizer: Normalizer,
+    use: str = "train",
+    length: int = 12,
+    window: Window | None = None,
+) -> SceneTensors:
+    """Read ``scene`` (or ``window`` of it) into memory for training.
+
+    ``use`` = ``train``: labels and inputs from split == 1 only; test pixels are never in a patch.
+    ``use`` = ``all``: every labelled pixel (the paper's Baseline 2 / VUnet train on all LEM 17/18 polygons).
+    """
+    if use not in ("train", "all"):
+        raise ValueError(f"use must be 'train' or 'all', got {use!r}")
+    images = normalizer(scene.read_images(window))
+    lookup = classes.lookup(scene.classes)
+    labels = lookup[scene.read_labels(window)]
+    if use == "train":
+        split = scene.read_split(window)
+        labels[:, split != TRAIN] = 0
+        usable = split != TEST
+    else:
+        usable = np.ones(images.shape[-2:], dtype=bool)
+    return SceneTensors(images=images, labels=labels, usable=usable, dates=list(scene.dates),
+                        label_dates=list(scene.labelled_dates), length=length)
+
+
+# ------------------------------------------------------------------------------------------ patches
+def _box_sum(mask: np.ndarray, size: int) -> np.ndarray:
+    """Sum of ``mask`` over every size x size box: (H-size+1, W-size+1)."""
+    ii = np.pad(mask.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    return ii[size:, size:] - ii[:-size, size:] - ii[size:, :-size] + ii[:-size, :-size]
+
+
+def patch_origins(labelled: np.ndarray, usable: np.ndarray, size: int, stride: int, min_labelled: float) -> np.ndarray:
+    """Top-left corners (N, 2) of ``size`` patches on a ``stride`` grid that lie wholly on ``usable`` pixels
+    and hold at least ``min_labelled`` (fraction) labelled pixels."""
+    h, w = labelled.shape
+    if size > h or size > w:
+        raise ValueError(f"patch size {size} is larger than the scene ({w}x{h})")
+    n_lab = _box_sum(labelled, size)
+    n_use = _box_sum(usable, size)
+    rows = np.arange(0, h - size + 1, stride)
+    cols = np.arange(0, w - size + 1, stride)
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    ok = (n_use[rr, cc] == size * size) & (n_lab[rr, cc] >= max(1, math.ceil(min_labelled * size * size)))
+    return np.stack([rr[ok], cc[ok]], axis=1)
+
+
+def split_validation(
+    origins: np.ndarray, size: int, fraction: float, seed: int, block: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out about ``fraction`` of patches for validation, spatially disjoint from the rest.
+
+    The grid is cut in blocks of ``block`` pixels (default: the patch size); blocks in random order go to
+    validation while they do not overshoot the target count, and training patches that overlap any
+    validation patch are dropped. Returns (train, val) origins.
+    """
+    if len(origins) < 2 or fraction <= 0:
+        return origins, origins[:0]
+    keys = origins // (block or size)
+    _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.ravel()
+    target = fraction * len(origins)
+    chosen: list[int] = []
+    taken = 0
+    for b in np.random.default_rng(seed).permutation(len(counts)):
+        if taken + counts[b] <= max(target, 1) * 1.25 and taken + counts[b] < len(origins):
+            chosen.append(int(b))
+            taken += int(counts[b])
+        if taken >= target:
+            break
+    is_val = np.isin(inverse, chosen)
+    val, train = origins[is_val], origins[~is_val]
+    if len(val) and len(train):  # drop training patches that overlap a validation patch
+        dr = np.abs(train[:, None, 0] - val[None, :, 0]) < size
+        dc = np.abs(train[:, None, 1] - val[None, :, 1]) < size
+        train = train[~(dr & dc).any(axis=1)]
+    return train, val
+
+
+# ------------------------------------------------------------------------------------------ datasets
+def augment(batch: dict[str, torch.Tensor], rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    """Random rotation by k * 90 degrees and horizontal flip, the same for a sample's images and labels."""
+    images, labels = batch["images"], batch["labels"]
+    for k in range(images.shape[0]):
+        rot = int(rng.integers(4))
+        flip = bool(rng.integers(2))
+        img, lab = images[k], labels[k]
+        if rot:
+            img, lab = torch.rot90(img, rot, dims=(-2, -1)), torch.rot90(lab, rot, dims=(-2, -1))
+        if flip:
+            img, lab = torch.flip(img, dims=(-1,)), torch.flip(lab, dims=(-1,))
+        images[k], labels[k] = img, lab
+    return batch
+
+
+class TrainBatches(Dataset[dict[str, torch.Tensor]]):
+    """Training batches: item ``n`` is the whole batch number ``n``, at one target date.
+
+    Target dates cycle through ``targets`` (all-months mode: a different labelled date per mini-batch;
+    per-month mode: one date). Patches are drawn from ``origins`` uniformly, or, with ``balance``, with
+    probability inversely proportional to the frequency of the rarest class they hold at that date.
+    """
+
+    def __init__(self, data: SceneTensors, origins: np.ndarray, targets: Sequence[dt.date], batch_size: int,
+                 patch_size: int, seed: int, balance: bool = False, augment: bool = True) -> None:
+        self.data, self.origins, self.targets = data, origins, list(targets)
+        self.batch_size, self.patch_size, self.seed = batch_size, patch_size, seed
+        self.augment = augment
+        self.weights = {d: self._weights(d) for d in self.targets} if balance else None
+
+    def _weights(self, target: dt.date) -> np.ndarray | None:
+        li = self.data.label_dates.index(target)
+        labels = self.data.labels[li]
+        freq = np.bincount(labels.ravel(), minlength=256).astype(np.float64)
+        freq[0] = 0
+        inv = np.where(freq > 0, 1.0 / np.maximum(freq, 1), 0.0)
+        p = self.patch_size
+        w = np.array([inv[labels[r : r + p, c : c + p]].max() for r, c in self.origins])
+        return w / w.sum() if w.sum() > 0 else None
+
+    def __len__(self) -> int:
+        return 2**31 - 1  # indexed by global batch number; the sampler bounds an epoch
+
+    def __getitem__(self, n: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, n])
+        target = self.targets[n % len(self.targets)]
+        p = self.weights.get(target) if self.weights else None
+        pick = rng.choice(len(self.origins), size=self.batch_size, replace=len(self.origins) < self.batch_size, p=p)
+        batch = self.data.gather(self.origins[pick], target, self.patch_size)
+        if self.augment:
+            batch = augment(batch, rng)
+        return batch
+
+
+class EvalBatches(Dataset[dict[str, torch.Tensor]]):
+    """Fixed validation batches: every (patch, target date) pair, at most ``limit`` of them, one date per batch."""
+
+    def __init__(self, data: SceneTensors, origins: np.ndarray, targets: Sequence[dt.date], batch_size: int,
+                 patch_size: int, seed: int = 0, limit: int | None = None) -> None:
+        self.data, self.patch_size = data, patch_size
+        pairs = [(d, o) for d in targets for o in range(len(origins))]
+        if limit is not None and len(pairs) > limit:
+            keep = np.sort(np.random.default_rng(seed).choice(len(pairs), size=limit, replace=False))
+            pairs = [pairs[i] for i in keep]
+        self.batches: list[tuple[dt.date, np.ndarray]] = []
+        for d in targets:
+            idx = np.array([o for dd, o in pairs if dd == d], dtype=np.int64)
+            for s in range(0, len(idx), batch_size):
+                self.batches.append((d, origins[idx[s : s + batch_size]]))
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, n: int) -> dict[str, torch.Tensor]:
+        target, origins = self.batches[n]
+        return self.data.gather(origins, target, self.patch_size)
+
+
+class EpochSampler(Sampler[int]):
+    """Yields the global batch numbers of the current epoch for this rank: ``epoch * steps + k``.
+
+    Lightning calls :meth:`set_epoch` before each epoch; under DDP each rank takes every ``world``-th batch.
+    """
+
+    def __init__(self, steps: int, rank: int = 0, world: int = 1) -> None:
+        self.steps, self.rank, self.world, self.epoch = steps, rank, world, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose batches to yield."""
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        base = self.epoch * self.steps
+        return iter(range(base + self.rank, base + self.steps, self.world))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.steps, self.world))

@@ -1,0 +1,122 @@
+"""Target-month windows, normalisation, patch sampling and batch datasets."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from tropicrop.classes import ClassTable, fit_class_table
+from tropicrop.windows import (
+    EpochSampler,
+    EvalBatches,
+    Normalizer,
+    SceneTensors,
+    TrainBatches,
+    patch_origins,
+    split_validation,
+    target_window,
+)
+
+MONTHLY = [dt.date(2019, m, 15) for m in range(1, 13)] + [dt.date(2020, m, 15) for m in range(1, 4)]
+
+
+def test_window_before_first_date_is_zero_padded() -> None:
+    win = target_window(MONTHLY, MONTHLY[2], length=12)
+    assert win.valid.tolist() == [False] * 9 + [True] * 3
+    assert win.indices.tolist() == [-1] * 9 + [0, 1, 2]
+    # padded steps get the day of year of the months before the first acquisition
+    assert win.doy[-3:].tolist() == [15, 46, 74]
+    assert win.doy[8] == dt.date(2018, 12, 15).timetuple().tm_yday
+
+
+def test_window_with_full_history_holds_the_last_twelve_dates() -> None:
+    win = target_window(MONTHLY, MONTHLY[14], length=12)
+    assert win.valid.all() and win.indices.tolist() == list(range(3, 15))
+    with pytest.raises(ValueError, match="not an acquisition date"):
+        target_window(MONTHLY, dt.date(2030, 1, 1))
+
+
+def test_gathered_batch_has_zero_images_at_padded_steps() -> None:
+    images = np.random.default_rng(0).normal(size=(15, 2, 20, 20)).astype(np.float32) + 5
+    labels = np.ones((1, 20, 20), dtype=np.uint8)
+    data = SceneTensors(images, labels, np.ones((20, 20), bool), MONTHLY, [MONTHLY[1]], length=12)
+    batch = data.gather(np.array([[0, 0], [4, 4]]), MONTHLY[1], size=8)
+    assert batch["images"].shape == (2, 12, 2, 8, 8)
+    assert (batch["images"][:, :10] == 0).all()
+    np.testing.assert_array_equal(batch["images"][1, -1].numpy(), images[1, :, 4:12, 4:12])
+    assert batch["valid"][0].tolist() == [False] * 10 + [True] * 2
+    assert (batch["labels"] == 1).all()
+
+
+def test_normalizer_standardises_per_band_and_fills_no_data_with_zero() -> None:
+    rng = np.random.default_rng(0)
+    images = np.stack([rng.normal(-10, 2, (3, 30, 30)), rng.normal(-17, 3, (3, 30, 30))], axis=1).astype(np.float32)
+    mask = np.zeros((30, 30), bool)
+    mask[:, :15] = True
+    norm = Normalizer.fit(images, mask)
+    assert norm.mean[0] == pytest.approx(-10, abs=0.2) and norm.std[1] == pytest.approx(3, abs=0.2)
+    images[0, 0, 0, 0] = np.nan
+    out = norm(images)
+    assert out[0, 0, 0, 0] == 0 and np.isfinite(out).all()
+    assert Normalizer.from_dict(norm.to_dict()) == norm
+
+
+def test_patches_lie_on_usable_pixels_and_hold_labels() -> None:
+    labelled = np.zeros((40, 40), bool)
+    labelled[5:15, 5:15] = True
+    usable = np.ones((40, 40), bool)
+    usable[:, 30:] = False
+    origins = patch_origins(labelled, usable, size=8, stride=2, min_labelled=0.25)
+    assert len(origins)
+    for r, c in origins:
+        assert usable[r : r + 8, c : c + 8].all()
+        assert labelled[r : r + 8, c : c + 8].sum() >= 16
+    with pytest.raises(ValueError, match="larger than the scene"):
+        patch_origins(labelled, usable, size=64, stride=2, min_labelled=0)
+
+
+def test_validation_patches_are_spatially_disjoint_from_training_patches() -> None:
+    rr, cc = np.meshgrid(np.arange(0, 200, 4), np.arange(0, 200, 4), indexing="ij")
+    origins = np.stack([rr.ravel(), cc.ravel()], 1)
+    train, val = split_validation(origins, size=16, fraction=0.15, seed=3)
+    assert 0.08 * len(origins) < len(val) < 0.25 * len(origins)
+    overlap = (np.abs(train[:, None, 0] - val[None, :, 0]) < 16) & (np.abs(train[:, None, 1] - val[None, :, 1]) < 16)
+    assert not overlap.any()
+    again = split_validation(origins, size=16, fraction=0.15, seed=3)
+    np.testing.assert_array_equal(again[1], val)
+
+
+def test_epoch_sampler_gives_each_epoch_new_batches_and_splits_them_across_ranks() -> None:
+    s = EpochSampler(steps=6)
+    s.set_epoch(2)
+    assert list(s) == [12, 13, 14, 15, 16, 17] and len(s) == 6
+    ranks = [EpochSampler(steps=6, rank=r, world=2) for r in (0, 1)]
+    for r in ranks:
+        r.set_epoch(1)
+    assert sorted(list(ranks[0]) + list(ranks[1])) == list(range(6, 12))
+
+
+def test_train_batches_are_a_function_of_seed_and_batch_number() -> None:
+    images = np.random.default_rng(0).normal(size=(15, 2, 24, 24)).astype(np.float32)
+    labels = np.random.default_rng(1).integers(0, 3, (2, 24, 24)).astype(np.uint8)
+    data = SceneTensors(images, labels, np.ones((24, 24), bool), MONTHLY, MONTHLY[-2:])
+    origins = patch_origins(labels.any(0), data.usable, 8, 4, 0.0)
+    ds = TrainBatches(data, origins, MONTHLY[-2:], batch_size=4, patch_size=8, seed=5, balance=True)
+    a, b = ds[7], ds[7]
+    for key in a:
+        assert (a[key] == b[key]).all()
+    assert not (ds[8]["images"] == a["images"]).all()
+    assert ds[0]["doy"][0, -1] != ds[1]["doy"][0, -1], "consecutive batches cycle through target dates"
+    val = EvalBatches(data, origins, MONTHLY[-2:], batch_size=5, patch_size=8, limit=12)
+    assert sum(len(val[i]["images"]) for i in range(len(val))) == 12
+
+
+def test_rare_classes_are_merged_into_other() -> None:
+    table = fit_class_table({"Soybean": 600, "Maize": 300, "Beans": 40, "Sorghum": 60}, min_fraction=0.053)
+    assert table.names == ("no reference", "Soybean", "Maize", "Sorghum", "Other")
+    assert table.merged == ("Beans",)
+    lookup = table.lookup({1: "Maize", 2: "Beans", 3: "Rice"})
+    assert lookup[1] == 2 and lookup[2] == 4 and lookup[3] == 4
+    assert ClassTable.from_dict(table.to_dict()) == table
