@@ -9,10 +9,10 @@ import pytest
 
 from tropicrop.classes import ClassTable, fit_class_table
 from tropicrop.windows import (
-    EpochSampler,
     EvalBatches,
     Normalizer,
     SceneTensors,
+    StepSampler,
     TrainBatches,
     patch_origins,
     split_validation,
@@ -88,14 +88,14 @@ def test_validation_patches_are_spatially_disjoint_from_training_patches() -> No
     np.testing.assert_array_equal(again[1], val)
 
 
-def test_epoch_sampler_gives_each_epoch_new_batches_and_splits_them_across_ranks() -> None:
-    s = EpochSampler(steps=6)
-    s.set_epoch(2)
+def test_step_sampler_continues_from_the_global_step_and_splits_batches_across_ranks() -> None:
+    step = {"now": 12}
+    s = StepSampler(steps=6, first_step=lambda: step["now"])
     assert list(s) == [12, 13, 14, 15, 16, 17] and len(s) == 6
-    ranks = [EpochSampler(steps=6, rank=r, world=2) for r in (0, 1)]
-    for r in ranks:
-        r.set_epoch(1)
-    assert sorted(list(ranks[0]) + list(ranks[1])) == list(range(6, 12))
+    step["now"] = 18
+    assert next(iter(s)) == 18
+    ranks = [StepSampler(steps=3, first_step=lambda: 2, rank=r, world=2) for r in (0, 1)]
+    assert sorted(list(ranks[0]) + list(ranks[1])) == list(range(4, 10))
 
 
 def test_train_batches_are_a_function_of_seed_and_batch_number() -> None:

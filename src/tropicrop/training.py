@@ -9,7 +9,7 @@ directory holds everything needed to predict and to resume::
     RUN/normalization.json   per-band mean/std of dB values on the training pixels
     RUN/nets/NAME/           NAME = all-months, or the target date YYYY-MM-DD in per-month mode
         checkpoints/best.ckpt, last.ckpt    (written atomically)
-        logs/csv/metrics.csv, logs/tensorboard/
+        logs/csv/version_N/metrics.csv, logs/tensorboard/version_N/   (one version per session)
         result.json          written when the net has finished (its presence marks it done)
     RUN/result.json          written when every net has finished
 """
@@ -44,10 +44,10 @@ from tropicrop.metrics import confusion_metric, scores_from_confusion
 from tropicrop.models import available_models, build
 from tropicrop.scene import TRAIN, Scene, load_scene
 from tropicrop.windows import (
-    EpochSampler,
     EvalBatches,
     Normalizer,
     SceneTensors,
+    StepSampler,
     TrainBatches,
     load_scene_tensors,
     patch_origins,
@@ -222,7 +222,8 @@ class TargetDataModule(L.LightningDataModule):
         rank, world = self._rank_world()
         ds = TrainBatches(self.data, self.train_origins, self.targets, c.optim.batch_size, c.data.patch_size,
                           seed=c.seed, balance=c.data.balance, augment=c.data.augment)
-        return DataLoader(ds, batch_size=None, sampler=EpochSampler(c.trainer.steps_per_epoch, rank, world),
+        sampler = StepSampler(c.trainer.steps_per_epoch, lambda: self.trainer.global_step if self.trainer else 0, rank, world)
+        return DataLoader(ds, batch_size=None, sampler=sampler,
                           num_workers=c.trainer.num_workers, persistent_workers=False)
 
     def val_dataloader(self) -> DataLoader[dict[str, torch.Tensor]]:
@@ -351,8 +352,9 @@ def _make_trainer(cfg: TrainConfig, net_dir: Path, has_val: bool) -> L.Trainer:
     ]
     if has_val and t.patience > 0:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=t.patience))
-    loggers = [CSVLogger(net_dir / "logs", name="csv", version=0),
-               TensorBoardLogger(net_dir / "logs", name="tensorboard", version=0, default_hp_metric=False)]
+    # one log version per session: a resumed run appends version_1, version_2, ... instead of overwriting
+    loggers = [CSVLogger(net_dir / "logs", name="csv"),
+               TensorBoardLogger(net_dir / "logs", name="tensorboard", default_hp_metric=False)]
     return L.Trainer(
         accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,  # type: ignore[arg-type]
         max_epochs=t.max_epochs, limit_train_batches=t.steps_per_epoch, callbacks=callbacks, logger=loggers,

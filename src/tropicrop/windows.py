@@ -15,7 +15,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -309,22 +309,20 @@ class EvalBatches(Dataset[dict[str, torch.Tensor]]):
         return self.data.gather(origins, target, self.patch_size)
 
 
-class EpochSampler(Sampler[int]):
-    """Yields the global batch numbers of the current epoch for this rank: ``epoch * steps + k``.
+class StepSampler(Sampler[int]):
+    """Yields the global batch numbers of the next ``steps`` optimiser steps for this rank.
 
-    Lightning calls :meth:`set_epoch` before each epoch; under DDP each rank takes every ``world``-th batch.
+    Batch numbers derive from the trainer's global step when an epoch's iteration starts (``first_step``),
+    not from an epoch counter: after a resume from any checkpoint the batches continue exactly where the
+    interrupted run was. Under DDP, rank ``r`` of ``world`` takes batch ``step * world + r``.
     """
 
-    def __init__(self, steps: int, rank: int = 0, world: int = 1) -> None:
-        self.steps, self.rank, self.world, self.epoch = steps, rank, world, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose batches to yield."""
-        self.epoch = epoch
+    def __init__(self, steps: int, first_step: Callable[[], int] = lambda: 0, rank: int = 0, world: int = 1) -> None:
+        self.steps, self.first_step, self.rank, self.world = steps, first_step, rank, world
 
     def __iter__(self) -> Iterator[int]:
-        base = self.epoch * self.steps
-        return iter(range(base + self.rank, base + self.steps, self.world))
+        start = self.first_step()
+        return iter((start + k) * self.world + self.rank for k in range(self.steps))
 
     def __len__(self) -> int:
-        return len(range(self.rank, self.steps, self.world))
+        return self.steps
