@@ -1,0 +1,336 @@
+"""Tests of the ConvLSTM layer, the UnetConvLSTM family and the model registry."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from tropicrop.models import (
+    ConvLSTM,
+    UnetConvLSTM,
+    VUnetConvLSTM,
+    available_models,
+    build,
+    describe_models,
+)
+
+NETWORKS = ["unet_convlstm", "vunet_convlstm"]
+TINY = {"encoder_channels": (4, 4, 8, 8), "lstm_channels": 8, "decoder_channels": (8, 4, 4), "head_channels": 4}
+
+
+def make_inputs(b: int = 2, t: int = 5, h: int = 16, w: int = 16, seed: int = 0) -> tuple[Tensor, ...]:
+    """Random images (B, T, 2, H, W), day of year (B, T) and an all-True valid mask (B, T)."""
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.randn(b, t, 2, h, w, generator=gen)
+    doy = torch.randint(1, 366, (b, t), generator=gen)
+    valid = torch.ones(b, t, dtype=torch.bool)
+    return images, doy, valid
+
+
+def like_trained(model: torch.nn.Module) -> torch.nn.Module:
+    """Perturb every parameter and BatchNorm statistic as training would (a fresh network maps zero images
+    to exactly zero features, which hides differences) and return the model in eval mode."""
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+            if tensor.is_floating_point():
+                tensor.add_(0.1 * torch.randn(tensor.shape, generator=gen))
+                if name.endswith("running_var"):
+                    tensor.clamp_(min=0.5)
+    return model.eval()
+
+
+def naive_convlstm(layer: ConvLSTM, x: Tensor, valid: Tensor | None = None) -> Tensor:
+    """Reference: the textbook ConvLSTM, one convolution over cat([x_t, h]) per step, all hidden states."""
+    b, t = x.shape[:2]
+    hid = layer.hidden_channels
+    h = x.new_zeros(b, hid, *x.shape[-2:])
+    c = torch.zeros_like(h)
+    out = []
+    for s in range(t):
+        gates = layer.conv(torch.cat([x[:, s], h], dim=1))
+        i, f, o, g = gates.chunk(4, dim=1)
+        c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h_new = torch.sigmoid(o) * torch.tanh(c_new)
+        if valid is None:
+            h, c = h_new, c_new
+        else:
+            m = valid[:, s].view(b, 1, 1, 1)
+            h, c = torch.where(m, h_new, h), torch.where(m, c_new, c)
+        out.append(h)
+    return torch.stack(out, dim=1)
+
+
+# --- ConvLSTM layer ---------------------------------------------------------------------------------------
+
+
+def test_convlstm_returns_last_state_or_whole_sequence() -> None:
+    x = torch.randn(2, 4, 3, 6, 7)
+    assert ConvLSTM(3, 5)(x).shape == (2, 5, 6, 7)
+    assert ConvLSTM(3, 5, return_sequence=True)(x).shape == (2, 4, 5, 6, 7)
+
+
+def test_convlstm_has_one_conv_for_all_gates_with_forget_bias_one() -> None:
+    layer = ConvLSTM(3, 5)
+    convs = [m for m in layer.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 1 and convs[0].out_channels == 4 * 5 and convs[0].in_channels == 3 + 5
+    bias = layer.conv.bias
+    assert bias is not None
+    assert torch.equal(bias[5:10], torch.ones(5))
+    assert torch.equal(bias[:5], torch.zeros(5)) and torch.equal(bias[10:], torch.zeros(10))
+
+
+def test_convlstm_split_convolution_equals_naive_concat_convolution() -> None:
+    torch.manual_seed(0)
+    layer = ConvLSTM(3, 6, return_sequence=True)
+    with torch.no_grad():
+        layer.conv.bias.normal_()  # type: ignore[union-attr]
+    x = torch.randn(3, 5, 3, 5, 4)
+    valid = torch.tensor([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1], [1, 0, 1, 0, 1]], dtype=torch.bool)
+    expected, expected_masked = naive_convlstm(layer, x), naive_convlstm(layer, x, valid)
+    torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(layer(x, valid), expected_masked, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():  # the inference path (nothing saved for backward)
+        torch.testing.assert_close(layer(x, valid), expected_masked, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("return_sequence", [False, True])
+def test_convlstm_gradients_equal_naive_autograd(return_sequence: bool) -> None:
+    """The hand-written backward through time matches autograd on the naive loop (float64), with partly
+    valid steps, a step where no sequence is valid and leading padding."""
+    torch.manual_seed(0)
+    layer = ConvLSTM(3, 4, return_sequence=return_sequence).double()
+    x = torch.randn(3, 5, 3, 5, 4, dtype=torch.float64, requires_grad=True)
+    valid = torch.tensor([[1, 1, 0, 1, 1], [0, 0, 0, 1, 1], [0, 1, 0, 0, 1]], dtype=torch.bool)
+    weights = torch.randn(layer(x, valid).shape, dtype=torch.float64)
+
+    def reference(x: Tensor, valid: Tensor) -> Tensor:
+        seq = naive_convlstm(layer, x, valid)
+        return seq if return_sequence else seq[:, -1]
+
+    grads = []
+    for fn in (layer, reference):
+        layer.zero_grad()
+        x.grad = None
+        (fn(x, valid) * weights).sum().backward()
+        grads.append([x.grad.clone(), *(p.grad.clone() for p in layer.parameters())])  # type: ignore[union-attr]
+    for ours, ref in zip(*grads, strict=True):
+        torch.testing.assert_close(ours, ref, atol=1e-10, rtol=1e-10)
+
+
+def test_convlstm_leading_padded_steps_give_unpadded_output() -> None:
+    torch.manual_seed(0)
+    layer = ConvLSTM(3, 6)
+    x = torch.randn(2, 4, 3, 5, 5)
+    k = 3
+    padded = torch.cat([torch.randn(2, k, 3, 5, 5), x], dim=1)  # padded content must not matter
+    valid = torch.ones(2, k + 4, dtype=torch.bool)
+    valid[:, :k] = False
+    torch.testing.assert_close(layer(padded, valid), layer(x), atol=1e-5, rtol=1e-5)
+
+
+def test_convlstm_sequence_without_valid_date_gives_zero_state() -> None:
+    layer = ConvLSTM(3, 4)
+    x = torch.randn(2, 3, 3, 5, 5, requires_grad=True)
+    out = layer(x, torch.zeros(2, 3, dtype=torch.bool))
+    assert torch.equal(out, torch.zeros(2, 4, 5, 5))
+    out.sum().backward()
+    assert x.grad is not None and torch.equal(x.grad, torch.zeros_like(x))
+
+
+def test_convlstm_rejects_wrong_channel_count() -> None:
+    with pytest.raises(ValueError, match="ConvLSTM expects"):
+        ConvLSTM(3, 5)(torch.randn(1, 2, 4, 5, 5))
+
+
+# --- UnetConvLSTM and VUnetConvLSTM -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+@pytest.mark.parametrize("size", [(32, 32), (48, 72), (37, 45)])
+def test_network_returns_last_date_logits_for_any_tile_size(name: str, size: tuple[int, int]) -> None:
+    model = build(name, num_classes=8)
+    images, doy, valid = make_inputs(2, 3, *size)
+    valid[0, 0] = False
+    logits = model(images, doy, valid)
+    assert logits.shape == (2, 8, *size)
+    assert torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_network_leading_padded_dates_give_unpadded_output(name: str) -> None:
+    torch.manual_seed(0)
+    model = like_trained(build(name, num_classes=5))
+    images, doy, valid = make_inputs(2, 4, 16, 16)
+    k = 3
+    pad_images = torch.cat([torch.randn(2, k, 2, 16, 16), images], dim=1)
+    pad_doy = torch.cat([torch.randint(1, 366, (2, k)), doy], dim=1)
+    pad_valid = torch.cat([torch.zeros(2, k, dtype=torch.bool), valid], dim=1)
+    with torch.no_grad():
+        expected = model(images, doy, valid)
+        got = model(pad_images, pad_doy, pad_valid)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_zeros_padding_sees_padded_dates_as_data(name: str) -> None:
+    torch.manual_seed(0)
+    model = like_trained(build(name, num_classes=5, padding="zeros"))
+    images, doy, valid = make_inputs(1, 4, 16, 16)
+    k = 3
+    pad_images = torch.cat([torch.zeros(1, k, 2, 16, 16), images], dim=1)
+    pad_doy = torch.cat([torch.full((1, k), 100), doy], dim=1)
+    pad_valid = torch.cat([torch.zeros(1, k, dtype=torch.bool), valid], dim=1)
+    with torch.no_grad():
+        diff = (model(pad_images, pad_doy, pad_valid) - model(images, doy, valid)).abs().max()
+    assert diff > 1e-4
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_gradients_reach_every_parameter(name: str) -> None:
+    torch.manual_seed(0)
+    model = build(name, num_classes=4, **TINY).train()
+    images, doy, valid = make_inputs(2, 4, 16, 16)
+    valid[0, :2] = False
+    model(images, doy, valid).square().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == []
+
+
+def test_training_step_runs_under_bfloat16_autocast() -> None:
+    model = build("vunet_convlstm", num_classes=4, **TINY).train()
+    images, doy, valid = make_inputs(2, 4, 16, 16)
+    valid[0, :2] = False
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(images, doy, valid)
+    logits.float().square().mean().backward()
+    grad = model.lstm.conv.weight.grad
+    assert grad is not None and grad.dtype == torch.float32 and torch.isfinite(grad).all()
+
+
+def test_table3_network_has_about_3m_parameters_mostly_in_convlstm() -> None:
+    model = build("unet_convlstm", in_channels=2, num_classes=6)
+    total = sum(p.numel() for p in model.parameters())
+    lstm = sum(p.numel() for p in model.lstm.parameters())
+    assert 2_900_000 < total < 3_400_000
+    assert lstm == (64 + 256) * 9 * 4 * 256 + 4 * 256
+    assert lstm > total / 2
+    v_model = build("vunet_convlstm", in_channels=2, num_classes=6)
+    assert sum(p.numel() for p in v_model.parameters()) - total == 2 * 9 * 4 * 256  # 2 doy channels
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_eval_output_does_not_depend_on_batch_composition(name: str) -> None:
+    torch.manual_seed(0)
+    model = like_trained(build(name, num_classes=5))
+    images, doy, valid = make_inputs(3, 4, 16, 16)
+    valid[1, :2] = False
+    valid[2, :1] = False
+    with torch.no_grad():
+        batch = model(images, doy, valid)
+        alone = model(images[1:2], doy[1:2], valid[1:2])
+    torch.testing.assert_close(alone, batch[1:2], atol=1e-5, rtol=1e-5)
+
+
+def test_padded_frames_never_reach_batchnorm_statistics() -> None:
+    model = build("unet_convlstm", num_classes=4, **TINY).train()
+    images, doy, valid = make_inputs(2, 4, 16, 16)
+    images[:, :2] = 1e6  # garbage at padded dates
+    valid[:, :2] = False
+    model(images, doy, valid)
+    first_bn = model.encoder[0][1]
+    assert first_bn.running_mean.abs().max() < 10
+
+
+def test_vunet_uses_day_of_year_and_unet_ignores_it() -> None:
+    images, doy, valid = make_inputs(1, 4, 16, 16)
+    for cls, changes in ((UnetConvLSTM, False), (VUnetConvLSTM, True)):
+        torch.manual_seed(0)
+        model = like_trained(cls(2, 4, **TINY))
+        with torch.no_grad():
+            diff = (model(images, doy, valid) - model(images, doy + 90, valid)).abs().max()
+        assert (diff > 1e-6) == changes
+
+
+def test_encoded_dates_can_be_reused_across_target_months() -> None:
+    torch.manual_seed(0)
+    model = like_trained(build("vunet_convlstm", num_classes=4, **TINY))
+    scene, scene_doy, _ = make_inputs(1, 6, 20, 20)  # one scene with 6 dates
+    with torch.no_grad():
+        feats = model.encode(scene[0])  # every date encoded once
+        # windows of 4 dates ending at date 2 (one padded month) and at date 5
+        index = torch.tensor([[-1, 0, 1, 2], [2, 3, 4, 5]])
+        valid = index >= 0
+        doy = scene_doy[0][index.clamp_min(0)]
+        reused = model.decode(feats.sequence(index), doy, valid)
+        direct_0 = model(scene[:, :3], scene_doy[:, :3], torch.ones(1, 3, dtype=torch.bool))
+        direct_1 = model(scene[:, 2:], scene_doy[:, 2:], torch.ones(1, 4, dtype=torch.bool))
+    torch.testing.assert_close(reused, torch.cat([direct_0, direct_1]), atol=1e-5, rtol=1e-5)
+
+
+def test_last_date_must_be_valid() -> None:
+    model = build("unet_convlstm", num_classes=4, **TINY)
+    images, doy, valid = make_inputs(2, 3, 16, 16)
+    valid[1, -1] = False
+    with pytest.raises(ValueError, match="last date"):
+        model(images, doy, valid)
+
+
+def test_wrong_input_shapes_are_rejected_with_the_shape() -> None:
+    model = build("unet_convlstm", num_classes=4, **TINY)
+    images, doy, valid = make_inputs(2, 3, 16, 16)
+    with pytest.raises(ValueError, match="doy must have shape"):
+        model(images, doy[:, :2], valid)
+    with pytest.raises(ValueError, match="images must have shape"):
+        model(images[:, :, :1], doy, valid)
+
+
+def test_doy_encoding_is_on_the_unit_circle() -> None:
+    from tropicrop.models import day_of_year_encoding
+
+    code = day_of_year_encoding(torch.tensor([1, 92, 365]))
+    assert code.shape == (3, 2)
+    torch.testing.assert_close(code.norm(dim=-1), torch.ones(3))
+    assert (code[0] - code[2]).norm() < 0.05  # 1 January is next to 31 December
+
+
+# --- registry ---------------------------------------------------------------------------------------------
+
+
+def test_registry_builds_models_by_name_with_options() -> None:
+    assert set(NETWORKS) <= set(available_models())
+    model = build("vunet_convlstm", in_channels=3, num_classes=9, lstm_channels=12, padding="zeros")
+    assert isinstance(model, VUnetConvLSTM)
+    assert model.lstm.hidden_channels == 12 and model.padding == "zeros"
+
+
+def test_registry_unknown_name_suggests_the_closest() -> None:
+    with pytest.raises(ValueError, match="did you mean 'unet_convlstm'.*available: unet_convlstm"):
+        build("unet_convlstn", num_classes=4)
+
+
+def test_registry_unknown_option_is_named() -> None:
+    with pytest.raises(TypeError, match="no option 'lstm_channel'.*did you mean 'lstm_channels'"):
+        build("unet_convlstm", num_classes=4, lstm_channel=8)
+
+
+def test_invalid_padding_mode_is_rejected() -> None:
+    with pytest.raises(ValueError, match="padding must be one of"):
+        build("unet_convlstm", num_classes=4, padding="reflect")
+
+
+def test_describe_models_lists_name_parameter_count_and_description() -> None:
+    rows = describe_models(in_channels=2, num_classes=7)
+    assert [r[0] for r in rows] == available_models()
+    for name, count, text in rows:
+        assert count > 1_000_000 and text and "\n" not in text, name
+
+
+def test_split_conv_matches_functional_conv_over_concatenation() -> None:
+    """The weight split of one Conv2d is exactly the convolution over concatenated channels."""
+    conv = torch.nn.Conv2d(3 + 4, 8, 3, padding=1)
+    x, h = torch.randn(2, 3, 5, 5), torch.randn(2, 4, 5, 5)
+    split = F.conv2d(x, conv.weight[:, :3], conv.bias, padding=1) + F.conv2d(h, conv.weight[:, 3:], padding=1)
+    torch.testing.assert_close(split, conv(torch.cat([x, h], 1)), atol=1e-5, rtol=1e-5)
