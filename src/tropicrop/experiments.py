@@ -1,0 +1,275 @@
+"""The paper's cross-year protocol (section 4.2) in one call: train, predict and evaluate each approach.
+
+Year A (LEM 17/18 in the paper) is the earlier agricultural year, year B (LEM 19/20) the one every approach
+is tested on, always on B's test split:
+
+* Baseline 1: per-month UnetConvLSTM nets trained on B's train split (the upper bound);
+* Baseline 2: per-month UnetConvLSTM nets trained on all labelled pixels of A;
+* VUnetConvLSTM: one network trained on A for all months;
+* any other registered model in either mode, by config.
+
+Layout of an experiment directory::
+
+    OUT/config.yaml                the resolved experiment configuration
+    OUT/classes.json               the class table shared by every approach
+    OUT/runs/SLUG/                 one training run per approach (tropicrop.training layout)
+    OUT/predictions/SLUG/          maps of year B and their metrics (tropicrop.inference / evaluation)
+    OUT/approaches/SLUG.json       timing and averages of a finished approach
+    OUT/per_date.csv, table4.csv   approach, date, oa, f1 / averages and training time
+    OUT/report.md, figures/        written by tropicrop.report
+
+A finished approach (its ``approaches/SLUG.json`` exists) is not retrained: re-running the same command
+resumes a partly finished experiment.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tropicrop.classes import ClassTable, fit_class_table
+from tropicrop.config import apply_overrides, dump_config, from_dict, load_config, to_dict
+from tropicrop.errors import ConfigError, RunError
+from tropicrop.io.rasters import atomic_path
+from tropicrop.scene import TRAIN, Scene, load_scene
+from tropicrop.training import MODES, TrainConfig, train
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ApproachConfig:
+    """One approach of the protocol: which model, trained how and on which year."""
+
+    name: str
+    mode: str = "per-month"  # per-month (one net per labelled date) or all-months (one net)
+    model: str = "unet_convlstm"
+    options: dict[str, Any] = field(default_factory=dict)  # model options, on top of train.model.options
+    train_on: str = "a"  # a: year A, b: year B
+    use: str = "all"  # train: split == 1 pixels only; all: every labelled pixel
+    set: list[str] = field(default_factory=list)  # extra training overrides, key=value
+
+
+PAPER_APPROACHES: tuple[ApproachConfig, ...] = (
+    ApproachConfig(name="Baseline 1", mode="per-month", model="unet_convlstm", train_on="b", use="train"),
+    ApproachConfig(name="Baseline 2", mode="per-month", model="unet_convlstm", train_on="a", use="all"),
+    ApproachConfig(name="VUnetConvLSTM", mode="all-months", model="vunet_convlstm", train_on="a", use="all"),
+)
+
+
+@dataclass
+class ScenesConfig:
+    """The two agricultural years."""
+
+    a: str = "data/demo/lem1718"
+    b: str = "data/demo/lem1920"
+
+
+@dataclass
+class PredictConfig:
+    """Full-scene prediction settings."""
+
+    tile: int = 256
+    overlap: int = 32
+
+
+@dataclass
+class ExperimentConfig:
+    """The whole experiment: scenes, class grouping, approaches, and the shared training settings."""
+
+    name: str = "experiment"
+    scenes: ScenesConfig = field(default_factory=ScenesConfig)
+    classes: list[str] | None = None  # explicit class names; default: fitted on the training labels of both years
+    other_threshold: float = 0.053
+    approaches: list[ApproachConfig] = field(default_factory=lambda: list(PAPER_APPROACHES))
+    train: TrainConfig = field(default_factory=TrainConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
+
+
+def slug(name: str) -> str:
+    """File-system name of an approach: ``Baseline 1`` -> ``baseline-1``."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "approach"
+
+
+def check_experiment(cfg: ExperimentConfig, path: Path | None) -> None:
+    """Refuse impossible approach settings before anything runs."""
+    if not cfg.approaches:
+        raise ConfigError(path, "no approaches", "list at least one under 'approaches'")
+    seen: set[str] = set()
+    for a in cfg.approaches:
+        where = f"approach '{a.name}'"
+        if slug(a.name) in seen:
+            raise ConfigError(path, f"{where} is listed twice", "give approaches distinct names")
+        seen.add(slug(a.name))
+        if a.mode not in MODES:
+            raise ConfigError(path, f"{where}: mode {a.mode!r}", f"use one of {', '.join(MODES)}")
+        if a.train_on not in ("a", "b"):
+            raise ConfigError(path, f"{where}: train_on {a.train_on!r}", "use 'a' (earlier year) or 'b' (test year)")
+        if a.use not in ("train", "all"):
+            raise ConfigError(path, f"{where}: use {a.use!r}", "use 'train' or 'all'")
+        if a.train_on == "b" and a.use == "all":
+            raise ConfigError(path, f"{where} trains on all labelled pixels of year B, its test split included",
+                              "use 'train' when training on year B")
+
+
+def shared_class_table(cfg: ExperimentConfig, scene_a: Scene, scene_b: Scene) -> ClassTable:
+    """One class table for every approach, so their maps compare class by class.
+
+    Fitted on the pixels the approaches train on (all of A, B's train split), summed by class name; classes
+    below ``other_threshold`` of those samples are merged into Other (paper: 5.3 %).
+    """
+    if cfg.classes:
+        return ClassTable.from_names(cfg.classes)
+    counts: dict[str, int] = {}
+    for scene, use in ((scene_a, "all"), (scene_b, "train")):
+        mask = scene.read_split() == TRAIN if use == "train" else None
+        for labels in scene.read_labels():
+            values = labels[mask] if mask is not None else labels.ravel()
+            for code, n in zip(*np.unique(values, return_counts=True), strict=True):
+                if code:
+                    name = scene.classes[int(code)]
+                    counts[name] = counts.get(name, 0) + int(n)
+    return fit_class_table(counts, cfg.other_threshold)
+
+
+def approach_train_config(cfg: ExperimentConfig, approach: ApproachConfig, classes: ClassTable) -> TrainConfig:
+    """The training configuration of one approach: the shared settings plus its mode, model and data."""
+    base = to_dict(cfg.train)
+    base["mode"] = approach.mode
+    base["model"] = {"name": approach.model, "options": {**base["model"]["options"], **approach.options}}
+    base["data"]["scene"] = cfg.scenes.a if approach.train_on == "a" else cfg.scenes.b
+    base["data"]["use"] = approach.use
+    base["data"]["classes"] = list(classes.names[1:])
+    base["data"]["targets"] = None
+    apply_overrides(base, approach.set)
+    return from_dict(TrainConfig, base)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2))
+
+
+def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: ClassTable, scene_b: Scene,
+                 out: Path, progress: bool = True) -> dict[str, Any]:
+    """Train (or resume), predict year B and evaluate one approach; returns its summary."""
+    from tropicrop.evaluation import evaluate_predictions
+    from tropicrop.inference import predict_run
+
+    name = slug(approach.name)
+    done = out / "approaches" / f"{name}.json"
+    if done.is_file():
+        finished: dict[str, Any] = json.loads(done.read_text())
+        return finished
+    run_dir = out / "runs" / name
+    tcfg = approach_train_config(cfg, approach, classes)
+    tcfg.trainer.progress = progress and tcfg.trainer.progress
+    start = time.perf_counter()
+    summary = train(tcfg, run_dir, resume=run_dir.exists())
+    train_wall = time.perf_counter() - start
+    pred_dir = out / "predictions" / name
+    start = time.perf_counter()
+    predict_run(run_dir, scene_b, pred_dir, dates=scene_b.labelled_dates, tile=cfg.predict.tile,
+                overlap=cfg.predict.overlap, progress=progress)
+    predict_wall = time.perf_counter() - start
+    result = evaluate_predictions(pred_dir, scene_b, split="test", class_names=list(classes.names))
+    per_date = [{"date": d.date.isoformat(), "oa": d.oa, "f1": d.macro_f1} for d in result.dates]
+    record = {
+        "name": approach.name,
+        "slug": name,
+        "mode": approach.mode,
+        "model": approach.model,
+        "train_on": approach.train_on,
+        "use": approach.use,
+        "nets": len(summary["nets"]),
+        "train_seconds": summary["train_seconds"],  # summed over nets, across resumed sessions
+        "train_wall_seconds_this_session": train_wall,
+        "predict_seconds": predict_wall,
+        "f1": float(np.mean([d["f1"] for d in per_date])),
+        "oa": float(np.mean([d["oa"] for d in per_date])),
+        "per_date": per_date,
+    }
+    _write_json(done, record)
+    return record
+
+
+def write_tables(out: Path, records: list[dict[str, Any]]) -> tuple[Path, Path]:
+    """``per_date.csv`` (approach, date, oa, f1) and ``table4.csv`` (approach, f1, oa, training hours)."""
+    per_date = out / "per_date.csv"
+    with atomic_path(per_date) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["approach", "date", "oa", "f1"])
+        for r in records:
+            for d in r["per_date"]:
+                w.writerow([r["name"], d["date"], f"{d['oa']:.6f}", f"{d['f1']:.6f}"])
+    table4 = out / "table4.csv"
+    with atomic_path(table4) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["approach", "f1", "oa", "train_hours", "train_seconds", "nets"])
+        for r in records:
+            w.writerow([r["name"], f"{r['f1']:.6f}", f"{r['oa']:.6f}", f"{r['train_seconds'] / 3600:.6f}",
+                        f"{r['train_seconds']:.3f}", r["nets"]])
+    return per_date, table4
+
+
+def run_experiment(config: Path | None, out: Path, overrides: list[str] = (), progress: bool = True,  # type: ignore[assignment]
+                   cfg: ExperimentConfig | None = None) -> Path:
+    """``tropicrop experiment``: run every approach of the config into ``out`` and write the report.
+
+    Returns the path of ``report.md``. Re-running with the same ``out`` resumes where it stopped.
+    """
+    from tropicrop.report import write_report
+
+    out = Path(out)
+    saved = out / "config.yaml"
+    if cfg is None:
+        if config is None and saved.is_file():
+            config = saved
+        if config is None:
+            raise ConfigError(None, "no config given", "pass -c CONFIG.yaml (see configs/demo.yaml)")
+        cfg = load_config(ExperimentConfig, config, list(overrides))
+    check_experiment(cfg, config)
+    if saved.is_file():
+        previous = load_config(ExperimentConfig, saved)
+        if to_dict(previous) != to_dict(cfg):
+            raise RunError(out, "holds an experiment with another configuration",
+                           "choose another --out, or delete it to start again")
+    out.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, saved)
+    scene_a, scene_b = load_scene(cfg.scenes.a), load_scene(cfg.scenes.b)
+    for scene in (scene_a, scene_b):
+        if not scene.labelled_dates:
+            raise ConfigError(config, f"scene {scene.root} has no labelled dates", "both years need reference labels")
+    if not scene_b.has_split:
+        raise ConfigError(config, f"scene {scene_b.root} (year B) has no train/test split", "add a split to its scene.yaml")
+    classes_path = out / "classes.json"
+    if classes_path.is_file():
+        classes = ClassTable.from_dict(json.loads(classes_path.read_text()))
+    else:
+        classes = shared_class_table(cfg, scene_a, scene_b)
+        _write_json(classes_path, classes.to_dict())
+    log.info("experiment %s: classes %s", cfg.name, list(classes.names[1:]))
+    records = []
+    for approach in cfg.approaches:
+        print(f"[{approach.name}] training ({approach.mode}, {approach.model}, on year {approach.train_on.upper()})", flush=True)
+        record = run_approach(cfg, approach, classes, scene_b, out, progress)
+        print(f"[{approach.name}] average F1 {100 * record['f1']:.1f}, OA {100 * record['oa']:.1f}, "
+              f"training {record['train_seconds']:.0f} s", flush=True)
+        records.append(record)
+    write_tables(out, records)
+    return write_report(out)
+
+
+def test_dates(records: list[dict[str, Any]]) -> list[dt.date]:
+    """The dates evaluated by every approach (year B's labelled dates)."""
+    dates = sorted({d["date"] for r in records for d in r["per_date"]})
+    return [dt.date.fromisoformat(d) for d in dates]

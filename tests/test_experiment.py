@@ -1,0 +1,87 @@
+"""The paper's protocol end to end on a tiny synthetic pair: tables, figures and report from metric files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tropicrop.cli import main
+from tropicrop.config import from_dict
+from tropicrop.errors import ConfigError, RunError
+from tropicrop.experiments import ExperimentConfig, check_experiment, run_experiment
+
+SMALL = {"encoder_channels": [4, 4, 8, 8], "lstm_channels": 8, "decoder_channels": [8, 4, 4], "head_channels": 4}
+
+
+def tiny_experiment(pair: Path) -> dict:
+    return {
+        "name": "tiny",
+        "scenes": {"a": str(pair / "lem1718"), "b": str(pair / "lem1920")},
+        "approaches": [
+            {"name": "Baseline 1", "mode": "per-month", "model": "unet_convlstm", "train_on": "b", "use": "train"},
+            {"name": "Baseline 2", "mode": "per-month", "model": "unet_convlstm", "train_on": "a", "use": "all"},
+            {"name": "VUnetConvLSTM", "mode": "all-months", "model": "vunet_convlstm", "train_on": "a", "use": "all"},
+        ],
+        "train": {
+            "model": {"options": SMALL},
+            "data": {"patch_size": 16, "stride": 8, "val_limit": 32},
+            "trainer": {"max_epochs": 1, "steps_per_epoch": 2, "progress": False},
+        },
+        "predict": {"tile": 64, "overlap": 16},
+    }
+
+
+@pytest.fixture(scope="module")
+def tiny_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tropicrop.synthetic import write_pair
+
+    out = tmp_path_factory.mktemp("pair")
+    write_pair(out, preset="tiny", seed=0)
+    return out
+
+
+@pytest.mark.slow
+def test_experiment_runs_the_three_approaches_and_writes_the_report(tiny_pair: Path, tmp_path: Path) -> None:
+    config = tmp_path / "exp.yaml"
+    config.write_text(yaml.safe_dump(tiny_experiment(tiny_pair)))
+    out = tmp_path / "exp"
+    assert main(["experiment", "-c", str(config), "--out", str(out)]) == 0
+    with open(out / "table4.csv", newline="") as fh:
+        table4 = list(csv.DictReader(fh))
+    assert [r["approach"] for r in table4] == ["Baseline 1", "Baseline 2", "VUnetConvLSTM"]
+    with open(out / "per_date.csv", newline="") as fh:
+        per_date = list(csv.DictReader(fh))
+    assert set(per_date[0]) == {"approach", "date", "oa", "f1"}
+    b_dates = {d["date"] for d in per_date if d["approach"] == "Baseline 1"}
+    assert len(per_date) == 3 * len(b_dates)
+    report = (out / "report.md").read_text()
+    for row in table4:  # the report's numbers are the metric files' numbers
+        assert f"{100 * float(row['f1']):.1f}" in report and f"{100 * float(row['oa']):.1f}" in report
+    for fig in ("figures/oa_per_date.png", "figures/f1_per_date.png"):
+        assert (out / fig).stat().st_size > 1000 and fig in report
+    assert list((out / "figures").glob("maps_*.png"))
+    # the per-date F1 in per_date.csv is the mean of the approach's record
+    record = json.loads((out / "approaches" / "vunetconvlstm.json").read_text())
+    f1s = [float(d["f1"]) for d in per_date if d["approach"] == "VUnetConvLSTM"]
+    assert record["f1"] == pytest.approx(sum(f1s) / len(f1s), abs=1e-5)
+    # a second run resumes: nothing is retrained
+    stamp = (out / "approaches" / "baseline-1.json").stat().st_mtime
+    assert main(["experiment", "-c", str(config), "--out", str(out)]) == 0
+    assert (out / "approaches" / "baseline-1.json").stat().st_mtime == stamp
+    changed = tiny_experiment(tiny_pair)
+    changed["train"]["seed"] = 1
+    config.write_text(yaml.safe_dump(changed))
+    with pytest.raises(RunError, match="another configuration"):
+        run_experiment(config, out)
+
+
+def test_training_on_year_b_with_all_labels_is_refused() -> None:
+    cfg = from_dict(ExperimentConfig, {"approaches": [{"name": "x", "train_on": "b", "use": "all"}]})
+    with pytest.raises(ConfigError, match="test split included"):
+        check_experiment(cfg, None)
+    with pytest.raises(ConfigError, match="unknown config key 'approaches"):
+        from_dict(ExperimentConfig, {"approaches": [{"name": "x", "trian_on": "a"}]})
