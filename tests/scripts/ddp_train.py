@@ -1,0 +1,39 @@
+"""Train a tiny network with DDP on 2 CPU processes (gloo) and write each rank's final weight digest.
+
+Run by tests/test_ddp.py as ``python tests/scripts/ddp_train.py SCENE OUT``; Lightning relaunches this script
+for rank 1. Uses the project's own training pieces (prepare_data, CropModule, TargetDataModule, trainer).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+
+def main() -> None:
+    from tropicrop.config import load_config
+    from tropicrop.training import CropModule, TargetDataModule, TrainConfig, _make_trainer, prepare_data
+
+    scene, out = Path(sys.argv[1]), Path(sys.argv[2])
+    options = "{encoder_channels: [4, 4, 8, 8], lstm_channels: 8, decoder_channels: [8, 4, 4], head_channels: 4}"
+    cfg = load_config(TrainConfig, None, [
+        f"data.scene={scene}", "data.patch_size=16", "data.stride=8", "data.val_limit=32", f"model.options={options}",
+        "trainer.max_epochs=2", "trainer.steps_per_epoch=4", "trainer.devices=2", "trainer.strategy=ddp",
+        "trainer.progress=false", "optim.batch_size=4",
+    ])
+    data = prepare_data(cfg)
+    module = CropModule(model_name=cfg.model.name, model_options=cfg.model.options, in_channels=2,
+                        class_names=list(data.classes.names), normalization=data.normalizer.to_dict())
+    trainer = _make_trainer(cfg, out / "net", has_val=len(data.val_origins) > 0)
+    trainer.fit(module, datamodule=TargetDataModule(data.tensors, data.train_origins, data.val_origins, data.targets, cfg))
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    steps = trainer.global_step
+    (out / f"rank{trainer.global_rank}.txt").write_text(f"{digest.hexdigest()} {steps} {trainer.world_size}\n")
+
+
+if __name__ == "__main__":
+    main()
