@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tropicrop import __version__
-from tropicrop.errors import TropicropError
+from tropicrop.errors import ConfigError, TropicropError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -86,7 +86,10 @@ def _cmd_import_authors(args: argparse.Namespace) -> int:
 def _cmd_synth(args: argparse.Namespace) -> int:
     from tropicrop.synthetic import write_pair
 
-    paths = write_pair(Path(args.out), preset=args.preset, size=args.size, seed=args.seed, overwrite=args.overwrite)
+    try:
+        paths = write_pair(Path(args.out), preset=args.preset, size=args.size, seed=args.seed, overwrite=args.overwrite)
+    except ValueError as exc:  # unknown preset or impossible size
+        raise ConfigError(None, str(exc), "see tropicrop synth --help") from None
     for p in paths:
         print(f"wrote {p}")
     return 0
@@ -136,6 +139,27 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     report = run_experiment(Path(args.config), out / "experiment", sets)
     print(f"report: {report}")
     print("(synthetic data: the figures show the protocol working, not the accuracy on real Sentinel-1 scenes)")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from tropicrop.inference import parse_dates, predict_run
+    from tropicrop.scene import load_scene
+
+    scene = load_scene(args.scene)
+    paths = predict_run(Path(args.run_dir), scene, Path(args.out), dates=parse_dates(args.dates, scene), tile=args.tile,
+                        overlap=args.overlap, probabilities=args.probabilities, progress=sys.stderr.isatty(),
+                        aoi=Path(args.aoi) if args.aoi else None)
+    print(f"{len(paths)} map(s) in {Path(args.out) / 'maps'}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from tropicrop.evaluation import evaluate_predictions, format_evaluation
+
+    result = evaluate_predictions(Path(args.out), Path(args.scene), split=args.split)
+    print(format_evaluation(result))
+    print(f"metrics in {Path(args.out) / 'metrics'}")
     return 0
 
 
@@ -194,6 +218,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--in-channels", type=int, default=2)
     p.add_argument("--num-classes", type=int, default=7)
     p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("predict", help="crop maps (COG + PNG) of a scene for every requested month, from a run directory")
+    p.add_argument("run_dir", help="run directory written by tropicrop train")
+    p.add_argument("scene", help="scene folder (holding scene.yaml) to map")
+    p.add_argument("--out", required=True, help="output folder (maps/, probabilities/, classes.json)")
+    p.add_argument("--dates", help="'all' or YYYY-MM-DD,... (default: the labelled dates, or every date with a full "
+                   "12-date window when the scene has no labels)")
+    p.add_argument("--tile", type=int, default=256, help="tile side in pixels (default 256)")
+    p.add_argument("--overlap", type=int, default=32, help="overlap of neighbouring tiles, blended smoothly (default 32)")
+    p.add_argument("--probabilities", action="store_true", help="also write one probability band per class")
+    p.add_argument("--aoi", help="area of interest: vector file of polygons, or a raster mask on the scene grid")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("evaluate", help="per-date OA, F1 per class and confusion matrices of predicted maps")
+    p.add_argument("out", help="folder written by tropicrop predict")
+    p.add_argument("scene", help="scene folder with reference labels (classes are matched by name)")
+    p.add_argument("--split", choices=("test", "train", "all"), default="test", help="pixels to score (default test)")
+    p.set_defaults(func=_cmd_evaluate)
     return parser
 
 

@@ -1,0 +1,227 @@
+"""Full-scene inference: throughput and memory of seamless blended monthly maps, against the authors' mosaic.
+
+A randomly initialised Table-3 VUnetConvLSTM (speed and memory do not depend on training) maps the 12
+labelled months of a synthetic LEM-like scene (``write_pair(preset="lem", size=N)``, 23 dates). In one
+process, with the same weights:
+
+* **ours**: :func:`tropicrop.inference.predict_scene`: images streamed from disk tile by tile (at most 256 px,
+  overlap at least 32), every date encoded once per tile for all 12 windows, probabilities blended; 12 class
+  COGs and 12 PNG quick-looks written;
+* **authors**: the whole scene in memory, each month on its own, non-overlapping 32 x 32 patches each run
+  through ``forward`` (every date re-encoded for every month) and mosaicked; nothing written.
+
+Throughput is in pixel-months/s (pixels x target months / seconds). Seams are measured against a
+whole-scene pass (one tile covering the scene, so no tile edge at all; scenes up to ``--reference-max``): the
+share of pixels whose class each method gets the same as that pass. Random weights use little spatial
+context, so this understates the difference a trained network shows.
+
+Peak memory: each of two scene sizes is predicted by ``ours`` (class maps only) in a fresh subprocess that
+reports its RSS before predicting (imports, model, scene header) and its peak RSS while predicting (VmHWM,
+reset first); the increment is what the prediction holds, and it should grow with the scene width (the
+blending buffer of one row of tiles), not with its area.
+
+Run:   python benchmarks/inference.py           (1024 px; memory at 512 and 1024; about 30 min on 2 CPU cores)
+       python benchmarks/inference.py --size 256 --rss-sizes 256 512           (a few minutes on 2 CPU cores)
+       python benchmarks/inference.py --full    (memory at 1024 and 4096)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tropicrop.classes import ClassTable
+from tropicrop.inference import Net, RunModels, predict_scene
+from tropicrop.models import build
+from tropicrop.scene import Scene, load_scene
+from tropicrop.synthetic import CLASSES, write_pair
+from tropicrop.training import predict_classes
+from tropicrop.windows import Normalizer, target_window
+
+PATCH = 32  # the authors' patch size
+
+
+def make_scene(folder: Path, size: int) -> Path:
+    """The synthetic LEM 19/20 scene of side ``size`` (written once, reused)."""
+    scene = folder / f"lem{size}" / "lem1920"
+    if not (scene / "scene.yaml").is_file():
+        write_pair(folder / f"lem{size}", preset="lem", size=size, seed=0)
+    return scene
+
+
+def make_models(scene: Scene, seed: int = 0) -> RunModels:
+    """A randomly initialised Table-3 VUnetConvLSTM for the synthetic classes, normalised on the scene centre."""
+    torch.manual_seed(seed)
+    classes = ClassTable.from_names(list(CLASSES.values()))
+    model = build("vunet_convlstm", scene.num_bands, num_classes=classes.num_classes).eval()
+    side = min(256, scene.grid.width, scene.grid.height)
+    from rasterio.windows import Window
+
+    sample = scene.read_images(Window((scene.grid.width - side) // 2, (scene.grid.height - side) // 2, side, side))
+    normalizer = Normalizer.fit(sample, np.ones(sample.shape[-2:], bool))
+    return RunModels(classes=classes, normalizer=normalizer, sequence_length=12, in_channels=scene.num_bands,
+                     nets=[Net("all-months", None, model)])
+
+
+def authors_mosaic(models: RunModels, scene: Scene, dates: list[dt.date], batch: int = 64) -> np.ndarray:
+    """The authors' way: whole scene in memory, per month, non-overlapping 32 x 32 patches through forward.
+
+    Returns class maps (months, H, W) uint8. Patches of the last row/column are shifted inward when the
+    scene side is not a multiple of 32.
+    """
+    model = models.nets[0].model
+    images = torch.from_numpy(models.normalizer(scene.read_images()))
+    h, w = scene.grid.height, scene.grid.width
+    origins = [(min(r, h - PATCH), min(c, w - PATCH)) for r in range(0, h, PATCH) for c in range(0, w, PATCH)]
+    out = np.zeros((len(dates), h, w), np.uint8)
+    with torch.inference_mode():
+        for k, date in enumerate(dates):
+            win = target_window(scene.dates, date, models.sequence_length)
+            idx = torch.from_numpy(win.indices)
+            sequence = torch.where((idx >= 0).view(-1, 1, 1, 1), images[idx.clamp_min(0)], 0.0)  # (T, C, H, W)
+            for s in range(0, len(origins), batch):
+                chunk = origins[s : s + batch]
+                x = torch.stack([sequence[:, :, r : r + PATCH, c : c + PATCH] for r, c in chunk])
+                doy = torch.from_numpy(win.doy).expand(len(chunk), -1)
+                valid = torch.from_numpy(win.valid).expand(len(chunk), -1)
+                pred = predict_classes(model(x, doy, valid)).numpy().astype(np.uint8)
+                for (r, c), cls in zip(chunk, pred, strict=True):
+                    out[k, r : r + PATCH, c : c + PATCH] = cls
+    return out
+
+
+def read_maps(paths: list[Path]) -> np.ndarray:
+    """Class maps (months, H, W) from GeoTIFFs."""
+    import rasterio
+
+    maps = []
+    for p in paths:
+        with rasterio.open(p) as ds:
+            maps.append(ds.read(1))
+    return np.stack(maps)
+
+
+def memory_mb(field: str) -> float:
+    """A field of /proc/self/status in MiB: VmRSS (now) or VmHWM (peak since start or the last reset)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak() -> None:
+    """Reset VmHWM to the current RSS (Linux >= 4.0), so the next peak is the prediction's own."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def child(scene_dir: Path, tile: int, overlap: int, months: int) -> None:
+    """Subprocess body: predict ``months`` maps of the scene and print RSS figures as JSON."""
+    scene = load_scene(scene_dir)
+    models = make_models(scene)
+    dates = scene.labelled_dates[:months]
+    before = memory_mb("VmRSS")
+    reset_peak()
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        predict_scene(models, scene, Path(out), dates, tile=tile, overlap=overlap, progress=False)
+        seconds = time.perf_counter() - start
+    print(json.dumps({"size": scene.grid.width, "before_mb": before, "peak_mb": memory_mb("VmHWM"), "seconds": seconds}))
+
+
+def measure_rss(folder: Path, size: int, tile: int, overlap: int, months: int, threads: int) -> dict[str, float]:
+    """Run :func:`child` on a scene of side ``size`` in a fresh interpreter."""
+    scene = make_scene(folder, size)
+    cmd = [sys.executable, __file__, "--child", str(scene), "--tile", str(tile), "--overlap", str(overlap),
+           "--months", str(months), "--threads", str(threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Measure throughput (one process) and peak memory (subprocesses), then print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--size", type=int, default=1024, help="scene side for the throughput comparison")
+    parser.add_argument("--tile", type=int, default=256)
+    parser.add_argument("--overlap", type=int, default=32)
+    parser.add_argument("--months", type=int, default=12, help="target months (the scene's labelled dates)")
+    parser.add_argument("--rss-sizes", type=int, nargs=2, default=None, metavar=("SMALL", "LARGE"),
+                        help="scene sides for the memory figures (default 512 1024; --full: 1024 4096)")
+    parser.add_argument("--full", action="store_true", help="memory at 1024 and 4096 px")
+    parser.add_argument("--repeat", type=int, default=1, help="time each method this many times, alternated; best kept")
+    parser.add_argument("--skip-rss", action="store_true")
+    parser.add_argument("--reference-max", type=int, default=1024,
+                        help="largest scene side for the whole-scene reference pass (it holds the scene in memory)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--data", type=Path, default=None, help="folder for the synthetic scenes (default: a temp dir)")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.child is not None:
+        child(args.child, args.tile, args.overlap, args.months)
+        return
+    rss_sizes = args.rss_sizes or ([1024, 4096] if args.full else [512, 1024])
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.data or Path(tmp)
+        scene = load_scene(make_scene(folder, args.size))
+        models = make_models(scene)
+        dates = scene.labelled_dates[: args.months]
+        pixel_months = scene.grid.width * scene.grid.height * len(dates)
+
+        ours_s = theirs_s = float("inf")
+        for r in range(args.repeat):  # alternated, best of each: a shared machine's load affects both alike
+            start = time.perf_counter()
+            paths = predict_scene(models, scene, Path(tmp) / f"ours{r}", dates, tile=args.tile, overlap=args.overlap,
+                                  progress=False)
+            ours_s = min(ours_s, time.perf_counter() - start)
+            start = time.perf_counter()
+            theirs = authors_mosaic(models, scene, dates)
+            theirs_s = min(theirs_s, time.perf_counter() - start)
+        ours = read_maps(paths)
+        reference = None
+        if args.size <= args.reference_max:  # one tile covering the scene: the network with all the context
+            whole = max(scene.grid.width, scene.grid.height)
+            reference = read_maps(predict_scene(models, scene, Path(tmp) / "whole", dates, tile=whole, overlap=0,
+                                                progress=False))
+
+        print(f"\nCPU, {args.threads} threads, torch {torch.__version__}; Table-3 VUnetConvLSTM (random weights), "
+              f"synthetic LEM 19/20 scene {args.size} x {args.size}, {len(scene.dates)} dates, {len(dates)} monthly maps; "
+              f"best of {args.repeat}\n")
+        def agree(maps: np.ndarray) -> str:
+            return "n/a" if reference is None else f"{(maps == reference).mean():.2%}"
+
+        print("| method | seconds | pixel-months/s | same class as a whole-scene pass |")
+        print("|---|---:|---:|---:|")
+        print(f"| ours: tiles <= {args.tile} px, overlap >= {args.overlap}, blended, streamed; COGs + PNGs written | "
+              f"{ours_s:.1f} | {pixel_months / ours_s:,.0f} | {agree(ours)} |")
+        print(f"| authors: 32 x 32 patches, no overlap, scene in memory, nothing written | {theirs_s:.1f} | "
+              f"{pixel_months / theirs_s:,.0f} | {agree(theirs)} |")
+        print(f"\nthroughput ours / authors: {theirs_s / ours_s:.2f}; maps agree on {(ours == theirs).mean():.1%} of pixels")
+
+        if not args.skip_rss:
+            small, large = (measure_rss(folder, s, args.tile, args.overlap, args.months, args.threads) for s in rss_sizes)
+            print(f"\npeak RSS of `ours` in a fresh process, {args.months} maps (before = imports, model, scene header)\n")
+            print("| scene | pixels | before MiB | peak MiB | peak - before MiB | seconds |")
+            print("|---|---:|---:|---:|---:|---:|")
+            for r in (small, large):
+                print(f"| {r['size']:.0f} x {r['size']:.0f} | {r['size'] ** 2:,.0f} | {r['before_mb']:.0f} | "
+                      f"{r['peak_mb']:.0f} | {r['peak_mb'] - r['before_mb']:.0f} | {r['seconds']:.1f} |")
+            area = (large["size"] / small["size"]) ** 2
+            grow = [r["peak_mb"] - r["before_mb"] for r in (small, large)]
+            print(f"\nlarge / small: {area:.0f}x the pixels, {large['size'] / small['size']:.0f}x the width; peak RSS "
+                  f"{large['peak_mb'] / small['peak_mb']:.2f}x, peak - before {grow[1] / max(grow[0], 1.0):.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,324 @@
+"""Full-scene prediction: georeferenced COG maps, seamless blending, exactness, crash safety, per-month runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from test_training import SMALL_NET, quick_config
+from tropicrop import inference
+from tropicrop.cli import main
+from tropicrop.errors import RunError, SceneError
+from tropicrop.inference import (
+    Net,
+    RunModels,
+    StripBlender,
+    default_dates,
+    net_probabilities,
+    predict_run,
+    ramp,
+    tile_layout,
+    tile_weights,
+)
+from tropicrop.io.rasters import Grid
+from tropicrop.models import build
+from tropicrop.scene import load_scene
+from tropicrop.training import CropModule, predict_classes, train
+from tropicrop.windows import Normalizer, target_window
+
+MakeScene = Callable[..., Path]
+FEB, MAR, MAY = dt.date(2020, 2, 21), dt.date(2020, 3, 16), dt.date(2020, 5, 15)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The tiny synthetic pair, an all-months run and a per-month run (February and March), trained briefly."""
+    from tropicrop.synthetic import write_pair
+
+    root = tmp_path_factory.mktemp("inference")
+    write_pair(root / "pair", preset="tiny", seed=0)
+    scene = root / "pair" / "lem1920"
+    # 12 steps at a high learning rate: cheap, yet the maps hold several classes, so agreement tests mean something
+    cfg = quick_config(scene, **{"trainer.max_epochs": 1, "trainer.steps_per_epoch": 12, "optim.lr": 0.01})
+    train(cfg, root / "all")
+    pm = quick_config(scene, mode="per-month", **{"model.name": "unet_convlstm", "trainer.max_epochs": 1,
+                                                 "trainer.steps_per_epoch": 2})
+    pm.data.targets = [FEB.isoformat(), MAR.isoformat()]
+    train(pm, root / "pm")
+    return {"scene": scene, "other_year": root / "pair" / "lem1718", "all": root / "all", "pm": root / "pm"}
+
+
+def read_map(path: Path) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        out: np.ndarray = ds.read(1)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ tiling and weights
+def test_tiles_cover_the_scene_evenly_with_at_least_the_overlap() -> None:
+    assert tile_layout(64, 32, 16) == (32, [0, 16, 32])
+    assert tile_layout(64, 48, 16) == (40, [0, 24])
+    assert tile_layout(1024, 256, 32) == (232, [0, 198, 396, 594, 792])
+    assert tile_layout(100, 256, 32) == (100, [0])  # a scene smaller than a tile is one tile
+    for size, tile, overlap in ((1000, 256, 32), (257, 256, 32), (90, 40, 0), (4096, 256, 32), (333, 64, 16)):
+        length, starts = tile_layout(size, tile, overlap)
+        covered = np.zeros(size, bool)
+        for s in starts:
+            covered[s : s + length] = True
+        assert covered.all() and starts[0] == 0 and starts[-1] + length == size and length <= tile
+        assert all(b - a <= length - overlap for a, b in itertools.pairwise(starts))
+
+
+def test_ramps_are_positive_sum_to_one_over_the_overlap_and_spare_the_scene_border() -> None:
+    w = ramp(32, 8, rise=True, fall=True)
+    assert (w > 0).all() and w[8:24].tolist() == [1.0] * 16 and w[0] < 0.01 and w[-1] < 0.01
+    assert (np.diff(w[:8]) >= 0).all() and (np.diff(w[24:]) <= 0).all()
+    left, right = ramp(32, 8, rise=False, fall=True), ramp(32, 8, rise=True, fall=False)
+    assert left[0] == 1.0 and right[-1] == 1.0
+    np.testing.assert_allclose(left[24:] + right[:8], 1.0, atol=2e-3)  # two tiles 24 px apart
+    grid = Grid(64, 64, None, rasterio.Affine.identity())
+    assert (tile_weights(rasterio.windows.Window(0, 0, 64, 64), grid, 16) == 1).all()
+
+
+def test_blending_one_tile_that_covers_the_scene_returns_its_probabilities_exactly() -> None:
+    rng = np.random.default_rng(0)
+    probs = torch.softmax(torch.from_numpy(rng.normal(size=(2, 5, 24, 40)).astype(np.float32)), dim=1).numpy()
+    grid = Grid(40, 24, None, rasterio.Affine.identity())
+    window = rasterio.windows.Window(0, 0, 40, 24)
+    blender = StripBlender(2, 5, 24, 40)
+    weight = tile_weights(window, grid, 8)
+    blender.add_weight(window, weight)
+    for slot in range(2):
+        blender.add(slot, window, probs[slot], weight, np.ones((24, 40), bool))
+    window, weight_sum = blender.finished(24)
+    assert window == rasterio.windows.Window(0, 0, 40, 24) and (weight_sum == 1).all()
+    for slot in range(2):
+        assert np.array_equal(blender.probabilities(slot, 24), probs[slot])
+    blender.advance(24)
+    assert blender.top == 24 and not blender.acc.any() and not blender.weight.any()
+
+
+@pytest.mark.parametrize("padding", ["mask", "zeros"])
+def test_shared_encoding_gives_the_forward_pass_of_every_window(padding: str) -> None:
+    """Encoding each date once and decoding many windows equals model(images) window by window."""
+    torch.manual_seed(0)
+    model = build("vunet_convlstm", 2, num_classes=4, padding=padding, **SMALL_NET).eval()
+    dates = [dt.date(2019, m, 10) for m in range(1, 13)] + [dt.date(2020, m, 10) for m in range(1, 5)]
+    frames = torch.randn(len(dates), 2, 24, 24)
+    net = Net("all-months", None, model)
+    plans = [inference.Plan(d, k, net, target_window(dates, d, 12)) for k, d in enumerate(dates[3:])]
+    with torch.inference_mode():
+        shared = dict(net_probabilities(net, frames, {i: i for i in range(len(dates))}, plans, batch=3))
+        for plan in plans:
+            idx = torch.from_numpy(plan.window.indices)
+            images = torch.where((idx >= 0).view(-1, 1, 1, 1), frames[idx.clamp_min(0)], 0.0)[None]
+            doy = torch.from_numpy(plan.window.doy)[None]
+            valid = torch.from_numpy(plan.window.valid)[None]
+            expected = torch.softmax(model(images, doy, valid), dim=1)[0]
+            torch.testing.assert_close(shared[plan], expected, atol=1e-5, rtol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------ maps
+def test_maps_are_georeferenced_uint8_cogs_with_a_colour_table_and_a_quicklook(runs: dict[str, Path], tmp_path: Path) -> None:
+    from rio_cogeo.cogeo import cog_validate
+
+    out = tmp_path / "out"
+    paths = predict_run(runs["all"], runs["scene"], out, tile=32, overlap=16, progress=False, probabilities=True)
+    scene = load_scene(runs["scene"])
+    assert [p.name for p in paths] == [f"{d:%Y%m%d}.tif" for d in scene.labelled_dates]
+    names = json.loads((runs["all"] / "classes.json").read_text())["names"]
+    assert json.loads((out / "classes.json").read_text())["names"] == names
+    for path in paths:
+        with rasterio.open(path) as ds:
+            assert (ds.width, ds.height) == (scene.grid.width, scene.grid.height)
+            assert ds.crs == scene.grid.crs and ds.transform.almost_equals(scene.grid.transform)
+            assert ds.dtypes == ("uint8",) and ds.nodata == 0 and ds.profile["tiled"]
+            assert ds.colormap(1)[0][3] == 0 and len({ds.colormap(1)[i] for i in range(1, len(names))}) == len(names) - 1
+            codes = ds.read(1)
+        assert codes.min() >= 1 and codes.max() < len(names)
+        valid, errors, _ = cog_validate(str(path))
+        assert valid, errors
+        assert path.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        prob = out / "probabilities" / path.name
+        with rasterio.open(prob) as ds:
+            assert ds.count == len(names) - 1 and list(ds.descriptions) == names[1:]
+            p = ds.read().astype(int)
+        assert np.abs(p.sum(axis=0) - 255).max() <= len(names)  # rounded shares of 255
+        mapped = np.take_along_axis(p, codes[None].astype(int) - 1, axis=0)[0]
+        assert (mapped >= p.max(axis=0) - 1).all()  # the map's class is the most probable one (up to rounding)
+        assert cog_validate(str(prob))[0]
+    if shutil.which("gdalinfo"):
+        info = json.loads(subprocess.run(["gdalinfo", "-json", str(paths[0])], capture_output=True, text=True, check=True).stdout)
+        assert info["metadata"]["IMAGE_STRUCTURE"]["LAYOUT"] == "COG"
+
+
+def test_two_tile_sizes_give_the_same_map(runs: dict[str, Path], tmp_path: Path) -> None:
+    # 32 px tiles are 4 x 4 cells at the ConvLSTM's 1/8 resolution, all near a tile edge: they need a wide overlap
+    small = predict_run(runs["all"], runs["scene"], tmp_path / "t32", tile=32, overlap=24, progress=False)
+    large = predict_run(runs["all"], runs["scene"], tmp_path / "t48", tile=48, overlap=24, progress=False)
+    for a, b in zip(small, large, strict=True):
+        ma, mb = read_map(a), read_map(b)
+        assert len(np.unique(ma)) >= 2, "the map is one class: the agreement would mean nothing"
+        assert (ma == mb).mean() >= 0.995, a.name
+
+
+def test_a_tile_covering_the_scene_equals_one_whole_scene_forward_pass(runs: dict[str, Path], tmp_path: Path) -> None:
+    paths = predict_run(runs["all"], runs["scene"], tmp_path / "one", tile=64, overlap=16, progress=False)
+    scene = load_scene(runs["scene"])
+    module = CropModule.load_from_checkpoint(runs["all"] / "nets" / "all-months" / "checkpoints" / "best.ckpt",
+                                             map_location="cpu").eval()
+    norm = Normalizer.from_dict(module.hparams["normalization"])
+    images = torch.from_numpy(norm(scene.read_images()))
+    for date, path in zip(scene.labelled_dates, paths, strict=True):
+        win = target_window(scene.dates, date, 12)
+        idx = torch.from_numpy(win.indices)
+        x = torch.where((idx >= 0).view(-1, 1, 1, 1), images[idx.clamp_min(0)], 0.0)[None]
+        with torch.inference_mode():
+            logits = module(x, torch.from_numpy(win.doy)[None], torch.from_numpy(win.valid)[None])
+        assert np.array_equal(read_map(path), predict_classes(logits)[0].numpy().astype(np.uint8)), date
+
+
+# ------------------------------------------------------------------------------------------ crash safety
+def test_interrupted_predict_leaves_no_partial_map_and_a_rerun_finishes_the_missing_dates(
+    runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    scene = load_scene(runs["scene"])
+    dates = scene.labelled_dates[:3]
+
+    def crash(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("killed while streaming")
+
+    monkeypatch.setattr(inference.ScratchMaps, "write", crash)  # dies mid-way through the scene
+    with pytest.raises(RuntimeError):
+        predict_run(runs["all"], scene, out, dates=dates, tile=32, overlap=16, progress=False)
+    monkeypatch.undo()
+    assert not list(out.glob("maps/*")) and not list(out.glob(".partial-*"))
+
+    real_quicklook = inference.write_quicklook
+    calls = []
+
+    def crash_on_second(*args: Any, **kwargs: Any) -> Path:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("killed while writing the second map")
+        return real_quicklook(*args, **kwargs)
+
+    monkeypatch.setattr(inference, "write_quicklook", crash_on_second)
+    with pytest.raises(RuntimeError):
+        predict_run(runs["all"], scene, out, dates=dates, tile=32, overlap=16, progress=False)
+    monkeypatch.undo()
+    first = out / "maps" / f"{dates[0]:%Y%m%d}.tif"
+    assert sorted(p.name for p in (out / "maps").iterdir()) == [first.with_suffix(".png").name, first.name]
+    assert not list(out.glob(".partial-*"))
+    stamp = first.stat().st_mtime_ns
+
+    predicted: list[dt.date] = []
+    real_stream = inference._stream
+
+    def spy(models: Any, scene: Any, out: Path, plans: list[Any], *args: Any) -> list[dt.date]:
+        predicted.extend(p.date for p in plans)
+        return real_stream(models, scene, out, plans, *args)
+
+    monkeypatch.setattr(inference, "_stream", spy)
+    paths = predict_run(runs["all"], scene, out, dates=dates, tile=32, overlap=16, progress=False)
+    assert predicted == dates[1:]
+    assert all(p.is_file() for p in paths) and first.stat().st_mtime_ns == stamp
+    assert not [p for p in (out / "maps").iterdir() if p.name.startswith(".")]
+
+
+def test_dates_beyond_the_memory_budget_are_predicted_in_groups_with_the_same_result(
+    runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    together = predict_run(runs["all"], runs["scene"], tmp_path / "one", dates=[MAR, MAY], tile=48, overlap=16,
+                           progress=False)
+    monkeypatch.setattr(inference, "BUFFER_BYTES", 1)  # one date per pass
+    apart = predict_run(runs["all"], runs["scene"], tmp_path / "two", dates=[MAR, MAY], tile=48, overlap=16,
+                        progress=False)
+    assert len(json.loads((tmp_path / "two" / "predict.json").read_text())) == 2
+    for a, b in zip(together, apart, strict=True):
+        assert np.array_equal(read_map(a), read_map(b))
+
+
+# ------------------------------------------------------------------------------------------ runs and options
+def test_per_month_run_predicts_another_year_with_the_net_of_the_same_month(runs: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.warns(UserWarning, match="no per-month network for 2018-01-14"):
+        paths = predict_run(runs["pm"], runs["other_year"], tmp_path / "pm", tile=48, overlap=16, progress=False)
+    assert [p.name for p in paths] == ["20180219.tif", "20180315.tif"]
+    log = json.loads((tmp_path / "pm" / "predict.json").read_text())[-1]
+    assert log["nets"] == {"2018-02-19": FEB.isoformat(), "2018-03-15": MAR.isoformat()}
+    with pytest.raises(RunError, match="no per-month network for May"):
+        predict_run(runs["pm"], runs["scene"], tmp_path / "pm2", dates=[MAY], progress=False)
+
+
+def test_nearest_day_of_year_breaks_ties_between_nets_of_one_month() -> None:
+    model = torch.nn.Identity()
+    nets = [Net(d.isoformat(), d, model) for d in (dt.date(2020, 3, 2), dt.date(2020, 3, 28))]
+    models = RunModels(classes=inference.ClassTable.from_names(["A"]), normalizer=Normalizer((0.0,), (1.0,)),
+                       sequence_length=12, in_channels=2, nets=nets)
+    assert models.net_for(dt.date(2017, 3, 20)).name == "2020-03-28"
+    assert models.net_for(dt.date(2017, 3, 10)).name == "2020-03-02"
+
+
+def test_aoi_skips_tiles_outside_it_and_leaves_nodata_there(runs: dict[str, Path], tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    aoi = np.zeros((64, 64), bool)
+    aoi[:, :20] = True
+    full = read_map(predict_run(runs["all"], runs["scene"], tmp_path / "full", dates=[MAY], tile=32, overlap=16,
+                                progress=False)[0])
+    tiles = []
+    real = inference._predict_tile
+    monkeypatch.setattr(inference, "_predict_tile", lambda *a: tiles.append(a[2]) or real(*a))
+    part = read_map(predict_run(runs["all"], runs["scene"], tmp_path / "aoi", dates=[MAY], tile=32, overlap=16,
+                                progress=False, aoi=aoi)[0])
+    assert len(tiles) == 6 and all(t.col_off < 20 for t in tiles)  # 3 tile rows x the 2 tile columns touching it
+    assert (part[~aoi] == 0).all() and np.array_equal(part[aoi], full[aoi])
+
+
+def test_bad_inputs_raise_errors_that_name_the_file(runs: dict[str, Path], tmp_path: Path, make_scene: MakeScene) -> None:
+    with pytest.raises(RunError, match="run directory not found"):
+        predict_run(tmp_path / "nope", runs["scene"], tmp_path / "o")
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(runs["all"], unfinished)
+    (unfinished / "result.json").unlink()
+    with pytest.raises(RunError, match="unfinished run"):
+        predict_run(unfinished, runs["scene"], tmp_path / "o")
+    with pytest.raises(SceneError, match="2020-05-16 is not an acquisition date"):
+        predict_run(runs["all"], runs["scene"], tmp_path / "o", dates=[dt.date(2020, 5, 16)], progress=False)
+    from conftest import tiny_arrays
+
+    images = np.concatenate([tiny_arrays()["images"]] * 2, axis=1)[:, :3]
+    three = make_scene(bands=("VV", "VH", "HH"), images=images)
+    with pytest.raises(SceneError, match=r"has 3 band\(s\).*trained on 2") as exc:
+        predict_run(runs["all"], three, tmp_path / "o", progress=False)
+    assert str(three / "scene.yaml") in str(exc.value)
+
+
+def test_default_dates_without_labels_are_those_with_a_full_window(make_scene: MakeScene) -> None:
+    scene = load_scene(make_scene(labels={}))
+    assert default_dates(scene, length=3) == scene.dates[2:]
+    with pytest.raises(SceneError, match="no date has 12 acquisitions"):
+        default_dates(scene)
+
+
+def test_cli_predict_writes_the_requested_dates(runs: dict[str, Path], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cli"
+    args = ["predict", str(runs["all"]), str(runs["scene"]), "--out", str(out), "--dates", f"{MAR},{MAY}", "--tile", "48",
+            "--overlap", "8"]
+    assert main(args) == 0
+    assert sorted(p.name for p in (out / "maps").glob("*.tif")) == ["20200316.tif", "20200515.tif"]
+    assert "2 map(s)" in capsys.readouterr().out
+    assert main(["predict", str(runs["all"]), str(runs["scene"]), "--out", str(out), "--tile", "16", "--overlap", "16"]) == 2
+    assert "overlap 16 must be in [0, tile)" in capsys.readouterr().err
