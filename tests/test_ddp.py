@@ -16,7 +16,7 @@ SCRIPT = Path(__file__).parent / "scripts" / "ddp_train.py"
 def test_ddp_on_two_cpu_processes_ends_with_the_same_weights_on_both_ranks(tmp_path: Path) -> None:
     from tropicrop.synthetic import write_pair
 
-    write_pair(tmp_path / "pair", preset="tiny", seed=0)
+    write_pair(tmp_path / "pair", preset="tiny", size=64, seed=0)
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "PL_DISABLE_FORK": "1", "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "pair" / "lem1920"), str(tmp_path)],
                          capture_output=True, text=True, env=env, timeout=300)

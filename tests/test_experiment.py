@@ -40,7 +40,7 @@ def tiny_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tropicrop.synthetic import write_pair
 
     out = tmp_path_factory.mktemp("pair")
-    write_pair(out, preset="tiny", seed=0)
+    write_pair(out, preset="tiny", size=64, seed=0)
     return out
 
 

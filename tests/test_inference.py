@@ -47,7 +47,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from tropicrop.synthetic import write_pair
 
     root = tmp_path_factory.mktemp("inference")
-    write_pair(root / "pair", preset="tiny", seed=0)
+    write_pair(root / "pair", preset="tiny", size=64, seed=0)
     scene = root / "pair" / "lem1920"
     # 12 steps at a high learning rate: cheap, yet the maps hold several classes, so agreement tests mean something
     cfg = quick_config(scene, **{"trainer.max_epochs": 1, "trainer.steps_per_epoch": 12, "optim.lr": 0.01})

@@ -65,8 +65,9 @@ _PRESETS: MappingProxyType[str, Preset] = MappingProxyType({p.name: p for p in (
     ),
     Preset(
         "tiny",
-        "test pair: 64 px, 9 paper dates per year ending in May, the last 5 (January-May) labelled",
-        64,
+        "small pair for tests and configs/quick.yaml: 128 px, 9 paper dates per year ending in May, the last 5 "
+        "(January-May) labelled",
+        128,
         (YearSpec("lem1718", LEM1718_DATES[-9:], 5), YearSpec("lem1920", LEM1920_DATES[-13:-4], 5)),
     ),
 )})
