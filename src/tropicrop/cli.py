@@ -246,6 +246,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     logging.captureWarnings(True)
     warnings.simplefilter("default")
+    warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")  # lightning's own deprecation notice
+    for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero", "lightning.fabric"):
+        lightning_log = logging.getLogger(name)
+        lightning_log.setLevel(logging.INFO if args.verbose else logging.WARNING)
+        lightning_log.propagate = False  # lightning prints through its own handler; avoid printing twice
     handler: Handler = args.func
     try:
         return handler(args)
