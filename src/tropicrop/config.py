@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import yaml
 
 from tropicrop.errors import ConfigError
+from tropicrop.io.files import atomic_path
 
 T = TypeVar("T")
 
@@ -151,8 +152,6 @@ def load_config(cls: type[T], path: str | Path | None, overrides: Sequence[str] 
 
 def dump_config(obj: Any, path: Path) -> Path:
     """Write dataclass ``obj`` as YAML to ``path`` (atomically)."""
-    from tropicrop.io.rasters import atomic_path
-
     with atomic_path(path) as tmp:
         tmp.write_text(yaml.safe_dump(to_dict(obj), sort_keys=False))
     return path

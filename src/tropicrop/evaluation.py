@@ -33,7 +33,7 @@ from rasterio.windows import Window
 
 from tropicrop.classes import ClassTable
 from tropicrop.errors import ConfigError, RunError, SceneError
-from tropicrop.io.rasters import atomic_path
+from tropicrop.io.files import atomic_path
 from tropicrop.metrics import confusion_metric, scores_from_confusion
 from tropicrop.scene import TEST, TRAIN, Scene, load_scene
 

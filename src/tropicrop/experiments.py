@@ -39,7 +39,7 @@ import numpy as np
 from tropicrop.classes import ClassTable, fit_class_table
 from tropicrop.config import apply_overrides, dump_config, from_dict, load_config, to_dict
 from tropicrop.errors import ConfigError, RunError
-from tropicrop.io.rasters import atomic_path
+from tropicrop.io.files import atomic_path, write_json
 from tropicrop.scene import TRAIN, Scene, load_scene
 from tropicrop.training import MODES, TrainConfig, train
 
@@ -154,10 +154,6 @@ def approach_train_config(cfg: ExperimentConfig, approach: ApproachConfig, class
     return from_dict(TrainConfig, base)
 
 
-def _write_json(path: Path, data: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2))
-
 
 def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: ClassTable, scene_b: Scene,
                  out: Path, progress: bool = True) -> dict[str, Any]:
@@ -198,7 +194,7 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
         "oa": float(np.mean([d["oa"] for d in per_date])),
         "per_date": per_date,
     }
-    _write_json(done, record)
+    write_json(done, record)
     return record
 
 
@@ -256,7 +252,7 @@ def run_experiment(config: Path | None, out: Path, overrides: list[str] = (), pr
         classes = ClassTable.from_dict(json.loads(classes_path.read_text()))
     else:
         classes = shared_class_table(cfg, scene_a, scene_b)
-        _write_json(classes_path, classes.to_dict())
+        write_json(classes_path, classes.to_dict())
     log.info("experiment %s: classes %s", cfg.name, list(classes.names[1:]))
     records = []
     for approach in cfg.approaches:

@@ -60,7 +60,8 @@ from tqdm import tqdm
 
 from tropicrop.classes import ClassTable
 from tropicrop.errors import ConfigError, RunError, SceneError
-from tropicrop.io.rasters import Grid, RasterSource, atomic_path
+from tropicrop.io.files import atomic_path, write_json
+from tropicrop.io.rasters import Grid, RasterSource
 from tropicrop.scene import Scene, load_scene
 from tropicrop.windows import Normalizer, WindowIndex, day_of_year, target_window
 
@@ -738,8 +739,7 @@ def _write_classes(out: Path, classes: ClassTable) -> None:
             raise RunError(out, f"holds maps of classes {list(existing.names[1:])}, not {list(classes.names[1:])}",
                            "write the predictions of this run into another --out folder")
         return
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(classes.to_dict(), indent=2))
+    write_json(path, classes.to_dict())
 
 
 def _write_log(out: Path, models: RunModels, scene: Scene, plans: Sequence[Plan], tile: int, overlap: int,
@@ -758,8 +758,7 @@ def _write_log(out: Path, models: RunModels, scene: Scene, plans: Sequence[Plan]
         "seconds": round(seconds, 3),
         "pixel_months_per_s": round(pixels / seconds, 1) if seconds > 0 else None,
     })
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(sessions, indent=2))
+    write_json(path, sessions)
 
 
 def predict_run(run_dir: Path, scene: Scene | Path, out: Path, dates: Sequence[dt.date] | None = None, tile: int = 256,

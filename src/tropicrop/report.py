@@ -24,7 +24,7 @@ import rasterio
 import yaml
 
 from tropicrop.classes import ClassTable
-from tropicrop.io.rasters import atomic_path
+from tropicrop.io.files import atomic_path
 from tropicrop.scene import TEST, load_scene
 
 # The paper's Table 4 (LEM 17/18 -> LEM 19/20, real Sentinel-1 data), quoted for comparison only.

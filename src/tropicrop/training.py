@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Subset
 from tropicrop.classes import ClassTable, fit_class_table
 from tropicrop.config import dump_config, load_config
 from tropicrop.errors import ConfigError, RunError, SceneError
-from tropicrop.io.rasters import atomic_path
+from tropicrop.io.files import atomic_path, write_json
 from tropicrop.losses import FocalLoss
 from tropicrop.metrics import confusion_metric, scores_from_confusion
 from tropicrop.models import available_models, build
@@ -336,10 +336,6 @@ def net_names(cfg: TrainConfig, targets: list[dt.date]) -> list[tuple[str, list[
     return [(t.isoformat(), [t]) for t in targets]
 
 
-def _write_json(path: Path, data: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2))
-
 
 def _make_trainer(cfg: TrainConfig, net_dir: Path, has_val: bool) -> L.Trainer:
     t = cfg.trainer
@@ -397,7 +393,7 @@ def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: list[dt.
         "session_seconds": time.perf_counter() - start,
     }
     if trainer.is_global_zero:
-        _write_json(result_path, result)
+        write_json(result_path, result)
     return result
 
 
@@ -424,8 +420,8 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, force: bool 
         normalizer = Normalizer.from_dict(json.loads((run_dir / "normalization.json").read_text()))
     data = prepare_data(cfg, classes, normalizer, config_path)
     dump_config(cfg, run_dir / "config.yaml")
-    _write_json(run_dir / "classes.json", data.classes.to_dict())
-    _write_json(run_dir / "normalization.json", data.normalizer.to_dict())
+    write_json(run_dir / "classes.json", data.classes.to_dict())
+    write_json(run_dir / "normalization.json", data.normalizer.to_dict())
     log.info("training %s on %s: %d train / %d val patches, classes %s", cfg.mode, data.scene.root,
              len(data.train_origins), len(data.val_origins), list(data.classes.names[1:]))
     nets = {}
@@ -440,7 +436,7 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, force: bool 
         "train_seconds": sum(n["train_seconds"] for n in nets.values()),
     }
     if int(os.environ.get("LOCAL_RANK", "0")) == 0:
-        _write_json(run_dir / "result.json", summary)
+        write_json(run_dir / "result.json", summary)
     return summary
 
 

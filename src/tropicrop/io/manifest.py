@@ -10,7 +10,6 @@ import datetime as dt
 import difflib
 import itertools
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import yaml
 
 from tropicrop.errors import SceneError
+from tropicrop.io.files import atomic_path
 
 MANIFEST_NAME = "scene.yaml"
 TOP_LEVEL_KEYS = ("name", "bands", "units", "classes", "dates", "split", "labels", "nodata", "crs", "transform")
@@ -288,9 +288,6 @@ def manifest_to_dict(m: Manifest) -> dict[str, Any]:
 def write_manifest(m: Manifest) -> Path:
     """Write ``m`` to ``m.path`` atomically (temp file + rename)."""
     text = yaml.safe_dump(manifest_to_dict(m), sort_keys=False, default_flow_style=None, width=120)
-    m.path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=m.path.parent, prefix=".scene.", suffix=".yaml.tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, m.path)
+    with atomic_path(m.path) as tmp:
+        tmp.write_text(text)
     return m.path

@@ -7,8 +7,6 @@ sources can be used from DataLoader worker processes (GDAL handles are not fork-
 from __future__ import annotations
 
 import contextlib
-import os
-import uuid
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from tropicrop.errors import SceneError
+from tropicrop.io.files import atomic_path
 
 
 @dataclass(frozen=True)
@@ -151,26 +150,6 @@ class RasterSource:
         if np.isnan(self.nodata):
             return np.isnan(block).any(axis=0)
         return (block == self.nodata).any(axis=0)
-
-
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block completes.
-
-    A crash leaves at most a hidden ``.tmp`` file, never a half-written ``path``.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_geotiff(
