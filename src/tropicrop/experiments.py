@@ -174,8 +174,8 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
     train_wall = time.perf_counter() - start
     pred_dir = out / "predictions" / name
     start = time.perf_counter()
-    predict_run(run_dir, scene_b, pred_dir, dates=scene_b.labelled_dates, tile=cfg.predict.tile,
-                overlap=cfg.predict.overlap, progress=progress)
+    # default dates = year B's labelled dates; a per-month run predicts those of the months it has a net for
+    predict_run(run_dir, scene_b, pred_dir, tile=cfg.predict.tile, overlap=cfg.predict.overlap, progress=progress)
     predict_wall = time.perf_counter() - start
     result = evaluate_predictions(pred_dir, scene_b, split="test", class_names=list(classes.names))
     per_date = [{"date": d.date.isoformat(), "oa": d.oa, "f1": d.macro_f1} for d in result.dates]
