@@ -80,6 +80,16 @@ class ClassTable:
         return cls(names=(NO_REFERENCE, *names))
 
 
+def count_by_name(codes: np.ndarray, classes: Mapping[int, str], counts: dict[str, int] | None = None) -> dict[str, int]:
+    """Add the pixels of each class in ``codes`` (any shape, 0 = no reference) to ``counts``, keyed by NAME."""
+    counts = {} if counts is None else counts
+    for code, n in zip(*np.unique(codes, return_counts=True), strict=True):
+        if code:
+            name = classes[int(code)]
+            counts[name] = counts.get(name, 0) + int(n)
+    return counts
+
+
 def fit_class_table(counts: Mapping[str, int], min_fraction: float = 0.053) -> ClassTable:
     """Keep classes holding at least ``min_fraction`` of all labelled samples; merge the rest into Other.
 

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from tropicrop.classes import ClassTable, fit_class_table
+from tropicrop.classes import ClassTable, count_by_name, fit_class_table
 from tropicrop.config import apply_overrides, dump_config, from_dict, load_config, to_dict
 from tropicrop.errors import ConfigError, RunError
 from tropicrop.io.files import atomic_path, write_json
@@ -133,11 +133,7 @@ def shared_class_table(cfg: ExperimentConfig, scene_a: Scene, scene_b: Scene) ->
     for scene, use in ((scene_a, "all"), (scene_b, "train")):
         mask = scene.read_split() == TRAIN if use == "train" else None
         for labels in scene.read_labels():
-            values = labels[mask] if mask is not None else labels.ravel()
-            for code, n in zip(*np.unique(values, return_counts=True), strict=True):
-                if code:
-                    name = scene.classes[int(code)]
-                    counts[name] = counts.get(name, 0) + int(n)
+            count_by_name(labels[mask] if mask is not None else labels, scene.classes, counts)
     return fit_class_table(counts, cfg.other_threshold)
 
 

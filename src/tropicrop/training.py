@@ -35,7 +35,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from rasterio.windows import Window
 from torch.utils.data import DataLoader, Subset
 
-from tropicrop.classes import ClassTable, fit_class_table
+from tropicrop.classes import ClassTable, count_by_name, fit_class_table
 from tropicrop.config import dump_config, load_config
 from tropicrop.errors import ConfigError, RunError, SceneError
 from tropicrop.io.files import atomic_path, write_json
@@ -299,11 +299,7 @@ def prepare_data(cfg: TrainConfig, classes: ClassTable | None = None, normalizer
         if d.classes:
             classes = ClassTable.from_names(d.classes)
         else:
-            counts: dict[str, int] = {}
-            labels = scene.read_labels(window, targets)
-            for code, n in zip(*np.unique(labels[:, mask], return_counts=True), strict=True):
-                if code:
-                    counts[scene.classes[int(code)]] = counts.get(scene.classes[int(code)], 0) + int(n)
+            counts = count_by_name(scene.read_labels(window, targets)[:, mask], scene.classes)
             if not counts:
                 raise SceneError(scene.manifest.path, f"no labelled pixels in the {d.use} area at the target dates",
                                  "check the split and labels (tropicrop inspect)")
