@@ -39,9 +39,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from rasterio.windows import Window
+from torch.utils.flop_counter import FlopCounterMode
 
+from model_throughput import matmul_flops_per_second
 from tropicrop.classes import ClassTable
-from tropicrop.inference import Net, RunModels, predict_scene
+from tropicrop.inference import Net, Plan, RunModels, net_probabilities, predict_scene
 from tropicrop.models import build
 from tropicrop.scene import Scene, load_scene
 from tropicrop.synthetic import CLASSES, write_pair
@@ -65,8 +68,6 @@ def make_models(scene: Scene, seed: int = 0) -> RunModels:
     classes = ClassTable.from_names(list(CLASSES.values()))
     model = build("vunet_convlstm", scene.num_bands, num_classes=classes.num_classes).eval()
     side = min(256, scene.grid.width, scene.grid.height)
-    from rasterio.windows import Window
-
     sample = scene.read_images(Window((scene.grid.width - side) // 2, (scene.grid.height - side) // 2, side, side))
     normalizer = Normalizer.fit(sample, np.ones(sample.shape[-2:], bool))
     return RunModels(classes=classes, normalizer=normalizer, sequence_length=12, in_channels=scene.num_bands,
@@ -98,6 +99,35 @@ def authors_mosaic(models: RunModels, scene: Scene, dates: list[dt.date], batch:
                 for (r, c), cls in zip(chunk, pred, strict=True):
                     out[k, r : r + PATCH, c : c + PATCH] = cls
     return out
+
+
+def tile_compute(models: RunModels, scene: Scene, dates: list[dt.date], side: int) -> tuple[float, float]:
+    """(FLOPs, best of 2 seconds) of the network work on one ``side`` x ``side`` tile for ``dates``: every
+    date the windows need encoded once, each window decoded (what :func:`predict_scene` runs per tile, minus
+    reading, blending and writing). FLOPs are counted by FlopCounterMode."""
+    net = models.nets[0]
+    plans = [Plan(d, k, net, target_window(scene.dates, d, models.sequence_length)) for k, d in enumerate(dates)]
+    needed = sorted({int(i) for p in plans for i in p.window.indices if i >= 0})
+    window = Window(0, 0, min(side, scene.grid.width), min(side, scene.grid.height))
+    raw = scene.read_images(window, [scene.dates[i] for i in needed])
+    frames = torch.from_numpy(models.normalizer(raw))
+    position = {i: k for k, i in enumerate(needed)}
+
+    def run() -> None:
+        for _plan, probs in net_probabilities(net, frames, position, plans):
+            probs.sum()
+
+    with torch.inference_mode():
+        run()  # warm-up
+        counter = FlopCounterMode(display=False)
+        with counter:
+            run()
+        seconds = float("inf")
+        for _ in range(2):
+            start = time.perf_counter()
+            run()
+            seconds = min(seconds, time.perf_counter() - start)
+    return float(counter.get_total_flops()), seconds
 
 
 def read_maps(paths: list[Path]) -> np.ndarray:
@@ -161,6 +191,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--full", action="store_true", help="memory at 1024 and 4096 px")
     parser.add_argument("--repeat", type=int, default=1, help="time each method this many times, alternated; best kept")
     parser.add_argument("--skip-rss", action="store_true")
+    parser.add_argument("--flops-tiles", type=int, nargs="*", default=[256, 512],
+                        help="tile sides for the achieved FLOP/s figures (none: skip)")
     parser.add_argument("--reference-max", type=int, default=1024,
                         help="largest scene side for the whole-scene reference pass (it holds the scene in memory)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -208,6 +240,19 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| authors: 32 x 32 patches, no overlap, scene in memory, nothing written | {theirs_s:.1f} | "
               f"{pixel_months / theirs_s:,.0f} | {agree(theirs)} |")
         print(f"\nthroughput ours / authors: {theirs_s / ours_s:.2f}; maps agree on {(ours == theirs).mean():.1%} of pixels")
+
+        if args.flops_tiles:
+            matmul = matmul_flops_per_second()
+            print("\nnetwork work on one tile, 12 windows (every date encoded once, 12 decodes), FLOPs counted by "
+                  "FlopCounterMode; float32 2048^2 matmul in the same process: "
+                  f"{matmul / 1e9:.0f} GFLOP/s\n")
+            print("| tile | GFLOP | seconds | GFLOP/s | / matmul (goal >= 0.8) | pixel-months/s |")
+            print("|---:|---:|---:|---:|---:|---:|")
+            for side in args.flops_tiles:
+                flops, seconds = tile_compute(models, scene, dates, side)
+                side = min(side, scene.grid.width, scene.grid.height)
+                print(f"| {side} | {flops / 1e9:.0f} | {seconds:.2f} | {flops / seconds / 1e9:.0f} | "
+                      f"{flops / seconds / matmul:.2f} | {side * side * len(dates) / seconds:,.0f} |")
 
         if not args.skip_rss:
             small, large = (measure_rss(folder, s, args.tile, args.overlap, args.months, args.threads) for s in rss_sizes)

@@ -28,11 +28,13 @@ from collections.abc import Callable
 from functools import partial
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from tropicrop.losses import FocalLoss
 from tropicrop.models import ConvLSTM, UnetConvLSTM, build
+from tropicrop.models.unet_convlstm import day_of_year_encoding
 
 Batch = tuple[Tensor, Tensor, Tensor, Tensor]
 
@@ -61,12 +63,40 @@ class PlainConvLSTM(nn.Module):
         return h
 
 
-def plain_reference(model: UnetConvLSTM) -> UnetConvLSTM:
-    """A copy of ``model`` with the same weights, encoder on all frames and the textbook ConvLSTM."""
-    plain = copy.deepcopy(model)
-    plain.padding = "zeros"
-    plain.lstm = PlainConvLSTM(model.lstm)  # type: ignore[assignment]
-    return plain
+class PlainUnetConvLSTM(nn.Module):
+    """The textbook network with the weights of ``model``: every frame encoded (padded dates included),
+    day of year concatenated as two constant maps, :class:`PlainConvLSTM`, decoder with the last date's
+    skips. ``forward(images, doy, valid)`` as the model's."""
+
+    def __init__(self, model: UnetConvLSTM) -> None:
+        super().__init__()
+        model = copy.deepcopy(model)
+        self.use_doy, self.levels = model.use_doy, model.levels
+        self.encoder, self.decoder, self.head = model.encoder, model.decoder, model.head
+        self.lstm = PlainConvLSTM(model.lstm)
+
+    def forward(self, images: Tensor, doy: Tensor, valid: Tensor) -> Tensor:
+        b, t, _, height, width = images.shape
+        mult = 2**self.levels
+        x = F.pad(images.flatten(0, 1), (0, -width % mult, 0, -height % mult), mode="replicate")
+        feats = []
+        for stage in self.encoder:
+            x = stage(x)
+            feats.append(x.view(b, t, *x.shape[1:]))
+        bottom = feats[-1]
+        if self.use_doy:
+            code = day_of_year_encoding(doy)[..., None, None].expand(b, t, 2, *bottom.shape[-2:])
+            bottom = torch.cat((bottom, code), dim=2)
+        y = self.lstm(bottom)
+        for up, skip in zip(self.decoder, reversed(feats[:-1]), strict=True):
+            y = torch.cat((up(y), skip[:, -1]), dim=1)
+        logits: Tensor = self.head(y)
+        return logits[..., :height, :width]
+
+
+def plain_reference(model: UnetConvLSTM) -> nn.Module:
+    """The plain eager implementation of ``model``, same weights (:class:`PlainUnetConvLSTM`)."""
+    return PlainUnetConvLSTM(model)
 
 
 def make_batch(batch: int, dates: int, size: int, classes: int) -> Batch:

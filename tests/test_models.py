@@ -120,6 +120,31 @@ def test_convlstm_gradients_equal_naive_autograd(return_sequence: bool) -> None:
         torch.testing.assert_close(ours, ref, atol=1e-10, rtol=1e-10)
 
 
+def test_convlstm_constant_channels_equal_convolving_constant_maps() -> None:
+    """Day-of-year-like channels given as values (B, T, k) give the output and gradients of the naive loop
+    over frames with k constant maps appended (zero padding at the border included), in float64."""
+    torch.manual_seed(0)
+    layer = ConvLSTM(3, 4, constant_channels=2).double()
+    with torch.no_grad():
+        layer.conv.bias.normal_()  # type: ignore[union-attr]
+    x = torch.randn(2, 5, 3, 5, 6, dtype=torch.float64)
+    constants = torch.randn(2, 5, 2, dtype=torch.float64)
+    valid = torch.tensor([[1, 1, 0, 1, 1], [0, 0, 1, 1, 1]], dtype=torch.bool)
+    maps = torch.cat((x, constants[..., None, None].expand(2, 5, 2, 5, 6)), dim=2)
+    grads = []
+    for run in (lambda: layer(x, valid, constants), lambda: naive_convlstm(layer, maps, valid)[:, -1]):
+        layer.zero_grad()
+        out = run()
+        out.square().sum().backward()
+        grads.append([out.detach(), *(p.grad.clone() for p in layer.parameters())])  # type: ignore[union-attr]
+    for ours, ref in zip(*grads, strict=True):
+        torch.testing.assert_close(ours, ref, atol=1e-10, rtol=1e-10)
+    with torch.no_grad():  # the inference path adds the constants step by step, in place
+        torch.testing.assert_close(layer(x, valid, constants), grads[1][0], atol=1e-10, rtol=1e-10)
+    with pytest.raises(ValueError, match="constant channel"):
+        layer(x, valid)
+
+
 def test_convlstm_leading_padded_steps_give_unpadded_output() -> None:
     torch.manual_seed(0)
     layer = ConvLSTM(3, 6)

@@ -6,6 +6,7 @@ One :class:`torch.nn.Conv2d` holds the parameters of all four gates, as in the p
 * The convolution is linear in its input channels, so its weight is split into the part that sees ``x``
   and the part that sees ``h``. The ``x`` part runs once over all ``T`` dates as one batched convolution;
   only the ``h`` part stays inside the (inherently sequential) time loop, and no ``[x_t, h]`` is built.
+  Spatially constant input channels (the day of year) are not convolved at all (:meth:`ConvLSTM.constant_response`).
 * The time loop is one autograd node (:class:`_Recurrence`) with a hand-written backward pass through
   time: per step it only propagates the gradient to ``h_{t-1}``; the gradient of the recurrent weight is
   accumulated once at the end, as one weight-gradient convolution over all ``T`` steps stacked in the batch
@@ -34,7 +35,8 @@ def _steps_to_run(valid: Tensor | None, steps: int) -> tuple[list[bool], list[bo
 Saved = list[tuple[int, Tensor, Tensor, Tensor | None, Tensor]]
 
 
-def _run_forward(gates_x: Tensor, w_h: Tensor, valid: Tensor | None, padding: int, store: bool) -> tuple[Tensor, Saved]:
+def _run_forward(gates_x: Tensor, w_h: Tensor, valid: Tensor | None, padding: int, store: bool,
+                 constants: tuple[Tensor, Tensor] | None = None, every_state: bool = True) -> tuple[Tensor, Saved]:
     """Time loop of the LSTM cell in time-major layout.
 
     Args:
@@ -43,6 +45,10 @@ def _run_forward(gates_x: Tensor, w_h: Tensor, valid: Tensor | None, padding: in
         valid: ``(T, B)`` bool or ``None`` (all valid).
         padding: spatial padding of the recurrent convolution.
         store: keep what the backward pass needs.
+        constants: ``(values (T, B, k), response (k, 4 * hid * H * W))``: ``values[t] @ response`` is added
+            to the pre-activations of step ``t`` (constant input channels, added here in place when nothing
+            is stored for a backward pass, instead of materialising a second ``gates_x``).
+        every_state: return every hidden state; if false (and not ``store``) only the last, as ``(1, B, ...)``.
 
     Returns:
         ``hs`` ``(T, B, hid, H, W)``, the hidden state after each step, and, if ``store``, per computed
@@ -51,18 +57,24 @@ def _run_forward(gates_x: Tensor, w_h: Tensor, valid: Tensor | None, padding: in
     steps, batch, four_hid, height, width = gates_x.shape
     hid = four_hid // 4
     any_valid, all_valid = _steps_to_run(valid, steps)
-    hs = gates_x.new_empty(steps, batch, hid, height, width)
+    keep_states = store or every_state
+    hs = gates_x.new_empty(steps if keep_states else 1, batch, hid, height, width)
     h = gates_x.new_zeros(batch, hid, height, width)
     c = torch.zeros_like(h)
     started = False  # until the first computed step, h and c are zeros: skip their terms
     saved: Saved = []
     for t in range(steps):
         if not any_valid[t]:
-            hs[t] = h
+            if keep_states:
+                hs[t] = h
             continue
         if started:
             pre = F.conv2d(h, w_h, padding=padding)
             pre += gates_x[t]
+            if constants is not None:
+                pre.view(batch, -1).addmm_(constants[0][t], constants[1])
+        elif constants is not None:
+            pre = torch.addmm(gates_x[t].reshape(batch, -1), constants[0][t], constants[1]).view(gates_x.shape[1:])
         else:
             pre = gates_x[t]
         ifo = torch.sigmoid(pre[:, : 3 * hid])
@@ -79,10 +91,13 @@ def _run_forward(gates_x: Tensor, w_h: Tensor, valid: Tensor | None, padding: in
             c = torch.where(keep, c_new, c)
             tanh_c = torch.tanh(c)
             h = torch.where(keep, o * tanh_c, h)
-        hs[t] = h
+        if keep_states:
+            hs[t] = h
         if store:
             saved.append((t, ifo, g, c_prev, tanh_c))
         started = True
+    if not keep_states:
+        hs[0] = h
     return hs, saved
 
 
@@ -156,21 +171,36 @@ class ConvLSTM(nn.Module):
     unchanged, so a sequence with leading padded dates gives exactly the output of the same sequence without
     them. With ``return_sequence=True`` a padded date's output is the carried-over state.
 
+    ``constant_channels`` input channels may be spatially constant per date (VUnetConvLSTM's day of year):
+    they are passed as values ``constants (B, T, k)``, not as maps, and their share of the gates is
+    ``values @ R`` with ``R`` the convolution of constant-one maps (computed once per call; its zero padding
+    at the border is the same as the full convolution's), which is exact and saves convolving ``k`` more
+    channels at every date. The weight layout is the paper's single convolution over
+    ``[x, constants, h]``.
+
+    The computation is also exposed in two parts: :meth:`input_gates` (per frame, independent of the
+    sequence) and :meth:`recur` (per sequence), so that inference can compute the input part of each date
+    of a tile once and reuse it for every window that contains the date.
+
     Args:
-        in_channels: channels ``C`` of each input frame.
+        in_channels: channels ``C`` of each input frame (constant channels not included).
         hidden_channels: channels of ``h`` and ``c``.
         kernel_size: odd spatial size of the gate convolution ("same" zero padding).
         return_sequence: return every hidden state instead of the last one.
+        constant_channels: number ``k`` of spatially constant input channels, given as ``constants``.
     """
 
-    def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 3, return_sequence: bool = False) -> None:
+    def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 3, return_sequence: bool = False,
+                 constant_channels: int = 0) -> None:
         super().__init__()
         if kernel_size % 2 != 1:
             raise ValueError(f"ConvLSTM kernel_size must be odd, got {kernel_size}")
         self.in_channels = in_channels
+        self.constant_channels = constant_channels
         self.hidden_channels = hidden_channels
         self.return_sequence = return_sequence
-        self.conv = nn.Conv2d(in_channels + hidden_channels, 4 * hidden_channels, kernel_size, padding=kernel_size // 2)
+        self.conv = nn.Conv2d(in_channels + constant_channels + hidden_channels, 4 * hidden_channels, kernel_size,
+                              padding=kernel_size // 2)
         self.reset_gate_bias()
 
     def reset_gate_bias(self) -> None:
@@ -182,32 +212,82 @@ class ConvLSTM(nn.Module):
             bias.zero_()
             bias[hid : 2 * hid].fill_(1.0)
 
-    def forward(self, x: Tensor, valid: Tensor | None = None) -> Tensor:
+    @property
+    def _padding(self) -> int:
+        return self.conv.kernel_size[0] // 2
+
+    def input_gates(self, frames: Tensor) -> Tensor:
+        """Input part of the gate pre-activations, bias included: ``(N, C, H, W) -> (N, 4 * hidden, H, W)``.
+
+        It depends on each frame alone (the convolution is linear in its input channels), so frames shared
+        by several sequences need it once.
+        """
+        if frames.dim() != 4 or frames.shape[1] != self.in_channels:
+            raise ValueError(f"ConvLSTM expects frames of shape (N, {self.in_channels}, H, W), got {tuple(frames.shape)}")
+        w_x = self.conv.weight[:, : self.in_channels]
+        return F.conv2d(frames, w_x, self.conv.bias, padding=self._padding)
+
+    def constant_response(self, size: tuple[int, int], dtype: torch.dtype, device: torch.device) -> Tensor:
+        """``(k, 4 * hidden * H * W)``: the gate pre-activations of each constant channel set to 1 on an
+        ``H x W`` map, so that constant values ``v (..., k)`` add ``v @ response`` to the gates.
+
+        The convolution of a constant map is the sum of the kernel taps that fall inside the map (zero
+        padding at the border, as in the full convolution); which taps do is separable in rows and columns.
+        """
+        k, first, pad = self.constant_channels, self.in_channels, self._padding
+        w_k = self.conv.weight[:, first : first + k].to(dtype)  # (4 * hidden, k, kh, kw)
+
+        def inside(length: int, taps: int) -> Tensor:  # (taps, length): tap d of output position y reads y + d - pad
+            pos = torch.arange(length, device=device).view(1, -1) + torch.arange(taps, device=device).view(-1, 1) - pad
+            return ((pos >= 0) & (pos < length)).to(dtype)
+
+        rows, cols = inside(size[0], w_k.shape[2]), inside(size[1], w_k.shape[3])
+        return torch.einsum("okab,ay,bx->koyx", w_k, rows, cols).reshape(k, -1)
+
+    def recur(self, gates: Tensor, valid: Tensor | None = None, constants: Tensor | None = None) -> Tensor:
+        """Run the cell over sequences of input gate pre-activations ``(B, T, 4 * hidden, H, W)`` (from
+        :meth:`input_gates`) and the constant channels' values ``constants (B, T, k)``; ``valid`` and the
+        output as in ``forward``."""
+        b, t = gates.shape[:2]
+        k = self.constant_channels
+        if gates.dim() != 5 or gates.shape[2] != 4 * self.hidden_channels:
+            raise ValueError(f"gates must have shape (B, T, {4 * self.hidden_channels}, H, W), got {tuple(gates.shape)}")
+        if valid is not None and tuple(valid.shape) != (b, t):
+            raise ValueError(f"valid must have shape (B, T) = {(b, t)}, got {tuple(valid.shape)}")
+        if (constants is None) != (k == 0) or (constants is not None and tuple(constants.shape) != (b, t, k)):
+            got = None if constants is None else tuple(constants.shape)
+            raise ValueError(f"this ConvLSTM has {k} constant channel(s): constants must be "
+                             f"{'None' if k == 0 else f'(B, T, {k}) = {(b, t, k)}'}, got {got}")
+        w_h = self.conv.weight[:, self.in_channels + k :].contiguous()
+        gates_t = gates.transpose(0, 1)  # time-major view; each sequence's slice of a step stays contiguous
+        valid_t = None if valid is None else valid.to(torch.bool).t().contiguous()
+        response = None if constants is None else self.constant_response(gates.shape[-2:], gates.dtype, gates.device)
+        if torch.is_grad_enabled() and (gates_t.requires_grad or w_h.requires_grad):
+            if constants is not None and response is not None:
+                flat = torch.addmm(gates.reshape(b * t, -1), constants.reshape(b * t, k).to(gates.dtype), response)
+                gates_t = flat.view(gates.shape).transpose(0, 1)
+            hs = _Recurrence.apply(gates_t, w_h, valid_t, self._padding)
+        else:
+            extra = None if constants is None or response is None else (constants.to(gates.dtype).transpose(0, 1), response)
+            hs = _run_forward(gates_t, w_h, valid_t, self._padding, store=False, constants=extra,
+                              every_state=self.return_sequence)[0]
+        if self.return_sequence:
+            return hs.transpose(0, 1)
+        return hs[-1]
+
+    def forward(self, x: Tensor, valid: Tensor | None = None, constants: Tensor | None = None) -> Tensor:
         """Run the cell over the sequence.
 
         Args:
             x: ``(B, T, C, H, W)`` float frames.
             valid: optional ``(B, T)`` bool; ``False`` marks a padded date whose step is skipped.
+            constants: ``(B, T, k)`` values of the constant channels (required when ``k > 0``).
 
         Returns:
             ``(B, hidden, H, W)``, or ``(B, T, hidden, H, W)`` with ``return_sequence``.
         """
         if x.dim() != 5 or x.shape[2] != self.in_channels:
             raise ValueError(f"ConvLSTM expects x of shape (B, T, {self.in_channels}, H, W), got {tuple(x.shape)}")
-        b, t, c, height, width = x.shape
-        if valid is not None and tuple(valid.shape) != (b, t):
-            raise ValueError(f"valid must have shape (B, T) = {(b, t)}, got {tuple(valid.shape)}")
-        pad = self.conv.kernel_size[0] // 2
-        weight = self.conv.weight
-        w_x, w_h = weight[:, :c], weight[:, c:].contiguous()
-        # Time-major, so that every step's slice is contiguous.
-        frames = x.transpose(0, 1).reshape(t * b, c, height, width)
-        gates_x = F.conv2d(frames, w_x, self.conv.bias, padding=pad).view(t, b, -1, height, width)
-        valid_t = None if valid is None else valid.to(torch.bool).t().contiguous()
-        if torch.is_grad_enabled() and (gates_x.requires_grad or w_h.requires_grad):
-            hs = _Recurrence.apply(gates_x, w_h, valid_t, pad)
-        else:
-            hs = _run_forward(gates_x, w_h, valid_t, pad, store=False)[0]
-        if self.return_sequence:
-            return hs.transpose(0, 1)
-        return hs[-1]
+        b, t = x.shape[:2]
+        gates = self.input_gates(x.flatten(0, 1)).view(b, t, -1, *x.shape[-2:])
+        return self.recur(gates, valid, constants)

@@ -54,13 +54,13 @@ class SequenceFeatures:
     """Encoder features arranged as sequences, ready for :meth:`UnetConvLSTM.decode`.
 
     Attributes:
-        bottom: ``(B, T, C_L, H_p / 2**L, W_p / 2**L)`` coarsest features of every date; zeros at padded
+        gates: ``(B, T, 4 * hidden, H_p / 2**L, W_p / 2**L)`` ConvLSTM input gates of every date; zeros at padded
             dates.
         skips: per level ``l = 0 .. L-1``, ``(B, C_l, H_p / 2**l, W_p / 2**l)`` features of the last date.
         size: ``(H, W)`` of the input tiles before padding to a multiple of ``2**L`` (``H_p, W_p``).
     """
 
-    bottom: Tensor
+    gates: Tensor
     skips: tuple[Tensor, ...]
     size: tuple[int, int]
 
@@ -71,12 +71,14 @@ class EncoderFeatures:
 
     Attributes:
         skips: per level ``l = 0 .. L-1``, ``(N, C_l, H_p / 2**l, W_p / 2**l)`` skip features.
-        bottom: ``(N, C_L, H_p / 2**L, W_p / 2**L)`` features fed to the ConvLSTM.
+        gates: ``(N, 4 * hidden, H_p / 2**L, W_p / 2**L)`` the ConvLSTM's input gate pre-activations of
+            the coarsest features (:meth:`ConvLSTM.input_gates`): computed once per frame, however many
+            sequences share it.
         size: ``(H, W)`` of the frames before padding to a multiple of ``2**L`` (``H_p, W_p``).
     """
 
     skips: tuple[Tensor, ...]
-    bottom: Tensor
+    gates: Tensor
     size: tuple[int, int]
 
     def sequence(self, index: Tensor) -> SequenceFeatures:
@@ -89,13 +91,18 @@ class EncoderFeatures:
             raise ValueError(f"index must have shape (B, T), got {tuple(index.shape)}")
         b, t = index.shape
         flat = index.reshape(-1)
-        present = (flat >= 0).view(-1, 1, 1, 1)
-        bottom = torch.where(present, self.bottom[flat.clamp_min(0)], 0.0)
+        if len(flat) == len(self.gates) and torch.equal(flat, torch.arange(len(flat), device=flat.device)):
+            gates = self.gates  # the frames are the sequences, in order (``forward`` with no padded date)
+        else:
+            gates = self.gates.index_select(0, flat.clamp_min(0))  # one copy; padded dates zeroed in place
+            absent = flat < 0
+            if bool(absent.any()):
+                gates.masked_fill_(absent.view(-1, 1, 1, 1), 0.0)
         last = index[:, -1]
         if bool((last < 0).any()):
             raise ValueError("the last date of every sequence is the date being classified and must be a frame, not -1")
         skips = tuple(s[last] for s in self.skips)
-        return SequenceFeatures(bottom.view(b, t, *self.bottom.shape[1:]), skips, self.size)
+        return SequenceFeatures(gates.view(b, t, *self.gates.shape[1:]), skips, self.size)
 
 
 class ConvBNReLU(nn.Sequential):
@@ -175,7 +182,7 @@ class UnetConvLSTM(nn.Module):
         for c_in, c_out in itertools.pairwise(enc):
             self.encoder.append(nn.Sequential(nn.AvgPool2d(2), ConvBNReLU(c_in, c_out)))
 
-        self.lstm = ConvLSTM(enc[-1] + (2 if self.use_doy else 0), lstm_channels, lstm_kernel_size)
+        self.lstm = ConvLSTM(enc[-1], lstm_channels, lstm_kernel_size, constant_channels=2 if self.use_doy else 0)
 
         skip_channels = enc[-2::-1]  # skips met coarse to fine: H/2**(L-1), ..., H
         self.decoder = nn.ModuleList()
@@ -186,7 +193,7 @@ class UnetConvLSTM(nn.Module):
         self.head = nn.Sequential(ConvBNReLU(c_in, head_channels), nn.Conv2d(head_channels, num_classes, 1))
 
     def encode(self, frames: Tensor) -> EncoderFeatures:
-        """Encode independent frames ``(N, C, H, W)`` into skip and bottom features (see
+        """Encode independent frames ``(N, C, H, W)`` into skip features and ConvLSTM input gates (see
         :class:`EncoderFeatures`); frames are replicate-padded to a multiple of ``2**L`` first."""
         if frames.dim() != 4 or frames.shape[1] != self.in_channels:
             raise ValueError(f"encode expects frames of shape (N, {self.in_channels}, H, W), got {tuple(frames.shape)}")
@@ -198,7 +205,7 @@ class UnetConvLSTM(nn.Module):
         for stage in self.encoder:
             x = stage(x)
             feats.append(x)
-        return EncoderFeatures(tuple(feats[:-1]), feats[-1], (height, width))
+        return EncoderFeatures(tuple(feats[:-1]), self.lstm.input_gates(feats[-1]), (height, width))
 
     def decode(self, features: SequenceFeatures, doy: Tensor, valid: Tensor) -> Tensor:
         """Classify the last date of each sequence.
@@ -211,12 +218,8 @@ class UnetConvLSTM(nn.Module):
         Returns:
             ``(B, K, H, W)`` logits, cropped to ``features.size``.
         """
-        x = features.bottom
-        if self.use_doy:
-            b, t, _, h, w = x.shape
-            code = day_of_year_encoding(doy).to(x.dtype)
-            x = torch.cat((x, code[..., None, None].expand(b, t, 2, h, w)), dim=2)
-        y = self.lstm(x, valid if self.padding == "mask" else None)
+        constants = day_of_year_encoding(doy) if self.use_doy else None
+        y = self.lstm.recur(features.gates, valid if self.padding == "mask" else None, constants)
         for up, skip in zip(self.decoder, reversed(features.skips), strict=True):
             y = torch.cat((up(y), skip), dim=1)
         logits: Tensor = self.head(y)
