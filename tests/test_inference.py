@@ -21,10 +21,12 @@ from tropicrop import inference
 from tropicrop.cli import main
 from tropicrop.errors import RunError, SceneError
 from tropicrop.inference import (
+    BlendSums,
     Net,
     RunModels,
-    StripBlender,
+    class_map,
     default_dates,
+    load_run,
     net_probabilities,
     predict_run,
     ramp,
@@ -95,18 +97,50 @@ def test_blending_one_tile_that_covers_the_scene_returns_its_probabilities_exact
     rng = np.random.default_rng(0)
     probs = torch.softmax(torch.from_numpy(rng.normal(size=(2, 5, 24, 40)).astype(np.float32)), dim=1).numpy()
     grid = Grid(40, 24, None, rasterio.Affine.identity())
-    window = rasterio.windows.Window(0, 0, 40, 24)
-    blender = StripBlender(2, 5, 24, 40)
-    weight = tile_weights(window, grid, 8)
-    blender.add_weight(window, weight)
+    sums = BlendSums(2, 5, 24, 40)
+    weight = tile_weights(rasterio.windows.Window(0, 0, 40, 24), grid, 8)
+    sums.weight += weight
     for slot in range(2):
-        blender.add(slot, window, probs[slot], weight, np.ones((24, 40), bool))
-    window, weight_sum = blender.finished(24)
-    assert window == rasterio.windows.Window(0, 0, 40, 24) and (weight_sum == 1).all()
-    for slot in range(2):
-        assert np.array_equal(blender.probabilities(slot, 24), probs[slot])
-    blender.advance(24)
-    assert blender.top == 24 and not blender.acc.any() and not blender.weight.any()
+        sums.add(slot, probs[slot], weight, np.ones((24, 40), bool))
+    blended, valid = sums.probabilities(slice(None), slice(None))
+    assert valid.all() and np.array_equal(blended, probs)
+    sums.shift_left(30)
+    assert np.array_equal(sums.acc[..., :10], (probs * weight)[..., 30:]) and not sums.acc[..., 10:].any()
+    assert not sums.weight[:, 10:].any() and not sums.seen[..., 10:].any()
+
+
+def whole_scene_blend(models: RunModels, scene_dir: Path, dates: list[dt.date], tile: int, overlap: int) -> np.ndarray:
+    """Reference for the streaming blender: every tile added into sums over the whole scene (row-major, the
+    same order of additions), then divided once. Class codes (dates, H, W)."""
+    scene = load_scene(scene_dir)
+    grid = scene.grid
+    plans = inference._plans(models, scene, dates)
+    th, rows = tile_layout(grid.height, tile, overlap)
+    tw, cols = tile_layout(grid.width, tile, overlap)
+    total = BlendSums(len(plans), models.classes.num_classes, grid.height, grid.width)
+    with torch.inference_mode():
+        for r, c in itertools.product(rows, cols):
+            window = rasterio.windows.Window(c, r, tw, th)
+            sums = BlendSums(len(plans), models.classes.num_classes, th, tw)
+            inference._predict_tile(models, scene, window, plans, tile_weights(window, grid, overlap), sums)
+            total.add_block(sums, slice(r, r + th), slice(c, c + tw), slice(None))
+    probs, valid = total.probabilities(slice(None), slice(None))
+    return class_map(probs, valid)
+
+
+@pytest.mark.parametrize(("tile", "overlap"), [(24, 8), (32, 16), (40, 0)])
+def test_streaming_blend_equals_blending_over_the_whole_scene_exactly(runs: dict[str, Path], tmp_path: Path,
+                                                                      tile: int, overlap: int) -> None:
+    """Only a band of rows and one tile's block are held, finished column by column; the maps are
+    identical to summing every tile over the whole scene (uneven overlaps: 64 px in tiles of 24 start at
+    0, 13, 27, 40)."""
+    dates = [FEB, MAY]
+    paths = predict_run(runs["all"], runs["scene"], tmp_path / f"t{tile}", dates=dates, tile=tile, overlap=overlap,
+                        progress=False)
+    expected = whole_scene_blend(load_run(runs["all"]), runs["scene"], dates, tile, overlap)
+    for path, codes in zip(paths, expected, strict=True):
+        assert np.array_equal(read_map(path), codes)
+    assert len(np.unique(expected)) > 2  # the maps hold several classes, so the comparison means something
 
 
 @pytest.mark.parametrize("padding", ["mask", "zeros"])

@@ -8,13 +8,14 @@ elsewhere; > 0 everywhere) and divided by the summed weight, so there are no sea
 depends on the tile size. (The authors mosaic non-overlapping 32 x 32 patches; every patch border there is
 a seam.)
 
-Tiles are processed in rows. Only the rows of the current tile row are held in memory (an accumulator of
-``(targets, K, tile, width)``); rows that no later tile touches are finished and written to scratch
-GeoTIFFs with windowed writes, which become cloud-optimised GeoTIFFs when the whole scene is done. Memory
-therefore grows with the scene width only, never with its height; when the accumulator of all requested
-dates would pass :data:`BUFFER_BYTES` (e.g. 12 dates x 13 classes x 256 rows of a 13 000 px wide scene),
-the dates are predicted in groups, one pass over the scene each (encoding is then repeated per group; it is
-a small share of the work, the ConvLSTM runs once per window anyway).
+Tiles are processed in rows, left to right. Unnormalised sums are held only where a later tile can still
+add: the current tile's block and the band of rows that the next tile row overlaps (``(targets, K,
+overlap, width)``). After each tile its columns up to the next tile are final for the rows up to the next
+tile row: they become uint8 class codes, and a tile row's finished rows are written to scratch GeoTIFFs
+with windowed writes, which become cloud-optimised GeoTIFFs when the whole scene is done. Memory therefore
+grows with the scene width only, by about ``targets x K x overlap x 4`` bytes per column, and never with
+its height. When the buffers of all requested dates would pass :data:`BUFFER_BYTES` (a scene over 100 000
+px wide), the dates are predicted in groups, one pass over the scene each.
 
 Every date of a tile is read and encoded once per network (``model.encode``), and the encoder features are
 shared by the 12-date windows of all target months served by that network (``model.decode``): an
@@ -37,6 +38,7 @@ and hidden ``.*.tmp.tif`` files, never a file under a final name.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import logging
 import math
@@ -392,58 +394,64 @@ def net_probabilities(net: Net, frames: Tensor, position: dict[int, int], plans:
 
 
 # ------------------------------------------------------------------------------------------ streaming
-class StripBlender:
-    """Weighted sum of tile probabilities for the rows of one tile row, flushed as rows are finished.
+class BlendSums:
+    """Weighted sums of tile probabilities over a block of pixels, not yet divided by the summed weight.
 
-    Holds ``acc`` (targets, K, rows, width) float32, the summed weight (rows, width) and ``seen`` (targets,
-    rows, width): whether a real image lies in the pixel's window. Buffer row 0 is scene row :attr:`top`.
+    ``acc`` (targets, K, h, w) float32 sums weight x probabilities, ``weight`` (h, w) sums the tiles' weights
+    and ``seen`` (targets, h, w) records whether a real image lies in the pixel's window. Blocks are the
+    current tile (columns shift left from one tile to the next) and the band of rows that the next row of
+    tiles overlaps; nothing wider than a tile is held for every row of a tile row.
     """
 
-    def __init__(self, targets: int, classes: int, rows: int, width: int) -> None:
-        self.top = 0
-        self.acc = np.zeros((targets, classes, rows, width), dtype=np.float32)
-        self.weight = np.zeros((rows, width), dtype=np.float32)
-        self.seen = np.zeros((targets, rows, width), dtype=bool)
+    def __init__(self, targets: int, classes: int, height: int, width: int) -> None:
+        self.acc = np.zeros((targets, classes, height, width), dtype=np.float32)
+        self.weight = np.zeros((height, width), dtype=np.float32)
+        self.seen = np.zeros((targets, height, width), dtype=bool)
 
-    def _local(self, window: Window) -> tuple[slice, slice]:
-        r0 = int(window.row_off) - self.top
-        c0 = int(window.col_off)
-        if r0 < 0 or r0 + int(window.height) > self.weight.shape[0]:
-            raise ValueError(f"tile {window} is outside the buffered rows [{self.top}, {self.top + self.weight.shape[0]})")
-        return slice(r0, r0 + int(window.height)), slice(c0, c0 + int(window.width))
+    def add(self, slot: int, probs: np.ndarray, weight: np.ndarray, seen: np.ndarray) -> None:
+        """Add weight * probabilities (K, h, w) of target ``slot`` over the whole block (the tile)."""
+        self.acc[slot] += probs * weight
+        self.seen[slot] |= seen
 
-    def add_weight(self, window: Window, weight: np.ndarray) -> None:
-        """Count a tile's weight (h, w) once, whatever the number of targets."""
-        rs, cs = self._local(window)
-        self.weight[rs, cs] += weight
+    def add_block(self, other: BlendSums, rows: slice, cols: slice, other_cols: slice) -> None:
+        """Add ``other``'s sums (all its rows, columns ``other_cols``) into rows ``rows``, columns ``cols``."""
+        self.acc[:, :, rows, cols] += other.acc[:, :, :, other_cols]
+        self.weight[rows, cols] += other.weight[:, other_cols]
+        self.seen[:, rows, cols] |= other.seen[:, :, other_cols]
 
-    def add(self, slot: int, window: Window, probs: np.ndarray, weight: np.ndarray, seen: np.ndarray) -> None:
-        """Add weight * probabilities (K, h, w) of target ``slot`` on tile ``window``."""
-        rs, cs = self._local(window)
-        self.acc[slot, :, rs, cs] += probs * weight
-        self.seen[slot, rs, cs] |= seen
-
-    def finished(self, stop: int) -> tuple[Window, np.ndarray]:
-        """Window of the finished scene rows ``[top, stop)`` and their summed weight (r, width) (a view)."""
-        n = stop - self.top
-        return Window(0, self.top, self.weight.shape[1], n), self.weight[:n]
-
-    def probabilities(self, slot: int, rows: int) -> np.ndarray:
-        """Blended probabilities (K, rows, width) float32 of target ``slot`` on the first ``rows`` buffered
-        rows: the weighted sum divided by the summed weight; 0 where no tile was added."""
-        weight = self.weight[:rows]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = np.where(weight > 0, self.acc[slot, :, :rows] / np.maximum(weight, 1e-30), 0.0)
-        return out.astype(np.float32, copy=False)
-
-    def advance(self, stop: int) -> None:
-        """Drop the rows before scene row ``stop`` and shift the rest up (the freed rows become zeros)."""
-        n = stop - self.top
+    def shift_left(self, n: int) -> None:
+        """Move columns ``[n, w)`` to ``[0, w - n)`` and zero the rest (the next tile starts ``n`` px right)."""
         for buf in (self.acc, self.weight, self.seen):
-            rows = buf.shape[-2]
-            buf[..., : rows - n, :] = buf[..., n:, :]
-            buf[..., rows - n :, :] = 0
-        self.top = stop
+            width = buf.shape[-1]
+            buf[..., : width - n] = buf[..., n:]
+            buf[..., width - n :] = 0
+
+    def probabilities(self, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray]:
+        """Blended probabilities (targets, K, r, c) float32 of a sub-block, and where they are valid
+        (targets, r, c): a real image in the window and at least one tile's weight."""
+        weight = self.weight[rows, cols]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            probs = np.where(weight > 0, self.acc[:, :, rows, cols] / np.maximum(weight, 1e-30), 0.0)
+        return probs.astype(np.float32, copy=False), self.seen[:, rows, cols] & (weight > 0)
+
+
+class FinishedRows:
+    """The finished rows ``[top, top + rows)`` of one tile row, full width, as uint8 class codes
+    (targets, rows, W) and, when kept, uint8 probabilities (targets, K - 1, rows, W)."""
+
+    def __init__(self, targets: int, classes: int, top: int, rows: int, width: int, probabilities: bool) -> None:
+        self.window = Window(0, top, width, rows)
+        self.codes = np.full((targets, rows, width), NODATA, dtype=np.uint8)
+        self.probs = np.zeros((targets, classes - 1, rows, width), dtype=np.uint8) if probabilities else None
+
+    def put(self, sums: BlendSums, rows: int, cols: slice, col_off: int) -> None:
+        """Finish the first ``rows`` rows and columns ``cols`` of ``sums``, scene columns from ``col_off``."""
+        probs, valid = sums.probabilities(slice(0, rows), cols)
+        out = slice(col_off, col_off + probs.shape[-1])
+        self.codes[:, :, out] = class_map(probs, valid)
+        if self.probs is not None:
+            for slot in range(len(probs)):
+                self.probs[slot, :, :, out] = scaled_probabilities(probs[slot], valid[slot])
 
 
 def class_map(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -593,26 +601,20 @@ class ScratchMaps:
 
 
 # ------------------------------------------------------------------------------------------ prediction
-def _tiles(grid: Grid, tile: int, overlap: int) -> list[list[Window]]:
-    """Tile windows row by row (:func:`tile_layout` along each axis)."""
-    th, rows = tile_layout(grid.height, tile, overlap)
-    tw, cols = tile_layout(grid.width, tile, overlap)
-    return [[Window(c, r, tw, th) for c in cols] for r in rows]
-
-
 def _plans(models: RunModels, scene: Scene, dates: Sequence[dt.date]) -> list[Plan]:
     return [Plan(d, k, models.net_for(d), target_window(scene.dates, d, models.sequence_length))
             for k, d in enumerate(dates)]
 
 
 def _predict_tile(models: RunModels, scene: Scene, window: Window, plans: Sequence[Plan], weight: np.ndarray,
-                  blender: StripBlender) -> None:
-    """Read every date the tile's windows need once, run each network on its plans, accumulate."""
+                  sums: BlendSums) -> None:
+    """Read every date the tile's windows need once, run each network on its plans, add to ``sums`` (the
+    tile's block)."""
     needed = sorted({int(i) for p in plans for i in p.window.indices if i >= 0})
     raw = scene.read_images(window, [scene.dates[i] for i in needed])  # (N, C, h, w) dB, NaN = no data
     real = np.isfinite(raw).any(axis=1)  # (N, h, w): the pixel has data at that date
     position = {i: k for k, i in enumerate(needed)}
-    blender.add_weight(window, weight)
+    sums.weight += weight
     by_net: dict[str, list[Plan]] = {}
     for p in plans:
         by_net.setdefault(p.net.name, []).append(p)
@@ -626,7 +628,7 @@ def _predict_tile(models: RunModels, scene: Scene, window: Window, plans: Sequen
         with autocast:
             for plan, probs in net_probabilities(net, frames, own_pos, net_plans):
                 seen = real[[position[int(i)] for i in plan.window.indices if i >= 0]].any(axis=0)
-                blender.add(plan.slot, window, probs.cpu().numpy(), weight, seen)
+                sums.add(plan.slot, probs.cpu().numpy(), weight, seen)
 
 
 def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt.date], *, tile: int = 256,
@@ -652,8 +654,9 @@ def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt
         log.info("skipping %d date(s) whose maps exist in %s", len(dates) - len(todo), out)
     reader = aoi_reader(aoi, scene.grid)
     empty: list[dt.date] = []
-    per_date = buffer_bytes(scene.grid, 1, models.classes.num_classes, tile)
+    per_date = buffer_bytes(scene.grid, 1, models.classes.num_classes, tile, overlap, probabilities)
     group = max(1, BUFFER_BYTES // per_date)
+    group = math.ceil(len(todo) / math.ceil(len(todo) / group)) if todo else 1  # passes of even size
     for start in range(0, len(todo), group):  # one pass over the scene per group of dates
         clock = time.perf_counter()
         plans = _plans(models, scene, todo[start : start + group])
@@ -666,35 +669,63 @@ def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt
     return [outputs[d].map for d in dates]
 
 
-def buffer_bytes(grid: Grid, dates: int, classes: int, tile: int) -> int:
-    """Bytes of the blending buffer of :class:`StripBlender` for ``dates`` target dates: probabilities
-    (float32) and ``seen`` (bool) per date, for one row of tiles. It grows with the width, not the height."""
-    rows = min(tile, grid.height)
-    return dates * (4 * classes + 1) * rows * grid.width + 4 * rows * grid.width
+def buffer_bytes(grid: Grid, dates: int, classes: int, tile: int, overlap: int, probabilities: bool) -> int:
+    """Bytes of the blending buffers for ``dates`` target dates: float sums (:class:`BlendSums`, 4 bytes per
+    class, 1 for ``seen``) over the current tile and over the band of rows shared with the next tile row,
+    and the uint8 codes (and probabilities) of one tile row's finished rows. The band and the finished rows
+    grow with the scene width, never with its height."""
+    th, rows = tile_layout(grid.height, tile, overlap)
+    tw, _ = tile_layout(grid.width, tile, overlap)
+    band = max((r + th - nxt for r, nxt in itertools.pairwise(rows)), default=0)
+    done = max((nxt - r for r, nxt in itertools.pairwise(rows)), default=th)
+    sums = dates * (4 * classes + 1) + 4
+    finished = dates * (1 + (classes - 1 if probabilities else 0))
+    return sums * (band * grid.width + th * tw) + finished * done * grid.width
 
 
 def _stream(models: RunModels, scene: Scene, out: Path, plans: Sequence[Plan], outputs: dict[dt.date, Outputs],
             tile: int, overlap: int, probabilities: bool, progress: bool, aoi: AoiReader | None) -> list[dt.date]:
     """Tile, blend and write scratch rasters for ``plans``, then finalise each date. Returns dates whose
-    window has no real image anywhere (no map is written for them)."""
+    window has no real image anywhere (no map is written for them).
+
+    Tile rows go top to bottom, tiles left to right. After a tile, its columns up to the next tile's start
+    are final for the rows up to the next tile row's start: they become class codes at once. The rows the
+    next tile row overlaps are carried in a band (:class:`BlendSums`), the columns the next tile overlaps
+    in the tile's own block, shifted left. Sums are added in the same order as with a whole-scene buffer.
+    """
     grid = scene.grid
-    rows = _tiles(grid, tile, overlap)
+    th, row_offs = tile_layout(grid.height, tile, overlap)
+    tw, col_offs = tile_layout(grid.width, tile, overlap)
     names = models.classes.names
-    blender = StripBlender(len(plans), len(names), int(rows[0][0].height), grid.width)
-    any_seen = np.zeros(len(plans), dtype=bool)
+    targets, classes = len(plans), len(names)
+    band = BlendSums(targets, classes, 0, grid.width)  # rows [r, r + band height) of the current tile row
+    any_seen = np.zeros(targets, dtype=bool)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out, prefix=".partial-") as scratch_dir, ExitStack() as stack:
         scratch = ScratchMaps(Path(scratch_dir), grid, [p.date for p in plans], names, probabilities, stack)
-        bar = stack.enter_context(tqdm(total=sum(map(len, rows)), desc=f"predicting {len(plans)} date(s)", unit="tile",
-                                       disable=not progress))
+        bar = stack.enter_context(tqdm(total=len(row_offs) * len(col_offs), desc=f"predicting {len(plans)} date(s)",
+                                       unit="tile", disable=not progress))
         with torch.inference_mode():
-            for k, row in enumerate(rows):
-                for window in row:
+            for k, r in enumerate(row_offs):
+                stop = row_offs[k + 1] if k + 1 < len(row_offs) else grid.height  # rows [r, stop) finish here
+                finished = FinishedRows(targets, classes, r, stop - r, grid.width, probabilities)
+                next_band = BlendSums(targets, classes, r + th - stop, grid.width)
+                work = BlendSums(targets, classes, th, tw)
+                band_rows = slice(0, band.weight.shape[0])
+                for j, c in enumerate(col_offs):
+                    shift = c - col_offs[j - 1] if j else tw  # columns [tw - shift, tw) are new to this tile
+                    if j:
+                        work.shift_left(shift)
+                    work.add_block(band, band_rows, slice(tw - shift, tw), slice(c + tw - shift, c + tw))
+                    window = Window(c, r, tw, th)
                     if aoi is None or aoi(window).any():
-                        _predict_tile(models, scene, window, plans, tile_weights(window, grid, overlap), blender)
+                        _predict_tile(models, scene, window, plans, tile_weights(window, grid, overlap), work)
                     bar.update(1)
-                stop = int(rows[k + 1][0].row_off) if k + 1 < len(rows) else grid.height
-                any_seen = any_seen | _flush(blender, stop, scratch, aoi, probabilities)
+                    cstop = col_offs[j + 1] if j + 1 < len(col_offs) else grid.width  # columns [c, cstop) finish
+                    finished.put(work, stop - r, slice(0, cstop - c), c)
+                    _carry(next_band, work, stop - r, c, cstop)
+                any_seen |= _write_rows(finished, scratch, aoi)
+                band = next_band
         stack.close()  # scratch rasters complete on disk
         empty = [p.date for p, seen in zip(plans, any_seen, strict=True) if not seen]
         for p in plans:
@@ -703,22 +734,27 @@ def _stream(models: RunModels, scene: Scene, out: Path, plans: Sequence[Plan], o
     return empty
 
 
-def _flush(blender: StripBlender, stop: int, scratch: ScratchMaps, aoi: AoiReader | None, probabilities: bool) -> np.ndarray:
-    """Write the finished rows of every target (one target at a time, so the only extra memory is one
-    target's probabilities) and advance the buffer; returns (targets,) whether any pixel had a real image."""
-    window, weight = blender.finished(stop)
-    inside = weight > 0
+def _carry(band: BlendSums, work: BlendSums, first_row: int, c: int, cstop: int) -> None:
+    """Copy the tile block's rows from ``first_row`` (those the next tile row overlaps), columns ``[c,
+    cstop)`` of the scene, into the band for the next tile row."""
+    cols = slice(0, cstop - c)
+    band.acc[:, :, :, c:cstop] = work.acc[:, :, first_row:, cols]
+    band.weight[:, c:cstop] = work.weight[first_row:, cols]
+    band.seen[:, :, c:cstop] = work.seen[:, first_row:, cols]
+
+
+def _write_rows(finished: FinishedRows, scratch: ScratchMaps, aoi: AoiReader | None) -> np.ndarray:
+    """Write a tile row's finished rows of every target (pixels outside the AOI set to no data); returns
+    (targets,) whether any pixel got a class."""
     if aoi is not None:
-        inside &= aoi(window)
-    rows = int(window.height)
-    seen = np.zeros(len(blender.seen), dtype=bool)
-    for slot in range(len(seen)):
-        valid = blender.seen[slot, :rows] & inside
-        probs = blender.probabilities(slot, rows)
-        scratch.write(slot, window, class_map(probs, valid), scaled_probabilities(probs, valid) if probabilities else None)
-        seen[slot] = valid.any()
-    blender.advance(stop)
-    return seen
+        outside = ~aoi(finished.window)
+        finished.codes[:, outside] = NODATA
+        if finished.probs is not None:
+            finished.probs[:, :, outside] = 0
+    for slot in range(len(finished.codes)):
+        scratch.write(slot, finished.window, finished.codes[slot], None if finished.probs is None else finished.probs[slot])
+    result: np.ndarray = (finished.codes != NODATA).any(axis=(1, 2))
+    return result
 
 
 def _finalise(map_scratch: Path, prob_scratch: Path | None, outputs: Outputs, names: Sequence[str], title: str) -> None:

@@ -261,7 +261,8 @@ class ConvLSTM(nn.Module):
         w_h = self.conv.weight[:, self.in_channels + k :].contiguous()
         gates_t = gates.transpose(0, 1)  # time-major view; each sequence's slice of a step stays contiguous
         valid_t = None if valid is None else valid.to(torch.bool).t().contiguous()
-        response = None if constants is None else self.constant_response((gates.shape[-2], gates.shape[-1]), gates.dtype, gates.device)
+        size = (gates.shape[-2], gates.shape[-1])
+        response = None if constants is None else self.constant_response(size, gates.dtype, gates.device)
         if torch.is_grad_enabled() and (gates_t.requires_grad or w_h.requires_grad):
             if constants is not None and response is not None:
                 flat = torch.addmm(gates.reshape(b * t, -1), constants.reshape(b * t, k).to(gates.dtype), response)
