@@ -15,14 +15,18 @@ whole-scene pass (one tile covering the scene, so no tile edge at all; scenes up
 share of pixels whose class each method gets the same as that pass. Random weights use little spatial
 context, so this understates the difference a trained network shows.
 
+Achieved FLOP/s: the network work of one tile (every date encoded once, the 12 windows decoded), its FLOPs
+counted by FlopCounterMode, against a float32 2048^2 matmul timed in the same process.
+
 Peak memory: each of two scene sizes is predicted by ``ours`` (class maps only) in a fresh subprocess that
 reports its RSS before predicting (imports, model, scene header) and its peak RSS while predicting (VmHWM,
-reset first); the increment is what the prediction holds, and it should grow with the scene width (the
-blending buffer of one row of tiles), not with its area.
+reset first); the increment is what the prediction holds, and it should grow with the scene width (a band
+of ``overlap`` rows of blending sums), not with its area.
 
-Run:   python benchmarks/inference.py           (1024 px; memory at 512 and 1024; about 30 min on 2 CPU cores)
-       python benchmarks/inference.py --size 256 --rss-sizes 256 512           (a few minutes on 2 CPU cores)
-       python benchmarks/inference.py --full    (memory at 1024 and 4096)
+Run:   python benchmarks/inference.py       (2048 px; memory at 1024 and 4096; about 50 min on 2 CPU cores)
+       python benchmarks/inference.py --size 256 --rss-sizes 256 512 --flops-tiles 128   (a few minutes)
+Profile one tile's network work:
+       python -m cProfile -s tottime benchmarks/inference.py --size 256 --skip-rss --flops-tiles 256 | head -40
 """
 
 from __future__ import annotations
@@ -182,13 +186,12 @@ def measure_rss(folder: Path, size: int, tile: int, overlap: int, months: int, t
 def main(argv: list[str] | None = None) -> None:
     """Measure throughput (one process) and peak memory (subprocesses), then print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--size", type=int, default=1024, help="scene side for the throughput comparison")
+    parser.add_argument("--size", type=int, default=2048, help="scene side for the throughput comparison")
     parser.add_argument("--tile", type=int, default=256)
     parser.add_argument("--overlap", type=int, default=32)
     parser.add_argument("--months", type=int, default=12, help="target months (the scene's labelled dates)")
     parser.add_argument("--rss-sizes", type=int, nargs=2, default=None, metavar=("SMALL", "LARGE"),
-                        help="scene sides for the memory figures (default 512 1024; --full: 1024 4096)")
-    parser.add_argument("--full", action="store_true", help="memory at 1024 and 4096 px")
+                        help="scene sides for the memory figures (default 1024 4096)")
     parser.add_argument("--repeat", type=int, default=1, help="time each method this many times, alternated; best kept")
     parser.add_argument("--skip-rss", action="store_true")
     parser.add_argument("--flops-tiles", type=int, nargs="*", default=[256, 512],
@@ -203,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.child is not None:
         child(args.child, args.tile, args.overlap, args.months)
         return
-    rss_sizes = args.rss_sizes or ([1024, 4096] if args.full else [512, 1024])
+    rss_sizes = args.rss_sizes or [1024, 4096]
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.data or Path(tmp)
         scene = load_scene(make_scene(folder, args.size))

@@ -150,6 +150,7 @@ def select_device(accelerator: str, precision: str) -> tuple[torch.device, torch
                           "predicting on the CPU", stacklevel=2)
             return torch.device("cpu"), None
         dtype = torch.bfloat16 if "bf16" in precision else torch.float16 if precision.startswith("16") else None
+        torch.backends.cudnn.benchmark = True  # every tile has the same size: autotune the convolutions once
         return torch.device("cuda"), dtype
     return torch.device("cpu"), None
 

@@ -352,6 +352,7 @@ def _make_trainer(cfg: TrainConfig, net_dir: Path, has_val: bool) -> L.Trainer:
         max_epochs=t.max_epochs, limit_train_batches=t.steps_per_epoch, limit_val_batches=None if has_val else 0,
         callbacks=callbacks, logger=loggers,
         plugins=[AtomicCheckpointIO()], deterministic=t.deterministic, use_distributed_sampler=False,
+        benchmark=not t.deterministic,  # cuDNN autotuning (GPU): patches have one size, so it pays off
         log_every_n_steps=min(t.log_every_n_steps, t.steps_per_epoch), enable_progress_bar=t.progress,
         enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=net_dir,
     )

@@ -35,12 +35,46 @@ def _steps_to_run(valid: Tensor | None, steps: int) -> tuple[list[bool], list[bo
 Saved = list[tuple[int, Tensor, Tensor, Tensor | None, Tensor]]
 
 
-def _run_forward(gates_x: Tensor, w_h: Tensor, valid: Tensor | None, padding: int, store: bool,
+class FrameSteps:
+    """Input gates of step ``t`` of every sequence, ``(B, 4 * hid, H, W)``, read from a table of frames.
+
+    ``table`` ``(N, 4 * hid, H, W)`` holds each frame's input gates once; ``index`` ``(B, T)`` picks frame
+    ``index[b, t]`` for step ``t`` of sequence ``b`` (``-1``: zeros). A step of a single sequence is a view
+    of its table row, so no ``(B, T, 4 * hid, H, W)`` copy is ever made (inference, where a tile's frames
+    serve 12 windows).
+    """
+
+    def __init__(self, table: Tensor, index: Tensor) -> None:
+        self.table = table
+        self.rows = index.t().tolist()  # (T, B) on the host: one sync, not one per step
+        self.shape = (index.shape[1], index.shape[0], *table.shape[1:])
+        self._index = index.t().to(table.device)
+
+    def __getitem__(self, t: int) -> Tensor:
+        rows = self.rows[t]
+        if len(rows) == 1:
+            return self.table[rows[0]].unsqueeze(0) if rows[0] >= 0 else self.table.new_zeros(1, *self.table.shape[1:])
+        out = self.table.index_select(0, self._index[t].clamp_min(0))
+        if min(rows) < 0:
+            out.masked_fill_((self._index[t] < 0).view(-1, 1, 1, 1), 0.0)
+        return out
+
+    def materialise(self) -> Tensor:
+        """The time-major sequences ``(T, B, 4 * hid, H, W)`` (one copy; differentiable)."""
+        out = self.table.index_select(0, self._index.reshape(-1).clamp_min(0))
+        absent = self._index.reshape(-1) < 0
+        if bool(absent.any()):
+            out = out.masked_fill(absent.view(-1, 1, 1, 1), 0.0)
+        return out.view(self.shape)
+
+
+def _run_forward(gates_x: Tensor | FrameSteps, w_h: Tensor, valid: Tensor | None, padding: int, store: bool,
                  constants: tuple[Tensor, Tensor] | None = None, every_state: bool = True) -> tuple[Tensor, Saved]:
     """Time loop of the LSTM cell in time-major layout.
 
     Args:
-        gates_x: ``(T, B, 4 * hid, H, W)`` input part of the gate pre-activations (bias included).
+        gates_x: ``(T, B, 4 * hid, H, W)`` input part of the gate pre-activations (bias included), or the
+            same read step by step from a table of frames (:class:`FrameSteps`, inference only).
         w_h: ``(4 * hid, hid, k, k)`` recurrent part of the gate convolution weight.
         valid: ``(T, B)`` bool or ``None`` (all valid).
         padding: spatial padding of the recurrent convolution.
@@ -58,8 +92,9 @@ def _run_forward(gates_x: Tensor, w_h: Tensor, valid: Tensor | None, padding: in
     hid = four_hid // 4
     any_valid, all_valid = _steps_to_run(valid, steps)
     keep_states = store or every_state
-    hs = gates_x.new_empty(steps if keep_states else 1, batch, hid, height, width)
-    h = gates_x.new_zeros(batch, hid, height, width)
+    like = gates_x.table if isinstance(gates_x, FrameSteps) else gates_x
+    hs = like.new_empty(steps if keep_states else 1, batch, hid, height, width)
+    h = like.new_zeros(batch, hid, height, width)
     c = torch.zeros_like(h)
     started = False  # until the first computed step, h and c are zeros: skip their terms
     saved: Saved = []
@@ -244,14 +279,22 @@ class ConvLSTM(nn.Module):
         rows, cols = inside(size[0], w_k.shape[2]), inside(size[1], w_k.shape[3])
         return torch.einsum("okab,ay,bx->koyx", w_k, rows, cols).reshape(k, -1)
 
-    def recur(self, gates: Tensor, valid: Tensor | None = None, constants: Tensor | None = None) -> Tensor:
-        """Run the cell over sequences of input gate pre-activations ``(B, T, 4 * hidden, H, W)`` (from
-        :meth:`input_gates`) and the constant channels' values ``constants (B, T, k)``; ``valid`` and the
-        output as in ``forward``."""
-        b, t = gates.shape[:2]
+    def recur(self, gates: Tensor, valid: Tensor | None = None, constants: Tensor | None = None,
+              index: Tensor | None = None) -> Tensor:
+        """Run the cell over sequences of input gate pre-activations (from :meth:`input_gates`) and the
+        constant channels' values ``constants (B, T, k)``; ``valid`` and the output as in ``forward``.
+
+        ``gates`` is ``(B, T, 4 * hidden, H, W)``, or, with ``index (B, T)`` int64, a table of frames
+        ``(N, 4 * hidden, H, W)`` of which step ``t`` of sequence ``b`` uses row ``index[b, t]`` (``-1``:
+        zeros); without gradients the steps are then read from the table, never copied into sequences.
+        """
         k = self.constant_channels
-        if gates.dim() != 5 or gates.shape[2] != 4 * self.hidden_channels:
-            raise ValueError(f"gates must have shape (B, T, {4 * self.hidden_channels}, H, W), got {tuple(gates.shape)}")
+        if gates.dim() != (4 if index is not None else 5) or gates.shape[-3] != 4 * self.hidden_channels:
+            want = "(N, {c}, H, W) with index" if index is not None else "(B, T, {c}, H, W)"
+            raise ValueError(f"gates must have shape {want.format(c=4 * self.hidden_channels)}, got {tuple(gates.shape)}")
+        if index is not None and index.dim() != 2:
+            raise ValueError(f"index must have shape (B, T), got {tuple(index.shape)}")
+        b, t = index.shape if index is not None else gates.shape[:2]
         if valid is not None and tuple(valid.shape) != (b, t):
             raise ValueError(f"valid must have shape (B, T) = {(b, t)}, got {tuple(valid.shape)}")
         if (constants is None) != (k == 0) or (constants is not None and tuple(constants.shape) != (b, t, k)):
@@ -259,18 +302,21 @@ class ConvLSTM(nn.Module):
             raise ValueError(f"this ConvLSTM has {k} constant channel(s): constants must be "
                              f"{'None' if k == 0 else f'(B, T, {k}) = {(b, t, k)}'}, got {got}")
         w_h = self.conv.weight[:, self.in_channels + k :].contiguous()
-        gates_t = gates.transpose(0, 1)  # time-major view; each sequence's slice of a step stays contiguous
         valid_t = None if valid is None else valid.to(torch.bool).t().contiguous()
         size = (gates.shape[-2], gates.shape[-1])
         response = None if constants is None else self.constant_response(size, gates.dtype, gates.device)
-        if torch.is_grad_enabled() and (gates_t.requires_grad or w_h.requires_grad):
+        steps = FrameSteps(gates, index) if index is not None else None
+        if torch.is_grad_enabled() and (gates.requires_grad or w_h.requires_grad):
+            gates_t = steps.materialise() if steps is not None else gates.transpose(0, 1)  # time-major
             if constants is not None and response is not None:
-                flat = torch.addmm(gates.reshape(b * t, -1), constants.reshape(b * t, k).to(gates.dtype), response)
-                gates_t = flat.view(gates.shape).transpose(0, 1)
+                flat = torch.addmm(gates_t.transpose(0, 1).reshape(b * t, -1), constants.reshape(b * t, k).to(gates.dtype),
+                                   response)
+                gates_t = flat.view(b, t, *gates_t.shape[2:]).transpose(0, 1)
             hs = _Recurrence.apply(gates_t, w_h, valid_t, self._padding)
         else:
             extra = None if constants is None or response is None else (constants.to(gates.dtype).transpose(0, 1), response)
-            hs = _run_forward(gates_t, w_h, valid_t, self._padding, store=False, constants=extra,
+            source = steps if steps is not None else gates.transpose(0, 1)
+            hs = _run_forward(source, w_h, valid_t, self._padding, store=False, constants=extra,
                               every_state=self.return_sequence)[0]
         if self.return_sequence:
             return hs.transpose(0, 1)

@@ -54,15 +54,18 @@ class SequenceFeatures:
     """Encoder features arranged as sequences, ready for :meth:`UnetConvLSTM.decode`.
 
     Attributes:
-        gates: ``(B, T, 4 * hidden, H_p / 2**L, W_p / 2**L)`` ConvLSTM input gates of every date; zeros at padded
-            dates.
+        gates: the ConvLSTM input gates of every date: ``(B, T, 4 * hidden, H_p / 2**L, W_p / 2**L)``, or
+            with ``index`` a table of frames ``(N, 4 * hidden, ...)`` that ``index (B, T)`` picks from
+            (``-1``: a padded date, zeros); see :meth:`ConvLSTM.recur`.
         skips: per level ``l = 0 .. L-1``, ``(B, C_l, H_p / 2**l, W_p / 2**l)`` features of the last date.
         size: ``(H, W)`` of the input tiles before padding to a multiple of ``2**L`` (``H_p, W_p``).
+        index: ``(B, T)`` int64 rows of ``gates``, or ``None``.
     """
 
     gates: Tensor
     skips: tuple[Tensor, ...]
     size: tuple[int, int]
+    index: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -91,18 +94,14 @@ class EncoderFeatures:
             raise ValueError(f"index must have shape (B, T), got {tuple(index.shape)}")
         b, t = index.shape
         flat = index.reshape(-1)
-        if len(flat) == len(self.gates) and torch.equal(flat, torch.arange(len(flat), device=flat.device)):
-            gates = self.gates  # the frames are the sequences, in order (``forward`` with no padded date)
-        else:
-            gates = self.gates.index_select(0, flat.clamp_min(0))  # one copy; padded dates zeroed in place
-            absent = flat < 0
-            if bool(absent.any()):
-                gates.masked_fill_(absent.view(-1, 1, 1, 1), 0.0)
         last = index[:, -1]
         if bool((last < 0).any()):
             raise ValueError("the last date of every sequence is the date being classified and must be a frame, not -1")
         skips = tuple(s[last] for s in self.skips)
-        return SequenceFeatures(gates.view(b, t, *self.gates.shape[1:]), skips, self.size)
+        if len(flat) == len(self.gates) and torch.equal(flat, torch.arange(len(flat), device=flat.device)):
+            # the frames are the sequences, in order (``forward`` with no padded date): a view
+            return SequenceFeatures(self.gates.view(b, t, *self.gates.shape[1:]), skips, self.size)
+        return SequenceFeatures(self.gates, skips, self.size, index)
 
 
 class ConvBNReLU(nn.Sequential):
@@ -219,7 +218,7 @@ class UnetConvLSTM(nn.Module):
             ``(B, K, H, W)`` logits, cropped to ``features.size``.
         """
         constants = day_of_year_encoding(doy) if self.use_doy else None
-        y = self.lstm.recur(features.gates, valid if self.padding == "mask" else None, constants)
+        y = self.lstm.recur(features.gates, valid if self.padding == "mask" else None, constants, features.index)
         for up, skip in zip(self.decoder, reversed(features.skips), strict=True):
             y = torch.cat((up(y), skip), dim=1)
         logits: Tensor = self.head(y)
