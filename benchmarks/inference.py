@@ -70,7 +70,7 @@ def make_models(scene: Scene, seed: int = 0) -> RunModels:
     """A randomly initialised Table-3 VUnetConvLSTM for the synthetic classes, normalised on the scene centre."""
     torch.manual_seed(seed)
     classes = ClassTable.from_names(list(CLASSES.values()))
-    model = build("vunet_convlstm", scene.num_bands, num_classes=classes.num_classes).eval()
+    model = build("vunet_convlstm", scene.num_bands, num_classes=classes.num_classes).eval().fold_batchnorm()
     side = min(256, scene.grid.width, scene.grid.height)
     sample = scene.read_images(Window((scene.grid.width - side) // 2, (scene.grid.height - side) // 2, side, side))
     normalizer = Normalizer.fit(sample, np.ones(sample.shape[-2:], bool))

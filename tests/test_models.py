@@ -359,3 +359,18 @@ def test_split_conv_matches_functional_conv_over_concatenation() -> None:
     x, h = torch.randn(2, 3, 5, 5), torch.randn(2, 4, 5, 5)
     split = F.conv2d(x, conv.weight[:, :3], conv.bias, padding=1) + F.conv2d(h, conv.weight[:, 3:], padding=1)
     torch.testing.assert_close(split, conv(torch.cat([x, h], 1)), atol=1e-5, rtol=1e-5)
+
+
+def test_folding_batchnorm_keeps_the_outputs() -> None:
+    model = like_trained(build("vunet_convlstm", num_classes=5, lstm_channels=8))
+    x, doy = torch.randn(2, 4, 2, 16, 16), torch.randint(1, 366, (2, 4))
+    valid = torch.ones(2, 4, dtype=torch.bool)
+    valid[1, :2] = False
+    with torch.no_grad():
+        before = model(x, doy, valid)
+        model.fold_batchnorm()
+        after = model(x, doy, valid)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="eval-mode"):
+        build("unet_convlstm", num_classes=3).fold_batchnorm()

@@ -64,6 +64,7 @@ from tropicrop.classes import ClassTable
 from tropicrop.errors import ConfigError, RunError, SceneError
 from tropicrop.io.files import atomic_path, write_json
 from tropicrop.io.rasters import Grid, RasterSource
+from tropicrop.models import UnetConvLSTM
 from tropicrop.scene import Scene, load_scene
 from tropicrop.windows import Normalizer, WindowIndex, day_of_year, target_window
 
@@ -189,7 +190,10 @@ def load_run(run_dir: Path) -> RunModels:
             raise RunError(ckpt, f"predicts classes {hp['class_names']} but classes.json says {list(classes.names)}",
                            "the run directory is inconsistent; train it again with --force")
         target = dt.date.fromisoformat(hp["target"]) if hp.get("target") else None
-        nets.append(Net(ckpt.parents[1].name, target, module.model.eval().to(device)))
+        model = module.model.eval()
+        if isinstance(model, UnetConvLSTM):  # same outputs, one pass less per feature map
+            model.fold_batchnorm()
+        nets.append(Net(ckpt.parents[1].name, target, model.to(device)))
     if any(n.target is None for n in nets) and len(nets) > 1:
         raise RunError(run_dir, "mixes an all-months network with per-month ones", "train it again with --force")
     return RunModels(classes=classes, normalizer=normalizer, sequence_length=int(hp["sequence_length"]),

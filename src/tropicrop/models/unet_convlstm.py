@@ -30,6 +30,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from tropicrop.models.convlstm import ConvLSTM
 
@@ -190,6 +191,24 @@ class UnetConvLSTM(nn.Module):
             self.decoder.append(UpBNReLU(c_in, c_out))
             c_in = c_out + c_skip
         self.head = nn.Sequential(ConvBNReLU(c_in, head_channels), nn.Conv2d(head_channels, num_classes, 1))
+
+    def fold_batchnorm(self) -> UnetConvLSTM:
+        """Fold every BatchNorm into the convolution before it (in place; for inference, in eval mode).
+
+        An eval-mode BatchNorm is an affine map per channel, so it becomes the convolution's weight scale
+        and bias (:func:`torch.nn.utils.fusion.fuse_conv_bn_eval`): the same outputs to float rounding,
+        one pass less over every full-resolution feature map. Returns ``self``.
+        """
+        if self.training:
+            raise ValueError("fold_batchnorm needs an eval-mode model (BatchNorm running statistics)")
+        for block in self.modules():
+            if not isinstance(block, ConvBNReLU | UpBNReLU):
+                continue
+            conv, bn = block[0], block[1]
+            if isinstance(conv, nn.Conv2d | nn.ConvTranspose2d) and isinstance(bn, nn.BatchNorm2d):
+                block[0] = fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, nn.ConvTranspose2d))
+                block[1] = nn.Identity()
+        return self
 
     def encode(self, frames: Tensor) -> EncoderFeatures:
         """Encode independent frames ``(N, C, H, W)`` into skip features and ConvLSTM input gates (see
