@@ -25,8 +25,8 @@ of ``overlap`` rows of blending sums), not with its area.
 
 Run:   python benchmarks/inference.py       (2048 px; memory at 1024 and 4096; about 50 min on 2 CPU cores)
        python benchmarks/inference.py --size 256 --rss-sizes 256 512 --flops-tiles 128   (a few minutes)
-Profile one tile's network work:
-       python -m cProfile -s tottime benchmarks/inference.py --size 256 --skip-rss --flops-tiles 256 | head -40
+Profile:  python benchmarks/inference.py --size 256 --skip-rss --flops-tiles 256 --profile
+          (torch.profiler table of one tile's network work, by operator and input shape)
 """
 
 from __future__ import annotations
@@ -105,7 +105,8 @@ def authors_mosaic(models: RunModels, scene: Scene, dates: list[dt.date], batch:
     return out
 
 
-def tile_compute(models: RunModels, scene: Scene, dates: list[dt.date], side: int) -> tuple[float, float]:
+def tile_compute(models: RunModels, scene: Scene, dates: list[dt.date], side: int,
+                 profile: bool = False) -> tuple[float, float]:
     """(FLOPs, best of 2 seconds) of the network work on one ``side`` x ``side`` tile for ``dates``: every
     date the windows need encoded once, each window decoded (what :func:`predict_scene` runs per tile, minus
     reading, blending and writing). FLOPs are counted by FlopCounterMode."""
@@ -123,6 +124,10 @@ def tile_compute(models: RunModels, scene: Scene, dates: list[dt.date], side: in
 
     with torch.inference_mode():
         run()  # warm-up
+        if profile:
+            with torch.profiler.profile(record_shapes=True) as prof:
+                run()
+            print(prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=20))
         counter = FlopCounterMode(display=False)
         with counter:
             run()
@@ -198,6 +203,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="tile sides for the achieved FLOP/s figures (none: skip)")
     parser.add_argument("--reference-max", type=int, default=1024,
                         help="largest scene side for the whole-scene reference pass (it holds the scene in memory)")
+    parser.add_argument("--profile", action="store_true", help="print a torch.profiler table of each --flops-tiles tile")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--data", type=Path, default=None, help="folder for the synthetic scenes (default: a temp dir)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
@@ -252,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
             print("| tile | GFLOP | seconds | GFLOP/s | / matmul (goal >= 0.8) | pixel-months/s |")
             print("|---:|---:|---:|---:|---:|---:|")
             for side in args.flops_tiles:
-                flops, seconds = tile_compute(models, scene, dates, side)
+                flops, seconds = tile_compute(models, scene, dates, side, args.profile)
                 side = min(side, scene.grid.width, scene.grid.height)
                 print(f"| {side} | {flops / 1e9:.0f} | {seconds:.2f} | {flops / seconds / 1e9:.0f} | "
                       f"{flops / seconds / matmul:.2f} | {side * side * len(dates) / seconds:,.0f} |")
