@@ -105,11 +105,12 @@ def authors_mosaic(models: RunModels, scene: Scene, dates: list[dt.date], batch:
     return out
 
 
-def tile_compute(models: RunModels, scene: Scene, dates: list[dt.date], side: int,
-                 profile: bool = False) -> tuple[float, float]:
-    """(FLOPs, best of 2 seconds) of the network work on one ``side`` x ``side`` tile for ``dates``: every
-    date the windows need encoded once, each window decoded (what :func:`predict_scene` runs per tile, minus
-    reading, blending and writing). FLOPs are counted by FlopCounterMode."""
+def tile_compute(models: RunModels, scene: Scene, dates: list[dt.date], side: int, repeat: int = 3,
+                 profile: bool = False) -> tuple[float, list[float], list[float]]:
+    """FLOPs of the network work on one ``side`` x ``side`` tile for ``dates`` (every date the windows
+    need encoded once, each window decoded: what :func:`predict_scene` runs per tile, minus reading,
+    blending and writing), counted by FlopCounterMode; and ``repeat`` timings of it, each alternated with a
+    timing of the float32 2048^2 matmul (FLOP/s), so that a change of clock speed affects both alike."""
     net = models.nets[0]
     plans = [Plan(d, k, net, target_window(scene.dates, d, models.sequence_length)) for k, d in enumerate(dates)]
     needed = sorted({int(i) for p in plans for i in p.window.indices if i >= 0})
@@ -122,6 +123,7 @@ def tile_compute(models: RunModels, scene: Scene, dates: list[dt.date], side: in
         for _plan, probs in net_probabilities(net, frames, position, plans):
             probs.sum()
 
+    seconds, matmul = [], []
     with torch.inference_mode():
         run()  # warm-up
         if profile:
@@ -131,12 +133,12 @@ def tile_compute(models: RunModels, scene: Scene, dates: list[dt.date], side: in
         counter = FlopCounterMode(display=False)
         with counter:
             run()
-        seconds = float("inf")
-        for _ in range(2):
+        for _ in range(repeat):
+            matmul.append(matmul_flops_per_second(steps=5))
             start = time.perf_counter()
             run()
-            seconds = min(seconds, time.perf_counter() - start)
-    return float(counter.get_total_flops()), seconds
+            seconds.append(time.perf_counter() - start)
+    return float(counter.get_total_flops()), seconds, matmul
 
 
 def read_maps(paths: list[Path]) -> np.ndarray:
@@ -251,17 +253,18 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\nthroughput ours / authors: {theirs_s / ours_s:.2f}; maps agree on {(ours == theirs).mean():.1%} of pixels")
 
         if args.flops_tiles:
-            matmul = matmul_flops_per_second()
             print("\nnetwork work on one tile, 12 windows (every date encoded once, 12 decodes), FLOPs counted by "
-                  "FlopCounterMode; float32 2048^2 matmul in the same process: "
-                  f"{matmul / 1e9:.0f} GFLOP/s\n")
-            print("| tile | GFLOP | seconds | GFLOP/s | / matmul (goal >= 0.8) | pixel-months/s |")
-            print("|---:|---:|---:|---:|---:|---:|")
+                  "FlopCounterMode, against a float32 2048^2 matmul timed alternately in the same process; "
+                  "medians of 3 pairs\n")
+            print("| tile | GFLOP | seconds | GFLOP/s | matmul GFLOP/s | / matmul (goal >= 0.8) | pixel-months/s |")
+            print("|---:|---:|---:|---:|---:|---:|---:|")
             for side in args.flops_tiles:
-                flops, seconds = tile_compute(models, scene, dates, side, args.profile)
+                flops, seconds, matmul = tile_compute(models, scene, dates, side, profile=args.profile)
                 side = min(side, scene.grid.width, scene.grid.height)
-                print(f"| {side} | {flops / 1e9:.0f} | {seconds:.2f} | {flops / seconds / 1e9:.0f} | "
-                      f"{flops / seconds / matmul:.2f} | {side * side * len(dates) / seconds:,.0f} |")
+                ratio = float(np.median([flops / s / m for s, m in zip(seconds, matmul, strict=True)]))
+                sec = float(np.median(seconds))
+                print(f"| {side} | {flops / 1e9:.0f} | {sec:.2f} | {flops / sec / 1e9:.0f} | "
+                      f"{float(np.median(matmul)) / 1e9:.0f} | {ratio:.2f} | {side * side * len(dates) / sec:,.0f} |")
 
         if not args.skip_rss:
             small, large = (measure_rss(folder, s, args.tile, args.overlap, args.months, args.threads) for s in rss_sizes)

@@ -107,6 +107,10 @@ def test_blending_one_tile_that_covers_the_scene_returns_its_probabilities_exact
     sums.shift_left(30)
     assert np.array_equal(sums.acc[..., :10], (probs * weight)[..., 30:]) and not sums.acc[..., 10:].any()
     assert not sums.weight[:, 10:].any() and not sums.seen[..., 10:].any()
+    small = BlendSums(1, 2, 3, 10)  # a shift smaller than half the block: copied in several blocks
+    small.acc[:] = np.arange(10, dtype=np.float32)
+    small.shift_left(3)
+    assert small.acc[0, 1, 2].tolist() == [3, 4, 5, 6, 7, 8, 9, 0, 0, 0]
 
 
 def whole_scene_blend(models: RunModels, scene_dir: Path, dates: list[dt.date], tile: int, overlap: int) -> np.ndarray:

@@ -418,6 +418,12 @@ class BlendSums:
         self.acc[slot] += probs * weight
         self.seen[slot] |= seen
 
+    def rows(self, n: int) -> BlendSums:
+        """A view of the first ``n`` rows (same buffers)."""
+        view = BlendSums.__new__(BlendSums)
+        view.acc, view.weight, view.seen = self.acc[:, :, :n], self.weight[:n], self.seen[:, :n]
+        return view
+
     def add_block(self, other: BlendSums, rows: slice, cols: slice, other_cols: slice) -> None:
         """Add ``other``'s sums (all its rows, columns ``other_cols``) into rows ``rows``, columns ``cols``."""
         self.acc[:, :, rows, cols] += other.acc[:, :, :, other_cols]
@@ -425,38 +431,60 @@ class BlendSums:
         self.seen[:, rows, cols] |= other.seen[:, :, other_cols]
 
     def shift_left(self, n: int) -> None:
-        """Move columns ``[n, w)`` to ``[0, w - n)`` and zero the rest (the next tile starts ``n`` px right)."""
+        """Move columns ``[n, w)`` to ``[0, w - n)`` and zero the rest (the next tile starts ``n`` px right).
+
+        Copied in blocks of ``n`` columns, left to right, so that no block overlaps its source and numpy
+        needs no temporary copy of the buffer (a long prediction would otherwise allocate one per tile).
+        """
         for buf in (self.acc, self.weight, self.seen):
             width = buf.shape[-1]
-            buf[..., : width - n] = buf[..., n:]
-            buf[..., width - n :] = 0
+            for start in range(0, width - n, n):
+                stop = min(start + n, width - n)
+                buf[..., start:stop] = buf[..., start + n : stop + n]
+            buf[..., max(width - n, 0) :] = 0
 
-    def probabilities(self, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray]:
+    def clear(self) -> None:
+        """Zero every sum (the buffer is reused from one tile row to the next)."""
+        for buf in (self.acc, self.weight, self.seen):
+            buf.fill(0)
+
+    def probabilities(self, rows: slice, cols: slice, slot: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Blended probabilities (targets, K, r, c) float32 of a sub-block, and where they are valid
-        (targets, r, c): a real image in the window and at least one tile's weight."""
+        (targets, r, c): a real image in the window and at least one tile's weight. With ``slot``: that
+        target's only, (K, r, c) and (r, c)."""
         weight = self.weight[rows, cols]
+        acc = self.acc[:, :, rows, cols] if slot is None else self.acc[slot, :, rows, cols]
+        seen = self.seen[:, rows, cols] if slot is None else self.seen[slot, rows, cols]
         with np.errstate(invalid="ignore", divide="ignore"):
-            probs = np.where(weight > 0, self.acc[:, :, rows, cols] / np.maximum(weight, 1e-30), 0.0)
-        return probs.astype(np.float32, copy=False), self.seen[:, rows, cols] & (weight > 0)
+            probs = np.where(weight > 0, acc / np.maximum(weight, 1e-30), 0.0)
+        return probs.astype(np.float32, copy=False), seen & (weight > 0)
 
 
 class FinishedRows:
-    """The finished rows ``[top, top + rows)`` of one tile row, full width, as uint8 class codes
-    (targets, rows, W) and, when kept, uint8 probabilities (targets, K - 1, rows, W)."""
+    """The finished rows of one tile row, full width, as uint8 class codes (targets, rows, W) and, when
+    kept, uint8 probabilities (targets, K - 1, rows, W). Allocated once for the most rows a tile row
+    finishes and reused (:meth:`start`), so a long prediction does not allocate a strip per tile row."""
 
-    def __init__(self, targets: int, classes: int, top: int, rows: int, width: int, probabilities: bool) -> None:
-        self.window = Window(0, top, width, rows)
-        self.codes = np.full((targets, rows, width), NODATA, dtype=np.uint8)
-        self.probs = np.zeros((targets, classes - 1, rows, width), dtype=np.uint8) if probabilities else None
+    def __init__(self, targets: int, classes: int, rows: int, width: int, probabilities: bool) -> None:
+        self._codes = np.full((targets, rows, width), NODATA, dtype=np.uint8)
+        self._probs = np.zeros((targets, classes - 1, rows, width), dtype=np.uint8) if probabilities else None
+        self.start(0, rows)
+
+    def start(self, top: int, rows: int) -> None:
+        """Hold scene rows ``[top, top + rows)`` next (every column of them is then :meth:`put` once)."""
+        self.window = Window(0, top, self._codes.shape[-1], rows)
+        self.codes = self._codes[:, :rows]
+        self.probs = None if self._probs is None else self._probs[:, :, :rows]
 
     def put(self, sums: BlendSums, rows: int, cols: slice, col_off: int) -> None:
-        """Finish the first ``rows`` rows and columns ``cols`` of ``sums``, scene columns from ``col_off``."""
-        probs, valid = sums.probabilities(slice(0, rows), cols)
-        out = slice(col_off, col_off + probs.shape[-1])
-        self.codes[:, :, out] = class_map(probs, valid)
-        if self.probs is not None:
-            for slot in range(len(probs)):
-                self.probs[slot, :, :, out] = scaled_probabilities(probs[slot], valid[slot])
+        """Finish the first ``rows`` rows and columns ``cols`` of ``sums``, scene columns from ``col_off``
+        (one target at a time, so the temporaries stay the size of one tile's probabilities)."""
+        for slot in range(len(self.codes)):
+            probs, valid = sums.probabilities(slice(0, rows), cols, slot)
+            out = slice(col_off, col_off + probs.shape[-1])
+            self.codes[slot, :, out] = class_map(probs, valid)
+            if self.probs is not None:
+                self.probs[slot, :, :, out] = scaled_probabilities(probs, valid)
 
 
 def class_map(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -701,9 +729,16 @@ def _stream(models: RunModels, scene: Scene, out: Path, plans: Sequence[Plan], o
     grid = scene.grid
     th, row_offs = tile_layout(grid.height, tile, overlap)
     tw, col_offs = tile_layout(grid.width, tile, overlap)
+    stops = [*row_offs[1:], grid.height]  # tile row k finishes scene rows [row_offs[k], stops[k])
     names = models.classes.names
     targets, classes = len(plans), len(names)
-    band = BlendSums(targets, classes, 0, grid.width)  # rows [r, r + band height) of the current tile row
+    # One band for the rows a tile row shares with the next: read for each tile's new columns, then
+    # overwritten, left to right, with the next row's share (written columns are never read again).
+    band = BlendSums(targets, classes, max(r + th - stop for r, stop in zip(row_offs, stops, strict=True)), grid.width)
+    band_rows = 0
+    work = BlendSums(targets, classes, th, tw)  # the current tile's block
+    finished = FinishedRows(targets, classes, max(stop - r for r, stop in zip(row_offs, stops, strict=True)),
+                            grid.width, probabilities)
     any_seen = np.zeros(targets, dtype=bool)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out, prefix=".partial-") as scratch_dir, ExitStack() as stack:
@@ -711,26 +746,24 @@ def _stream(models: RunModels, scene: Scene, out: Path, plans: Sequence[Plan], o
         bar = stack.enter_context(tqdm(total=len(row_offs) * len(col_offs), desc=f"predicting {len(plans)} date(s)",
                                        unit="tile", disable=not progress))
         with torch.inference_mode():
-            for k, r in enumerate(row_offs):
-                stop = row_offs[k + 1] if k + 1 < len(row_offs) else grid.height  # rows [r, stop) finish here
-                finished = FinishedRows(targets, classes, r, stop - r, grid.width, probabilities)
-                next_band = BlendSums(targets, classes, r + th - stop, grid.width)
-                work = BlendSums(targets, classes, th, tw)
-                band_rows = slice(0, band.weight.shape[0])
+            for r, stop in zip(row_offs, stops, strict=True):
+                finished.start(r, stop - r)
+                work.clear()
                 for j, c in enumerate(col_offs):
                     shift = c - col_offs[j - 1] if j else tw  # columns [tw - shift, tw) are new to this tile
                     if j:
                         work.shift_left(shift)
-                    work.add_block(band, band_rows, slice(tw - shift, tw), slice(c + tw - shift, c + tw))
+                    work.add_block(band.rows(band_rows), slice(0, band_rows), slice(tw - shift, tw),
+                                   slice(c + tw - shift, c + tw))
                     window = Window(c, r, tw, th)
                     if aoi is None or aoi(window).any():
                         _predict_tile(models, scene, window, plans, tile_weights(window, grid, overlap), work)
                     bar.update(1)
                     cstop = col_offs[j + 1] if j + 1 < len(col_offs) else grid.width  # columns [c, cstop) finish
                     finished.put(work, stop - r, slice(0, cstop - c), c)
-                    _carry(next_band, work, stop - r, c, cstop)
+                    _carry(band, work, stop - r, c, cstop)
+                band_rows = r + th - stop
                 any_seen |= _write_rows(finished, scratch, aoi)
-                band = next_band
         stack.close()  # scratch rasters complete on disk
         empty = [p.date for p, seen in zip(plans, any_seen, strict=True) if not seen]
         for p in plans:
@@ -741,11 +774,12 @@ def _stream(models: RunModels, scene: Scene, out: Path, plans: Sequence[Plan], o
 
 def _carry(band: BlendSums, work: BlendSums, first_row: int, c: int, cstop: int) -> None:
     """Copy the tile block's rows from ``first_row`` (those the next tile row overlaps), columns ``[c,
-    cstop)`` of the scene, into the band for the next tile row."""
+    cstop)`` of the scene, into the first rows of the band."""
     cols = slice(0, cstop - c)
-    band.acc[:, :, :, c:cstop] = work.acc[:, :, first_row:, cols]
-    band.weight[:, c:cstop] = work.weight[first_row:, cols]
-    band.seen[:, :, c:cstop] = work.seen[:, first_row:, cols]
+    n = work.weight.shape[0] - first_row
+    band.acc[:, :, :n, c:cstop] = work.acc[:, :, first_row:, cols]
+    band.weight[:n, c:cstop] = work.weight[first_row:, cols]
+    band.seen[:, :n, c:cstop] = work.seen[:, first_row:, cols]
 
 
 def _write_rows(finished: FinishedRows, scratch: ScratchMaps, aoi: AoiReader | None) -> np.ndarray:
