@@ -97,7 +97,6 @@ def _run_forward(gates_x: Tensor | FrameSteps, w_h: Tensor, valid: Tensor | None
     h = like.new_zeros(batch, hid, height, width)
     c = torch.zeros_like(h)
     started = False  # until the first computed step, h and c are zeros: skip their terms
-    tanh_buf = h if store else torch.empty_like(h)
     saved: Saved = []
     for t in range(steps):
         if not any_valid[t]:
@@ -112,17 +111,7 @@ def _run_forward(gates_x: Tensor | FrameSteps, w_h: Tensor, valid: Tensor | None
         elif constants is not None:
             pre = torch.addmm(gates_x[t].reshape(batch, -1), constants[0][t], constants[1]).view(gates_x.shape[1:])
         else:
-            pre = gates_x[t] if store else gates_x[t].clone()  # the no-store path below works in place
-        if not store and started and (valid is None or all_valid[t]):
-            # Inference: gates and state updated in place, so a step allocates only the convolution's output
-            # (fresh multi-megabyte buffers cost page faults; the same maths as below).
-            i, f, o = (pre[:, k * hid : (k + 1) * hid].sigmoid_() for k in range(3))
-            g = pre[:, 3 * hid :].tanh_()
-            c.mul_(f).addcmul_(i, g)
-            torch.mul(o, torch.tanh(c, out=tanh_buf), out=h)
-            if keep_states:
-                hs[t] = h
-            continue
+            pre = gates_x[t]
         ifo = torch.sigmoid(pre[:, : 3 * hid])
         g = torch.tanh(pre[:, 3 * hid :])
         i, f, o = ifo[:, :hid], ifo[:, hid : 2 * hid], ifo[:, 2 * hid :]
@@ -132,8 +121,6 @@ def _run_forward(gates_x: Tensor | FrameSteps, w_h: Tensor, valid: Tensor | None
             c = c_new
             tanh_c = torch.tanh(c)
             h = o * tanh_c
-            if not store:  # own buffers for the in-place steps that follow
-                c, h = c.contiguous(), h.contiguous()
         else:
             keep = valid[t].view(batch, 1, 1, 1)
             c = torch.where(keep, c_new, c)
