@@ -38,7 +38,6 @@ and hidden ``.*.tmp.tif`` files, never a file under a final name.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 import logging
 import math
@@ -707,13 +706,25 @@ def buffer_bytes(grid: Grid, dates: int, classes: int, tile: int, overlap: int, 
     class, 1 for ``seen``) over the current tile and over the band of rows shared with the next tile row,
     and the uint8 codes (and probabilities) of one tile row's finished rows. The band and the finished rows
     grow with the scene width, never with its height."""
-    th, rows = tile_layout(grid.height, tile, overlap)
+    th, rows, stops = _tile_rows(grid.height, tile, overlap)
     tw, _ = tile_layout(grid.width, tile, overlap)
-    band = max((r + th - nxt for r, nxt in itertools.pairwise(rows)), default=0)
-    done = max((nxt - r for r, nxt in itertools.pairwise(rows)), default=th)
+    band, done = _buffer_rows(th, rows, stops)
     sums = dates * (4 * classes + 1) + 4
     finished = dates * (1 + (classes - 1 if probabilities else 0))
     return sums * (band * grid.width + th * tw) + finished * done * grid.width
+
+
+def _tile_rows(height: int, tile: int, overlap: int) -> tuple[int, list[int], list[int]]:
+    """Tile height, the first scene row of each tile row, and the end of the rows each tile row finishes
+    (those no later tile row overlaps)."""
+    th, rows = tile_layout(height, tile, overlap)
+    return th, rows, [*rows[1:], height]
+
+
+def _buffer_rows(th: int, rows: list[int], stops: list[int]) -> tuple[int, int]:
+    """Rows of the band shared with the next tile row, and rows a tile row finishes, at most."""
+    pairs = list(zip(rows, stops, strict=True))
+    return max(r + th - stop for r, stop in pairs), max(stop - r for r, stop in pairs)
 
 
 def _stream(models: RunModels, scene: Scene, out: Path, plans: Sequence[Plan], outputs: dict[dt.date, Outputs],
@@ -727,18 +738,17 @@ def _stream(models: RunModels, scene: Scene, out: Path, plans: Sequence[Plan], o
     in the tile's own block, shifted left. Sums are added in the same order as with a whole-scene buffer.
     """
     grid = scene.grid
-    th, row_offs = tile_layout(grid.height, tile, overlap)
+    th, row_offs, stops = _tile_rows(grid.height, tile, overlap)  # tile row k finishes [row_offs[k], stops[k])
     tw, col_offs = tile_layout(grid.width, tile, overlap)
-    stops = [*row_offs[1:], grid.height]  # tile row k finishes scene rows [row_offs[k], stops[k])
+    band_max, done_max = _buffer_rows(th, row_offs, stops)
     names = models.classes.names
     targets, classes = len(plans), len(names)
     # One band for the rows a tile row shares with the next: read for each tile's new columns, then
     # overwritten, left to right, with the next row's share (written columns are never read again).
-    band = BlendSums(targets, classes, max(r + th - stop for r, stop in zip(row_offs, stops, strict=True)), grid.width)
+    band = BlendSums(targets, classes, band_max, grid.width)
     band_rows = 0
     work = BlendSums(targets, classes, th, tw)  # the current tile's block
-    finished = FinishedRows(targets, classes, max(stop - r for r, stop in zip(row_offs, stops, strict=True)),
-                            grid.width, probabilities)
+    finished = FinishedRows(targets, classes, done_max, grid.width, probabilities)
     any_seen = np.zeros(targets, dtype=bool)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out, prefix=".partial-") as scratch_dir, ExitStack() as stack:
