@@ -3,7 +3,8 @@
 Each benchmark runs in its own process, one after the other, so none disturbs another's timing. Absolute
 figures on a shared machine are noise: read the ratios each benchmark prints (measured in one process).
 ``--quick`` uses smaller settings (a few minutes in all); the default settings (the figures the
-performance goals name: a 2048^2 scene, peak memory at 1024^2 and 4096^2) take about an hour on 2 CPU cores.
+performance goals name: a 2048^2 scene, peak memory at 1024^2 and 4096^2) take about 40 minutes on 2
+CPU cores.
 """
 
 from __future__ import annotations
