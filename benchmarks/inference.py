@@ -23,7 +23,7 @@ reports its RSS before predicting (imports, model, scene header) and its peak RS
 reset first); the increment is what the prediction holds, and it should grow with the scene width (a band
 of ``overlap`` rows of blending sums), not with its area.
 
-Run:   python benchmarks/inference.py       (2048 px; memory at 1024 and 4096; about 50 min on 2 CPU cores)
+Run:   python benchmarks/inference.py       (2048 px; memory at 1024 and 4096; about 35 min on 2 CPU cores)
        python benchmarks/inference.py --size 256 --rss-sizes 256 512 --flops-tiles 128   (a few minutes)
 Profile:  python benchmarks/inference.py --size 256 --skip-rss --flops-tiles 256 --profile
           (torch.profiler table of one tile's network work, by operator and input shape)
