@@ -417,17 +417,13 @@ class BlendSums:
         self.acc[slot] += probs * weight
         self.seen[slot] |= seen
 
-    def rows(self, n: int) -> BlendSums:
-        """A view of the first ``n`` rows (same buffers)."""
-        view = BlendSums.__new__(BlendSums)
-        view.acc, view.weight, view.seen = self.acc[:, :, :n], self.weight[:n], self.seen[:, :n]
-        return view
-
     def add_block(self, other: BlendSums, rows: slice, cols: slice, other_cols: slice) -> None:
-        """Add ``other``'s sums (all its rows, columns ``other_cols``) into rows ``rows``, columns ``cols``."""
-        self.acc[:, :, rows, cols] += other.acc[:, :, :, other_cols]
-        self.weight[rows, cols] += other.weight[:, other_cols]
-        self.seen[:, rows, cols] |= other.seen[:, :, other_cols]
+        """Add ``other``'s sums, its first ``rows.stop - rows.start`` rows and columns ``other_cols``, into
+        rows ``rows`` and columns ``cols``."""
+        n = rows.stop - rows.start
+        self.acc[:, :, rows, cols] += other.acc[:, :, :n, other_cols]
+        self.weight[rows, cols] += other.weight[:n, other_cols]
+        self.seen[:, rows, cols] |= other.seen[:, :n, other_cols]
 
     def shift_left(self, n: int) -> None:
         """Move columns ``[n, w)`` to ``[0, w - n)`` and zero the rest (the next tile starts ``n`` px right).
@@ -763,8 +759,7 @@ def _stream(models: RunModels, scene: Scene, out: Path, plans: Sequence[Plan], o
                     shift = c - col_offs[j - 1] if j else tw  # columns [tw - shift, tw) are new to this tile
                     if j:
                         work.shift_left(shift)
-                    work.add_block(band.rows(band_rows), slice(0, band_rows), slice(tw - shift, tw),
-                                   slice(c + tw - shift, c + tw))
+                    work.add_block(band, slice(0, band_rows), slice(tw - shift, tw), slice(c + tw - shift, c + tw))
                     window = Window(c, r, tw, th)
                     if aoi is None or aoi(window).any():
                         _predict_tile(models, scene, window, plans, tile_weights(window, grid, overlap), work)
