@@ -50,22 +50,20 @@ class FrameSteps:
         self.shape = (index.shape[1], index.shape[0], *table.shape[1:])
         self._index = index.t().to(table.device)
 
+    def _gather(self, index: Tensor, any_absent: bool) -> Tensor:
+        """Rows ``index`` (1-D) of the table, zeros where ``index < 0`` (one copy; differentiable)."""
+        out = self.table.index_select(0, index.clamp_min(0))
+        return out.masked_fill((index < 0).view(-1, 1, 1, 1), 0.0) if any_absent else out
+
     def __getitem__(self, t: int) -> Tensor:
         rows = self.rows[t]
-        if len(rows) == 1:
-            return self.table[rows[0]].unsqueeze(0) if rows[0] >= 0 else self.table.new_zeros(1, *self.table.shape[1:])
-        out = self.table.index_select(0, self._index[t].clamp_min(0))
-        if min(rows) < 0:
-            out.masked_fill_((self._index[t] < 0).view(-1, 1, 1, 1), 0.0)
-        return out
+        if len(rows) == 1 and rows[0] >= 0:
+            return self.table[rows[0]].unsqueeze(0)
+        return self._gather(self._index[t], min(rows) < 0)
 
     def materialise(self) -> Tensor:
         """The time-major sequences ``(T, B, 4 * hid, H, W)`` (one copy; differentiable)."""
-        out = self.table.index_select(0, self._index.reshape(-1).clamp_min(0))
-        absent = self._index.reshape(-1) < 0
-        if bool(absent.any()):
-            out = out.masked_fill(absent.view(-1, 1, 1, 1), 0.0)
-        return out.view(self.shape)
+        return self._gather(self._index.reshape(-1), min(map(min, self.rows)) < 0).view(self.shape)
 
 
 def _run_forward(gates_x: Tensor | FrameSteps, w_h: Tensor, valid: Tensor | None, padding: int, store: bool,
@@ -80,8 +78,8 @@ def _run_forward(gates_x: Tensor | FrameSteps, w_h: Tensor, valid: Tensor | None
         padding: spatial padding of the recurrent convolution.
         store: keep what the backward pass needs.
         constants: ``(values (T, B, k), response (k, 4 * hid * H * W))``: ``values[t] @ response`` is added
-            to the pre-activations of step ``t`` (constant input channels, added here in place when nothing
-            is stored for a backward pass, instead of materialising a second ``gates_x``).
+            to the pre-activations of step ``t`` (constant input channels, added step by step instead of
+            materialising a second ``gates_x``).
         every_state: return every hidden state; if false (and not ``store``) only the last, as ``(1, B, ...)``.
 
     Returns:
