@@ -27,6 +27,7 @@ Run:   python benchmarks/inference.py       (2048 px; memory at 1024 and 4096; a
        python benchmarks/inference.py --size 256 --rss-sizes 256 512 --flops-tiles 128   (a few minutes)
 Profile:  python benchmarks/inference.py --size 256 --skip-rss --flops-tiles 256 --profile
           (torch.profiler table of one tile's network work, by operator and input shape)
+Layout:   add ``--layout default`` to measure without the channels-last U-Net that load_run sets on the CPU
 """
 
 from __future__ import annotations
@@ -66,11 +67,15 @@ def make_scene(folder: Path, size: int) -> Path:
     return scene
 
 
-def make_models(scene: Scene, seed: int = 0) -> RunModels:
-    """A randomly initialised Table-3 VUnetConvLSTM for the synthetic classes, normalised on the scene centre."""
+def make_models(scene: Scene, seed: int = 0, layout: str = "channels_last") -> RunModels:
+    """A randomly initialised Table-3 VUnetConvLSTM for the synthetic classes, normalised on the scene centre,
+    prepared as :func:`tropicrop.inference.load_run` does on the CPU (``layout="default"``: U-Net not
+    channels-last)."""
     torch.manual_seed(seed)
     classes = ClassTable.from_names(list(CLASSES.values()))
     model = build("vunet_convlstm", scene.num_bands, num_classes=classes.num_classes).eval().fold_batchnorm()
+    if layout == "channels_last":
+        model.use_channels_last()
     side = min(256, scene.grid.width, scene.grid.height)
     sample = scene.read_images(Window((scene.grid.width - side) // 2, (scene.grid.height - side) // 2, side, side))
     normalizer = Normalizer.fit(sample, np.ones(sample.shape[-2:], bool))
@@ -166,10 +171,10 @@ def reset_peak() -> None:
         Path("/proc/self/clear_refs").write_text("5")
 
 
-def child(scene_dir: Path, tile: int, overlap: int, months: int) -> None:
+def child(scene_dir: Path, tile: int, overlap: int, months: int, layout: str) -> None:
     """Subprocess body: predict ``months`` maps of the scene and print RSS figures as JSON."""
     scene = load_scene(scene_dir)
-    models = make_models(scene)
+    models = make_models(scene, layout=layout)
     dates = scene.labelled_dates[:months]
     before = memory_mb("VmRSS")
     reset_peak()
@@ -180,11 +185,12 @@ def child(scene_dir: Path, tile: int, overlap: int, months: int) -> None:
     print(json.dumps({"size": scene.grid.width, "before_mb": before, "peak_mb": memory_mb("VmHWM"), "seconds": seconds}))
 
 
-def measure_rss(folder: Path, size: int, tile: int, overlap: int, months: int, threads: int) -> dict[str, float]:
+def measure_rss(folder: Path, size: int, tile: int, overlap: int, months: int, threads: int,
+                layout: str) -> dict[str, float]:
     """Run :func:`child` on a scene of side ``size`` in a fresh interpreter."""
     scene = make_scene(folder, size)
     cmd = [sys.executable, __file__, "--child", str(scene), "--tile", str(tile), "--overlap", str(overlap),
-           "--months", str(months), "--threads", str(threads)]
+           "--months", str(months), "--threads", str(threads), "--layout", layout]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
@@ -207,18 +213,20 @@ def main(argv: list[str] | None = None) -> None:
                         help="largest scene side for the whole-scene reference pass (it holds the scene in memory)")
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler table of each --flops-tiles tile")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--layout", choices=["channels_last", "default"], default="channels_last",
+                        help="U-Net memory layout (load_run uses channels_last on the CPU; default: to compare)")
     parser.add_argument("--data", type=Path, default=None, help="folder for the synthetic scenes (default: a temp dir)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.child is not None:
-        child(args.child, args.tile, args.overlap, args.months)
+        child(args.child, args.tile, args.overlap, args.months, args.layout)
         return
     rss_sizes = args.rss_sizes or [1024, 4096]
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.data or Path(tmp)
         scene = load_scene(make_scene(folder, args.size))
-        models = make_models(scene)
+        models = make_models(scene, layout=args.layout)
         dates = scene.labelled_dates[: args.months]
         pixel_months = scene.grid.width * scene.grid.height * len(dates)
 
@@ -267,7 +275,8 @@ def main(argv: list[str] | None = None) -> None:
                       f"{float(np.median(matmul)) / 1e9:.0f} | {ratio:.2f} | {side * side * len(dates) / sec:,.0f} |")
 
         if not args.skip_rss:
-            small, large = (measure_rss(folder, s, args.tile, args.overlap, args.months, args.threads) for s in rss_sizes)
+            small, large = (measure_rss(folder, s, args.tile, args.overlap, args.months, args.threads, args.layout)
+                            for s in rss_sizes)
             print(f"\npeak RSS of `ours` in a fresh process, {args.months} maps (before = imports, model, scene header)\n")
             print("| scene | pixels | before MiB | peak MiB | peak - before MiB | seconds |")
             print("|---|---:|---:|---:|---:|---:|")

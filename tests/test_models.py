@@ -139,10 +139,33 @@ def test_convlstm_constant_channels_equal_convolving_constant_maps() -> None:
         grads.append([out.detach(), *(p.grad.clone() for p in layer.parameters())])  # type: ignore[union-attr]
     for ours, ref in zip(*grads, strict=True):
         torch.testing.assert_close(ours, ref, atol=1e-10, rtol=1e-10)
-    with torch.no_grad():  # the inference path adds the constants step by step, in place
+    with torch.no_grad():  # without gradients too
         torch.testing.assert_close(layer(x, valid, constants), grads[1][0], atol=1e-10, rtol=1e-10)
     with pytest.raises(ValueError, match="constant channel"):
         layer(x, valid)
+
+
+@pytest.mark.parametrize("grad", [True, False])
+def test_convlstm_constants_per_step_or_in_the_frames_gates_agree(grad: bool) -> None:
+    """Constants added to each frame's input gates once (``input_gates(frames, constants)``) give what
+    ``recur`` gives adding them at every step, read from a table of frames shared by sequences (float64)."""
+    torch.manual_seed(0)
+    layer = ConvLSTM(3, 4, constant_channels=2).double()
+    frames = torch.randn(5, 3, 4, 6, dtype=torch.float64)
+    frame_values = torch.randn(5, 2, dtype=torch.float64)
+    index = torch.tensor([[-1, 0, 1, 2], [1, 2, 3, 4], [4, 4, 0, 3]])
+    valid = index >= 0
+    constants = frame_values[index.clamp_min(0)]
+    with torch.set_grad_enabled(grad):
+        per_step = layer.recur(layer.input_gates(frames), valid, constants, index)
+        in_gates = layer.recur(layer.input_gates(frames, frame_values), valid, index=index, constants_in_gates=True)
+    torch.testing.assert_close(in_gates, per_step, atol=1e-10, rtol=1e-10)
+    with pytest.raises(ValueError, match="in its gates: constants must be None"):
+        layer.recur(layer.input_gates(frames, frame_values), valid, constants, index, constants_in_gates=True)
+    with pytest.raises(ValueError, match=r"constants must be \(N, 2\) = \(5, 2\)"):
+        layer.input_gates(frames, frame_values[:4])
+    with pytest.raises(ValueError, match="0 constant channel"):
+        ConvLSTM(3, 4).double().input_gates(frames, frame_values)
 
 
 def test_convlstm_leading_padded_steps_give_unpadded_output() -> None:
@@ -279,12 +302,15 @@ def test_vunet_uses_day_of_year_and_unet_ignores_it() -> None:
         assert (diff > 1e-6) == changes
 
 
-def test_encoded_dates_can_be_reused_across_target_months() -> None:
+@pytest.mark.parametrize("frames_doy", [False, True])
+def test_encoded_dates_can_be_reused_across_target_months(frames_doy: bool) -> None:
+    """Dates encoded once decode into every window that contains them, whether the day of year enters the
+    gates at encoding (each frame's own) or at every step."""
     torch.manual_seed(0)
     model = like_trained(build("vunet_convlstm", num_classes=4, **TINY))
     scene, scene_doy, _ = make_inputs(1, 6, 20, 20)  # one scene with 6 dates
     with torch.no_grad():
-        feats = model.encode(scene[0])  # every date encoded once
+        feats = model.encode(scene[0], scene_doy[0] if frames_doy else None)  # every date encoded once
         # windows of 4 dates ending at date 2 (one padded month) and at date 5
         index = torch.tensor([[-1, 0, 1, 2], [2, 3, 4, 5]])
         valid = index >= 0
@@ -293,6 +319,20 @@ def test_encoded_dates_can_be_reused_across_target_months() -> None:
         direct_0 = model(scene[:, :3], scene_doy[:, :3], torch.ones(1, 3, dtype=torch.bool))
         direct_1 = model(scene[:, 2:], scene_doy[:, 2:], torch.ones(1, 4, dtype=torch.bool))
     torch.testing.assert_close(reused, torch.cat([direct_0, direct_1]), atol=1e-5, rtol=1e-5)
+
+
+def test_decode_rejects_days_of_year_other_than_the_encoded_ones() -> None:
+    model = like_trained(build("vunet_convlstm", num_classes=4, **TINY))
+    scene, scene_doy, _ = make_inputs(1, 4, 16, 16)
+    index = torch.tensor([[-1, 0, 1, 2]])
+    doy = scene_doy[0][index.clamp_min(0)]
+    with torch.no_grad():
+        feats = model.encode(scene[0], scene_doy[0]).sequence(index)
+        model.decode(feats, doy + torch.tensor([[50, 0, 0, 0]]), index >= 0)  # a padded date's doy is not used
+        with pytest.raises(ValueError, match="sequence 0, date 2: the gates were encoded with day of year"):
+            model.decode(feats, doy + torch.tensor([[0, 0, 1, 0]]), index >= 0)
+        with pytest.raises(ValueError, match=r"doy must have shape \(N,\) = \(4,\)"):
+            model.encode(scene[0], scene_doy[0, :3])
 
 
 def test_last_date_must_be_valid() -> None:
@@ -374,3 +414,23 @@ def test_folding_batchnorm_keeps_the_outputs() -> None:
     torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="eval-mode"):
         build("unet_convlstm", num_classes=3).fold_batchnorm()
+
+
+@pytest.mark.parametrize("size", [(32, 32), (37, 45)])
+def test_channels_last_layout_keeps_the_outputs(size: tuple[int, int]) -> None:
+    """The inference layout (BatchNorm folded, U-Net channels-last, as ``load_run`` sets on the CPU) gives
+    the same logits, through ``forward`` and through shared encoding."""
+    model = like_trained(build("vunet_convlstm", num_classes=5, lstm_channels=8))
+    x, doy = torch.randn(2, 4, 2, *size), torch.randint(1, 366, (2, 4))
+    valid = torch.ones(2, 4, dtype=torch.bool)
+    valid[1, :2] = False
+    with torch.no_grad():
+        before = model(x, doy, valid)
+        model.fold_batchnorm().use_channels_last()
+        assert model.encoder[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+        after = model(x, doy, valid)
+        feats = model.encode(x[0], doy[0])
+        shared = model.decode(feats.sequence(torch.arange(4).view(1, 4)), doy[:1], valid[:1])
+    assert after.is_contiguous()
+    torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(shared, before[:1], atol=1e-4, rtol=1e-4)

@@ -192,6 +192,8 @@ def load_run(run_dir: Path) -> RunModels:
         model = module.model.eval()
         if isinstance(model, UnetConvLSTM):  # same outputs, one pass less per feature map
             model.fold_batchnorm()
+            if device.type == "cpu":  # measured faster on the CPU only (benchmarks/inference.py)
+                model.use_channels_last()
         nets.append(Net(ckpt.parents[1].name, target, model.to(device)))
     if any(n.target is None for n in nets) and len(nets) > 1:
         raise RunError(run_dir, "mixes an all-months network with per-month ones", "train it again with --force")
@@ -367,6 +369,16 @@ def _frames_index(plans: Sequence[Plan], position: dict[int, int], pad: int) -> 
     return torch.tensor(rows, dtype=torch.int64)
 
 
+def _frames_doy(plans: Sequence[Plan], position: dict[int, int], frames: int, device: torch.device) -> Tensor:
+    """(N,) int64 day of year of each encoded frame, read from the windows that contain it."""
+    doy = torch.zeros(frames, dtype=torch.int64)
+    for plan in plans:
+        for i, d in zip(plan.window.indices, plan.window.doy, strict=True):
+            if i >= 0:
+                doy[position[int(i)]] = int(d)
+    return doy.to(device)
+
+
 def net_probabilities(net: Net, frames: Tensor, position: dict[int, int], plans: Sequence[Plan],
                       batch: int | None = None) -> Iterator[tuple[Plan, Tensor]]:
     """Softmax probabilities (K, h, w) float32 of each plan of ``net`` on one tile.
@@ -374,7 +386,8 @@ def net_probabilities(net: Net, frames: Tensor, position: dict[int, int], plans:
     ``frames`` (N, C, h, w) are the normalised images of the tile on the model's device; ``position`` maps
     a scene date index to its frame. Models with ``encode``/``decode`` encode each frame once and decode
     every window from the shared features (padded dates: skipped with ``padding="mask"``, an encoded zero
-    image with ``padding="zeros"``, exactly as in ``forward``); other models run ``forward`` per window.
+    image with ``padding="zeros"``, exactly as in ``forward``; with ``"mask"`` each frame's day of year
+    enters its gates once); other models run ``forward`` per window.
     ``batch`` windows are decoded at a time (default :data:`DECODE_BATCH` of the device).
     """
     model: Any = net.model  # encode/decode are looked up, not part of nn.Module's type
@@ -385,7 +398,9 @@ def net_probabilities(net: Net, frames: Tensor, position: dict[int, int], plans:
     pad = len(frames) if (zeros_mode or not shared) else -1
     if pad >= 0:
         frames = torch.cat((frames, frames.new_zeros((1, *frames.shape[1:]))))
-    features = model.encode(frames) if shared else None
+    features = None
+    if shared:  # with "mask" padding, each frame's day of year enters its gates here, once
+        features = model.encode(frames, _frames_doy(plans, position, len(frames), device) if pad < 0 else None)
     for start in range(0, len(plans), batch):
         chunk = plans[start : start + batch]
         index = _frames_index(chunk, position, pad).to(device)

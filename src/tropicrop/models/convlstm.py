@@ -6,7 +6,8 @@ One :class:`torch.nn.Conv2d` holds the parameters of all four gates, as in the p
 * The convolution is linear in its input channels, so its weight is split into the part that sees ``x``
   and the part that sees ``h``. The ``x`` part runs once over all ``T`` dates as one batched convolution;
   only the ``h`` part stays inside the (inherently sequential) time loop, and no ``[x_t, h]`` is built.
-  Spatially constant input channels (the day of year) are not convolved at all (:meth:`ConvLSTM.constant_response`).
+  Spatially constant input channels (the day of year) are not convolved at all (:meth:`ConvLSTM.constant_response`);
+  their share is added to each frame's input gates once, however many sequences contain the frame.
 * The time loop is one autograd node (:class:`_Recurrence`) with a hand-written backward pass through
   time: per step it only propagates the gradient to ``h_{t-1}``; the gradient of the recurrent weight is
   accumulated once at the end, as one weight-gradient convolution over all ``T`` steps stacked in the batch
@@ -249,16 +250,27 @@ class ConvLSTM(nn.Module):
     def _padding(self) -> int:
         return self.conv.kernel_size[0] // 2
 
-    def input_gates(self, frames: Tensor) -> Tensor:
+    def input_gates(self, frames: Tensor, constants: Tensor | None = None) -> Tensor:
         """Input part of the gate pre-activations, bias included: ``(N, C, H, W) -> (N, 4 * hidden, H, W)``.
 
         It depends on each frame alone (the convolution is linear in its input channels), so frames shared
-        by several sequences need it once.
+        by several sequences need it once. ``constants (N, k)``, the constant channels' values of each
+        frame, add their share too (then pass ``constants_in_gates=True`` to :meth:`recur`): one pass over
+        each frame's gates instead of one per step of every sequence that contains the frame.
         """
         if frames.dim() != 4 or frames.shape[1] != self.in_channels:
             raise ValueError(f"ConvLSTM expects frames of shape (N, {self.in_channels}, H, W), got {tuple(frames.shape)}")
         w_x = self.conv.weight[:, : self.in_channels]
-        return F.conv2d(frames, w_x, self.conv.bias, padding=self._padding)
+        gates = F.conv2d(frames, w_x, self.conv.bias, padding=self._padding)
+        if constants is None:
+            return gates
+        n, k = len(frames), self.constant_channels
+        if k == 0 or tuple(constants.shape) != (n, k):
+            raise ValueError(f"this ConvLSTM has {k} constant channel(s): constants must be (N, {k}) = {(n, k)}, "
+                             f"got {tuple(constants.shape)}")
+        response = self.constant_response((gates.shape[-2], gates.shape[-1]), gates.dtype, gates.device)
+        gates.view(n, -1).addmm_(constants.to(gates.dtype), response)  # the convolution's output, not needed by its backward
+        return gates
 
     def constant_response(self, size: tuple[int, int], dtype: torch.dtype, device: torch.device) -> Tensor:
         """``(k, 4 * hidden * H * W)``: the gate pre-activations of each constant channel set to 1 on an
@@ -278,9 +290,10 @@ class ConvLSTM(nn.Module):
         return torch.einsum("okab,ay,bx->koyx", w_k, rows, cols).reshape(k, -1)
 
     def recur(self, gates: Tensor, valid: Tensor | None = None, constants: Tensor | None = None,
-              index: Tensor | None = None) -> Tensor:
+              index: Tensor | None = None, constants_in_gates: bool = False) -> Tensor:
         """Run the cell over sequences of input gate pre-activations (from :meth:`input_gates`) and the
-        constant channels' values ``constants (B, T, k)``; ``valid`` and the output as in ``forward``.
+        constant channels' values ``constants (B, T, k)`` (``None`` with ``constants_in_gates``: the gates
+        already include them); ``valid`` and the output as in ``forward``.
 
         ``gates`` is ``(B, T, 4 * hidden, H, W)``, or, with ``index (B, T)`` int64, a table of frames
         ``(N, 4 * hidden, H, W)`` of which step ``t`` of sequence ``b`` uses row ``index[b, t]`` (``-1``:
@@ -295,10 +308,11 @@ class ConvLSTM(nn.Module):
         b, t = index.shape if index is not None else gates.shape[:2]
         if valid is not None and tuple(valid.shape) != (b, t):
             raise ValueError(f"valid must have shape (B, T) = {(b, t)}, got {tuple(valid.shape)}")
-        if (constants is None) != (k == 0) or (constants is not None and tuple(constants.shape) != (b, t, k)):
+        expect_none = k == 0 or constants_in_gates
+        if (constants is None) != expect_none or (constants is not None and tuple(constants.shape) != (b, t, k)):
             got = None if constants is None else tuple(constants.shape)
-            raise ValueError(f"this ConvLSTM has {k} constant channel(s): constants must be "
-                             f"{'None' if k == 0 else f'(B, T, {k}) = {(b, t, k)}'}, got {got}")
+            raise ValueError(f"this ConvLSTM has {k} constant channel(s){' in its gates' if constants_in_gates else ''}: "
+                             f"constants must be {'None' if expect_none else f'(B, T, {k}) = {(b, t, k)}'}, got {got}")
         w_h = self.conv.weight[:, self.in_channels + k :].contiguous()
         valid_t = None if valid is None else valid.to(torch.bool).t().contiguous()
         size = (gates.shape[-2], gates.shape[-1])
@@ -334,5 +348,11 @@ class ConvLSTM(nn.Module):
         if x.dim() != 5 or x.shape[2] != self.in_channels:
             raise ValueError(f"ConvLSTM expects x of shape (B, T, {self.in_channels}, H, W), got {tuple(x.shape)}")
         b, t = x.shape[:2]
-        gates = self.input_gates(x.flatten(0, 1)).view(b, t, -1, *x.shape[-2:])
-        return self.recur(gates, valid, constants)
+        k = self.constant_channels
+        if (constants is None) != (k == 0) or (constants is not None and tuple(constants.shape) != (b, t, k)):
+            got = None if constants is None else tuple(constants.shape)
+            raise ValueError(f"this ConvLSTM has {k} constant channel(s): constants must be "
+                             f"{'None' if k == 0 else f'(B, T, {k}) = {(b, t, k)}'}, got {got}")
+        flat = None if constants is None else constants.flatten(0, 1)  # their share enters each frame's gates once
+        gates = self.input_gates(x.flatten(0, 1), flat).view(b, t, -1, *x.shape[-2:])
+        return self.recur(gates, valid, constants_in_gates=k > 0)

@@ -61,12 +61,15 @@ class SequenceFeatures:
         skips: per level ``l = 0 .. L-1``, ``(B, C_l, H_p / 2**l, W_p / 2**l)`` features of the last date.
         size: ``(H, W)`` of the input tiles before padding to a multiple of ``2**L`` (``H_p, W_p``).
         index: ``(B, T)`` int64 rows of ``gates``, or ``None``.
+        doy: ``(B, T)`` the day of year each date's gates were encoded with (-1: a padded date), or ``None``
+            if the gates do not include the day of year (see :meth:`UnetConvLSTM.encode`).
     """
 
     gates: Tensor
     skips: tuple[Tensor, ...]
     size: tuple[int, int]
     index: Tensor | None = None
+    doy: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -79,11 +82,13 @@ class EncoderFeatures:
             the coarsest features (:meth:`ConvLSTM.input_gates`): computed once per frame, however many
             sequences share it.
         size: ``(H, W)`` of the frames before padding to a multiple of ``2**L`` (``H_p, W_p``).
+        doy: ``(N,)`` the day of year of each frame, included in ``gates`` (VUnetConvLSTM), or ``None``.
     """
 
     skips: tuple[Tensor, ...]
     gates: Tensor
     size: tuple[int, int]
+    doy: Tensor | None = None
 
     def sequence(self, index: Tensor) -> SequenceFeatures:
         """Arrange frames into sequences: ``index`` ``(B, T)`` int64 picks frame ``index[b, t]`` for date
@@ -98,11 +103,16 @@ class EncoderFeatures:
         last = index[:, -1]
         if bool((last < 0).any()):
             raise ValueError("the last date of every sequence is the date being classified and must be a frame, not -1")
-        skips = tuple(s[last] for s in self.skips)
+        if b == 1:  # one sequence (inference on the CPU): views, not copies
+            row = int(last[0])
+            skips = tuple(s[row : row + 1] for s in self.skips)
+        else:
+            skips = tuple(s[last] for s in self.skips)
+        doy = None if self.doy is None else torch.where(index >= 0, self.doy[index.clamp_min(0)], -1)
         if len(flat) == len(self.gates) and torch.equal(flat, torch.arange(len(flat), device=flat.device)):
             # the frames are the sequences, in order (``forward`` with no padded date): a view
-            return SequenceFeatures(self.gates.view(b, t, *self.gates.shape[1:]), skips, self.size)
-        return SequenceFeatures(self.gates, skips, self.size, index)
+            return SequenceFeatures(self.gates.view(b, t, *self.gates.shape[1:]), skips, self.size, doy=doy)
+        return SequenceFeatures(self.gates, skips, self.size, index, doy)
 
 
 class ConvBNReLU(nn.Sequential):
@@ -210,20 +220,48 @@ class UnetConvLSTM(nn.Module):
                 block[1] = nn.Identity()
         return self
 
-    def encode(self, frames: Tensor) -> EncoderFeatures:
+    def use_channels_last(self) -> UnetConvLSTM:
+        """Store the encoder's, decoder's and head's weights channels-last (in place); their feature maps
+        then follow. The ConvLSTM keeps the default layout.
+
+        On the CPU the U-Net's convolutions have few channels over many pixels, which oneDNN runs several
+        times faster channels-last; the ConvLSTM's 256 -> 1024 convolution is a little slower that way
+        (``benchmarks/inference.py``). Returns ``self``.
+        """
+        for part in (self.encoder, self.decoder, self.head):
+            part.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # documented, not in the stubs
+        return self
+
+    def _layout(self) -> torch.memory_format:
+        """The memory format of the U-Net's weights (:meth:`use_channels_last`), which its inputs follow."""
+        first = next(self.encoder.parameters())  # the first convolution's weight
+        return torch.channels_last if first.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+
+    def encode(self, frames: Tensor, doy: Tensor | None = None) -> EncoderFeatures:
         """Encode independent frames ``(N, C, H, W)`` into skip features and ConvLSTM input gates (see
-        :class:`EncoderFeatures`); frames are replicate-padded to a multiple of ``2**L`` first."""
+        :class:`EncoderFeatures`); frames are replicate-padded to a multiple of ``2**L`` first.
+
+        With ``doy (N,)``, the day of year of each frame, a model that uses it adds its share of the gates
+        here, once per frame, instead of at every step of every sequence (:meth:`decode` then checks that
+        the sequences' days of year are the frames'). Other models ignore it.
+        """
         if frames.dim() != 4 or frames.shape[1] != self.in_channels:
             raise ValueError(f"encode expects frames of shape (N, {self.in_channels}, H, W), got {tuple(frames.shape)}")
+        if doy is not None and tuple(doy.shape) != (len(frames),):
+            raise ValueError(f"doy must have shape (N,) = ({len(frames)},), got {tuple(doy.shape)}")
+        doy = doy if self.use_doy else None
         height, width = frames.shape[-2:]
         mult = 2**self.levels
         pad_h, pad_w = -height % mult, -width % mult
         x = F.pad(frames, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else frames
+        x = x.contiguous(memory_format=self._layout())
         feats = []
         for stage in self.encoder:
             x = stage(x)
             feats.append(x)
-        return EncoderFeatures(tuple(feats[:-1]), self.lstm.input_gates(feats[-1]), (height, width))
+        constants = None if doy is None else day_of_year_encoding(doy)
+        gates = self.lstm.input_gates(feats[-1].contiguous(), constants)  # the ConvLSTM keeps the default layout
+        return EncoderFeatures(tuple(feats[:-1]), gates, (height, width), doy)
 
     def decode(self, features: SequenceFeatures, doy: Tensor, valid: Tensor) -> Tensor:
         """Classify the last date of each sequence.
@@ -236,28 +274,42 @@ class UnetConvLSTM(nn.Module):
         Returns:
             ``(B, K, H, W)`` logits, cropped to ``features.size``.
         """
-        constants = day_of_year_encoding(doy) if self.use_doy else None
-        y = self.lstm.recur(features.gates, valid if self.padding == "mask" else None, constants, features.index)
+        if features.doy is not None:
+            computed = valid if self.padding == "mask" else torch.ones_like(valid)
+            wrong = computed & (features.doy != doy)
+            if bool(wrong.any()):
+                b, t = (int(v) for v in torch.nonzero(wrong)[0])
+                raise ValueError(f"sequence {b}, date {t}: the gates were encoded with day of year "
+                                 f"{int(features.doy[b, t])} but decode got {int(doy[b, t])}")
+        return self._decode(features, doy, valid)
+
+    def _decode(self, features: SequenceFeatures, doy: Tensor, valid: Tensor) -> Tensor:
+        """:meth:`decode` without checking ``features.doy`` against ``doy``."""
+        in_gates = features.doy is not None
+        constants = day_of_year_encoding(doy) if self.use_doy and not in_gates else None
+        y = self.lstm.recur(features.gates, valid if self.padding == "mask" else None, constants, features.index,
+                            constants_in_gates=in_gates)
+        y = y.contiguous(memory_format=self._layout())
         for up, skip in zip(self.decoder, reversed(features.skips), strict=True):
             y = torch.cat((up(y), skip), dim=1)
         logits: Tensor = self.head(y)
         height, width = features.size
-        return logits[..., :height, :width]
+        return logits[..., :height, :width].contiguous()
 
     def forward(self, images: Tensor, doy: Tensor, valid: Tensor) -> Tensor:
         """``images (B, T, C, H, W)``, ``doy (B, T)``, ``valid (B, T)`` bool -> ``(B, K, H, W)`` logits of
         the last date. With ``padding="mask"`` only valid frames are encoded."""
         self.check_inputs(images, doy, valid)
         b, t = valid.shape
-        flat = images.flatten(0, 1)
+        flat, flat_doy = images.flatten(0, 1), doy.reshape(-1)
         if self.padding == "mask":
             keep = valid.reshape(-1)
-            frames = flat[keep]
+            frames, frame_doy = flat[keep], flat_doy[keep]
             index = torch.where(keep, keep.cumsum(0) - 1, -1).view(b, t)
         else:
-            frames = flat
+            frames, frame_doy = flat, flat_doy
             index = torch.arange(b * t, device=images.device).view(b, t)
-        return self.decode(self.encode(frames).sequence(index), doy, valid)
+        return self._decode(self.encode(frames, frame_doy).sequence(index), doy, valid)
 
     def check_inputs(self, images: Tensor, doy: Tensor, valid: Tensor) -> None:
         """Raise ValueError with the offending shape if the inputs do not follow the model interface."""
