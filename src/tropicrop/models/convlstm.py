@@ -308,11 +308,7 @@ class ConvLSTM(nn.Module):
         b, t = index.shape if index is not None else gates.shape[:2]
         if valid is not None and tuple(valid.shape) != (b, t):
             raise ValueError(f"valid must have shape (B, T) = {(b, t)}, got {tuple(valid.shape)}")
-        expect_none = k == 0 or constants_in_gates
-        if (constants is None) != expect_none or (constants is not None and tuple(constants.shape) != (b, t, k)):
-            got = None if constants is None else tuple(constants.shape)
-            raise ValueError(f"this ConvLSTM has {k} constant channel(s){' in its gates' if constants_in_gates else ''}: "
-                             f"constants must be {'None' if expect_none else f'(B, T, {k}) = {(b, t, k)}'}, got {got}")
+        self._check_constants(constants, b, t, constants_in_gates)
         w_h = self.conv.weight[:, self.in_channels + k :].contiguous()
         valid_t = None if valid is None else valid.to(torch.bool).t().contiguous()
         size = (gates.shape[-2], gates.shape[-1])
@@ -348,11 +344,17 @@ class ConvLSTM(nn.Module):
         if x.dim() != 5 or x.shape[2] != self.in_channels:
             raise ValueError(f"ConvLSTM expects x of shape (B, T, {self.in_channels}, H, W), got {tuple(x.shape)}")
         b, t = x.shape[:2]
-        k = self.constant_channels
-        if (constants is None) != (k == 0) or (constants is not None and tuple(constants.shape) != (b, t, k)):
-            got = None if constants is None else tuple(constants.shape)
-            raise ValueError(f"this ConvLSTM has {k} constant channel(s): constants must be "
-                             f"{'None' if k == 0 else f'(B, T, {k}) = {(b, t, k)}'}, got {got}")
+        self._check_constants(constants, b, t, in_gates=False)
         flat = None if constants is None else constants.flatten(0, 1)  # their share enters each frame's gates once
         gates = self.input_gates(x.flatten(0, 1), flat).view(b, t, -1, *x.shape[-2:])
-        return self.recur(gates, valid, constants_in_gates=k > 0)
+        return self.recur(gates, valid, constants_in_gates=flat is not None)
+
+    def _check_constants(self, constants: Tensor | None, b: int, t: int, in_gates: bool) -> None:
+        """Raise ValueError unless ``constants`` is ``(B, T, k)``, or ``None`` when there are no constant
+        channels or the gates already include them."""
+        k = self.constant_channels
+        expect_none = k == 0 or in_gates
+        if (constants is None) != expect_none or (constants is not None and tuple(constants.shape) != (b, t, k)):
+            got = None if constants is None else tuple(constants.shape)
+            raise ValueError(f"this ConvLSTM has {k} constant channel(s){' in its gates' if in_gates else ''}: "
+                             f"constants must be {'None' if expect_none else f'(B, T, {k}) = {(b, t, k)}'}, got {got}")
