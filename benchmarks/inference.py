@@ -49,7 +49,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from model_throughput import matmul_flops_per_second
 from tropicrop.classes import ClassTable
-from tropicrop.inference import Net, Plan, RunModels, net_probabilities, predict_scene
+from tropicrop.inference import Net, Plan, RunModels, net_probabilities, predict_scene, prepare_for_inference
 from tropicrop.models import build
 from tropicrop.scene import Scene, load_scene
 from tropicrop.synthetic import CLASSES, write_pair
@@ -69,13 +69,12 @@ def make_scene(folder: Path, size: int) -> Path:
 
 def make_models(scene: Scene, seed: int = 0, layout: str = "channels_last") -> RunModels:
     """A randomly initialised Table-3 VUnetConvLSTM for the synthetic classes, normalised on the scene centre,
-    prepared as :func:`tropicrop.inference.load_run` does on the CPU (``layout="default"``: U-Net not
-    channels-last)."""
+    prepared by :func:`tropicrop.inference.prepare_for_inference`, as ``load_run`` does on the CPU
+    (``layout="default"``: U-Net not channels-last)."""
     torch.manual_seed(seed)
     classes = ClassTable.from_names(list(CLASSES.values()))
-    model = build("vunet_convlstm", scene.num_bands, num_classes=classes.num_classes).eval().fold_batchnorm()
-    if layout == "channels_last":
-        model.use_channels_last()
+    model = prepare_for_inference(build("vunet_convlstm", scene.num_bands, num_classes=classes.num_classes),
+                                  torch.device("cpu"), channels_last=layout == "channels_last")
     side = min(256, scene.grid.width, scene.grid.height)
     sample = scene.read_images(Window((scene.grid.width - side) // 2, (scene.grid.height - side) // 2, side, side))
     normalizer = Normalizer.fit(sample, np.ones(sample.shape[-2:], bool))

@@ -418,15 +418,17 @@ def test_folding_batchnorm_keeps_the_outputs() -> None:
 
 @pytest.mark.parametrize("size", [(32, 32), (37, 45)])
 def test_channels_last_layout_keeps_the_outputs(size: tuple[int, int]) -> None:
-    """The inference layout (BatchNorm folded, U-Net channels-last, as ``load_run`` sets on the CPU) gives
-    the same logits, through ``forward`` and through shared encoding."""
+    """The inference layout (BatchNorm folded, U-Net channels-last: ``prepare_for_inference`` on the CPU, as
+    ``load_run`` uses it) gives the same logits, through ``forward`` and through shared encoding."""
+    from tropicrop.inference import prepare_for_inference
+
     model = like_trained(build("vunet_convlstm", num_classes=5, lstm_channels=8))
     x, doy = torch.randn(2, 4, 2, *size), torch.randint(1, 366, (2, 4))
     valid = torch.ones(2, 4, dtype=torch.bool)
     valid[1, :2] = False
     with torch.no_grad():
         before = model(x, doy, valid)
-        model.fold_batchnorm().use_channels_last()
+        prepare_for_inference(model, torch.device("cpu"))
         assert model.encoder[0][0].weight.is_contiguous(memory_format=torch.channels_last)
         after = model(x, doy, valid)
         feats = model.encode(x[0], doy[0])

@@ -155,6 +155,18 @@ def select_device(accelerator: str, precision: str) -> tuple[torch.device, torch
     return torch.device("cpu"), None
 
 
+def prepare_for_inference(model: nn.Module, device: torch.device, channels_last: bool = True) -> nn.Module:
+    """``model`` in eval mode on ``device``; a UnetConvLSTM also with BatchNorm folded into its convolutions
+    (same outputs, one pass less per feature map) and, on the CPU, its U-Net channels-last (measured faster
+    there only, ``benchmarks/inference.py``; ``channels_last=False`` to compare)."""
+    model = model.eval()
+    if isinstance(model, UnetConvLSTM):
+        model.fold_batchnorm()
+        if channels_last and device.type == "cpu":
+            model.use_channels_last()
+    return model.to(device)
+
+
 def load_run(run_dir: Path) -> RunModels:
     """Load the class table, normalisation and every trained network of a finished run directory.
 
@@ -189,12 +201,7 @@ def load_run(run_dir: Path) -> RunModels:
             raise RunError(ckpt, f"predicts classes {hp['class_names']} but classes.json says {list(classes.names)}",
                            "the run directory is inconsistent; train it again with --force")
         target = dt.date.fromisoformat(hp["target"]) if hp.get("target") else None
-        model = module.model.eval()
-        if isinstance(model, UnetConvLSTM):  # same outputs, one pass less per feature map
-            model.fold_batchnorm()
-            if device.type == "cpu":  # measured faster on the CPU only (benchmarks/inference.py)
-                model.use_channels_last()
-        nets.append(Net(ckpt.parents[1].name, target, model.to(device)))
+        nets.append(Net(ckpt.parents[1].name, target, prepare_for_inference(module.model, device)))
     if any(n.target is None for n in nets) and len(nets) > 1:
         raise RunError(run_dir, "mixes an all-months network with per-month ones", "train it again with --force")
     return RunModels(classes=classes, normalizer=normalizer, sequence_length=int(hp["sequence_length"]),
