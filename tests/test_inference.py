@@ -253,7 +253,7 @@ def test_interrupted_predict_leaves_no_partial_map_and_a_rerun_finishes_the_miss
             raise RuntimeError("killed while writing the second map")
         return real_quicklook(*args, **kwargs)
 
-    monkeypatch.setattr(inference, "write_quicklook", crash_on_second)
+    monkeypatch.setattr(inference.mapfiles, "write_quicklook", crash_on_second)
     with pytest.raises(RuntimeError):
         predict_run(runs["all"], scene, out, dates=dates, tile=32, overlap=16, progress=False)
     monkeypatch.undo()
@@ -269,7 +269,7 @@ def test_interrupted_predict_leaves_no_partial_map_and_a_rerun_finishes_the_miss
         predicted.extend(p.date for p in plans)
         return real_stream(models, scene, out, plans, *args)
 
-    monkeypatch.setattr(inference, "_stream", spy)
+    monkeypatch.setattr(inference.predict, "_stream", spy)
     paths = predict_run(runs["all"], scene, out, dates=dates, tile=32, overlap=16, progress=False)
     assert predicted == dates[1:]
     assert all(p.is_file() for p in paths) and first.stat().st_mtime_ns == stamp
@@ -281,7 +281,7 @@ def test_dates_beyond_the_memory_budget_are_predicted_in_groups_with_the_same_re
 ) -> None:
     together = predict_run(runs["all"], runs["scene"], tmp_path / "one", dates=[MAR, MAY], tile=48, overlap=16,
                            progress=False)
-    monkeypatch.setattr(inference, "BUFFER_BYTES", 1)  # one date per pass
+    monkeypatch.setattr(inference.predict, "BUFFER_BYTES", 1)  # one date per pass
     apart = predict_run(runs["all"], runs["scene"], tmp_path / "two", dates=[MAR, MAY], tile=48, overlap=16,
                         progress=False)
     assert len(json.loads((tmp_path / "two" / "predict.json").read_text())) == 2
@@ -303,7 +303,7 @@ def test_per_month_run_predicts_another_year_with_the_net_of_the_same_month(runs
 def test_nearest_day_of_year_breaks_ties_between_nets_of_one_month() -> None:
     model = torch.nn.Identity()
     nets = [Net(d.isoformat(), d, model) for d in (dt.date(2020, 3, 2), dt.date(2020, 3, 28))]
-    models = RunModels(classes=inference.ClassTable.from_names(["A"]), normalizer=Normalizer((0.0,), (1.0,)),
+    models = RunModels(classes=inference.run.ClassTable.from_names(["A"]), normalizer=Normalizer((0.0,), (1.0,)),
                        sequence_length=12, in_channels=2, nets=nets)
     assert models.net_for(dt.date(2017, 3, 20)).name == "2020-03-28"
     assert models.net_for(dt.date(2017, 3, 10)).name == "2020-03-02"
@@ -317,7 +317,7 @@ def test_aoi_skips_tiles_outside_it_and_leaves_nodata_there(runs: dict[str, Path
                                 progress=False)[0])
     tiles = []
     real = inference._predict_tile
-    monkeypatch.setattr(inference, "_predict_tile", lambda *a: tiles.append(a[2]) or real(*a))
+    monkeypatch.setattr(inference.stream, "_predict_tile", lambda *a: tiles.append(a[2]) or real(*a))
     part = read_map(predict_run(runs["all"], runs["scene"], tmp_path / "aoi", dates=[MAY], tile=32, overlap=16,
                                 progress=False, aoi=aoi)[0])
     assert len(tiles) == 6 and all(t.col_off < 20 for t in tiles)  # 3 tile rows x the 2 tile columns touching it

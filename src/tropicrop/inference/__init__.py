@@ -1,0 +1,137 @@
+"""Full-scene prediction: a crop map for every requested month, blended across overlapping tiles, streamed.
+
+The scene is cut into tiles of at most ``tile`` pixels overlapping by at least ``overlap``, spread evenly so
+that the outer tiles end on the scene border (every pixel is covered without padding; a scene smaller than
+a tile is one tile). Each tile's softmax probabilities are accumulated with a smooth weight
+(:func:`tile_weights`: a sin^2 ramp inside the overlap on every side that has a neighbouring tile, 1
+elsewhere; > 0 everywhere) and divided by the summed weight, so there are no seams and the map hardly
+depends on the tile size. (The authors mosaic non-overlapping 32 x 32 patches; every patch border there is
+a seam.)
+
+Tiles are processed in rows, left to right. Unnormalised sums are held only where a later tile can still
+add: the current tile's block and the band of rows that the next tile row overlaps (``(targets, K,
+overlap, width)``). After each tile its columns up to the next tile are final for the rows up to the next
+tile row: they become uint8 class codes, and a tile row's finished rows are written to scratch GeoTIFFs
+with windowed writes, which become cloud-optimised GeoTIFFs when the whole scene is done. Memory therefore
+grows with the scene width only, by about ``targets x K x overlap x 4`` bytes per column, and never with
+its height. When the buffers of all requested dates would pass :data:`BUFFER_BYTES` (a scene over 100 000
+px wide), the dates are predicted in groups, one pass over the scene each.
+
+Every date of a tile is read and encoded once per network (``model.encode``), and the encoder features are
+shared by the 12-date windows of all target months served by that network (``model.decode``): an
+all-months run encodes each date of a tile once for all 12 maps. A per-month run has one network per month,
+each with its own encoder, so sharing happens within a network only.
+
+Outputs in ``OUT`` (each written under a temporary name and renamed when complete; a date counts as done
+when its map exists, so a re-run after a crash finishes only the missing dates)::
+
+    OUT/classes.json                 the class table: map code i = model class index i (0 = no data)
+    OUT/maps/YYYYMMDD.tif            uint8 class codes, colour table, input CRS/transform, COG with overviews
+    OUT/maps/YYYYMMDD.png            quick-look with a legend
+    OUT/probabilities/YYYYMMDD.tif   optional: one uint8 band per class (probability x 255, scale 1/255)
+    OUT/predict.json                 run, scene, tiling, the net used per date, timing (one entry per pass)
+
+A ``kill -9`` leaves at most a hidden ``OUT/.partial-*`` scratch folder (removed on any Python exception)
+and hidden ``.*.tmp.tif`` files, never a file under a final name.
+"""
+
+from tropicrop.inference.dates import _check_dates, default_dates, parse_dates
+from tropicrop.inference.mapfiles import (
+    CLASS_COLORS,
+    COG_BLOCK,
+    NODATA,
+    PROB_SCALE,
+    QUICKLOOK_SIDE,
+    Outputs,
+    ScratchMaps,
+    _finalise,
+    _rgba,
+    _scratch_profile,
+    _write_classes,
+    class_colors,
+    write_cog,
+    write_quicklook,
+)
+from tropicrop.inference.predict import BUFFER_BYTES, _plans, _write_log, predict_run, predict_scene
+from tropicrop.inference.run import Net, RunModels, _doy_distance, load_run, prepare_for_inference, select_device
+from tropicrop.inference.stream import (
+    BlendSums,
+    FinishedRows,
+    _buffer_rows,
+    _carry,
+    _predict_tile,
+    _stream,
+    _tile_rows,
+    _write_rows,
+    buffer_bytes,
+    class_map,
+    scaled_probabilities,
+)
+from tropicrop.inference.tile import DECODE_BATCH, Plan, _frames_doy, _frames_index, net_probabilities
+from tropicrop.inference.tiling import (
+    EDGE_WEIGHT,
+    AoiReader,
+    _slices,
+    _vector_aoi,
+    aoi_reader,
+    check_tiling,
+    ramp,
+    tile_layout,
+    tile_weights,
+)
+
+__all__ = [
+    "BUFFER_BYTES",
+    "CLASS_COLORS",
+    "COG_BLOCK",
+    "DECODE_BATCH",
+    "EDGE_WEIGHT",
+    "NODATA",
+    "PROB_SCALE",
+    "QUICKLOOK_SIDE",
+    "AoiReader",
+    "BlendSums",
+    "FinishedRows",
+    "Net",
+    "Outputs",
+    "Plan",
+    "RunModels",
+    "ScratchMaps",
+    "_buffer_rows",
+    "_carry",
+    "_check_dates",
+    "_doy_distance",
+    "_finalise",
+    "_frames_doy",
+    "_frames_index",
+    "_plans",
+    "_predict_tile",
+    "_rgba",
+    "_scratch_profile",
+    "_slices",
+    "_stream",
+    "_tile_rows",
+    "_vector_aoi",
+    "_write_classes",
+    "_write_log",
+    "_write_rows",
+    "aoi_reader",
+    "buffer_bytes",
+    "check_tiling",
+    "class_colors",
+    "class_map",
+    "default_dates",
+    "load_run",
+    "net_probabilities",
+    "parse_dates",
+    "predict_run",
+    "predict_scene",
+    "prepare_for_inference",
+    "ramp",
+    "scaled_probabilities",
+    "select_device",
+    "tile_layout",
+    "tile_weights",
+    "write_cog",
+    "write_quicklook",
+]

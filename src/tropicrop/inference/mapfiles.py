@@ -1,0 +1,189 @@
+"""Map files: class codes and probabilities as cloud-optimised GeoTIFFs, PNG quick-looks, colours."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.enums import Resampling
+from rasterio.windows import Window
+
+from tropicrop.classes import ClassTable
+from tropicrop.errors import RunError
+from tropicrop.io.files import atomic_path, write_json
+from tropicrop.io.rasters import Grid
+
+log = logging.getLogger(__name__)
+
+
+NODATA = 0  # map code of pixels without a prediction (outside the AOI, or no real image in the window)
+PROB_SCALE = 255  # probabilities are stored as round(p * 255) in uint8
+COG_BLOCK = 256
+QUICKLOOK_SIDE = 1024  # longest side of the PNG quick-look, in pixels
+
+# Colours of the classes of the paper's LEM tables; other names get tab20 colours.
+CLASS_COLORS: dict[str, tuple[int, int, int]] = {
+    "soybean": (46, 139, 87), "maize": (255, 215, 0), "cotton": (176, 196, 222), "millet": (205, 133, 63),
+    "pasture": (154, 205, 50), "cerrado": (0, 100, 0), "soil": (139, 69, 19), "other": (150, 150, 150),
+    "beans": (218, 112, 214), "sorghum": (255, 140, 0), "eucalyptus": (72, 61, 139), "turfgrass": (152, 251, 152),
+    "crotalaria": (255, 105, 180), "brachiaria": (189, 183, 107), "ncc": (70, 130, 180),
+    "not identified": (90, 90, 90),
+}
+
+
+
+def class_colors(names: Sequence[str]) -> dict[int, tuple[int, int, int, int]]:
+    """Colour table {code: RGBA} for class indices 0..K-1 of ``names``; 0 (no data) is transparent."""
+    from matplotlib import colormaps
+
+    tab = colormaps["tab20"]
+    table: dict[int, tuple[int, int, int, int]] = {0: (0, 0, 0, 0)}
+    spare = 0
+    for i, name in enumerate(names):
+        if i == 0:
+            continue
+        rgb = CLASS_COLORS.get(name.lower())
+        if rgb is None:
+            r, g, b, _ = tab(spare % 20)
+            spare += 1
+            rgb = (round(255 * r), round(255 * g), round(255 * b))
+        table[i] = (*rgb, 255)
+    return table
+
+
+def _scratch_profile(grid: Grid, count: int) -> dict[str, Any]:
+    """Uncompressed striped GeoTIFF: windowed writes of any rows go straight to disk."""
+    return {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": count, "dtype": "uint8",
+            "crs": grid.crs, "transform": grid.transform, "tiled": False, "BIGTIFF": "IF_SAFER"}
+
+
+def write_cog(src: Path, dst: Path, resampling: str) -> Path:
+    """Copy GeoTIFF ``src`` to a cloud-optimised GeoTIFF ``dst`` (GDAL's COG driver: tiled, deflate,
+    overviews made with ``resampling``), atomically. Colour table, nodata, band descriptions and scales
+    are kept."""
+    with atomic_path(dst) as tmp:
+        rasterio.shutil.copy(src, tmp, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=COG_BLOCK, RESAMPLING=resampling,
+                             OVERVIEW_RESAMPLING=resampling, BIGTIFF="IF_SAFER")
+    return dst
+
+
+def write_quicklook(map_path: Path, png: Path, names: Sequence[str], title: str) -> Path:
+    """PNG quick-look of a class map with a legend of ``names`` (read decimated to at most
+    :data:`QUICKLOOK_SIDE` pixels a side, through the COG's overviews), atomically."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    with rasterio.open(map_path) as ds:
+        scale = max(1.0, max(ds.width, ds.height) / QUICKLOOK_SIDE)
+        shape = (max(1, round(ds.height / scale)), max(1, round(ds.width / scale)))
+        codes = ds.read(1, out_shape=shape, resampling=Resampling.nearest)
+    colors = class_colors(names)
+    cmap = ListedColormap([_rgba(colors[i]) for i in range(len(names))])
+    aspect = shape[1] / shape[0]
+    fig = Figure(figsize=(min(12.0, 4.0 * aspect + 2.5), 4.5), dpi=150)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.imshow(codes, cmap=cmap, vmin=-0.5, vmax=len(names) - 0.5, interpolation="nearest")
+    ax.set_title(title)
+    ax.set_axis_off()
+    handles = [Patch(facecolor=_rgba(colors[i]), edgecolor="black", linewidth=0.3, label=names[i])
+               for i in range(1, len(names))]
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False, fontsize=8)
+    fig.tight_layout()
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, format="png")
+    return png
+
+
+def _rgba(color: tuple[int, int, int, int]) -> tuple[float, float, float, float]:
+    r, g, b, a = color
+    return r / 255, g / 255, b / 255, a / 255
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """The final paths of one date's outputs."""
+
+    map: Path
+    png: Path
+    probabilities: Path | None
+
+    @classmethod
+    def of(cls, out: Path, date: dt.date, probabilities: bool) -> Outputs:
+        """Paths under ``out`` for ``date``."""
+        stamp = date.strftime("%Y%m%d")
+        prob = out / "probabilities" / f"{stamp}.tif" if probabilities else None
+        return cls(out / "maps" / f"{stamp}.tif", out / "maps" / f"{stamp}.png", prob)
+
+    def done(self) -> bool:
+        """Whether every output exists (they only appear complete)."""
+        return all(p.is_file() for p in (self.map, self.png, self.probabilities) if p is not None)
+
+
+class ScratchMaps:
+    """Full-size scratch GeoTIFFs (class map, and probabilities) per target, written row band by row band."""
+
+    def __init__(self, folder: Path, grid: Grid, dates: Sequence[dt.date], names: Sequence[str],
+                 probabilities: bool, stack: ExitStack) -> None:
+        self.maps: list[Path] = []
+        self.probs: list[Path | None] = []
+        self._map_ds: list[Any] = []
+        self._prob_ds: list[Any] = []
+        colors = class_colors(names)
+        for d in dates:
+            path = folder / f"{d:%Y%m%d}.map.tif"
+            ds = stack.enter_context(rasterio.open(path, "w", nodata=NODATA, **_scratch_profile(grid, 1)))
+            ds.write_colormap(1, colors)
+            ds.set_band_description(1, "class")
+            self.maps.append(path)
+            self._map_ds.append(ds)
+            if probabilities:
+                ppath = folder / f"{d:%Y%m%d}.prob.tif"
+                pds = stack.enter_context(rasterio.open(ppath, "w", **_scratch_profile(grid, len(names) - 1)))
+                for b, name in enumerate(names[1:], start=1):
+                    pds.set_band_description(b, name)
+                pds.scales = (1.0 / PROB_SCALE,) * (len(names) - 1)
+                self.probs.append(ppath)
+                self._prob_ds.append(pds)
+            else:
+                self.probs.append(None)
+
+    def write(self, slot: int, window: Window, codes: np.ndarray, probs: np.ndarray | None) -> None:
+        """Write class codes (r, W) and, when kept, uint8 probabilities (K-1, r, W) of target ``slot``."""
+        self._map_ds[slot].write(codes, 1, window=window)
+        if probs is not None and self._prob_ds:
+            self._prob_ds[slot].write(probs, window=window)
+
+
+
+def _finalise(map_scratch: Path, prob_scratch: Path | None, outputs: Outputs, names: Sequence[str], title: str) -> None:
+    """Scratch rasters -> COGs and the PNG; the map is renamed last, so its presence marks the date done."""
+    if prob_scratch is not None and outputs.probabilities is not None:
+        write_cog(prob_scratch, outputs.probabilities, "AVERAGE")
+    with atomic_path(outputs.map) as tmp:
+        write_cog(map_scratch, tmp, "MODE")
+        write_quicklook(tmp, outputs.png, names, title)
+
+
+def _write_classes(out: Path, classes: ClassTable) -> None:
+    """OUT/classes.json; refuses an OUT that holds maps of another class table (their codes would differ)."""
+    path = out / "classes.json"
+    if path.is_file():
+        existing = ClassTable.from_dict(json.loads(path.read_text()))
+        if existing.names != classes.names:
+            raise RunError(out, f"holds maps of classes {list(existing.names[1:])}, not {list(classes.names[1:])}",
+                           "write the predictions of this run into another --out folder")
+        return
+    write_json(path, classes.to_dict())
+

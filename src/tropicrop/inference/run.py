@@ -1,0 +1,142 @@
+"""Loading a trained run for prediction: its class table, normalisation and networks, on a device."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from tropicrop.classes import ClassTable
+from tropicrop.errors import RunError
+from tropicrop.models import UnetConvLSTM
+from tropicrop.windows import Normalizer, day_of_year
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Net:
+    """One trained network of a run: ``target`` is its month's date (per-month mode) or None (all months)."""
+
+    name: str
+    target: dt.date | None
+    model: nn.Module
+
+
+@dataclass
+class RunModels:
+    """Everything prediction needs from a run directory, loaded onto ``device``.
+
+    ``autocast`` is the reduced precision (e.g. torch.bfloat16) to run the networks in, or None for float32.
+    """
+
+    classes: ClassTable
+    normalizer: Normalizer
+    sequence_length: int
+    in_channels: int
+    nets: list[Net]
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    autocast: torch.dtype | None = None
+    root: Path | None = None
+
+    @property
+    def per_month(self) -> bool:
+        """Whether the run has one network per target month (the paper's Baselines)."""
+        return any(n.target is not None for n in self.nets)
+
+    def net_for(self, date: dt.date) -> Net:
+        """The network that classifies ``date``: the all-months net, or the per-month net of the same calendar
+        month (the scene may be another year than the training scene), nearest day of year as tie-break."""
+        if not self.per_month:
+            return self.nets[0]
+        same = [n for n in self.nets if n.target is not None and n.target.month == date.month]
+        if not same:
+            have = ", ".join(n.name for n in self.nets)
+            raise RunError(self.root, f"has no per-month network for {date:%B} (target {date})",
+                           f"its networks are {have}; predict dates of those months (--dates)")
+        return min(same, key=lambda n: _doy_distance(date, n.target))  # type: ignore[arg-type]
+
+
+def _doy_distance(a: dt.date, b: dt.date) -> int:
+    d = abs(day_of_year(a) - day_of_year(b))
+    return min(d, 365 - d)
+
+
+def select_device(accelerator: str, precision: str) -> tuple[torch.device, torch.dtype | None]:
+    """Device and autocast dtype from a run's ``trainer.accelerator`` and ``trainer.precision``.
+
+    "gpu"/"cuda" (or "auto" with a GPU present) run on CUDA, in bf16 or fp16 autocast when the precision
+    says so; anything else runs on the CPU in float32. A GPU run on a machine without one falls back to the
+    CPU with a warning.
+    """
+    acc = accelerator.lower()
+    if acc in ("gpu", "cuda") or (acc == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            warnings.warn(f"the run was trained with accelerator={accelerator!r} but no CUDA device is available; "
+                          "predicting on the CPU", stacklevel=2)
+            return torch.device("cpu"), None
+        dtype = torch.bfloat16 if "bf16" in precision else torch.float16 if precision.startswith("16") else None
+        torch.backends.cudnn.benchmark = True  # every tile has the same size: autotune the convolutions once
+        return torch.device("cuda"), dtype
+    return torch.device("cpu"), None
+
+
+def prepare_for_inference(model: nn.Module, device: torch.device, channels_last: bool = True) -> nn.Module:
+    """``model`` in eval mode on ``device``; a UnetConvLSTM also with BatchNorm folded into its convolutions
+    (same outputs, one pass less per feature map) and, on the CPU, its U-Net channels-last (measured faster
+    there only, ``benchmarks/inference.py``; ``channels_last=False`` to compare)."""
+    model = model.eval()
+    if isinstance(model, UnetConvLSTM):
+        model.fold_batchnorm()
+        if channels_last and device.type == "cpu":
+            model.use_channels_last()
+    return model.to(device)
+
+
+def load_run(run_dir: Path) -> RunModels:
+    """Load the class table, normalisation and every trained network of a finished run directory.
+
+    Raises :class:`RunError` if the directory is missing, unfinished or holds no checkpoint, or if a
+    network's class table differs from the run's.
+    """
+    from tropicrop.config import load_config
+    from tropicrop.training import CropModule, TrainConfig
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(run_dir, "run directory not found", "train one with: tropicrop train -c CONFIG --run-dir RUN")
+    for name in ("config.yaml", "classes.json", "normalization.json"):
+        if not (run_dir / name).is_file():
+            raise RunError(run_dir, f"is not a run directory (no {name})", "pass the --run-dir given to tropicrop train")
+    if not (run_dir / "result.json").is_file():
+        raise RunError(run_dir, "holds an unfinished run (no result.json)",
+                       f"finish it with: tropicrop train --run-dir {run_dir} --resume")
+    checkpoints = sorted((run_dir / "nets").glob("*/checkpoints/best.ckpt"))
+    if not checkpoints:
+        raise RunError(run_dir, "holds no trained network (no nets/*/checkpoints/best.ckpt)", "train it again with --force")
+    cfg = load_config(TrainConfig, run_dir / "config.yaml")
+    device, autocast = select_device(cfg.trainer.accelerator, cfg.trainer.precision)
+    classes = ClassTable.from_dict(json.loads((run_dir / "classes.json").read_text()))
+    normalizer = Normalizer.from_dict(json.loads((run_dir / "normalization.json").read_text()))
+    nets = []
+    hp: Any = {}
+    for ckpt in checkpoints:
+        module = CropModule.load_from_checkpoint(ckpt, map_location="cpu")
+        hp = module.hparams
+        if tuple(hp["class_names"]) != classes.names:
+            raise RunError(ckpt, f"predicts classes {hp['class_names']} but classes.json says {list(classes.names)}",
+                           "the run directory is inconsistent; train it again with --force")
+        target = dt.date.fromisoformat(hp["target"]) if hp.get("target") else None
+        nets.append(Net(ckpt.parents[1].name, target, prepare_for_inference(module.model, device)))
+    if any(n.target is None for n in nets) and len(nets) > 1:
+        raise RunError(run_dir, "mixes an all-months network with per-month ones", "train it again with --force")
+    return RunModels(classes=classes, normalizer=normalizer, sequence_length=int(hp["sequence_length"]),
+                     in_channels=int(hp["in_channels"]), nets=nets, device=device, autocast=autocast, root=run_dir)
+

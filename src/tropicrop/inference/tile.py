@@ -1,0 +1,81 @@
+"""One tile through the networks: each date encoded once, every target window decoded from the shared features."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from tropicrop.inference.run import Net
+from tropicrop.windows import WindowIndex
+
+log = logging.getLogger(__name__)
+
+
+DECODE_BATCH = {"cpu": 1, "cuda": 4}  # windows decoded at a time: on the CPU batching is no faster, only bigger
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """One target date: its window, the network that classifies it and its slot in the output buffers."""
+
+    date: dt.date
+    slot: int
+    net: Net
+    window: WindowIndex
+
+
+def _frames_index(plans: Sequence[Plan], position: dict[int, int], pad: int) -> Tensor:
+    """(B, T) int64 positions of each window's dates among the encoded frames; padded dates -> ``pad``."""
+    rows = [[position[int(i)] if i >= 0 else pad for i in p.window.indices] for p in plans]
+    return torch.tensor(rows, dtype=torch.int64)
+
+
+def _frames_doy(plans: Sequence[Plan], position: dict[int, int], frames: int, device: torch.device) -> Tensor:
+    """(N,) int64 day of year of each encoded frame, read from the windows that contain it."""
+    doy = torch.zeros(frames, dtype=torch.int64)
+    for plan in plans:
+        for i, d in zip(plan.window.indices, plan.window.doy, strict=True):
+            if i >= 0:
+                doy[position[int(i)]] = int(d)
+    return doy.to(device)
+
+
+def net_probabilities(net: Net, frames: Tensor, position: dict[int, int], plans: Sequence[Plan],
+                      batch: int | None = None) -> Iterator[tuple[Plan, Tensor]]:
+    """Softmax probabilities (K, h, w) float32 of each plan of ``net`` on one tile.
+
+    ``frames`` (N, C, h, w) are the normalised images of the tile on the model's device; ``position`` maps
+    a scene date index to its frame. Models with ``encode``/``decode`` encode each frame once and decode
+    every window from the shared features (padded dates: skipped with ``padding="mask"``, an encoded zero
+    image with ``padding="zeros"``, exactly as in ``forward``; with ``"mask"`` each frame's day of year
+    enters its gates once); other models run ``forward`` per window.
+    ``batch`` windows are decoded at a time (default :data:`DECODE_BATCH` of the device).
+    """
+    model: Any = net.model  # encode/decode are looked up, not part of nn.Module's type
+    device = frames.device
+    batch = batch or DECODE_BATCH.get(device.type, 1)
+    shared = hasattr(model, "encode") and hasattr(model, "decode")
+    zeros_mode = getattr(model, "padding", "mask") == "zeros"
+    pad = len(frames) if (zeros_mode or not shared) else -1
+    if pad >= 0:
+        frames = torch.cat((frames, frames.new_zeros((1, *frames.shape[1:]))))
+    features = None
+    if shared:  # with "mask" padding, each frame's day of year enters its gates here, once
+        features = model.encode(frames, _frames_doy(plans, position, len(frames), device) if pad < 0 else None)
+    for start in range(0, len(plans), batch):
+        chunk = plans[start : start + batch]
+        index = _frames_index(chunk, position, pad).to(device)
+        doy = torch.tensor(np.stack([p.window.doy for p in chunk]), dtype=torch.int64, device=device)
+        valid = torch.tensor(np.stack([p.window.valid for p in chunk]), dtype=torch.bool, device=device)
+        logits = model.decode(features.sequence(index), doy, valid) if features is not None else model(frames[index], doy, valid)
+        probs = torch.softmax(logits.float(), dim=1)
+        for k, plan in enumerate(chunk):
+            yield plan, probs[k]
+
