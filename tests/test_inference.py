@@ -18,6 +18,7 @@ import torch
 
 from test_training import SMALL_NET, quick_config
 from tropicrop import inference
+from tropicrop.classes import ClassTable
 from tropicrop.cli import main
 from tropicrop.errors import RunError, SceneError
 from tropicrop.inference import (
@@ -118,7 +119,7 @@ def whole_scene_blend(models: RunModels, scene_dir: Path, dates: list[dt.date], 
     same order of additions), then divided once. Class codes (dates, H, W)."""
     scene = load_scene(scene_dir)
     grid = scene.grid
-    plans = inference._plans(models, scene, dates)
+    plans = inference.make_plans(models, scene, dates)
     th, rows = tile_layout(grid.height, tile, overlap)
     tw, cols = tile_layout(grid.width, tile, overlap)
     total = BlendSums(len(plans), models.classes.num_classes, grid.height, grid.width)
@@ -126,7 +127,7 @@ def whole_scene_blend(models: RunModels, scene_dir: Path, dates: list[dt.date], 
         for r, c in itertools.product(rows, cols):
             window = rasterio.windows.Window(c, r, tw, th)
             sums = BlendSums(len(plans), models.classes.num_classes, th, tw)
-            inference._predict_tile(models, scene, window, plans, tile_weights(window, grid, overlap), sums)
+            inference.predict_tile(models, scene, window, plans, tile_weights(window, grid, overlap), sums)
             total.add_block(sums, slice(r, r + th), slice(c, c + tw), slice(None))
     probs, valid = total.probabilities(slice(None), slice(None))
     return class_map(probs, valid)
@@ -238,13 +239,13 @@ def test_interrupted_predict_leaves_no_partial_map_and_a_rerun_finishes_the_miss
     def crash(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("killed while streaming")
 
-    monkeypatch.setattr(inference.ScratchMaps, "write", crash)  # dies mid-way through the scene
+    monkeypatch.setattr(inference.mapfiles.ScratchMaps, "write", crash)  # dies mid-way through the scene
     with pytest.raises(RuntimeError):
         predict_run(runs["all"], scene, out, dates=dates, tile=32, overlap=16, progress=False)
     monkeypatch.undo()
     assert not list(out.glob("maps/*")) and not list(out.glob(".partial-*"))
 
-    real_quicklook = inference.write_quicklook
+    real_quicklook = inference.mapfiles.write_quicklook
     calls = []
 
     def crash_on_second(*args: Any, **kwargs: Any) -> Path:
@@ -263,13 +264,13 @@ def test_interrupted_predict_leaves_no_partial_map_and_a_rerun_finishes_the_miss
     stamp = first.stat().st_mtime_ns
 
     predicted: list[dt.date] = []
-    real_stream = inference._stream
+    real_stream = inference.stream.stream_plans
 
     def spy(models: Any, scene: Any, out: Path, plans: list[Any], *args: Any) -> list[dt.date]:
         predicted.extend(p.date for p in plans)
         return real_stream(models, scene, out, plans, *args)
 
-    monkeypatch.setattr(inference.predict, "_stream", spy)
+    monkeypatch.setattr(inference.predict, "stream_plans", spy)
     paths = predict_run(runs["all"], scene, out, dates=dates, tile=32, overlap=16, progress=False)
     assert predicted == dates[1:]
     assert all(p.is_file() for p in paths) and first.stat().st_mtime_ns == stamp
@@ -303,7 +304,7 @@ def test_per_month_run_predicts_another_year_with_the_net_of_the_same_month(runs
 def test_nearest_day_of_year_breaks_ties_between_nets_of_one_month() -> None:
     model = torch.nn.Identity()
     nets = [Net(d.isoformat(), d, model) for d in (dt.date(2020, 3, 2), dt.date(2020, 3, 28))]
-    models = RunModels(classes=inference.run.ClassTable.from_names(["A"]), normalizer=Normalizer((0.0,), (1.0,)),
+    models = RunModels(classes=ClassTable.from_names(["A"]), normalizer=Normalizer((0.0,), (1.0,)),
                        sequence_length=12, in_channels=2, nets=nets)
     assert models.net_for(dt.date(2017, 3, 20)).name == "2020-03-28"
     assert models.net_for(dt.date(2017, 3, 10)).name == "2020-03-02"
@@ -316,8 +317,8 @@ def test_aoi_skips_tiles_outside_it_and_leaves_nodata_there(runs: dict[str, Path
     full = read_map(predict_run(runs["all"], runs["scene"], tmp_path / "full", dates=[MAY], tile=32, overlap=16,
                                 progress=False)[0])
     tiles = []
-    real = inference._predict_tile
-    monkeypatch.setattr(inference.stream, "_predict_tile", lambda *a: tiles.append(a[2]) or real(*a))
+    real = inference.stream.predict_tile
+    monkeypatch.setattr(inference.stream, "predict_tile", lambda *a: tiles.append(a[2]) or real(*a))
     part = read_map(predict_run(runs["all"], runs["scene"], tmp_path / "aoi", dates=[MAY], tile=32, overlap=16,
                                 progress=False, aoi=aoi)[0])
     assert len(tiles) == 6 and all(t.col_off < 20 for t in tiles)  # 3 tile rows x the 2 tile columns touching it

@@ -35,97 +35,37 @@ A ``kill -9`` leaves at most a hidden ``OUT/.partial-*`` scratch folder (removed
 and hidden ``.*.tmp.tif`` files, never a file under a final name.
 """
 
-from tropicrop.inference.dates import _check_dates, default_dates, parse_dates
-from tropicrop.inference.mapfiles import (
-    CLASS_COLORS,
-    COG_BLOCK,
-    NODATA,
-    PROB_SCALE,
-    QUICKLOOK_SIDE,
-    Outputs,
-    ScratchMaps,
-    _finalise,
-    _rgba,
-    _scratch_profile,
-    _write_classes,
-    class_colors,
-    write_cog,
-    write_quicklook,
-)
-from tropicrop.inference.predict import BUFFER_BYTES, _plans, _write_log, predict_run, predict_scene
-from tropicrop.inference.run import Net, RunModels, _doy_distance, load_run, prepare_for_inference, select_device
-from tropicrop.inference.stream import (
-    BlendSums,
-    FinishedRows,
-    _buffer_rows,
-    _carry,
-    _predict_tile,
-    _stream,
-    _tile_rows,
-    _write_rows,
-    buffer_bytes,
-    class_map,
-    scaled_probabilities,
-)
-from tropicrop.inference.tile import DECODE_BATCH, Plan, _frames_doy, _frames_index, net_probabilities
-from tropicrop.inference.tiling import (
-    EDGE_WEIGHT,
-    AoiReader,
-    _slices,
-    _vector_aoi,
-    aoi_reader,
-    check_tiling,
-    ramp,
-    tile_layout,
-    tile_weights,
-)
+from tropicrop.inference.dates import check_dates, default_dates, parse_dates
+from tropicrop.inference.mapfiles import NODATA, PROB_SCALE, Outputs, class_colors, write_cog, write_quicklook
+from tropicrop.inference.predict import make_plans, predict_run, predict_scene
+from tropicrop.inference.run import Net, RunModels, load_run, prepare_for_inference, select_device
+from tropicrop.inference.stream import BlendSums, FinishedRows, buffer_bytes, class_map, predict_tile, scaled_probabilities
+from tropicrop.inference.tile import Plan, net_probabilities
+from tropicrop.inference.tiling import aoi_reader, check_tiling, ramp, tile_layout, tile_weights
 
 __all__ = [
-    "BUFFER_BYTES",
-    "CLASS_COLORS",
-    "COG_BLOCK",
-    "DECODE_BATCH",
-    "EDGE_WEIGHT",
     "NODATA",
     "PROB_SCALE",
-    "QUICKLOOK_SIDE",
-    "AoiReader",
     "BlendSums",
     "FinishedRows",
     "Net",
     "Outputs",
     "Plan",
     "RunModels",
-    "ScratchMaps",
-    "_buffer_rows",
-    "_carry",
-    "_check_dates",
-    "_doy_distance",
-    "_finalise",
-    "_frames_doy",
-    "_frames_index",
-    "_plans",
-    "_predict_tile",
-    "_rgba",
-    "_scratch_profile",
-    "_slices",
-    "_stream",
-    "_tile_rows",
-    "_vector_aoi",
-    "_write_classes",
-    "_write_log",
-    "_write_rows",
     "aoi_reader",
     "buffer_bytes",
+    "check_dates",
     "check_tiling",
     "class_colors",
     "class_map",
     "default_dates",
     "load_run",
+    "make_plans",
     "net_probabilities",
     "parse_dates",
     "predict_run",
     "predict_scene",
+    "predict_tile",
     "prepare_for_inference",
     "ramp",
     "scaled_probabilities",

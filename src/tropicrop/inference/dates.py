@@ -37,7 +37,7 @@ def parse_dates(text: str | None, scene: Scene) -> list[dt.date] | None:
         raise ConfigError(None, f"--dates {text!r}: {exc}", "write dates as YYYY-MM-DD,YYYY-MM-DD or 'all'") from None
 
 
-def _check_dates(scene: Scene, dates: Sequence[dt.date], length: int) -> list[dt.date]:
+def check_dates(scene: Scene, dates: Sequence[dt.date], length: int) -> list[dt.date]:
     """Sorted unique ``dates``; SceneError naming the scene for a date that is not an acquisition date."""
     if not dates:
         raise SceneError(scene.manifest.path, "no target date to predict", "pass --dates YYYY-MM-DD,... or --dates all")

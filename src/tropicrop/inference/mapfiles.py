@@ -167,7 +167,7 @@ class ScratchMaps:
 
 
 
-def _finalise(map_scratch: Path, prob_scratch: Path | None, outputs: Outputs, names: Sequence[str], title: str) -> None:
+def finalise_maps(map_scratch: Path, prob_scratch: Path | None, outputs: Outputs, names: Sequence[str], title: str) -> None:
     """Scratch rasters -> COGs and the PNG; the map is renamed last, so its presence marks the date done."""
     if prob_scratch is not None and outputs.probabilities is not None:
         write_cog(prob_scratch, outputs.probabilities, "AVERAGE")
@@ -176,7 +176,7 @@ def _finalise(map_scratch: Path, prob_scratch: Path | None, outputs: Outputs, na
         write_quicklook(tmp, outputs.png, names, title)
 
 
-def _write_classes(out: Path, classes: ClassTable) -> None:
+def write_classes(out: Path, classes: ClassTable) -> None:
     """OUT/classes.json; refuses an OUT that holds maps of another class table (their codes would differ)."""
     path = out / "classes.json"
     if path.is_file():

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from tropicrop.errors import SceneError
-from tropicrop.inference.dates import _check_dates, default_dates
-from tropicrop.inference.mapfiles import Outputs, _write_classes
+from tropicrop.inference.dates import check_dates, default_dates
+from tropicrop.inference.mapfiles import Outputs, write_classes
 from tropicrop.inference.run import RunModels, load_run
-from tropicrop.inference.stream import _stream, buffer_bytes
+from tropicrop.inference.stream import buffer_bytes, stream_plans
 from tropicrop.inference.tile import Plan
 from tropicrop.inference.tiling import aoi_reader, check_tiling
 from tropicrop.io.files import write_json
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 BUFFER_BYTES = 2 * 1024**3  # above this, target dates are predicted in groups, one pass over the scene each
 
 
-def _plans(models: RunModels, scene: Scene, dates: Sequence[dt.date]) -> list[Plan]:
+def make_plans(models: RunModels, scene: Scene, dates: Sequence[dt.date]) -> list[Plan]:
     return [Plan(d, k, models.net_for(d), target_window(scene.dates, d, models.sequence_length))
             for k, d in enumerate(dates)]
 
@@ -48,11 +48,11 @@ def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt
     if scene.num_bands != models.in_channels:
         raise SceneError(scene.manifest.path, f"has {scene.num_bands} band(s) {list(scene.bands)} but the run was trained "
                          f"on {models.in_channels}", "predict a scene with the training scene's bands")
-    dates = _check_dates(scene, dates, models.sequence_length)
+    dates = check_dates(scene, dates, models.sequence_length)
     for d in dates:
         models.net_for(d)  # RunError now, before anything is written, for a month without a network
     outputs = {d: Outputs.of(out, d, probabilities) for d in dates}
-    _write_classes(out, models.classes)
+    write_classes(out, models.classes)
     todo = [d for d in dates if not outputs[d].done()]
     if len(todo) < len(dates):
         log.info("skipping %d date(s) whose maps exist in %s", len(dates) - len(todo), out)
@@ -63,8 +63,8 @@ def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt
     group = math.ceil(len(todo) / math.ceil(len(todo) / group)) if todo else 1  # passes of even size
     for start in range(0, len(todo), group):  # one pass over the scene per group of dates
         clock = time.perf_counter()
-        plans = _plans(models, scene, todo[start : start + group])
-        empty += _stream(models, scene, out, plans, outputs, tile, overlap, probabilities, progress, reader)
+        plans = make_plans(models, scene, todo[start : start + group])
+        empty += stream_plans(models, scene, out, plans, outputs, tile, overlap, probabilities, progress, reader)
         _write_log(out, models, scene, plans, tile, overlap, time.perf_counter() - clock)
     if empty:
         raise SceneError(scene.manifest.path, "no pixel (inside the AOI) has a real image in the window of "

@@ -15,7 +15,7 @@ import torch
 from rasterio.windows import Window
 from tqdm import tqdm
 
-from tropicrop.inference.mapfiles import NODATA, PROB_SCALE, Outputs, ScratchMaps, _finalise
+from tropicrop.inference.mapfiles import NODATA, PROB_SCALE, Outputs, ScratchMaps, finalise_maps
 from tropicrop.inference.run import RunModels
 from tropicrop.inference.tile import Plan, net_probabilities
 from tropicrop.inference.tiling import AoiReader, tile_layout, tile_weights
@@ -130,7 +130,7 @@ def scaled_probabilities(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 
-def _predict_tile(models: RunModels, scene: Scene, window: Window, plans: Sequence[Plan], weight: np.ndarray,
+def predict_tile(models: RunModels, scene: Scene, window: Window, plans: Sequence[Plan], weight: np.ndarray,
                   sums: BlendSums) -> None:
     """Read every date the tile's windows need once, run each network on its plans, add to ``sums`` (the
     tile's block)."""
@@ -182,7 +182,7 @@ def _buffer_rows(th: int, rows: list[int], stops: list[int]) -> tuple[int, int]:
     return max(r + th - stop for r, stop in pairs), max(stop - r for r, stop in pairs)
 
 
-def _stream(models: RunModels, scene: Scene, out: Path, plans: Sequence[Plan], outputs: dict[dt.date, Outputs],
+def stream_plans(models: RunModels, scene: Scene, out: Path, plans: Sequence[Plan], outputs: dict[dt.date, Outputs],
             tile: int, overlap: int, probabilities: bool, progress: bool, aoi: AoiReader | None) -> list[dt.date]:
     """Tile, blend and write scratch rasters for ``plans``, then finalise each date. Returns dates whose
     window has no real image anywhere (no map is written for them).
@@ -221,7 +221,7 @@ def _stream(models: RunModels, scene: Scene, out: Path, plans: Sequence[Plan], o
                     work.add_block(band, slice(0, band_rows), slice(tw - shift, tw), slice(c + tw - shift, c + tw))
                     window = Window(c, r, tw, th)
                     if aoi is None or aoi(window).any():
-                        _predict_tile(models, scene, window, plans, tile_weights(window, grid, overlap), work)
+                        predict_tile(models, scene, window, plans, tile_weights(window, grid, overlap), work)
                     bar.update(1)
                     cstop = col_offs[j + 1] if j + 1 < len(col_offs) else grid.width  # columns [c, cstop) finish
                     finished.put(work, stop - r, slice(0, cstop - c), c)
@@ -232,7 +232,7 @@ def _stream(models: RunModels, scene: Scene, out: Path, plans: Sequence[Plan], o
         empty = [p.date for p, seen in zip(plans, any_seen, strict=True) if not seen]
         for p in plans:
             if p.date not in empty:
-                _finalise(scratch.maps[p.slot], scratch.probs[p.slot], outputs[p.date], names, p.date.isoformat())
+                finalise_maps(scratch.maps[p.slot], scratch.probs[p.slot], outputs[p.date], names, p.date.isoformat())
     return empty
 
 
