@@ -20,7 +20,7 @@ from conftest import CLASSES, DATES, TRANSFORM, tiny_arrays
 from tropicrop.errors import SceneError
 from tropicrop.io import write_geotiff
 from tropicrop.io.rasters import RasterSource
-from tropicrop.scene import SceneWarning, class_lookup, load_scene, to_db
+from tropicrop.scene import SceneWarning, load_scene, to_db
 
 MakeScene = Callable[..., Path]
 
@@ -160,16 +160,6 @@ def test_vector_labels_in_another_crs_are_reprojected(make_scene: MakeScene) -> 
     edit_manifest(scene_dir, labels={"path": "parcels.gpkg", "columns": {"2019-12-23": "c"}})
     labels = load_scene(scene_dir).read_labels()
     assert (labels[0][1:-1, 1:-1] == 2).all()
-
-
-def test_class_codes_are_matched_by_name_across_tables() -> None:
-    a = {1: "Soybean", 2: "Maize", 3: "Soil"}
-    b = {5: "soil", 7: "Soybean", 9: "Maize", 10: "Cotton"}
-    table = class_lookup(a, b)
-    np.testing.assert_array_equal(table[np.array([0, 1, 2, 3])], [0, 7, 9, 5])
-    with pytest.raises(KeyError, match="Cotton"):
-        class_lookup(b, a)
-    assert class_lookup(b, a, default=0)[10] == 0
 
 
 def test_linear_units_are_converted_to_db_and_nodata_becomes_nan(make_scene: MakeScene) -> None:

@@ -255,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except TropicropError as exc:
-        print(f"tropicrop: error: {exc}", file=sys.stderr)
+        print(f"tropicrop: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)  # always one line
         return 2
     except KeyboardInterrupt:
         print("tropicrop: interrupted", file=sys.stderr)

@@ -22,10 +22,6 @@ from tropicrop.io.files import atomic_path
 T = TypeVar("T")
 
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
-
-
 def _coerce(value: Any, tp: Any, where: str, path: Path | None) -> Any:
     """Check/convert ``value`` to the annotated type ``tp`` (dataclass, Optional, list, dict, scalars)."""
     origin = typing.get_origin(tp)
@@ -142,7 +138,7 @@ def load_config(cls: type[T], path: str | Path | None, overrides: Sequence[str] 
         try:
             loaded = yaml.safe_load(p.read_text())
         except yaml.YAMLError as exc:
-            raise ConfigError(p, f"not valid YAML ({exc})", "fix the syntax") from None
+            raise ConfigError(p, f"not valid YAML ({' '.join(str(exc).split())})", "fix the syntax") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(p, "a config must be a YAML mapping", "")
         data = loaded or {}

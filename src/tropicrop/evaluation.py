@@ -20,25 +20,29 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
 import torch
+from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from tropicrop.classes import ClassTable
 from tropicrop.errors import ConfigError, RunError, SceneError
 from tropicrop.io.files import atomic_path
+from tropicrop.layout import PredictionLayout
 from tropicrop.metrics import confusion_metric, scores_from_confusion
+from tropicrop.runfiles import read_class_table
 from tropicrop.scene import TEST, TRAIN, Scene, load_scene
 
 SPLITS = {"test": TEST, "train": TRAIN, "all": None}
 BLOCK = 1024  # side of the windows read at a time
+REPREDICT = "delete it and predict again: tropicrop predict RUN SCENE --out OUT"
 
 
 @dataclass(frozen=True)
@@ -83,15 +87,15 @@ def _mean(values: Sequence[float]) -> float:
 
 def map_path(out: Path, date: dt.date) -> Path:
     """``OUT/maps/YYYYMMDD.tif``."""
-    return Path(out) / "maps" / f"{date:%Y%m%d}.tif"
+    return PredictionLayout(Path(out)).map(date)
 
 
 def read_class_names(out: Path) -> tuple[str, ...]:
     """Class names of the maps in ``out`` (``OUT/classes.json``, written by predict)."""
-    path = Path(out) / "classes.json"
+    path = PredictionLayout(Path(out)).classes
     if not path.is_file():
         raise RunError(out, "holds no classes.json", "write maps with tropicrop predict, or pass class_names")
-    return ClassTable.from_dict(json.loads(path.read_text())).names
+    return read_class_table(path, REPREDICT).names
 
 
 def date_confusion(scene: Scene, prediction: Path, date: dt.date, lookup: np.ndarray, num_classes: int,
@@ -102,7 +106,21 @@ def date_confusion(scene: Scene, prediction: Path, date: dt.date, lookup: np.nda
     (None: every labelled pixel).
     """
     metric = confusion_metric(num_classes)
+    try:
+        _accumulate(metric, scene, prediction, date, lookup, num_classes, split, block)
+    except RasterioIOError as exc:
+        raise RunError(prediction, f"is not a readable map ({' '.join(str(exc).split())[:160]})", REPREDICT) from None
+    cm: np.ndarray = metric.compute().numpy().astype(np.int64)
+    return cm
+
+
+def _accumulate(metric: Any, scene: Scene, prediction: Path, date: dt.date, lookup: np.ndarray, num_classes: int,
+                split: int | None, block: int) -> None:
+    """Add the pixels of map ``prediction`` to ``metric``, window by window (see :func:`date_confusion`)."""
     with rasterio.open(prediction) as ds:
+        if ds.count != 1 or ds.dtypes[0] != "uint8":
+            raise RunError(prediction, f"is not a class map (holds {ds.count} band(s) of {ds.dtypes[0]}, not one of uint8)",
+                           REPREDICT)
         if (ds.width, ds.height) != (scene.grid.width, scene.grid.height):
             raise RunError(prediction, f"is {ds.width}x{ds.height} but the scene is {scene.grid.width}x{scene.grid.height}",
                            "evaluate maps against the scene they were predicted for")
@@ -118,8 +136,6 @@ def date_confusion(scene: Scene, prediction: Path, date: dt.date, lookup: np.nda
             if keep.any():
                 metric.update(torch.from_numpy(predicted[keep].astype(np.int64)),
                               torch.from_numpy(reference[keep].astype(np.int64)))
-    cm: np.ndarray = metric.compute().numpy().astype(np.int64)
-    return cm
 
 
 def scores_of(date: dt.date, cm: np.ndarray, names: Sequence[str]) -> DateScores:
@@ -164,7 +180,7 @@ def evaluate_predictions(out: Path, scene: Scene | Path, split: str = "test",
     if unpredicted:
         warnings.warn(f"{out}: reference pixels without a prediction (outside the AOI or no data), left out: {unpredicted}",
                       stacklevel=2)
-    files = write_metrics(out / "metrics", results, names)
+    files = write_metrics(PredictionLayout(out).metrics, results, names)
     return EvaluationResult(split=split, class_names=names, dates=results, files=files)
 
 

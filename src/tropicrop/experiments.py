@@ -25,10 +25,7 @@ resumes a partly finished experiment.
 from __future__ import annotations
 
 import csv
-import datetime as dt
-import json
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,10 +37,14 @@ from tropicrop.classes import ClassTable, count_by_name, fit_class_table
 from tropicrop.config import apply_overrides, dump_config, from_dict, load_config, to_dict
 from tropicrop.errors import ConfigError, RunError
 from tropicrop.io.files import atomic_path, write_json
+from tropicrop.layout import ExperimentLayout, slug
+from tropicrop.report import CROSS_YEAR, PROPOSED, ROLES, SAME_YEAR, write_report
+from tropicrop.runfiles import read_class_table, read_json
 from tropicrop.scene import TRAIN, Scene, load_scene
 from tropicrop.training import MODES, TrainConfig, train
 
 log = logging.getLogger(__name__)
+RESTART_APPROACH = "delete {path} to run that approach again"
 
 
 @dataclass
@@ -57,12 +58,13 @@ class ApproachConfig:
     train_on: str = "a"  # a: year A, b: year B
     use: str = "all"  # train: split == 1 pixels only; all: every labelled pixel
     set: list[str] = field(default_factory=list)  # extra training overrides, key=value
+    role: str = ""  # its part in the protocol, for the report's findings: one of ROLES, or "" (none)
 
 
 PAPER_APPROACHES: tuple[ApproachConfig, ...] = (
-    ApproachConfig(name="Baseline 1", mode="per-month", model="unet_convlstm", train_on="b", use="train"),
-    ApproachConfig(name="Baseline 2", mode="per-month", model="unet_convlstm", train_on="a", use="all"),
-    ApproachConfig(name="VUnetConvLSTM", mode="all-months", model="vunet_convlstm", train_on="a", use="all"),
+    ApproachConfig(name="Baseline 1", mode="per-month", model="unet_convlstm", train_on="b", use="train", role=SAME_YEAR),
+    ApproachConfig(name="Baseline 2", mode="per-month", model="unet_convlstm", train_on="a", use="all", role=CROSS_YEAR),
+    ApproachConfig(name="VUnetConvLSTM", mode="all-months", model="vunet_convlstm", train_on="a", use="all", role=PROPOSED),
 )
 
 
@@ -95,16 +97,12 @@ class ExperimentConfig:
     predict: PredictConfig = field(default_factory=PredictConfig)
 
 
-def slug(name: str) -> str:
-    """File-system name of an approach: ``Baseline 1`` -> ``baseline-1``."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "approach"
-
-
 def check_experiment(cfg: ExperimentConfig, path: Path | None) -> None:
     """Refuse impossible approach settings before anything runs."""
     if not cfg.approaches:
         raise ConfigError(path, "no approaches", "list at least one under 'approaches'")
     seen: set[str] = set()
+    roles: dict[str, str] = {}
     for a in cfg.approaches:
         where = f"approach '{a.name}'"
         if slug(a.name) in seen:
@@ -116,6 +114,13 @@ def check_experiment(cfg: ExperimentConfig, path: Path | None) -> None:
             raise ConfigError(path, f"{where}: train_on {a.train_on!r}", "use 'a' (earlier year) or 'b' (test year)")
         if a.use not in ("train", "all"):
             raise ConfigError(path, f"{where}: use {a.use!r}", "use 'train' or 'all'")
+        if a.role and a.role not in ROLES:
+            raise ConfigError(path, f"{where}: role {a.role!r}", f"use one of {', '.join(map(repr, ROLES))}, or leave it out")
+        if a.role and a.role in roles:
+            raise ConfigError(path, f"{where}: role {a.role!r} is already taken by '{roles[a.role]}'",
+                              "give each role to one approach")
+        if a.role:
+            roles[a.role] = a.name
         if a.train_on == "b" and a.use == "all":
             raise ConfigError(path, f"{where} trains on all labelled pixels of year B, its test split included",
                               "use 'train' when training on year B")
@@ -158,17 +163,18 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
     from tropicrop.inference import predict_run
 
     name = slug(approach.name)
-    done = out / "approaches" / f"{name}.json"
+    exp = ExperimentLayout(out)
+    done = exp.record(name)
     if done.is_file():
-        finished: dict[str, Any] = json.loads(done.read_text())
+        finished: dict[str, Any] = read_json(done, RESTART_APPROACH.format(path=done))
         return finished
-    run_dir = out / "runs" / name
+    run_dir = exp.run(name).root
     tcfg = approach_train_config(cfg, approach, classes)
     tcfg.trainer.progress = progress and tcfg.trainer.progress
     start = time.perf_counter()
     summary = train(tcfg, run_dir, resume=run_dir.exists())
     train_wall = time.perf_counter() - start
-    pred_dir = out / "predictions" / name
+    pred_dir = exp.predictions(name).root
     start = time.perf_counter()
     # default dates = year B's labelled dates; a per-month run predicts those of the months it has a net for
     predict_run(run_dir, scene_b, pred_dir, tile=cfg.predict.tile, overlap=cfg.predict.overlap, progress=progress)
@@ -182,6 +188,7 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
         "model": approach.model,
         "train_on": approach.train_on,
         "use": approach.use,
+        "role": approach.role,
         "nets": len(summary["nets"]),
         "train_seconds": summary["train_seconds"],  # summed over nets, across resumed sessions
         "train_wall_seconds_this_session": train_wall,
@@ -196,14 +203,14 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
 
 def write_tables(out: Path, records: list[dict[str, Any]]) -> tuple[Path, Path]:
     """``per_date.csv`` (approach, date, oa, f1) and ``table4.csv`` (approach, f1, oa, training hours)."""
-    per_date = out / "per_date.csv"
+    per_date = ExperimentLayout(out).per_date
     with atomic_path(per_date) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["approach", "date", "oa", "f1"])
         for r in records:
             for d in r["per_date"]:
                 w.writerow([r["name"], d["date"], f"{d['oa']:.6f}", f"{d['f1']:.6f}"])
-    table4 = out / "table4.csv"
+    table4 = ExperimentLayout(out).table4
     with atomic_path(table4) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["approach", "f1", "oa", "train_hours", "train_seconds", "nets"])
@@ -219,10 +226,9 @@ def run_experiment(config: Path | None, out: Path, overrides: list[str] = (), pr
 
     Returns the path of ``report.md``. Re-running with the same ``out`` resumes where it stopped.
     """
-    from tropicrop.report import write_report
-
     out = Path(out)
-    saved = out / "config.yaml"
+    exp = ExperimentLayout(out)
+    saved = exp.config
     if cfg is None:
         if config is None and saved.is_file():
             config = saved
@@ -243,9 +249,9 @@ def run_experiment(config: Path | None, out: Path, overrides: list[str] = (), pr
             raise ConfigError(config, f"scene {scene.root} has no labelled dates", "both years need reference labels")
     if not scene_b.has_split:
         raise ConfigError(config, f"scene {scene_b.root} (year B) has no train/test split", "add a split to its scene.yaml")
-    classes_path = out / "classes.json"
+    classes_path = exp.classes
     if classes_path.is_file():
-        classes = ClassTable.from_dict(json.loads(classes_path.read_text()))
+        classes = read_class_table(classes_path, "delete it to fit the class table again (it is shared by every approach)")
     else:
         classes = shared_class_table(cfg, scene_a, scene_b)
         write_json(classes_path, classes.to_dict())
@@ -259,9 +265,3 @@ def run_experiment(config: Path | None, out: Path, overrides: list[str] = (), pr
         records.append(record)
     write_tables(out, records)
     return write_report(out)
-
-
-def test_dates(records: list[dict[str, Any]]) -> list[dt.date]:
-    """The dates evaluated by every approach (year B's labelled dates)."""
-    dates = sorted({d["date"] for r in records for d in r["per_date"]})
-    return [dt.date.fromisoformat(d) for d in dates]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
 import os
 import platform
 from collections.abc import Sequence
@@ -21,36 +20,56 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import rasterio
-import yaml
 
 from tropicrop.classes import ClassTable
 from tropicrop.io.files import atomic_path
+from tropicrop.layout import ExperimentLayout, slug
+from tropicrop.palette import class_colors
+from tropicrop.runfiles import read_class_table, read_json, read_yaml_mapping
 from tropicrop.scene import TEST, load_scene
 
-# The paper's Table 4 (LEM 17/18 -> LEM 19/20, real Sentinel-1 data), quoted for comparison only.
-PAPER_TABLE4 = (("Baseline 1", 61.7, 77.3, 14.6), ("Baseline 2", 44.7, 63.3, 14.6), ("VUnetConvLSTM", 42.0, 62.8, 3.8))
-REFERENCE = "Baseline 1"
-SINGLE_NET = "VUnetConvLSTM"
-PER_MONTH_CROSS = "Baseline 2"
+# An approach's part in the protocol, declared in the experiment config (``role:``): findings compare
+# approaches by role, so renaming an approach never drops one.
+SAME_YEAR, CROSS_YEAR, PROPOSED = "same-year baseline", "cross-year baseline", "proposed"
+ROLES = (SAME_YEAR, CROSS_YEAR, PROPOSED)
+
+# The paper's Table 4 (LEM 17/18 -> LEM 19/20, real Sentinel-1 data), quoted for comparison only:
+# (approach, role, F1 %, OA %, training hours). Every paper figure the findings quote is derived from it.
+PAPER_TABLE4 = (("Baseline 1", SAME_YEAR, 61.7, 77.3, 14.6), ("Baseline 2", CROSS_YEAR, 44.7, 63.3, 14.6),
+                ("VUnetConvLSTM", PROPOSED, 42.0, 62.8, 3.8))
+# Not in Table 4: the largest per-date F1 drop of the proposed network against the same-year baseline (text, Figure 9).
+PAPER_LARGEST_DROP = 24.6
+
+
+def paper_row(role: str) -> tuple[str, float, float, float]:
+    """(name, F1 %, OA %, training hours) of the paper's approach with ``role``."""
+    name, _, f1, oa, hours = next(row for row in PAPER_TABLE4 if row[1] == role)
+    return name, f1, oa, hours
+
+
+def by_role(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The records of approaches that declare a role (experiment config ``role:``), keyed by role."""
+    return {r["role"]: r for r in records if r.get("role")}
 
 
 def read_records(out: Path) -> list[dict[str, Any]]:
     """The finished approaches in config order (``approaches/SLUG.json``)."""
-    cfg = yaml.safe_load((out / "config.yaml").read_text())
-    from tropicrop.experiments import slug
-
+    exp = ExperimentLayout(Path(out))
+    cfg = read_yaml_mapping(exp.config, "run the experiment again to rewrite it")
     records = []
-    for approach in cfg["approaches"]:
-        path = out / "approaches" / f"{slug(approach['name'])}.json"
+    for approach in cfg.get("approaches") or []:
+        path = exp.record(slug(approach["name"]))
         if path.is_file():
-            records.append(json.loads(path.read_text()))
+            record = read_json(path, f"delete {path} to run that approach again")
+            record.setdefault("role", approach.get("role") or "")  # records written before roles were recorded
+            records.append(record)
     return records
 
 
 def read_per_date(out: Path) -> dict[str, dict[str, tuple[float, float]]]:
     """``per_date.csv`` as approach -> date -> (oa, f1)."""
     table: dict[str, dict[str, tuple[float, float]]] = {}
-    with open(out / "per_date.csv", newline="") as fh:
+    with open(ExperimentLayout(out).per_date, newline="") as fh:
         for row in csv.DictReader(fh):
             table.setdefault(row["approach"], {})[row["date"]] = (float(row["oa"]), float(row["f1"]))
     return table
@@ -58,7 +77,7 @@ def read_per_date(out: Path) -> dict[str, dict[str, tuple[float, float]]]:
 
 def read_table4(out: Path) -> list[dict[str, str]]:
     """``table4.csv`` rows."""
-    with open(out / "table4.csv", newline="") as fh:
+    with open(ExperimentLayout(out).table4, newline="") as fh:
         return list(csv.DictReader(fh))
 
 
@@ -83,15 +102,17 @@ def plot_per_date(per_date: dict[str, dict[str, tuple[float, float]]], metric: i
 
 
 def _colors(table: ClassTable) -> np.ndarray:
-    cmap = plt.get_cmap("tab20")
-    colors = np.array([cmap(i % 20) for i in range(table.num_classes)])
+    """(K, 4) RGBA in [0, 1] of the map classes, the maps' own palette; 0 (no reference) white."""
+    palette = class_colors(table.names)
+    colors = np.array([palette[i] for i in range(table.num_classes)], dtype=float) / 255
     colors[0] = (1, 1, 1, 1)
     return colors
 
 
 def plot_maps(out: Path, scene_path: str, records: Sequence[dict[str, Any]], date: str, path: Path) -> Path | None:
     """Reference labels of year B's test split next to each approach's map for one date."""
-    table = ClassTable.from_dict(json.loads((out / "classes.json").read_text()))
+    exp = ExperimentLayout(out)
+    table = read_class_table(exp.classes, "run the experiment again to rewrite it")
     scene = load_scene(scene_path)
     day = dt.date.fromisoformat(date)
     if day not in scene.labelled_dates:
@@ -100,7 +121,7 @@ def plot_maps(out: Path, scene_path: str, records: Sequence[dict[str, Any]], dat
     reference[scene.read_split() != TEST] = 0
     panels: list[tuple[str, np.ndarray]] = [("reference (test split)", reference)]
     for r in records:
-        tif = out / "predictions" / r["slug"] / "maps" / f"{day:%Y%m%d}.tif"
+        tif = exp.predictions(r["slug"]).map(day)
         if tif.is_file():
             with rasterio.open(tif) as ds:
                 panels.append((r["name"], ds.read(1)))
@@ -120,11 +141,11 @@ def plot_maps(out: Path, scene_path: str, records: Sequence[dict[str, Any]], dat
     return path
 
 
-def _drop(per_date: dict[str, dict[str, tuple[float, float]]], name: str) -> tuple[float, str] | None:
-    """Largest per-date F1 drop of approach ``name`` against Baseline 1, in points, and its date."""
-    if REFERENCE not in per_date or name not in per_date:
+def _drop(per_date: dict[str, dict[str, tuple[float, float]]], name: str, reference: str) -> tuple[float, str] | None:
+    """Largest per-date F1 drop of approach ``name`` against approach ``reference``, in points, and its date."""
+    if reference not in per_date or name not in per_date:
         return None
-    drops = [(100 * (per_date[REFERENCE][d][1] - f1), d) for d, (_, f1) in per_date[name].items() if d in per_date[REFERENCE]]
+    drops = [(100 * (per_date[reference][d][1] - f1), d) for d, (_, f1) in per_date[name].items() if d in per_date[reference]]
     return max(drops) if drops else None
 
 
@@ -137,14 +158,47 @@ def _machine() -> str:
             f"torch {torch.__version__}, lightning {lightning.__version__}, rasterio {rasterio.__version__}")
 
 
+def findings(records: Sequence[dict[str, Any]], per_date: dict[str, dict[str, tuple[float, float]]]) -> list[str]:
+    """The cross-year findings, keyed on the approaches' roles (not their names), each beside the paper's
+    figure derived from :data:`PAPER_TABLE4`. Roles an experiment does not declare give no finding."""
+    roles = by_role(records)
+    lines = []
+    paper_drop = f"paper: up to {PAPER_LARGEST_DROP:g} for {paper_row(PROPOSED)[0]}"
+    reference = roles.get(SAME_YEAR)
+    for role in (CROSS_YEAR, PROPOSED):
+        if reference is None or role not in roles:
+            continue
+        name, ref = roles[role]["name"], reference["name"]
+        drop = _drop(per_date, name, ref)
+        if drop is not None and drop[0] >= 0:
+            lines.append(f"- {name}: largest per-date F1 drop against {ref}: {drop[0]:.1f} points, on {drop[1]} "
+                         f"({paper_drop}).")
+        elif drop is not None:
+            lines.append(f"- {name}: above {ref} on every date (smallest margin {-drop[0]:.1f} F1 points, on "
+                         f"{drop[1]}); {paper_drop} points below.")
+    single, cross = roles.get(PROPOSED), roles.get(CROSS_YEAR)
+    if single is not None and cross is not None and cross["train_seconds"] > 0:
+        p_single, p_cross = paper_row(PROPOSED), paper_row(CROSS_YEAR)
+        frac, paper_frac = single["train_seconds"] / cross["train_seconds"], p_single[3] / p_cross[3]
+        lines.append(f"- {single['name']} training time is {frac:.3f} of {cross['name']}'s ({100 * (frac - 1):+.1f} %; "
+                     f"paper Table 4: {paper_frac:.3f}, {100 * (paper_frac - 1):+.1f} %).")
+        gap, paper_gap = 100 * (cross["f1"] - single["f1"]), p_cross[1] - p_single[1]
+        side, paper_side = ("below" if gap >= 0 else "above"), ("below" if paper_gap >= 0 else "above")
+        lines.append(f"- {single['name']} average F1 is {abs(gap):.1f} points {side} {cross['name']}'s "
+                     f"(paper: {abs(paper_gap):.1f} {paper_side}).")
+    return lines
+
+
 def write_report(out: Path) -> Path:
     """Write ``out/report.md`` and ``out/figures/*.png`` from the experiment's metric files."""
     out = Path(out)
-    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    exp = ExperimentLayout(out)
+    cfg = read_yaml_mapping(exp.config, "run the experiment again to rewrite it")
+    classes = read_class_table(exp.classes, "run the experiment again to rewrite it")
     records = read_records(out)
     per_date = read_per_date(out)
     table4 = read_table4(out)
-    figures = out / "figures"
+    figures = exp.figures
     fig8 = plot_per_date(per_date, 0, "Per-date overall accuracy on year B (test split)", figures / "oa_per_date.png")
     fig9 = plot_per_date(per_date, 1, "Per-date average F1 on year B (test split)", figures / "f1_per_date.png")
     lines = [
@@ -152,7 +206,7 @@ def write_report(out: Path) -> Path:
         "",
         f"- year A (earlier, training): `{cfg['scenes']['a']}`",
         f"- year B (tested, on its test split): `{cfg['scenes']['b']}`",
-        f"- classes: {', '.join(json.loads((out / 'classes.json').read_text())['names'][1:])}",
+        f"- classes: {', '.join(classes.names[1:])}",
         f"- machine: {_machine()}",
         "- configuration: `config.yaml` in this folder",
         "",
@@ -169,26 +223,14 @@ def write_report(out: Path) -> Path:
                      f"{100 * float(row['oa']):.1f} | {float(row['train_seconds']):.0f} | {float(row['train_hours']):.3f} |")
     lines += ["", "The paper's Table 4 (real LEM 17/18 → LEM 19/20 data, GTX 1080Ti), for comparison:", "",
               "| approach | F1 (%) | OA (%) | training (h) |", "|---|---:|---:|---:|"]
-    lines += [f"| {n} | {f1} | {oa} | {h} |" for n, f1, oa, h in PAPER_TABLE4]
+    lines += [f"| {n} | {f1:g} | {oa:g} | {h:g} |" for n, _, f1, oa, h in PAPER_TABLE4]
     lines += ["", "## Cross-year findings", ""]
-    for name in (PER_MONTH_CROSS, SINGLE_NET):
-        drop = _drop(per_date, name)
-        if drop is not None and drop[0] >= 0:
-            lines.append(f"- {name}: largest per-date F1 drop against {REFERENCE}: {drop[0]:.1f} points, on {drop[1]} "
-                         "(paper: up to 24.6 for VUnetConvLSTM).")
-        elif drop is not None:
-            lines.append(f"- {name}: above {REFERENCE} on every date (smallest margin {-drop[0]:.1f} F1 points, on "
-                         f"{drop[1]}); paper: up to 24.6 points below for VUnetConvLSTM.")
-    if SINGLE_NET in by_name and PER_MONTH_CROSS in by_name and by_name[PER_MONTH_CROSS]["train_seconds"] > 0:
-        frac = by_name[SINGLE_NET]["train_seconds"] / by_name[PER_MONTH_CROSS]["train_seconds"]
-        lines.append(f"- {SINGLE_NET} training time is {frac:.3f} of {PER_MONTH_CROSS}'s ({100 * (frac - 1):+.1f} %; "
-                     "paper: 0.257, -74.3 %).")
-        gap = 100 * (by_name[PER_MONTH_CROSS]["f1"] - by_name[SINGLE_NET]["f1"])
-        side = "below" if gap >= 0 else "above"
-        lines.append(f"- {SINGLE_NET} average F1 is {abs(gap):.1f} points {side} {PER_MONTH_CROSS}'s (paper: 2.7 below).")
+    lines += findings(records, per_date)
     lines += ["", "## Figures 8 and 9: per-date OA and average F1", "",
               f"![per-date OA]({fig8.relative_to(out)})", "", f"![per-date F1]({fig9.relative_to(out)})", ""]
-    drop = _drop(per_date, SINGLE_NET)
+    roles = by_role(records)
+    drop = (_drop(per_date, roles[PROPOSED]["name"], roles[SAME_YEAR]["name"])
+            if PROPOSED in roles and SAME_YEAR in roles else None)
     dates = sorted({d for rows in per_date.values() for d in rows})
     map_date = drop[1] if drop is not None else (dates[len(dates) // 2] if dates else None)
     if map_date is not None:
@@ -199,7 +241,7 @@ def write_report(out: Path) -> Path:
     for name, rows in per_date.items():
         lines.append(f"| {name} F1 | " + " | ".join(f"{100 * rows[d][1]:.1f}" if d in rows else "" for d in dates) + " |")
         lines.append(f"| {name} OA | " + " | ".join(f"{100 * rows[d][0]:.1f}" if d in rows else "" for d in dates) + " |")
-    report = out / "report.md"
+    report = exp.report
     with atomic_path(report) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return report

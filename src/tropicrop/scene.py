@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,22 +44,6 @@ def to_db(linear: np.ndarray) -> np.ndarray:
     pos = linear > 0
     out[pos] = 10.0 * np.log10(linear[pos].astype(np.float32))
     return out
-
-
-def class_lookup(src: Mapping[int, str], dst: Mapping[int, str], default: int | None = None) -> np.ndarray:
-    """Table (256,) uint8 that maps codes of class table ``src`` to codes of ``dst`` by class NAME.
-
-    0 maps to 0. A name of ``src`` missing from ``dst`` maps to ``default``, or raises KeyError if None.
-    This is how two scenes with different code tables are compared.
-    """
-    by_name = {name.lower(): code for code, name in dst.items()}
-    table = np.zeros(256, dtype=np.uint8)
-    for code, name in src.items():
-        target = by_name.get(name.lower(), default)
-        if target is None:
-            raise KeyError(f"class '{name}' has no match in {sorted(dst.values())}")
-        table[code] = target
-    return table
 
 
 @dataclass

@@ -17,7 +17,6 @@ directory holds everything needed to predict and to resume::
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import shutil
@@ -39,9 +38,11 @@ from tropicrop.classes import ClassTable, count_by_name, fit_class_table
 from tropicrop.config import dump_config, load_config
 from tropicrop.errors import ConfigError, RunError, SceneError
 from tropicrop.io.files import atomic_path, write_json
+from tropicrop.layout import RUN_FORMAT_VERSION, RunLayout
 from tropicrop.losses import FocalLoss
 from tropicrop.metrics import confusion_metric, scores_from_confusion
 from tropicrop.models import available_models, build
+from tropicrop.runfiles import read_class_table, read_json, read_normalizer
 from tropicrop.scene import TRAIN, Scene, load_scene
 from tropicrop.windows import (
     EvalBatches,
@@ -362,7 +363,7 @@ def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: list[dt.
     """Train (or resume) one network into ``net_dir``; returns and writes its result.json."""
     result_path = net_dir / "result.json"
     if result_path.is_file():
-        done: dict[str, Any] = json.loads(result_path.read_text())
+        done: dict[str, Any] = read_json(result_path)
         return done
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = CropModule(
@@ -401,10 +402,11 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, force: bool 
     A finished run is not overwritten without ``force``; an unfinished one is continued with ``resume``.
     """
     run_dir = Path(run_dir)
+    run = RunLayout(run_dir)
     check_config(cfg, config_path)
     if run_dir.exists() and any(run_dir.iterdir()) and not resume:
         if not force:
-            finished = (run_dir / "result.json").is_file()
+            finished = run.result.is_file()
             raise RunError(run_dir, "already holds a finished run" if finished else "already holds an unfinished run",
                            "use --force to replace it" + ("" if finished else ", or --resume to continue it"))
         shutil.rmtree(run_dir)
@@ -412,19 +414,20 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, force: bool 
         torch.set_num_threads(cfg.trainer.threads)
     run_dir.mkdir(parents=True, exist_ok=True)
     classes = normalizer = None
-    if resume and (run_dir / "classes.json").is_file():
-        classes = ClassTable.from_dict(json.loads((run_dir / "classes.json").read_text()))
-        normalizer = Normalizer.from_dict(json.loads((run_dir / "normalization.json").read_text()))
+    if resume and run.classes.is_file():
+        classes = read_class_table(run.classes)
+        normalizer = read_normalizer(run.normalization)
     data = prepare_data(cfg, classes, normalizer, config_path)
-    dump_config(cfg, run_dir / "config.yaml")
-    write_json(run_dir / "classes.json", data.classes.to_dict())
-    write_json(run_dir / "normalization.json", data.normalizer.to_dict())
+    dump_config(cfg, run.config)
+    write_json(run.classes, data.classes.to_dict())
+    write_json(run.normalization, data.normalizer.to_dict())
     log.info("training %s on %s: %d train / %d val patches, classes %s", cfg.mode, data.scene.root,
              len(data.train_origins), len(data.val_origins), list(data.classes.names[1:]))
     nets = {}
     for name, targets in net_names(cfg, data.targets):
-        nets[name] = train_net(cfg, data, name, targets, run_dir / "nets" / name)
+        nets[name] = train_net(cfg, data, name, targets, run.net(name))
     summary = {
+        "format_version": RUN_FORMAT_VERSION,
         "mode": cfg.mode,
         "model": cfg.model.name,
         "scene": str(data.scene.root),
@@ -433,14 +436,14 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, force: bool 
         "train_seconds": sum(n["train_seconds"] for n in nets.values()),
     }
     if int(os.environ.get("LOCAL_RANK", "0")) == 0:
-        write_json(run_dir / "result.json", summary)
+        write_json(run.result, summary)
     return summary
 
 
 def train_from_files(config: Path | None, run_dir: Path, overrides: list[str], *, resume: bool = False,
                      force: bool = False) -> dict[str, Any]:
     """``tropicrop train``: read the config (or the run's saved one when resuming) and train."""
-    saved = Path(run_dir) / "config.yaml"
+    saved = RunLayout(Path(run_dir)).config
     if resume:
         if not saved.is_file():
             raise RunError(run_dir, "holds no config.yaml to resume from", "start it with tropicrop train -c CONFIG")

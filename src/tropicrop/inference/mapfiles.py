@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -21,6 +20,9 @@ from tropicrop.classes import ClassTable
 from tropicrop.errors import RunError
 from tropicrop.io.files import atomic_path, write_json
 from tropicrop.io.rasters import Grid
+from tropicrop.layout import PredictionLayout
+from tropicrop.palette import class_colors
+from tropicrop.runfiles import read_class_table
 
 log = logging.getLogger(__name__)
 
@@ -29,36 +31,6 @@ NODATA = 0  # map code of pixels without a prediction (outside the AOI, or no re
 PROB_SCALE = 255  # probabilities are stored as round(p * 255) in uint8
 COG_BLOCK = 256
 QUICKLOOK_SIDE = 1024  # longest side of the PNG quick-look, in pixels
-
-# Colours of the classes of the paper's LEM tables; other names get tab20 colours.
-CLASS_COLORS: dict[str, tuple[int, int, int]] = {
-    "soybean": (46, 139, 87), "maize": (255, 215, 0), "cotton": (176, 196, 222), "millet": (205, 133, 63),
-    "pasture": (154, 205, 50), "cerrado": (0, 100, 0), "soil": (139, 69, 19), "other": (150, 150, 150),
-    "beans": (218, 112, 214), "sorghum": (255, 140, 0), "eucalyptus": (72, 61, 139), "turfgrass": (152, 251, 152),
-    "crotalaria": (255, 105, 180), "brachiaria": (189, 183, 107), "ncc": (70, 130, 180),
-    "not identified": (90, 90, 90),
-}
-
-
-
-def class_colors(names: Sequence[str]) -> dict[int, tuple[int, int, int, int]]:
-    """Colour table {code: RGBA} for class indices 0..K-1 of ``names``; 0 (no data) is transparent."""
-    from matplotlib import colormaps
-
-    tab = colormaps["tab20"]
-    table: dict[int, tuple[int, int, int, int]] = {0: (0, 0, 0, 0)}
-    spare = 0
-    for i, name in enumerate(names):
-        if i == 0:
-            continue
-        rgb = CLASS_COLORS.get(name.lower())
-        if rgb is None:
-            r, g, b, _ = tab(spare % 20)
-            spare += 1
-            rgb = (round(255 * r), round(255 * g), round(255 * b))
-        table[i] = (*rgb, 255)
-    return table
-
 
 def _scratch_profile(grid: Grid, count: int) -> dict[str, Any]:
     """Uncompressed striped GeoTIFF: windowed writes of any rows go straight to disk."""
@@ -122,9 +94,9 @@ class Outputs:
     @classmethod
     def of(cls, out: Path, date: dt.date, probabilities: bool) -> Outputs:
         """Paths under ``out`` for ``date``."""
-        stamp = date.strftime("%Y%m%d")
-        prob = out / "probabilities" / f"{stamp}.tif" if probabilities else None
-        return cls(out / "maps" / f"{stamp}.tif", out / "maps" / f"{stamp}.png", prob)
+        layout = PredictionLayout(out)
+        prob = layout.probabilities(date) if probabilities else None
+        return cls(layout.map(date), layout.quicklook(date), prob)
 
     def done(self) -> bool:
         """Whether every output exists (they only appear complete)."""
@@ -178,9 +150,9 @@ def finalise_maps(map_scratch: Path, prob_scratch: Path | None, outputs: Outputs
 
 def write_classes(out: Path, classes: ClassTable) -> None:
     """OUT/classes.json; refuses an OUT that holds maps of another class table (their codes would differ)."""
-    path = out / "classes.json"
+    path = PredictionLayout(out).classes
     if path.is_file():
-        existing = ClassTable.from_dict(json.loads(path.read_text()))
+        existing = read_class_table(path, "write the predictions into another --out folder, or delete this one")
         if existing.names != classes.names:
             raise RunError(out, f"holds maps of classes {list(existing.names[1:])}, not {list(classes.names[1:])}",
                            "write the predictions of this run into another --out folder")

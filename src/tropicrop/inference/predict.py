@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import math
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tropicrop.errors import SceneError
+from tropicrop.errors import RunError, SceneError
 from tropicrop.inference.dates import check_dates, default_dates
 from tropicrop.inference.mapfiles import Outputs, write_classes
 from tropicrop.inference.run import RunModels, load_run
@@ -21,6 +20,8 @@ from tropicrop.inference.stream import buffer_bytes, stream_plans
 from tropicrop.inference.tile import Plan
 from tropicrop.inference.tiling import aoi_reader, check_tiling
 from tropicrop.io.files import write_json
+from tropicrop.layout import PredictionLayout
+from tropicrop.runfiles import read_json
 from tropicrop.scene import Scene, load_scene
 from tropicrop.windows import target_window
 
@@ -77,8 +78,10 @@ def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt
 def _write_log(out: Path, models: RunModels, scene: Scene, plans: Sequence[Plan], tile: int, overlap: int,
                seconds: float) -> None:
     """Append this session to OUT/predict.json (run, scene, tiling, the net per date, throughput)."""
-    path = out / "predict.json"
-    sessions = json.loads(path.read_text()) if path.is_file() else []
+    path = PredictionLayout(out).log
+    sessions = read_json(path, "delete it (it only logs earlier predictions) and predict again") if path.is_file() else []
+    if not isinstance(sessions, list):
+        raise RunError(path, "is not a prediction log (a JSON list)", "delete it and predict again")
     pixels = scene.grid.width * scene.grid.height * len(plans)
     sessions.append({
         "run": str(models.root) if models.root else None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -15,7 +14,17 @@ from torch import nn
 
 from tropicrop.classes import ClassTable
 from tropicrop.errors import RunError
+from tropicrop.layout import RunLayout
 from tropicrop.models import UnetConvLSTM
+from tropicrop.runfiles import (
+    RETRAIN,
+    load_checkpoint,
+    network_from_checkpoint,
+    read_class_table,
+    read_normalizer,
+    read_run_result,
+    read_yaml_mapping,
+)
 from tropicrop.windows import Normalizer, day_of_year
 
 log = logging.getLogger(__name__)
@@ -103,40 +112,47 @@ def prepare_for_inference(model: nn.Module, device: torch.device, channels_last:
 def load_run(run_dir: Path) -> RunModels:
     """Load the class table, normalisation and every trained network of a finished run directory.
 
-    Raises :class:`RunError` if the directory is missing, unfinished or holds no checkpoint, or if a
-    network's class table differs from the run's.
+    Every file is read through :mod:`tropicrop.runfiles` (checkpoints weights-only) and each network is
+    built from its checkpoint's saved hyperparameters by :func:`tropicrop.models.build`, without
+    Lightning. Raises :class:`RunError` naming the file for a missing, unfinished, damaged, foreign or
+    inconsistent run, or one written by a newer tropicrop.
     """
-    from tropicrop.config import load_config
-    from tropicrop.training import CropModule, TrainConfig
-
-    run_dir = Path(run_dir)
+    run = RunLayout(Path(run_dir))
+    run_dir = run.root
     if not run_dir.is_dir():
         raise RunError(run_dir, "run directory not found", "train one with: tropicrop train -c CONFIG --run-dir RUN")
-    for name in ("config.yaml", "classes.json", "normalization.json"):
-        if not (run_dir / name).is_file():
-            raise RunError(run_dir, f"is not a run directory (no {name})", "pass the --run-dir given to tropicrop train")
-    if not (run_dir / "result.json").is_file():
+    for path in (run.config, run.classes, run.normalization):
+        if not path.is_file():
+            raise RunError(run_dir, f"is not a run directory (no {path.name})", "pass the --run-dir given to tropicrop train")
+    if not run.result.is_file():
         raise RunError(run_dir, "holds an unfinished run (no result.json)",
                        f"finish it with: tropicrop train --run-dir {run_dir} --resume")
-    checkpoints = sorted((run_dir / "nets").glob("*/checkpoints/best.ckpt"))
+    read_run_result(run)
+    checkpoints = run.best_checkpoints()
     if not checkpoints:
         raise RunError(run_dir, "holds no trained network (no nets/*/checkpoints/best.ckpt)", "train it again with --force")
-    cfg = load_config(TrainConfig, run_dir / "config.yaml")
-    device, autocast = select_device(cfg.trainer.accelerator, cfg.trainer.precision)
-    classes = ClassTable.from_dict(json.loads((run_dir / "classes.json").read_text()))
-    normalizer = Normalizer.from_dict(json.loads((run_dir / "normalization.json").read_text()))
+    config = read_yaml_mapping(run.config)
+    trainer, model_cfg = config.get("trainer") or {}, config.get("model") or {}
+    if not isinstance(trainer, dict) or not isinstance(model_cfg, dict):
+        raise RunError(run.config, "is not a training configuration (trainer and model must be mappings)", RETRAIN)
+    device, autocast = select_device(str(trainer.get("accelerator", "cpu")), str(trainer.get("precision", "32-true")))
+    classes = read_class_table(run.classes)
+    normalizer = read_normalizer(run.normalization)
     nets = []
-    hp: Any = {}
+    hp: dict[str, Any] = {}
     for ckpt in checkpoints:
-        module = CropModule.load_from_checkpoint(ckpt, map_location="cpu")
-        hp = module.hparams
-        if tuple(hp["class_names"]) != classes.names:
-            raise RunError(ckpt, f"predicts classes {hp['class_names']} but classes.json says {list(classes.names)}",
-                           "the run directory is inconsistent; train it again with --force")
-        target = dt.date.fromisoformat(hp["target"]) if hp.get("target") else None
-        nets.append(Net(ckpt.parents[1].name, target, prepare_for_inference(module.model, device)))
+        checkpoint = load_checkpoint(ckpt)
+        hp = checkpoint["hyper_parameters"]
+        model = network_from_checkpoint(ckpt, checkpoint, classes, model_cfg.get("name"), model_cfg.get("options") or {})
+        if len(normalizer.mean) != int(hp["in_channels"]):
+            raise RunError(run.normalization, f"holds {len(normalizer.mean)} band(s) but {ckpt} takes {hp['in_channels']}",
+                           RETRAIN)
+        try:
+            target = dt.date.fromisoformat(hp["target"]) if hp.get("target") else None
+        except (TypeError, ValueError):
+            raise RunError(ckpt, f"has target {hp['target']!r}, not a date", RETRAIN) from None
+        nets.append(Net(ckpt.parents[1].name, target, prepare_for_inference(model, device)))
     if any(n.target is None for n in nets) and len(nets) > 1:
         raise RunError(run_dir, "mixes an all-months network with per-month ones", "train it again with --force")
-    return RunModels(classes=classes, normalizer=normalizer, sequence_length=int(hp["sequence_length"]),
+    return RunModels(classes=classes, normalizer=normalizer, sequence_length=int(hp.get("sequence_length", 12)),
                      in_channels=int(hp["in_channels"]), nets=nets, device=device, autocast=autocast, root=run_dir)
-
