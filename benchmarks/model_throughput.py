@@ -6,9 +6,10 @@ T=12 dates, 32x32 tiles, 2 bands, every date valid), counts the FLOPs of one ste
 FLOP/s. Two references are measured in the same run:
 
 * a plain float32 ``2048 x 2048`` matmul, the machine's practical FLOP/s ceiling;
-* a plain eager implementation of the same network with the same weights: the textbook ConvLSTM (one
-  ``Conv2d`` over ``cat([x_t, h])`` per step), default memory layout, float32, encoder on all frames. The
-  last column is ours / plain samples/s (goal: >= 1.0).
+* the plain implementation of the same network with the same weights, :mod:`tropicrop.models.reference`
+  (the one the tests hold the fast network to): the textbook ConvLSTM cell (one ``Conv2d`` over
+  ``cat([x_t, h])`` per step), autograd, default memory layout, float32. The last column is ours / plain
+  samples/s (goal: >= 1.0).
 
 Reading the FLOP/s: the ConvLSTM (over 90 % of the FLOPs) works on 4x4 maps at H/8, where a 3x3 "same"
 convolution reads zero padding at 56 of its 144 tap positions. The counter charges those taps as full
@@ -22,81 +23,26 @@ Profile:  python benchmarks/model_throughput.py --steps 3 --profile   (torch.pro
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 from collections.abc import Callable
 from functools import partial
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from tropicrop.losses import FocalLoss
-from tropicrop.models import ConvLSTM, UnetConvLSTM, build
-from tropicrop.models.unet_convlstm import day_of_year_encoding
+from tropicrop.models import build
+from tropicrop.models.reference import REFERENCES
 
 Batch = tuple[Tensor, Tensor, Tensor, Tensor]
 
 
-class PlainConvLSTM(nn.Module):
-    """Textbook ConvLSTM: per step one convolution over ``cat([x_t, h])``, no mask, N-to-1.
-
-    ``(B, T, C, H, W) -> (B, hidden, H, W)``; takes over the ``Conv2d`` (and so the weights) of a
-    :class:`ConvLSTM`, whose gate order (input, forget, output, candidate) it follows.
-    """
-
-    def __init__(self, layer: ConvLSTM) -> None:
-        super().__init__()
-        self.hidden_channels = layer.hidden_channels
-        self.conv = copy.deepcopy(layer.conv)
-
-    def forward(self, x: Tensor, valid: Tensor | None = None) -> Tensor:
-        """Run every step, padded or not (``valid`` is ignored, as in the paper's zero padding)."""
-        b, t, _, height, width = x.shape
-        h = x.new_zeros(b, self.hidden_channels, height, width)
-        c = torch.zeros_like(h)
-        for step in range(t):
-            i, f, o, g = self.conv(torch.cat([x[:, step], h], dim=1)).chunk(4, dim=1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
-        return h
-
-
-class PlainUnetConvLSTM(nn.Module):
-    """The textbook network with the weights of ``model``: every frame encoded (padded dates included),
-    day of year concatenated as two constant maps, :class:`PlainConvLSTM`, decoder with the last date's
-    skips. ``forward(images, doy, valid)`` as the model's."""
-
-    def __init__(self, model: UnetConvLSTM) -> None:
-        super().__init__()
-        model = copy.deepcopy(model)
-        self.use_doy, self.levels = model.use_doy, model.levels
-        self.encoder, self.decoder, self.head = model.encoder, model.decoder, model.head
-        self.lstm = PlainConvLSTM(model.lstm)
-
-    def forward(self, images: Tensor, doy: Tensor, valid: Tensor) -> Tensor:
-        b, t, _, height, width = images.shape
-        mult = 2**self.levels
-        x = F.pad(images.flatten(0, 1), (0, -width % mult, 0, -height % mult), mode="replicate")
-        feats = []
-        for stage in self.encoder:
-            x = stage(x)
-            feats.append(x.view(b, t, *x.shape[1:]))
-        bottom = feats[-1]
-        if self.use_doy:
-            code = day_of_year_encoding(doy)[..., None, None].expand(b, t, 2, *bottom.shape[-2:])
-            bottom = torch.cat((bottom, code), dim=2)
-        y = self.lstm(bottom)
-        for up, skip in zip(self.decoder, reversed(feats[:-1]), strict=True):
-            y = torch.cat((up(y), skip[:, -1]), dim=1)
-        logits: Tensor = self.head(y)
-        return logits[..., :height, :width]
-
-
-def plain_reference(model: UnetConvLSTM) -> nn.Module:
-    """The plain eager implementation of ``model``, same weights (:class:`PlainUnetConvLSTM`)."""
-    return PlainUnetConvLSTM(model)
+def plain_reference(name: str, model: nn.Module, classes: int) -> nn.Module:
+    """The paper's network written plainly (:mod:`tropicrop.models.reference`), with the weights of ``model``."""
+    plain = REFERENCES[name](2, classes)
+    plain.load_state_dict(model.state_dict())
+    return plain.train(model.training)
 
 
 def make_batch(batch: int, dates: int, size: int, classes: int) -> Batch:
@@ -183,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for name in ("unet_convlstm", "vunet_convlstm"):
         ours = build(name, in_channels=2, num_classes=classes).train()
-        plain = plain_reference(ours)  # type: ignore[arg-type]
+        plain = plain_reference(name, ours, classes)
         diff = check_same_network(ours, plain, batch)
         steps = {label: partial(train_step, model, loss_fn, batch) for label, model in (("plain", plain), ("ours", ours))}
         seconds = interleaved_seconds(steps, args.steps, args.warmup)

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tropicrop.inference.prepare import fold_batchnorm, prepare_for_inference
 from tropicrop.models import (
     ConvLSTM,
     UnetConvLSTM,
@@ -15,6 +16,7 @@ from tropicrop.models import (
     build,
     describe_models,
 )
+from tropicrop.models.reference import ConvLSTMCell
 
 NETWORKS = ["unet_convlstm", "vunet_convlstm"]
 TINY = {"encoder_channels": (4, 4, 8, 8), "lstm_channels": 8, "decoder_channels": (8, 4, 4), "head_channels": 4}
@@ -43,17 +45,16 @@ def like_trained(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def naive_convlstm(layer: ConvLSTM, x: Tensor, valid: Tensor | None = None) -> Tensor:
-    """Reference: the textbook ConvLSTM, one convolution over cat([x_t, h]) per step, all hidden states."""
+    """Reference: the textbook cell (tropicrop.models.reference) with the layer's convolution, stepped over
+    every date; all hidden states."""
     b, t = x.shape[:2]
-    hid = layer.hidden_channels
-    h = x.new_zeros(b, hid, *x.shape[-2:])
+    cell = ConvLSTMCell(layer.in_channels + layer.constant_channels, layer.hidden_channels)
+    cell.conv = layer.conv
+    h = x.new_zeros(b, layer.hidden_channels, *x.shape[-2:])
     c = torch.zeros_like(h)
     out = []
     for s in range(t):
-        gates = layer.conv(torch.cat([x[:, s], h], dim=1))
-        i, f, o, g = gates.chunk(4, dim=1)
-        c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h_new = torch.sigmoid(o) * torch.tanh(c_new)
+        h_new, c_new = cell(x[:, s], h, c)
         if valid is None:
             h, c = h_new, c_new
         else:
@@ -408,20 +409,18 @@ def test_folding_batchnorm_keeps_the_outputs() -> None:
     valid[1, :2] = False
     with torch.no_grad():
         before = model(x, doy, valid)
-        model.fold_batchnorm()
+        fold_batchnorm(model)
         after = model(x, doy, valid)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="eval-mode"):
-        build("unet_convlstm", num_classes=3).fold_batchnorm()
+        fold_batchnorm(build("unet_convlstm", num_classes=3))
 
 
 @pytest.mark.parametrize("size", [(32, 32), (37, 45)])
 def test_channels_last_layout_keeps_the_outputs(size: tuple[int, int]) -> None:
     """The inference layout (BatchNorm folded, U-Net channels-last: ``prepare_for_inference`` on the CPU, as
     ``load_run`` uses it) gives the same logits, through ``forward`` and through shared encoding."""
-    from tropicrop.inference import prepare_for_inference
-
     model = like_trained(build("vunet_convlstm", num_classes=5, lstm_channels=8))
     x, doy = torch.randn(2, 4, 2, *size), torch.randint(1, 366, (2, 4))
     valid = torch.ones(2, 4, dtype=torch.bool)

@@ -223,7 +223,7 @@ def write_report(out: Path) -> Path:
                      f"{100 * float(row['oa']):.1f} | {float(row['train_seconds']):.0f} | {float(row['train_hours']):.3f} |")
     lines += ["", "The paper's Table 4 (real LEM 17/18 → LEM 19/20 data, GTX 1080Ti), for comparison:", "",
               "| approach | F1 (%) | OA (%) | training (h) |", "|---|---:|---:|---:|"]
-    lines += [f"| {n} | {f1:g} | {oa:g} | {h:g} |" for n, _, f1, oa, h in PAPER_TABLE4]
+    lines += [f"| {n} | {f1} | {oa} | {h} |" for n, _, f1, oa, h in PAPER_TABLE4]
     lines += ["", "## Cross-year findings", ""]
     lines += findings(records, per_date)
     lines += ["", "## Figures 8 and 9: per-date OA and average F1", "",

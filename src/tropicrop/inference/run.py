@@ -14,8 +14,8 @@ from torch import nn
 
 from tropicrop.classes import ClassTable
 from tropicrop.errors import RunError
+from tropicrop.inference.prepare import prepare_for_inference
 from tropicrop.layout import RunLayout
-from tropicrop.models import UnetConvLSTM
 from tropicrop.runfiles import (
     RETRAIN,
     load_checkpoint,
@@ -95,18 +95,6 @@ def select_device(accelerator: str, precision: str) -> tuple[torch.device, torch
         torch.backends.cudnn.benchmark = True  # every tile has the same size: autotune the convolutions once
         return torch.device("cuda"), dtype
     return torch.device("cpu"), None
-
-
-def prepare_for_inference(model: nn.Module, device: torch.device, channels_last: bool = True) -> nn.Module:
-    """``model`` in eval mode on ``device``; a UnetConvLSTM also with BatchNorm folded into its convolutions
-    (same outputs, one pass less per feature map) and, on the CPU, its U-Net channels-last (measured faster
-    there only, ``benchmarks/inference.py``; ``channels_last=False`` to compare)."""
-    model = model.eval()
-    if isinstance(model, UnetConvLSTM):
-        model.fold_batchnorm()
-        if channels_last and device.type == "cpu":
-            model.use_channels_last()
-    return model.to(device)
 
 
 def load_run(run_dir: Path) -> RunModels:

@@ -6,19 +6,19 @@ import datetime as dt
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from tropicrop.inference.run import Net
+from tropicrop.models.interface import SharedEncoding
 from tropicrop.windows import WindowIndex
 
 log = logging.getLogger(__name__)
 
 
-DECODE_BATCH = {"cpu": 1, "cuda": 4}  # windows decoded at a time: on the CPU batching is no faster, only bigger
+DECODE_BATCH = 1  # windows decoded at a time: on the CPU batching is no faster, only bigger (not measured on a GPU)
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,29 +52,32 @@ def net_probabilities(net: Net, frames: Tensor, position: dict[int, int], plans:
     """Softmax probabilities (K, h, w) float32 of each plan of ``net`` on one tile.
 
     ``frames`` (N, C, h, w) are the normalised images of the tile on the model's device; ``position`` maps
-    a scene date index to its frame. Models with ``encode``/``decode`` encode each frame once and decode
+    a scene date index to its frame. Models with shared encoding (:class:`SharedEncoding`) encode each frame once and decode
     every window from the shared features (padded dates: skipped with ``padding="mask"``, an encoded zero
     image with ``padding="zeros"``, exactly as in ``forward``; with ``"mask"`` each frame's day of year
     enters its gates once); other models run ``forward`` per window.
-    ``batch`` windows are decoded at a time (default :data:`DECODE_BATCH` of the device).
+    ``batch`` windows are decoded at a time (default :data:`DECODE_BATCH`).
     """
-    model: Any = net.model  # encode/decode are looked up, not part of nn.Module's type
+    model = net.model
+    shared: SharedEncoding | None = model if isinstance(model, SharedEncoding) else None
     device = frames.device
-    batch = batch or DECODE_BATCH.get(device.type, 1)
-    shared = hasattr(model, "encode") and hasattr(model, "decode")
-    zeros_mode = getattr(model, "padding", "mask") == "zeros"
-    pad = len(frames) if (zeros_mode or not shared) else -1
+    batch = batch or DECODE_BATCH
+    zeros_mode = shared is not None and shared.padding == "zeros"
+    pad = len(frames) if (zeros_mode or shared is None) else -1
     if pad >= 0:
         frames = torch.cat((frames, frames.new_zeros((1, *frames.shape[1:]))))
     features = None
-    if shared:  # with "mask" padding, each frame's day of year enters its gates here, once
-        features = model.encode(frames, _frames_doy(plans, position, len(frames), device) if pad < 0 else None)
+    if shared is not None:  # with "mask" padding, each frame's day of year enters its gates here, once
+        features = shared.encode(frames, _frames_doy(plans, position, len(frames), device) if pad < 0 else None)
     for start in range(0, len(plans), batch):
         chunk = plans[start : start + batch]
         index = _frames_index(chunk, position, pad).to(device)
         doy = torch.tensor(np.stack([p.window.doy for p in chunk]), dtype=torch.int64, device=device)
         valid = torch.tensor(np.stack([p.window.valid for p in chunk]), dtype=torch.bool, device=device)
-        logits = model.decode(features.sequence(index), doy, valid) if features is not None else model(frames[index], doy, valid)
+        if shared is not None and features is not None:
+            logits = shared.decode(features.sequence(index), doy, valid)
+        else:
+            logits = model(frames[index], doy, valid)
         probs = torch.softmax(logits.float(), dim=1)
         for k, plan in enumerate(chunk):
             yield plan, probs[k]

@@ -30,7 +30,6 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from tropicrop.models.convlstm import ConvLSTM
 
@@ -202,41 +201,6 @@ class UnetConvLSTM(nn.Module):
             c_in = c_out + c_skip
         self.head = nn.Sequential(ConvBNReLU(c_in, head_channels), nn.Conv2d(head_channels, num_classes, 1))
 
-    def fold_batchnorm(self) -> UnetConvLSTM:
-        """Fold every BatchNorm into the convolution before it (in place; for inference, in eval mode).
-
-        An eval-mode BatchNorm is an affine map per channel, so it becomes the convolution's weight scale
-        and bias (:func:`torch.nn.utils.fusion.fuse_conv_bn_eval`): the same outputs to float rounding,
-        one pass less over every full-resolution feature map. Returns ``self``.
-        """
-        if self.training:
-            raise ValueError("fold_batchnorm needs an eval-mode model (BatchNorm running statistics)")
-        for block in self.modules():
-            if not isinstance(block, ConvBNReLU | UpBNReLU):
-                continue
-            conv, bn = block[0], block[1]
-            if isinstance(conv, nn.Conv2d | nn.ConvTranspose2d) and isinstance(bn, nn.BatchNorm2d):
-                block[0] = fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, nn.ConvTranspose2d))
-                block[1] = nn.Identity()
-        return self
-
-    def use_channels_last(self) -> UnetConvLSTM:
-        """Store the encoder's, decoder's and head's weights channels-last (in place); their feature maps
-        then follow. The ConvLSTM keeps the default layout.
-
-        On the CPU the U-Net's convolutions have few channels over many pixels, which oneDNN runs several
-        times faster channels-last; the ConvLSTM's 256 -> 1024 convolution is a little slower that way
-        (``benchmarks/inference.py``). Returns ``self``.
-        """
-        for part in (self.encoder, self.decoder, self.head):
-            part.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # documented, not in the stubs
-        return self
-
-    def _layout(self) -> torch.memory_format:
-        """The memory format of the U-Net's weights (:meth:`use_channels_last`), which its inputs follow."""
-        first = next(self.encoder.parameters())  # the first convolution's weight
-        return torch.channels_last if first.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-
     def encode(self, frames: Tensor, doy: Tensor | None = None) -> EncoderFeatures:
         """Encode independent frames ``(N, C, H, W)`` into skip features and ConvLSTM input gates (see
         :class:`EncoderFeatures`); frames are replicate-padded to a multiple of ``2**L`` first.
@@ -254,7 +218,6 @@ class UnetConvLSTM(nn.Module):
         mult = 2**self.levels
         pad_h, pad_w = -height % mult, -width % mult
         x = F.pad(frames, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else frames
-        x = x.contiguous(memory_format=self._layout())
         feats = []
         for stage in self.encoder:
             x = stage(x)
@@ -289,7 +252,6 @@ class UnetConvLSTM(nn.Module):
         constants = day_of_year_encoding(doy) if self.use_doy and not in_gates else None
         y = self.lstm.recur(features.gates, valid if self.padding == "mask" else None, constants, features.index,
                             constants_in_gates=in_gates)
-        y = y.contiguous(memory_format=self._layout())
         for up, skip in zip(self.decoder, reversed(features.skips), strict=True):
             y = torch.cat((up(y), skip), dim=1)
         logits: Tensor = self.head(y)
@@ -332,8 +294,11 @@ class VUnetConvLSTM(UnetConvLSTM):
     """UnetConvLSTM with day of year as (sin, cos) concatenated to the ConvLSTM input (paper, Figure 3).
 
     Same interface and options as :class:`UnetConvLSTM`; ``doy (B, T)`` is encoded by
-    :func:`day_of_year_encoding`, broadcast to ``H/2**L x W/2**L`` and appended as 2 channels to the
-    encoder output of each date, so one network classifies any target month.
+    :func:`day_of_year_encoding` into 2 values per date that the ConvLSTM takes as constant input channels
+    (:class:`ConvLSTM` ``constant_channels=2``). The paper broadcasts them to ``H/2**L x W/2**L`` maps
+    concatenated to each date's encoder output; their share of the gates is computed without building the
+    maps, with the same result (``models/reference.py`` builds them and the tests compare), so one network
+    classifies any target month.
     """
 
     use_doy: ClassVar[bool] = True
