@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny scenes written in the real on-disk format into pytest's tmp dirs."""
+"""Shared fixtures: tiny scenes written in the real on-disk format into pytest's tmp dirs, the tiny
+synthetic pair and briefly trained runs, each made once per test session."""
 
 from __future__ import annotations
 
@@ -7,26 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from affine import Affine
 
+from tiny import CLASSES, DATES, TRANSFORM, quick_config, tiny_arrays
 from tropicrop.io import write_scene
 
-CLASSES = {1: "Soybean", 2: "Maize", 3: "Soil"}
-DATES = [dt.date(2019, 9, 18), dt.date(2019, 10, 12), dt.date(2019, 11, 17), dt.date(2019, 12, 23)]
-TRANSFORM = Affine(10.0, 0.0, 400000.0, 0.0, -10.0, 8660000.0)
-
-
-def tiny_arrays(h: int = 16, w: int = 20, seed: int = 0) -> dict[str, Any]:
-    """Images (T, 2, h, w) in dB, labels for the last two dates and a left/right train/test split."""
-    rng = np.random.default_rng(seed)
-    images = rng.uniform(-20.0, -8.0, size=(len(DATES), 2, h, w)).astype(np.float32)
-    labels = {d: rng.integers(0, 4, size=(h, w)).astype(np.uint8) for d in DATES[2:]}
-    split = np.zeros((h, w), dtype=np.uint8)
-    split[:, : w // 2] = 1
-    split[:, w // 2 :] = 2
-    return {"images": images, "labels": labels, "split": split}
+FEB, MAR = dt.date(2020, 2, 21), dt.date(2020, 3, 16)
 
 
 @pytest.fixture
@@ -49,3 +36,31 @@ def make_scene(tmp_path: Path) -> Callable[..., Path]:
         return write_scene(tmp_path / f"scene{next(counter)}", **kwargs)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny synthetic pair (``lem1718/``, ``lem1920/``, 64 x 64 px), written once; tests only read it."""
+    from tropicrop.synthetic import write_pair
+
+    out = tmp_path_factory.mktemp("tiny-pair")
+    write_pair(out, preset="tiny", size=64, seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tiny_pair: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """An all-months run and a per-month run (February and March) on the tiny pair's 2019/20 scene, trained
+    briefly once per session; tests copy them before changing anything."""
+    from tropicrop.training import train
+
+    root = tmp_path_factory.mktemp("runs")
+    scene = tiny_pair / "lem1920"
+    # 12 steps at a high learning rate: cheap, yet the maps hold several classes, so agreement tests mean something
+    cfg = quick_config(scene, **{"trainer.max_epochs": 1, "trainer.steps_per_epoch": 12, "optim.lr": 0.01})
+    train(cfg, root / "all")
+    pm = quick_config(scene, mode="per-month", **{"model.name": "unet_convlstm", "trainer.max_epochs": 1,
+                                                 "trainer.steps_per_epoch": 2})
+    pm.data.targets = [FEB.isoformat(), MAR.isoformat()]
+    train(pm, root / "pm")
+    return {"scene": scene, "other_year": tiny_pair / "lem1718", "all": root / "all", "pm": root / "pm"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import DATES, TRANSFORM, tiny_arrays
+from tiny import DATES, TRANSFORM, tiny_arrays
 from tropicrop.cli import main
 from tropicrop.errors import RunError, SceneError
 from tropicrop.evaluation import date_confusion, evaluate_predictions

@@ -16,7 +16,7 @@ from affine import Affine
 from rasterio.windows import Window
 from shapely.geometry import box
 
-from conftest import CLASSES, DATES, TRANSFORM, tiny_arrays
+from tiny import CLASSES, DATES, TRANSFORM, tiny_arrays
 from tropicrop.errors import SceneError
 from tropicrop.io import write_geotiff
 from tropicrop.io.rasters import RasterSource

@@ -11,29 +11,17 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
-from conftest import DATES, tiny_arrays
+from tiny import DATES, quick_config, tiny_arrays
 from tropicrop.config import load_config, to_dict
 from tropicrop.errors import ConfigError, RunError, SceneError
 from tropicrop.training import TrainBatches, TrainConfig, prepare_data, train
 from tropicrop.windows import EvalBatches
 
 MakeScene = Callable[..., Path]
-SMALL_NET = {"encoder_channels": [4, 4, 8, 8], "lstm_channels": 8, "decoder_channels": [8, 4, 4], "head_channels": 4}
-
-
-def quick_config(scene: Path, **overrides: Any) -> TrainConfig:
-    """configs/quick.yaml with a small network and a short schedule, for tests."""
-    sets = [f"data.scene={scene}", "trainer.max_epochs=2", "trainer.steps_per_epoch=3", "trainer.progress=false",
-            "data.val_limit=64"]
-    sets += [f"{k}={v}" for k, v in overrides.items()]
-    cfg = load_config(TrainConfig, Path(__file__).parents[1] / "configs" / "quick.yaml", sets)
-    cfg.model.options = dict(SMALL_NET)
-    return cfg
 
 
 def test_quick_config_parses_and_unknown_keys_name_the_close_match(tmp_path: Path) -> None:
@@ -83,15 +71,6 @@ def test_scene_without_labels_in_the_train_split_is_refused(make_scene: MakeScen
     with pytest.raises(SceneError, match="no labelled pixels in the train area") as exc:
         prepare_data(quick_config(scene, **{"data.patch_size": 8}))
     assert str(scene / "scene.yaml") in str(exc.value)
-
-
-@pytest.fixture(scope="module")
-def tiny_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tropicrop.synthetic import write_pair
-
-    out = tmp_path_factory.mktemp("tiny")
-    write_pair(out, preset="tiny", size=64, seed=0)
-    return out
 
 
 def val_metrics(run_dir: Path, net: str = "all-months") -> list[dict[str, str]]:

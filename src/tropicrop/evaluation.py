@@ -20,8 +20,10 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from typing import Any
 import numpy as np
 import rasterio
 import torch
-from rasterio.errors import RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from tropicrop.classes import ClassTable
@@ -107,11 +109,26 @@ def date_confusion(scene: Scene, prediction: Path, date: dt.date, lookup: np.nda
     """
     metric = confusion_metric(num_classes)
     try:
-        _accumulate(metric, scene, prediction, date, lookup, num_classes, split, block)
+        with _quiet_gdal():
+            _accumulate(metric, scene, prediction, date, lookup, num_classes, split, block)
     except RasterioIOError as exc:
         raise RunError(prediction, f"is not a readable map ({' '.join(str(exc).split())[:160]})", REPREDICT) from None
     cm: np.ndarray = metric.compute().numpy().astype(np.int64)
     return cm
+
+
+@contextmanager
+def _quiet_gdal() -> Iterator[None]:
+    """GDAL's warnings about a damaged file off while reading a map: the RunError that follows names it once."""
+    logger = logging.getLogger("rasterio._env")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def _accumulate(metric: Any, scene: Scene, prediction: Path, date: dt.date, lookup: np.ndarray, num_classes: int,

@@ -9,12 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tiny import SMALL_NET
 from tropicrop.cli import main
 from tropicrop.config import from_dict
 from tropicrop.errors import ConfigError, RunError
 from tropicrop.experiments import ExperimentConfig, check_experiment, run_experiment
-
-SMALL = {"encoder_channels": [4, 4, 8, 8], "lstm_channels": 8, "decoder_channels": [8, 4, 4], "head_channels": 4}
 
 
 def tiny_experiment(pair: Path) -> dict:
@@ -27,21 +26,12 @@ def tiny_experiment(pair: Path) -> dict:
             {"name": "VUnetConvLSTM", "mode": "all-months", "model": "vunet_convlstm", "train_on": "a", "use": "all"},
         ],
         "train": {
-            "model": {"options": SMALL},
+            "model": {"options": SMALL_NET},
             "data": {"patch_size": 16, "stride": 8, "val_limit": 32},
             "trainer": {"max_epochs": 1, "steps_per_epoch": 2, "progress": False},
         },
         "predict": {"tile": 64, "overlap": 16},
     }
-
-
-@pytest.fixture(scope="module")
-def tiny_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tropicrop.synthetic import write_pair
-
-    out = tmp_path_factory.mktemp("pair")
-    write_pair(out, preset="tiny", size=64, seed=0)
-    return out
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ import pytest
 import rasterio
 import torch
 
-from test_training import SMALL_NET, quick_config
+from tiny import SMALL_NET
 from tropicrop import inference
 from tropicrop.classes import ClassTable
 from tropicrop.cli import main
@@ -37,29 +37,17 @@ from tropicrop.inference import (
 from tropicrop.io.rasters import Grid
 from tropicrop.models import build
 from tropicrop.scene import load_scene
-from tropicrop.training import CropModule, predict_classes, train
+from tropicrop.training import CropModule, predict_classes
 from tropicrop.windows import Normalizer, target_window
 
 MakeScene = Callable[..., Path]
 FEB, MAR, MAY = dt.date(2020, 2, 21), dt.date(2020, 3, 16), dt.date(2020, 5, 15)
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The tiny synthetic pair, an all-months run and a per-month run (February and March), trained briefly."""
-    from tropicrop.synthetic import write_pair
-
-    root = tmp_path_factory.mktemp("inference")
-    write_pair(root / "pair", preset="tiny", size=64, seed=0)
-    scene = root / "pair" / "lem1920"
-    # 12 steps at a high learning rate: cheap, yet the maps hold several classes, so agreement tests mean something
-    cfg = quick_config(scene, **{"trainer.max_epochs": 1, "trainer.steps_per_epoch": 12, "optim.lr": 0.01})
-    train(cfg, root / "all")
-    pm = quick_config(scene, mode="per-month", **{"model.name": "unet_convlstm", "trainer.max_epochs": 1,
-                                                 "trainer.steps_per_epoch": 2})
-    pm.data.targets = [FEB.isoformat(), MAR.isoformat()]
-    train(pm, root / "pm")
-    return {"scene": scene, "other_year": root / "pair" / "lem1718", "all": root / "all", "pm": root / "pm"}
+@pytest.fixture
+def runs(trained_runs: dict[str, Path]) -> dict[str, Path]:
+    """The session's tiny pair and trained runs (conftest.trained_runs)."""
+    return trained_runs
 
 
 def read_map(path: Path) -> np.ndarray:
@@ -335,7 +323,7 @@ def test_bad_inputs_raise_errors_that_name_the_file(runs: dict[str, Path], tmp_p
         predict_run(unfinished, runs["scene"], tmp_path / "o")
     with pytest.raises(SceneError, match="2020-05-16 is not an acquisition date"):
         predict_run(runs["all"], runs["scene"], tmp_path / "o", dates=[dt.date(2020, 5, 16)], progress=False)
-    from conftest import tiny_arrays
+    from tiny import tiny_arrays
 
     images = np.concatenate([tiny_arrays()["images"]] * 2, axis=1)[:, :3]
     three = make_scene(bands=("VV", "VH", "HH"), images=images)

@@ -13,7 +13,7 @@ from tropicrop.errors import SceneError
 from tropicrop.io.authors import LEM_CLASSES, import_authors
 from tropicrop.scene import SceneWarning, load_scene
 
-REAL_MASK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lem_TrainTestMask.tif"
+REAL_MASK = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "lem_TrainTestMask.tif"
 STAMPS = ["20191012", "20191117", "20191223"]
 
 

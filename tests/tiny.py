@@ -1,0 +1,44 @@
+"""Small data the tests make themselves: a 4-date scene's arrays, a small network, a short training config.
+
+A helper module, not a test module: fixtures that build files from these live in ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from affine import Affine
+
+from tropicrop.config import load_config
+from tropicrop.training import TrainConfig
+
+CLASSES = {1: "Soybean", 2: "Maize", 3: "Soil"}
+DATES = [dt.date(2019, 9, 18), dt.date(2019, 10, 12), dt.date(2019, 11, 17), dt.date(2019, 12, 23)]
+TRANSFORM = Affine(10.0, 0.0, 400000.0, 0.0, -10.0, 8660000.0)
+# The networks' Table 3 shape with a few filters per layer: trains in seconds on a CPU.
+SMALL_NET = {"encoder_channels": [4, 4, 8, 8], "lstm_channels": 8, "decoder_channels": [8, 4, 4], "head_channels": 4}
+QUICK_CONFIG = Path(__file__).parents[1] / "configs" / "quick.yaml"
+
+
+def tiny_arrays(h: int = 16, w: int = 20, seed: int = 0) -> dict[str, Any]:
+    """Images (T, 2, h, w) in dB, labels for the last two dates and a left/right train/test split."""
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(-20.0, -8.0, size=(len(DATES), 2, h, w)).astype(np.float32)
+    labels = {d: rng.integers(0, 4, size=(h, w)).astype(np.uint8) for d in DATES[2:]}
+    split = np.zeros((h, w), dtype=np.uint8)
+    split[:, : w // 2] = 1
+    split[:, w // 2 :] = 2
+    return {"images": images, "labels": labels, "split": split}
+
+
+def quick_config(scene: Path, **overrides: Any) -> TrainConfig:
+    """configs/quick.yaml with a small network and a short schedule, for tests."""
+    sets = [f"data.scene={scene}", "trainer.max_epochs=2", "trainer.steps_per_epoch=3", "trainer.progress=false",
+            "data.val_limit=64"]
+    sets += [f"{k}={v}" for k, v in overrides.items()]
+    cfg = load_config(TrainConfig, QUICK_CONFIG, sets)
+    cfg.model.options = dict(SMALL_NET)
+    return cfg
