@@ -200,3 +200,17 @@ def test_a_damaged_experiment_is_refused_when_resumed(tiny_pair: Path, tmp_path:
     assert_one_line_error(cli("experiment", "--out", str(exp)), exp / "approaches" / "baseline-1.json", "not readable JSON")
     (exp / "config.yaml").write_text(yaml.safe_dump({"name": "x"}) + "approaches: [\n")
     assert_one_line_error(cli("experiment", "--out", str(exp)), exp / "config.yaml", "not valid YAML")
+
+
+def test_resuming_a_run_with_a_damaged_last_checkpoint_names_it(trained_runs: dict[str, Path], tmp_path: Path) -> None:
+    from tropicrop.errors import RunError
+    from tropicrop.training import train_from_files
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_runs["all"], run)
+    (run / "result.json").unlink()
+    (run / "nets" / "all-months" / "result.json").unlink()
+    last = RunLayout(run).checkpoint("all-months", "last")
+    last.write_bytes(last.read_bytes()[:100])
+    with pytest.raises(RunError, match="last.ckpt: is not a readable PyTorch checkpoint"):
+        train_from_files(None, run, [], resume=True)

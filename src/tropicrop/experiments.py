@@ -155,7 +155,6 @@ def approach_train_config(cfg: ExperimentConfig, approach: ApproachConfig, class
     return from_dict(TrainConfig, base)
 
 
-
 def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: ClassTable, scene_b: Scene,
                  out: Path, progress: bool = True) -> dict[str, Any]:
     """Train (or resume), predict year B and evaluate one approach; returns its summary."""

@@ -42,7 +42,7 @@ from tropicrop.layout import RUN_FORMAT_VERSION, RunLayout
 from tropicrop.losses import FocalLoss
 from tropicrop.metrics import confusion_metric, scores_from_confusion
 from tropicrop.models import available_models, build
-from tropicrop.runfiles import read_class_table, read_json, read_normalizer
+from tropicrop.runfiles import load_checkpoint, read_class_table, read_json, read_normalizer
 from tropicrop.scene import TRAIN, Scene, load_scene
 from tropicrop.windows import (
     EvalBatches,
@@ -147,12 +147,17 @@ def check_config(cfg: TrainConfig, path: Path | None = None) -> None:
 
 # ------------------------------------------------------------------------------------------ model
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Checkpoints written to a temporary file and renamed, so a kill never leaves a truncated one."""
+    """Checkpoints written to a temporary file and renamed, so a kill never leaves a truncated one, and read
+    back (on resume) weights-only: never unpickling arbitrary objects."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         target = Path(path)
         with atomic_path(target) as tmp:
             super().save_checkpoint(checkpoint, tmp, storage_options)
+
+    def load_checkpoint(self, path: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        kwargs["weights_only"] = True
+        return super().load_checkpoint(path, *args, **kwargs)
 
 
 class CropModule(L.LightningModule):
@@ -333,7 +338,6 @@ def net_names(cfg: TrainConfig, targets: list[dt.date]) -> list[tuple[str, list[
     return [(t.isoformat(), [t]) for t in targets]
 
 
-
 def _make_trainer(cfg: TrainConfig, net_dir: Path, has_val: bool) -> L.Trainer:
     t = cfg.trainer
     monitor = "val/f1" if has_val else "train/loss"
@@ -375,6 +379,8 @@ def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: list[dt.
     dm = TargetDataModule(data.tensors, data.train_origins, data.val_origins, targets, cfg)
     trainer = _make_trainer(cfg, net_dir, has_val=len(data.val_origins) > 0)
     last = net_dir / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        load_checkpoint(last)  # a damaged or tampered checkpoint: one line naming it, before Lightning reads it
     start = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=last if last.is_file() else None)
     timer = next(c for c in trainer.callbacks if isinstance(c, Timer))  # type: ignore[attr-defined]

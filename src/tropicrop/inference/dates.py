@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Sequence
 
 from tropicrop.errors import ConfigError, SceneError
 from tropicrop.scene import Scene
 from tropicrop.windows import target_window
-
-log = logging.getLogger(__name__)
 
 
 def default_dates(scene: Scene, length: int = 12) -> list[dt.date]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -23,9 +22,6 @@ from tropicrop.io.rasters import Grid
 from tropicrop.layout import PredictionLayout
 from tropicrop.palette import class_colors
 from tropicrop.runfiles import read_class_table
-
-log = logging.getLogger(__name__)
-
 
 NODATA = 0  # map code of pixels without a prediction (outside the AOI, or no real image in the window)
 PROB_SCALE = 255  # probabilities are stored as round(p * 255) in uint8
@@ -136,7 +132,6 @@ class ScratchMaps:
         self._map_ds[slot].write(codes, 1, window=window)
         if probs is not None and self._prob_ds:
             self._prob_ds[slot].write(probs, window=window)
-
 
 
 def finalise_maps(map_scratch: Path, prob_scratch: Path | None, outputs: Outputs, names: Sequence[str], title: str) -> None:

@@ -74,7 +74,6 @@ def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt
     return [outputs[d].map for d in dates]
 
 
-
 def _write_log(out: Path, models: RunModels, scene: Scene, plans: Sequence[Plan], tile: int, overlap: int,
                seconds: float) -> None:
     """Append this session to OUT/predict.json (run, scene, tiling, the net per date, throughput)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +25,6 @@ from tropicrop.runfiles import (
     read_yaml_mapping,
 )
 from tropicrop.windows import Normalizer, day_of_year
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

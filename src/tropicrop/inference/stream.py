@@ -4,7 +4,6 @@ rows turned into class codes and written as the tiles go."""
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import tempfile
 from collections.abc import Sequence
 from contextlib import ExitStack, nullcontext
@@ -21,8 +20,6 @@ from tropicrop.inference.tile import Plan, net_probabilities
 from tropicrop.inference.tiling import AoiReader, tile_layout, tile_weights
 from tropicrop.io.rasters import Grid
 from tropicrop.scene import Scene
-
-log = logging.getLogger(__name__)
 
 
 class BlendSums:
@@ -129,7 +126,6 @@ def scaled_probabilities(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
-
 def predict_tile(models: RunModels, scene: Scene, window: Window, plans: Sequence[Plan], weight: np.ndarray,
                   sums: BlendSums) -> None:
     """Read every date the tile's windows need once, run each network on its plans, add to ``sums`` (the
@@ -153,7 +149,6 @@ def predict_tile(models: RunModels, scene: Scene, window: Window, plans: Sequenc
             for plan, probs in net_probabilities(net, frames, own_pos, net_plans):
                 seen = real[[position[int(i)] for i in plan.window.indices if i >= 0]].any(axis=0)
                 sums.add(plan.slot, probs.cpu().numpy(), weight, seen)
-
 
 
 def buffer_bytes(grid: Grid, dates: int, classes: int, tile: int, overlap: int, probabilities: bool) -> int:

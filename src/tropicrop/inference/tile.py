@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -14,9 +13,6 @@ from torch import Tensor
 from tropicrop.inference.run import Net
 from tropicrop.models.interface import SharedEncoding
 from tropicrop.windows import WindowIndex
-
-log = logging.getLogger(__name__)
-
 
 DECODE_BATCH = 1  # windows decoded at a time: on the CPU batching is no faster, only bigger (not measured on a GPU)
 

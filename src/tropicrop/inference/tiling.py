@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -12,9 +11,6 @@ from rasterio.windows import Window
 
 from tropicrop.errors import ConfigError, SceneError
 from tropicrop.io.rasters import Grid, RasterSource
-
-log = logging.getLogger(__name__)
-
 
 EDGE_WEIGHT = 1e-3  # blending weight of the pixels nearest an inner tile edge
 
