@@ -33,6 +33,12 @@ when its map exists, so a re-run after a crash finishes only the missing dates):
 
 A ``kill -9`` leaves at most a hidden ``OUT/.partial-*`` scratch folder (removed on any Python exception)
 and hidden ``.*.tmp.tif`` files, never a file under a final name.
+
+Modules, in the order of the flow: :mod:`.run` loads a run (through :mod:`tropicrop.runfiles`, without
+Lightning) and :mod:`.prepare` readies its networks; :mod:`.dates` picks the target dates; :mod:`.tiling`
+lays out tiles, their blending weights and the area of interest; :mod:`.tile` runs one tile through the
+networks; :mod:`.stream` blends and finishes rows; :mod:`.mapfiles` writes COGs and quick-looks;
+:mod:`.predict` ties them together.
 """
 
 from tropicrop.inference.dates import check_dates, default_dates, parse_dates
