@@ -64,3 +64,10 @@ def trained_runs(tiny_pair: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     pm.data.targets = [FEB.isoformat(), MAR.isoformat()]
     train(pm, root / "pm")
     return {"scene": scene, "other_year": tiny_pair / "lem1718", "all": root / "all", "pm": root / "pm"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs a trained run is slow (``make test-fast`` / ``pytest -m "not slow"`` leaves it out)."""
+    for item in items:
+        if "trained_runs" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
