@@ -22,6 +22,7 @@ import numpy as np
 import rasterio
 
 from tropicrop.classes import ClassTable
+from tropicrop.errors import RunError
 from tropicrop.io.files import atomic_path
 from tropicrop.layout import ExperimentLayout, slug
 from tropicrop.palette import class_colors
@@ -32,6 +33,7 @@ from tropicrop.scene import TEST, load_scene
 # approaches by role, so renaming an approach never drops one.
 SAME_YEAR, CROSS_YEAR, PROPOSED = "same-year baseline", "cross-year baseline", "proposed"
 ROLES = (SAME_YEAR, CROSS_YEAR, PROPOSED)
+REWRITE = "run the same tropicrop experiment command again to rewrite it"
 
 # The paper's Table 4 (LEM 17/18 -> LEM 19/20, real Sentinel-1 data), quoted for comparison only:
 # (approach, role, F1 %, OA %, training hours). Every paper figure the findings quote is derived from it.
@@ -55,7 +57,7 @@ def by_role(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def read_records(out: Path) -> list[dict[str, Any]]:
     """The finished approaches in config order (``approaches/SLUG.json``)."""
     exp = ExperimentLayout(Path(out))
-    cfg = read_yaml_mapping(exp.config, "run the experiment again to rewrite it")
+    cfg = read_yaml_mapping(exp.config, REWRITE)
     records = []
     for approach in cfg.get("approaches") or []:
         path = exp.record(slug(approach["name"]))
@@ -69,16 +71,27 @@ def read_records(out: Path) -> list[dict[str, Any]]:
 def read_per_date(out: Path) -> dict[str, dict[str, tuple[float, float]]]:
     """``per_date.csv`` as approach -> date -> (oa, f1)."""
     table: dict[str, dict[str, tuple[float, float]]] = {}
-    with open(ExperimentLayout(out).per_date, newline="") as fh:
-        for row in csv.DictReader(fh):
-            table.setdefault(row["approach"], {})[row["date"]] = (float(row["oa"]), float(row["f1"]))
+    path = ExperimentLayout(out).per_date
+    try:
+        with open(path, newline="") as fh:
+            for row in csv.DictReader(fh):
+                table.setdefault(row["approach"], {})[row["date"]] = (float(row["oa"]), float(row["f1"]))
+    except (OSError, KeyError, TypeError, ValueError, csv.Error) as exc:
+        raise RunError(path, f"is not a readable per-date table ({type(exc).__name__}: {exc})", REWRITE) from None
     return table
 
 
 def read_table4(out: Path) -> list[dict[str, str]]:
     """``table4.csv`` rows."""
-    with open(ExperimentLayout(out).table4, newline="") as fh:
-        return list(csv.DictReader(fh))
+    path = ExperimentLayout(out).table4
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        for row in rows:
+            float(row["f1"]), float(row["oa"]), float(row["train_seconds"]), float(row["train_hours"])
+    except (OSError, KeyError, TypeError, ValueError, csv.Error) as exc:
+        raise RunError(path, f"is not a readable Table 4 ({type(exc).__name__}: {exc})", REWRITE) from None
+    return rows
 
 
 def plot_per_date(per_date: dict[str, dict[str, tuple[float, float]]], metric: int, title: str, path: Path) -> Path:
@@ -112,7 +125,7 @@ def _colors(table: ClassTable) -> np.ndarray:
 def plot_maps(out: Path, scene_path: str, records: Sequence[dict[str, Any]], date: str, path: Path) -> Path | None:
     """Reference labels of year B's test split next to each approach's map for one date."""
     exp = ExperimentLayout(out)
-    table = read_class_table(exp.classes, "run the experiment again to rewrite it")
+    table = read_class_table(exp.classes, REWRITE)
     scene = load_scene(scene_path)
     day = dt.date.fromisoformat(date)
     if day not in scene.labelled_dates:
@@ -193,8 +206,8 @@ def write_report(out: Path) -> Path:
     """Write ``out/report.md`` and ``out/figures/*.png`` from the experiment's metric files."""
     out = Path(out)
     exp = ExperimentLayout(out)
-    cfg = read_yaml_mapping(exp.config, "run the experiment again to rewrite it")
-    classes = read_class_table(exp.classes, "run the experiment again to rewrite it")
+    cfg = read_yaml_mapping(exp.config, REWRITE)
+    classes = read_class_table(exp.classes, REWRITE)
     records = read_records(out)
     per_date = read_per_date(out)
     table4 = read_table4(out)
