@@ -59,7 +59,7 @@ def format_inspect(info: dict[str, Any]) -> str:
     lines.append(header)
     for d in info["dates"]:
         mark = "*" if d["labelled"] else " "
-        row = f"{mark} {d['date']:<12}"
+        row = f"{mark} {d['date']:<12}" + ("   no acquisition (padding)" if d.get("missing") else "")
         counts = class_pixels.get(d["date"])
         if counts:
             total = sum(counts.values()) or 1

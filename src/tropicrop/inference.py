@@ -214,7 +214,7 @@ def default_dates(scene: Scene, length: int = 12) -> list[dt.date]:
     ``length`` real acquisitions (12 months of history for a monthly series)."""
     if scene.labelled_dates:
         return list(scene.labelled_dates)
-    full = [d for i, d in enumerate(scene.dates) if i >= length - 1]
+    full = [d for i, d in enumerate(scene.dates) if i >= length - 1 and not scene.missing[i]]
     if not full:
         raise SceneError(scene.manifest.path, f"no date has {length} acquisitions of history ({len(scene.dates)} dates)",
                          "choose dates explicitly (--dates YYYY-MM-DD,... or --dates all)")
@@ -226,7 +226,7 @@ def parse_dates(text: str | None, scene: Scene) -> list[dt.date] | None:
     if text is None:
         return None
     if text.strip().lower() == "all":
-        return list(scene.dates)
+        return [d for d, gap in zip(scene.dates, scene.missing, strict=True) if not gap]
     try:
         return [dt.date.fromisoformat(s.strip()) for s in text.split(",") if s.strip()]
     except ValueError as exc:
@@ -241,7 +241,9 @@ def _check_dates(scene: Scene, dates: Sequence[dt.date], length: int) -> list[dt
         if d not in scene.dates:
             raise SceneError(scene.manifest.path, f"{d} is not an acquisition date of the scene",
                              f"dates run from {scene.dates[0]} to {scene.dates[-1]} (tropicrop inspect lists them)")
-        if int(target_window(scene.dates, d, length).valid.sum()) < 1:
+        if scene.missing[scene.dates.index(d)]:
+            raise SceneError(scene.manifest.path, f"{d} has no image (no acquisition that month)", "pick a date with an image")
+        if int(target_window(scene.dates, d, length, scene.missing).valid.sum()) < 1:
             raise SceneError(scene.manifest.path, f"the window of {d} holds no real image", "pick a later date")
     return sorted(set(dates))
 
@@ -652,7 +654,7 @@ class ScratchMaps:
 
 # ------------------------------------------------------------------------------------------ prediction
 def _plans(models: RunModels, scene: Scene, dates: Sequence[dt.date]) -> list[Plan]:
-    return [Plan(d, k, models.net_for(d), target_window(scene.dates, d, models.sequence_length))
+    return [Plan(d, k, models.net_for(d), target_window(scene.dates, d, models.sequence_length, scene.missing))
             for k, d in enumerate(dates)]
 
 
