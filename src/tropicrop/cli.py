@@ -83,6 +83,46 @@ def _cmd_import_authors(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pairs(text: str | None, option: str) -> dict[str, str]:
+    """``KEY=VALUE,KEY=VALUE`` of an option; ConfigError naming the option otherwise."""
+    if not text:
+        return {}
+    out = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(None, f"{option} {text!r}: {part!r} is not KEY=VALUE", f"write {option} A=B,C=D")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _cmd_stack(args: argparse.Namespace) -> int:
+    from tropicrop.io.stack import stack
+    from tropicrop.scene import load_scene
+
+    bounds = None
+    if args.bounds:
+        try:
+            bounds = [float(v) for v in args.bounds.split(",")]
+        except ValueError:
+            bounds = []
+        if len(bounds) != 4:
+            raise ConfigError(None, f"--bounds {args.bounds!r}", "give four numbers: left,bottom,right,top")
+    try:
+        classes = {int(k): v for k, v in _pairs(args.classes, "--classes").items()}
+    except ValueError:
+        raise ConfigError(None, f"--classes {args.classes!r}", "write integer codes: --classes 1=Soybean,2=Maize") from None
+    path = stack(args.sources, Path(args.out), start=args.start, end=args.end, composite=args.composite, units=args.units,
+                 like=args.like, crs=args.crs, resolution=args.resolution, bounds=bounds, resampling=args.resampling,
+                 parcels=args.parcels, label_columns=_pairs(args.label_columns, "--label-columns"),
+                 split_column=args.split_column, classes=classes or None, name=args.name, overwrite=args.overwrite,
+                 block=args.block, progress=sys.stderr.isatty())
+    scene = load_scene(path)
+    gaps = [str(d) for d, gap in zip(scene.dates, scene.missing, strict=True) if gap]
+    print(f"wrote {path}: {scene!r}" + (f"; no acquisition (padding): {', '.join(gaps)}" if gaps else ""))
+    return 0
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from tropicrop.synthetic import write_pair
 
@@ -183,6 +223,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", nargs="?", help="folder to write scene.yaml into (default: DATA_DIR)")
     p.add_argument("--name", help="scene name (default: folder name)")
     p.set_defaults(func=_cmd_import_authors)
+
+    p = sub.add_parser("stack", help="build a scene from per-acquisition Sentinel-1 GeoTIFFs or STAC JSON: one "
+                       "composite per month on a target grid")
+    p.add_argument("sources", nargs="+", help="acquisition GeoTIFFs or folders of them (VV+VH in one file, or _VV/_VH "
+                   "files), or one STAC ItemCollection JSON with vv/vh assets")
+    p.add_argument("--out", required=True, help="scene folder to write (scene.yaml, images/, stack.json)")
+    p.add_argument("--start", help="first month YYYY-MM (default: month of the first acquisition)")
+    p.add_argument("--end", help="last month YYYY-MM (default: month of the last acquisition)")
+    p.add_argument("--composite", choices=("median", "mean", "first"), default="median",
+                   help="per-month reduction of linear power (default median)")
+    p.add_argument("--units", choices=("dB", "linear", "amplitude"), help="units of the input values (default: detected)")
+    p.add_argument("--like", help="raster whose grid (CRS, transform, size) to stack onto")
+    p.add_argument("--crs", help="target CRS, e.g. EPSG:32722 (default: the first acquisition's)")
+    p.add_argument("--resolution", type=float, help="target pixel size in CRS units (default: the first acquisition's)")
+    p.add_argument("--bounds", help="left,bottom,right,top in the target CRS (default: union of the acquisitions)")
+    p.add_argument("--resampling", default="bilinear", choices=("nearest", "bilinear", "cubic", "average"))
+    p.add_argument("--parcels", help="field polygons (GeoPackage, Shapefile...) with class and split columns")
+    p.add_argument("--label-columns", help="YYYY-MM=COLUMN,... : the parcels' class column of each month")
+    p.add_argument("--split-column", help="the parcels' column holding train / test")
+    p.add_argument("--classes", help="CODE=NAME,... when the label columns hold integer codes")
+    p.add_argument("--name", help="scene name (default: the --out folder name)")
+    p.add_argument("--block", type=int, default=512, help="side of the blocks processed at a time (default 512)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.set_defaults(func=_cmd_stack)
 
     p = sub.add_parser("synth", help="write a pair of synthetic scenes (two agricultural years)")
     p.add_argument("out", help="output folder (gets lem1718/ and lem1920/)")

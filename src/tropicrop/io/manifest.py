@@ -244,7 +244,8 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
         image_dates = {e.date for e in dates if not e.missing}
         for d in vector_labels.columns:
             if d not in image_dates:
-                raise _fail(path, f"label date {d} in 'labels.columns' is not an image date", "label only listed dates that have an image")
+                raise _fail(path, f"label date {d} in 'labels.columns' is not an image date",
+                            "label only listed dates that have an image")
         both = [e.date for e in dates if e.label is not None and e.date in vector_labels.columns]
         if both:
             raise _fail(path, f"date {both[0]} has both a label raster and a vector label column", "keep one")
