@@ -162,8 +162,11 @@ class WarpedMonth:
         # linear products without a nodata tag use 0 as border fill (HyP3, SNAP)
         src_nodata = src.nodata if src.nodata is not None else (0.0 if units != "dB" else None)
         g = self.grid
+        # One pixel wider and taller than the grid, so that no block is ever the VRT's full extent: GDAL reads
+        # a WarpedVRT's full extent by another path whose downsampling kernel differs (by up to 0.5 dB on
+        # 10 m -> 20 m) from the windowed reads and from rasterio.warp.reproject.
         return self._stack.enter_context(WarpedVRT(
-            src, crs=g.crs, transform=g.transform, width=g.width, height=g.height, resampling=self.resampling,
+            src, crs=g.crs, transform=g.transform, width=g.width + 1, height=g.height + 1, resampling=self.resampling,
             src_nodata=src_nodata, nodata=np.nan, dtype="float32"))
 
     def __exit__(self, *exc: object) -> None:
