@@ -7,6 +7,7 @@ and the fix, with exit status 2; no traceback reaches a user.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import sys
@@ -187,10 +188,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from tropicrop.scene import load_scene
 
     scene = load_scene(args.scene)
+    # per-parcel answers need the class probabilities: --parcels turns them on
     paths = predict_run(Path(args.run_dir), scene, Path(args.out), dates=parse_dates(args.dates, scene), tile=args.tile,
-                        overlap=args.overlap, probabilities=args.probabilities, progress=sys.stderr.isatty(),
-                        aoi=Path(args.aoi) if args.aoi else None)
+                        overlap=args.overlap, probabilities=args.probabilities or bool(args.parcels),
+                        progress=sys.stderr.isatty(), aoi=Path(args.aoi) if args.aoi else None)
     print(f"{len(paths)} map(s) in {Path(args.out) / 'maps'}")
+    if args.parcels:
+        from tropicrop.parcels import parcel_answers
+
+        dates = [dt.datetime.strptime(p.stem, "%Y%m%d").date() for p in paths]
+        print(f"per-parcel classes: {parcel_answers(Path(args.out), Path(args.parcels), dates)}")
     return 0
 
 
@@ -199,6 +206,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     result = evaluate_predictions(Path(args.out), Path(args.scene), split=args.split)
     print(format_evaluation(result))
+    if args.by == "parcel":
+        from tropicrop.parcels import evaluate_parcels
+
+        print()
+        print(evaluate_parcels(Path(args.out), Path(args.scene), args.split, Path(args.parcels) if args.parcels else None))
     print(f"metrics in {Path(args.out) / 'metrics'}")
     return 0
 
@@ -293,12 +305,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlap", type=int, default=32, help="overlap of neighbouring tiles, blended smoothly (default 32)")
     p.add_argument("--probabilities", action="store_true", help="also write one probability band per class")
     p.add_argument("--aoi", help="area of interest: vector file of polygons, or a raster mask on the scene grid")
+    p.add_argument("--parcels", help="field polygons: also write OUT/parcels.gpkg (majority class, its share and mean "
+                   "probability per parcel and date; turns on --probabilities)")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("evaluate", help="per-date OA, F1 per class and confusion matrices of predicted maps")
     p.add_argument("out", help="folder written by tropicrop predict")
     p.add_argument("scene", help="scene folder with reference labels (classes are matched by name)")
     p.add_argument("--split", choices=("test", "train", "all"), default="test", help="pixels to score (default test)")
+    p.add_argument("--by", choices=("pixel", "parcel"), default="pixel",
+                   help="parcel: also score parcels (majority class of reference and map per parcel)")
+    p.add_argument("--parcels", help="parcels for --by parcel (default: the scene's vector labels file)")
     p.set_defaults(func=_cmd_evaluate)
     return parser
 
