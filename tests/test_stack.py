@@ -166,6 +166,18 @@ def test_date_from_tiff_tag_and_forced_units(tmp_path: Path) -> None:
     assert find_acquisitions([renamed], units="linear")[0].units == "linear"
 
 
+def test_other_product_names_and_another_utm_zone_are_read(tmp_path: Path) -> None:
+    # SNAP-style export names (not the ESA product name) that keep the _YYYYMMDDTHHMMSS_ pattern, in UTM 23S
+    specs = [Spec(at(7, 3), "EPSG:32723", "dual"), Spec(at(7, 15), "EPSG:32723", "dual")]
+    for i, spec in enumerate(specs):
+        write_acquisition(tmp_path / "snap", spec, SIZE, seed=10 + i, name_style="other")
+    found = find_acquisitions([tmp_path / "snap"])
+    assert [a.time for a in found] == [s.time for s in specs]
+    assert all(a.units == "dB" and a.vv.band == 1 and a.vh.band == 2 for a in found)
+    scene = load_scene(stack([tmp_path / "snap"], tmp_path / "s", progress=False))  # grid: the first file's
+    assert scene.grid.crs == rasterio.crs.CRS.from_epsg(32723) and scene.dates == [dt.date(2019, 7, 15)]
+
+
 def test_parcels_become_labels_and_split_of_the_scene(acquisitions: tuple[Path, list[list[Path]], Path],
                                                       tmp_path: Path) -> None:
     folder, _, like = acquisitions

@@ -9,9 +9,9 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pytest
-from s1_files import TARGET_CRS, Spec, target_transform, write_acquisition, write_like
 from shapely.geometry import box
 
+from s1_files import TARGET_CRS, Spec, target_transform, write_acquisition, write_like
 from tropicrop.cli import main
 from tropicrop.parcels import LAYER
 from tropicrop.scene import load_scene
