@@ -273,3 +273,5 @@ def test_cli_writes_a_scene_and_reports_the_missing_month(acquisitions: tuple[Pa
     out = capsys.readouterr().out
     assert code == 0 and "no acquisition (padding): 2019-02-15, 2019-05-15" in out
     assert load_scene(tmp_path / "s").missing.tolist() == [False, True, False, False, True]
+    assert main(["inspect", str(tmp_path / "s")]) == 0  # a scene without classes prints too
+    assert "2019-02-15     no acquisition (padding)" in capsys.readouterr().out

@@ -53,7 +53,7 @@ def format_inspect(info: dict[str, Any]) -> str:
     lines.append(f"dates      {len(info['dates'])} ({n_lab} labelled, marked *)")
     class_pixels = info.get("class_pixels", {})
     names = list(info["classes"].values())
-    width = max(8, *(len(n) for n in names))
+    width = max([8, *(len(n) for n in names)])
     header = "  " + "date".ljust(12) + "".join(n[:width].rjust(width + 1) for n in names)
     lines.append("")
     lines.append("class frequency per labelled date (% of labelled pixels)")
