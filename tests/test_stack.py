@@ -99,10 +99,11 @@ def test_composites_equal_a_direct_computation_on_the_reprojected_inputs(
     assert np.isnan(images[1]).all()
 
 
+@pytest.mark.parametrize("method", ["median", "first"])  # first: the items must stay in time order
 def test_stac_item_collection_gives_the_folder_result(acquisitions: tuple[Path, list[list[Path]], Path],
-                                                       tmp_path: Path) -> None:
-    folder, files, like = acquisitions
-    # STAC assets are single-band files: give the two-band acquisitions as VV/VH files of their own
+                                                       tmp_path: Path, method: str) -> None:
+    _, files, like = acquisitions
+    # STAC assets are single-band files: the acquisitions written as _VV/_VH pairs, in a folder and as items
     pairs = []
     for spec, f in zip(SPECS, files, strict=True):
         if len(f) == 2:
@@ -112,9 +113,10 @@ def test_stac_item_collection_gives_the_folder_result(acquisitions: tuple[Path, 
     for _, f in pairs:
         for p in f:
             (pair_folder / p.name).symlink_to(p)
-    collection = write_item_collection(folder.parent / "items.json", pairs)
-    from_files = load_scene(stack([pair_folder], tmp_path / "a", like=like, progress=False)).read_images()
-    from_stac = load_scene(stack([collection], tmp_path / "b", like=like, progress=False)).read_images()
+    linked = [(time, [pair_folder / p.name for p in f]) for time, f in pairs]
+    collection = write_item_collection(tmp_path / "items.json", linked[::-1])  # items listed newest first
+    from_files = load_scene(stack([pair_folder], tmp_path / "a", like=like, composite=method, progress=False)).read_images()
+    from_stac = load_scene(stack([collection], tmp_path / "b", like=like, composite=method, progress=False)).read_images()
     assert from_files.shape == from_stac.shape
     assert np.isnan(from_files[1]).all() and np.isnan(from_stac[1]).all()  # February: no acquisition
     from_files, from_stac = from_files[[0, 2, 3]], from_stac[[0, 2, 3]]
