@@ -26,7 +26,7 @@ from s1_files import (
 from tropicrop.cli import main
 from tropicrop.errors import StackError
 from tropicrop.io.acquisitions import find_acquisitions
-from tropicrop.io.stack import stack
+from tropicrop.io.stack import nanmedian_first_axis, stack
 from tropicrop.scene import load_scene
 from tropicrop.windows import target_window
 
@@ -123,6 +123,17 @@ def test_stac_item_collection_gives_the_folder_result(acquisitions: tuple[Path, 
     ok = interior(np.isfinite(from_files).all(axis=(0, 1)))
     assert ok.mean() > 0.7
     np.testing.assert_allclose(from_stac[:, :, ok], from_files[:, :, ok], atol=0.01)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
+def test_fast_median_equals_numpy_nanmedian(k: int) -> None:
+    rng = np.random.default_rng(k)
+    power = rng.lognormal(size=(k, 2, 30, 30)).astype(np.float32)
+    power[rng.random(power.shape) < 0.3] = np.nan  # some pixels without any valid value
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.nanmedian(power, axis=0)
+    np.testing.assert_array_equal(nanmedian_first_axis(power), expected)
 
 
 def test_block_size_does_not_change_the_composite(acquisitions: tuple[Path, list[list[Path]], Path],
