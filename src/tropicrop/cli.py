@@ -188,6 +188,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from tropicrop.scene import load_scene
 
     scene = load_scene(args.scene)
+    if args.parcels:  # a bad parcels file fails now, not after the maps
+        from tropicrop.parcels import read_parcels
+
+        read_parcels(Path(args.parcels), scene.grid.crs)
     # per-parcel answers need the class probabilities: --parcels turns them on
     paths = predict_run(Path(args.run_dir), scene, Path(args.out), dates=parse_dates(args.dates, scene), tile=args.tile,
                         overlap=args.overlap, probabilities=args.probabilities or bool(args.parcels),
