@@ -136,3 +136,14 @@ def test_parcel_scores_count_parcels_by_majority_of_reference_and_map(make_scene
         evaluate_parcels(out, scene_path, "test")
     text = evaluate_parcels(out, scene_path, "all", parcels)
     assert "parcel level" in text and (out / "metrics" / "parcel" / "per_date.csv").is_file()
+
+
+def test_predict_with_a_missing_parcels_file_fails_before_predicting(make_scene: MakeScene, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from tropicrop.cli import main
+
+    code = main(["predict", str(tmp_path / "no-run"), str(make_scene()), "--out", str(tmp_path / "out"),
+                 "--parcels", str(tmp_path / "fields.gpkg")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "fields.gpkg: parcels file not found" in err
+    assert not (tmp_path / "out").exists()
