@@ -25,7 +25,7 @@ from s1_files import (
 )
 from tropicrop.cli import main
 from tropicrop.errors import StackError
-from tropicrop.io.acquisitions import find_acquisitions
+from tropicrop.io.acquisitions import find_acquisitions, to_linear_power
 from tropicrop.io.stack import nanmedian_first_axis, stack
 from tropicrop.scene import load_scene
 from tropicrop.windows import target_window
@@ -166,6 +166,12 @@ def test_grid_from_crs_resolution_and_bounds_in_another_utm_zone(acquisitions: t
     assert scene.grid.crs == rasterio.crs.CRS.from_epsg(32723)
     assert (scene.grid.width, scene.grid.height) == (20, 14) and scene.grid.res == (30.0, 30.0)
     assert np.isfinite(scene.read_images(dates=[scene.dates[0]])).all()
+
+
+def test_units_convert_to_linear_power_and_fill_becomes_nan() -> None:
+    np.testing.assert_allclose(to_linear_power(np.array([-10.0, 0.0, np.nan]), "dB"), [0.1, 1.0, np.nan])
+    np.testing.assert_allclose(to_linear_power(np.array([0.5, 0.0, 2.0]), "amplitude"), [0.25, np.nan, 4.0])
+    np.testing.assert_allclose(to_linear_power(np.array([0.05, 0.0, -1.0]), "linear"), [0.05, np.nan, np.nan])
 
 
 def test_date_from_tiff_tag_and_forced_units(tmp_path: Path) -> None:
