@@ -86,3 +86,14 @@ def test_scene_where_every_image_is_null_is_refused(make_scene: MakeScene) -> No
     (path / "scene.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     with pytest.raises(SceneError, match="every date has 'image: null'"):
         load_scene(path)
+
+
+def test_predicting_a_month_without_image_is_refused(make_scene: MakeScene) -> None:
+    from tropicrop.inference import _check_dates
+
+    path = make_scene()
+    drop_image(path, 1)
+    scene = load_scene(path)
+    with pytest.raises(SceneError, match="has no image"):
+        _check_dates(scene, [scene.dates[1]], 12)
+    assert _check_dates(scene, [scene.dates[2]], 12) == [scene.dates[2]]
