@@ -7,7 +7,6 @@ and the fix, with exit status 2; no traceback reaches a user.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import logging
 import sys
@@ -198,9 +197,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                         progress=sys.stderr.isatty(), aoi=Path(args.aoi) if args.aoi else None)
     print(f"{len(paths)} map(s) in {Path(args.out) / 'maps'}")
     if args.parcels:
+        from tropicrop.layout import parse_stamp
         from tropicrop.parcels import parcel_answers
 
-        dates = [dt.datetime.strptime(p.stem, "%Y%m%d").date() for p in paths]
+        dates = [d for d in (parse_stamp(p.stem) for p in paths) if d is not None]
         print(f"per-parcel classes: {parcel_answers(Path(args.out), Path(args.parcels), dates)}")
     return 0
 

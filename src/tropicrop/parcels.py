@@ -29,11 +29,11 @@ import rasterio
 from exactextract import exact_extract
 
 from tropicrop.errors import RunError, SceneError
-from tropicrop.evaluation import EvaluationResult, map_path, read_class_names, scores_of
+from tropicrop.evaluation import EvaluationResult, read_class_names, scores_of
 from tropicrop.io.files import atomic_path
+from tropicrop.layout import PredictionLayout, parse_stamp
 from tropicrop.scene import Scene
 
-PARCELS_OUT = "parcels.gpkg"
 LAYER = "parcels"
 
 
@@ -75,13 +75,8 @@ def _mean_probabilities(raster: Path, zones: gpd.GeoDataFrame) -> np.ndarray:
 
 def predicted_dates(out: Path) -> list[dt.date]:
     """The dates with a map in the prediction directory ``out``."""
-    dates = []
-    for path in sorted((Path(out) / "maps").glob("*.tif")):
-        try:
-            dates.append(dt.datetime.strptime(path.stem, "%Y%m%d").date())
-        except ValueError:
-            continue
-    return dates
+    stamps = (parse_stamp(path.stem) for path in sorted(PredictionLayout(Path(out)).maps.glob("*.tif")))
+    return [d for d in stamps if d is not None]
 
 
 def parcel_answers(out: Path, parcels: Path, dates: Sequence[dt.date] | None = None) -> Path:
@@ -89,21 +84,21 @@ def parcel_answers(out: Path, parcels: Path, dates: Sequence[dt.date] | None = N
 
     ``dates`` default to every map in ``out``. Returns the path written (atomically).
     """
-    out = Path(out)
-    names = read_class_names(out)
-    dates = list(dates) if dates is not None else predicted_dates(out)
+    layout = PredictionLayout(Path(out))
+    names = read_class_names(layout.root)
+    dates = list(dates) if dates is not None else predicted_dates(layout.root)
     if not dates:
-        raise RunError(out / "maps", "holds no map", "predict first: tropicrop predict RUN SCENE --out OUT")
-    with rasterio.open(map_path(out, dates[0])) as ds:
+        raise RunError(layout.maps, "holds no map", "predict first: tropicrop predict RUN SCENE --out OUT")
+    with rasterio.open(layout.map(dates[0])) as ds:
         crs = ds.crs
     frame, zones = read_parcels(parcels, crs)
     attributes = pd.DataFrame(frame.drop(columns="geometry"))
     rows = []
     for date in dates:
-        table = _majority(map_path(out, date), zones).set_index("parcel").reindex(frame["parcel"])
+        table = _majority(layout.map(date), zones).set_index("parcel").reindex(frame["parcel"])
         codes = table["code"].to_numpy(dtype=np.int64)
         probability = np.full(len(frame), np.nan)
-        prob_path = out / "probabilities" / f"{date:%Y%m%d}.tif"
+        prob_path = layout.probabilities(date)
         if prob_path.is_file():
             means = _mean_probabilities(prob_path, zones)
             has = codes > 0
@@ -115,7 +110,7 @@ def parcel_answers(out: Path, parcels: Path, dates: Sequence[dt.date] | None = N
             probability=probability, pixels=table["pixels"].to_numpy(dtype=np.float64)))
     result = gpd.GeoDataFrame(pd.concat(rows, ignore_index=True),
                               geometry=pd.concat([frame.geometry] * len(dates), ignore_index=True), crs=frame.crs)
-    target = out / PARCELS_OUT
+    target = layout.parcels
     with atomic_path(target) as tmp:
         result.to_file(tmp, driver="GPKG", layer=LAYER)
     return target
@@ -141,15 +136,16 @@ def parcel_scores(out: Path, scene: Scene, parcels: Path, split: int | None, spl
     the majority of the map. Counts in the confusion matrices are parcels."""
     from tropicrop.classes import ClassTable
 
-    names = read_class_names(out)
+    layout = PredictionLayout(Path(out))
+    names = read_class_names(layout.root)
     lookup = ClassTable(names=names).lookup(scene.classes)
-    dates = [d for d in scene.labelled_dates if map_path(out, d).is_file()]
+    dates = [d for d in scene.labelled_dates if layout.map(d).is_file()]
     _, zones = read_parcels(parcels, scene.grid.crs)
     results = []
     with tempfile.TemporaryDirectory(prefix="tropicrop-parcels-") as tmp:
         for date in dates:
             reference = _majority(_reference_raster(scene, date, lookup, split, Path(tmp) / "ref.tif"), zones)
-            predicted = _majority(map_path(out, date), zones).set_index("parcel").reindex(reference["parcel"])
+            predicted = _majority(layout.map(date), zones).set_index("parcel").reindex(reference["parcel"])
             ref_codes = reference["code"].to_numpy(dtype=np.int64)
             pred_codes = predicted["code"].to_numpy(dtype=np.int64)
             keep = ref_codes > 0
@@ -172,6 +168,6 @@ def evaluate_parcels(out: Path, scene_path: Path, split: str = "test", parcels: 
                              "give the field polygons with --parcels")
         parcels = scene.manifest.vector_labels.path
     result = parcel_scores(Path(out), scene, parcels, SPLITS[split], split)
-    write_metrics(Path(out) / "metrics" / "parcel", result.dates, result.class_names)
+    write_metrics(PredictionLayout(Path(out)).parcel_metrics, result.dates, result.class_names)
     table = format_evaluation(result).replace("    pixels", "   parcels", 1)
     return "parcel level (majority class per parcel)\n" + table
