@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import rasterio
 from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
 
 from tropicrop.errors import StackError
+from tropicrop.io.rasters import Grid
 
 POLARISATIONS = ("VV", "VH")
 UNITS = ("dB", "linear", "amplitude")
@@ -59,6 +62,17 @@ class Acquisition:
     def month(self) -> tuple[int, int]:
         """(year, month) of the acquisition."""
         return self.time.year, self.time.month
+
+
+class MonthReader(Protocol):
+    """Reads the acquisitions of one month on a window of the target grid (files: io.stack; STAC: io.stac)."""
+
+    def read(self, window: Window) -> np.ndarray:
+        """Linear power (k, 2, h, w) float32 of the month's k acquisitions (VV, VH), NaN = no data."""
+        ...
+
+
+OpenMonth = Callable[[Sequence[Acquisition], Grid], AbstractContextManager[MonthReader]]
 
 
 def to_linear_power(values: np.ndarray, units: str) -> np.ndarray:

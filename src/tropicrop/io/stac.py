@@ -23,9 +23,8 @@ from odc.stac import load
 from rasterio.windows import Window
 
 from tropicrop.errors import StackError
-from tropicrop.io.acquisitions import Acquisition, BandRef, detect_units, to_linear_power
+from tropicrop.io.acquisitions import Acquisition, BandRef, OpenMonth, detect_units, to_linear_power
 from tropicrop.io.rasters import Grid
-from tropicrop.io.stack import OpenMonth
 
 ASSET_KEYS = ("vv", "vh")
 
@@ -124,5 +123,5 @@ class StacMonth:
 
 
 def open_stac(resampling: str, block: int) -> OpenMonth:
-    """An :data:`~tropicrop.io.stack.OpenMonth` loading a month's items with odc-stac."""
+    """An :data:`~tropicrop.io.acquisitions.OpenMonth` loading a month's items with odc-stac."""
     return lambda acquisitions, grid: StacMonth(acquisitions, grid, resampling, block)

@@ -24,10 +24,9 @@ import math
 import shutil
 import uuid
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -44,6 +43,8 @@ from tropicrop.errors import StackError
 from tropicrop.io.acquisitions import (
     Acquisition,
     BandRef,
+    MonthReader,
+    OpenMonth,
     by_month,
     find_acquisitions,
     months_between,
@@ -60,17 +61,6 @@ RESAMPLING = ("nearest", "bilinear", "cubic", "average")
 BLOCK = 512  # side of the target-grid blocks processed at a time (a multiple of the 256-px GeoTIFF tiles)
 GDAL_CACHE_MB = 64  # GDAL's raster block cache while stacking: bounded whatever the number of files
 COMPOSITE_DAY = 15
-
-
-class MonthReader(Protocol):
-    """Reads the acquisitions of one month on a window of the target grid."""
-
-    def read(self, window: Window) -> np.ndarray:
-        """Linear power (k, 2, h, w) float32 of the month's k acquisitions (VV, VH), NaN = no data."""
-        ...
-
-
-OpenMonth = Callable[[Sequence[Acquisition], Grid], AbstractContextManager[MonthReader]]
 
 
 # ------------------------------------------------------------------------------------------ target grid
