@@ -16,9 +16,10 @@ from affine import Affine
 from rasterio.windows import Window
 from shapely.geometry import box
 
-from tiny import CLASSES, DATES, TRANSFORM, tiny_arrays
+from tiny import CLASSES, DATES, TRANSFORM, drop_image, tiny_arrays
 from tropicrop.errors import SceneError
 from tropicrop.io import write_geotiff
+from tropicrop.io.manifest import read_manifest, write_manifest
 from tropicrop.io.rasters import RasterSource
 from tropicrop.scene import SceneWarning, load_scene, to_db
 
@@ -354,3 +355,38 @@ def test_scene_without_crs_warns_and_uses_pixel_grid(tmp_path: Path) -> None:
     with pytest.warns(SceneWarning, match="no CRS"):
         scene = load_scene(tmp_path)
     assert scene.grid.crs is None and scene.grid.shape == (8, 9)
+
+
+# ------------------------------------------------------------------ months without acquisition (image: null)
+def test_scene_with_a_null_image_loads_reads_nan_and_round_trips(make_scene: MakeScene) -> None:
+    path = make_scene()
+    drop_image(path, 1)
+    scene = load_scene(path, check_pixels=True)
+    assert scene.missing.tolist() == [False, True, False, False]
+    images = scene.read_images()
+    assert np.isnan(images[1]).all() and np.isfinite(images[[0, 2, 3]]).all()
+    summary = scene.summary()
+    assert [d["missing"] for d in summary["dates"]] == [False, True, False, False]
+    manifest = read_manifest(path)
+    write_manifest(manifest)
+    assert yaml.safe_load((path / "scene.yaml").read_text())["dates"][1]["image"] is None
+
+
+def test_label_on_a_month_without_image_is_refused(make_scene: MakeScene) -> None:
+    path = make_scene()
+    data = yaml.safe_load((path / "scene.yaml").read_text())
+    data["dates"][2]["image"] = None  # date 2 keeps its label raster
+    (path / "scene.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(SceneError, match="has a label but no image"):
+        load_scene(path)
+
+
+def test_scene_where_every_image_is_null_is_refused(make_scene: MakeScene) -> None:
+    path = make_scene()
+    data = yaml.safe_load((path / "scene.yaml").read_text())
+    for item in data["dates"]:
+        item["image"] = None
+        item.pop("label", None)
+    (path / "scene.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(SceneError, match="every date has 'image: null'"):
+        load_scene(path)

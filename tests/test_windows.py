@@ -120,3 +120,28 @@ def test_rare_classes_are_merged_into_other() -> None:
     lookup = table.lookup({1: "Maize", 2: "Beans", 3: "Rice"})
     assert lookup[1] == 2 and lookup[2] == 4 and lookup[3] == 4
     assert ClassTable.from_dict(table.to_dict()) == table
+
+
+def test_missing_month_is_padding_inside_the_window() -> None:
+    year = MONTHLY[:12]
+    missing = np.zeros(len(year), dtype=bool)
+    missing[5] = True
+    win = target_window(year, year[8], length=12, missing=missing)
+    assert win.valid.tolist() == [False] * 3 + [True] * 5 + [False] + [True] * 3
+    assert win.indices.tolist() == [-1] * 3 + [0, 1, 2, 3, 4, -1, 6, 7, 8]
+    # the missing month keeps its own day of year: the recurrence still sees the gap in time
+    assert win.doy[8] == year[5].timetuple().tm_yday
+    with pytest.raises(ValueError, match="no image"):
+        target_window(year, year[5], length=12, missing=missing)
+
+
+def test_gathered_batch_has_zero_image_and_invalid_flag_at_the_missing_month() -> None:
+    year = MONTHLY[:12]
+    images = np.random.default_rng(0).normal(size=(12, 2, 10, 10)).astype(np.float32) + 5
+    missing = np.zeros(12, dtype=bool)
+    missing[10] = True
+    data = SceneTensors(images, np.ones((1, 10, 10), np.uint8), np.ones((10, 10), bool), year, [year[11]],
+                        length=12, missing=missing)
+    batch = data.gather(np.array([[0, 0]]), year[11], size=8)
+    assert batch["valid"][0].tolist() == [True] * 10 + [False, True]
+    assert (batch["images"][0, 10] == 0).all() and (batch["images"][0, 9] != 0).all()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from affine import Affine
 
 from tropicrop.config import load_config
@@ -42,3 +43,12 @@ def quick_config(scene: Path, **overrides: Any) -> TrainConfig:
     cfg = load_config(TrainConfig, QUICK_CONFIG, sets)
     cfg.model.options = dict(SMALL_NET)
     return cfg
+
+
+def drop_image(scene_dir: Path, index: int) -> None:
+    """Turn date ``index`` of a written scene into a month without acquisition (``image: null``, no label)."""
+    path = scene_dir / "scene.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["dates"][index]["image"] = None
+    data["dates"][index].pop("label", None)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -52,14 +52,14 @@ def format_inspect(info: dict[str, Any]) -> str:
     lines.append(f"dates      {len(info['dates'])} ({n_lab} labelled, marked *)")
     class_pixels = info.get("class_pixels", {})
     names = list(info["classes"].values())
-    width = max(8, *(len(n) for n in names))
+    width = max([8, *(len(n) for n in names)])
     header = "  " + "date".ljust(12) + "".join(n[:width].rjust(width + 1) for n in names)
     lines.append("")
     lines.append("class frequency per labelled date (% of labelled pixels)")
     lines.append(header)
     for d in info["dates"]:
         mark = "*" if d["labelled"] else " "
-        row = f"{mark} {d['date']:<12}"
+        row = f"{mark} {d['date']:<12}" + ("   no acquisition (padding)" if d.get("missing") else "")
         counts = class_pixels.get(d["date"])
         if counts:
             total = sum(counts.values()) or 1
@@ -80,6 +80,46 @@ def _cmd_import_authors(args: argparse.Namespace) -> int:
     path = import_authors(Path(args.data_dir), out, name=args.name)
     scene = load_scene(path)
     print(f"wrote {path}: {scene!r}")
+    return 0
+
+
+def _pairs(text: str | None, option: str) -> dict[str, str]:
+    """``KEY=VALUE,KEY=VALUE`` of an option; ConfigError naming the option otherwise."""
+    if not text:
+        return {}
+    out = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(None, f"{option} {text!r}: {part!r} is not KEY=VALUE", f"write {option} A=B,C=D")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _cmd_stack(args: argparse.Namespace) -> int:
+    from tropicrop.io.stack import stack
+    from tropicrop.scene import load_scene
+
+    bounds = None
+    if args.bounds:
+        try:
+            bounds = [float(v) for v in args.bounds.split(",")]
+        except ValueError:
+            bounds = []
+        if len(bounds) != 4:
+            raise ConfigError(None, f"--bounds {args.bounds!r}", "give four numbers: left,bottom,right,top")
+    try:
+        classes = {int(k): v for k, v in _pairs(args.classes, "--classes").items()}
+    except ValueError:
+        raise ConfigError(None, f"--classes {args.classes!r}", "write integer codes: --classes 1=Soybean,2=Maize") from None
+    path = stack(args.sources, Path(args.out), start=args.start, end=args.end, composite=args.composite, units=args.units,
+                 like=args.like, crs=args.crs, resolution=args.resolution, bounds=bounds, resampling=args.resampling,
+                 parcels=args.parcels, label_columns=_pairs(args.label_columns, "--label-columns"),
+                 split_column=args.split_column, classes=classes or None, name=args.name, overwrite=args.overwrite,
+                 block=args.block, progress=sys.stderr.isatty())
+    scene = load_scene(path)
+    gaps = [str(d) for d, gap in zip(scene.dates, scene.missing, strict=True) if gap]
+    print(f"wrote {path}: {scene!r}" + (f"; no acquisition (padding): {', '.join(gaps)}" if gaps else ""))
     return 0
 
 
@@ -147,10 +187,21 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from tropicrop.scene import load_scene
 
     scene = load_scene(args.scene)
+    if args.parcels:  # a bad parcels file fails now, not after the maps
+        from tropicrop.parcels import read_parcels
+
+        read_parcels(Path(args.parcels), scene.grid.crs)
+    # per-parcel answers need the class probabilities: --parcels turns them on
     paths = predict_run(Path(args.run_dir), scene, Path(args.out), dates=parse_dates(args.dates, scene), tile=args.tile,
-                        overlap=args.overlap, probabilities=args.probabilities, progress=sys.stderr.isatty(),
-                        aoi=Path(args.aoi) if args.aoi else None)
+                        overlap=args.overlap, probabilities=args.probabilities or bool(args.parcels),
+                        progress=sys.stderr.isatty(), aoi=Path(args.aoi) if args.aoi else None)
     print(f"{len(paths)} map(s) in {Path(args.out) / 'maps'}")
+    if args.parcels:
+        from tropicrop.layout import parse_stamp
+        from tropicrop.parcels import parcel_answers
+
+        dates = [d for d in (parse_stamp(p.stem) for p in paths) if d is not None]
+        print(f"per-parcel classes: {parcel_answers(Path(args.out), Path(args.parcels), dates)}")
     return 0
 
 
@@ -159,6 +210,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     result = evaluate_predictions(Path(args.out), Path(args.scene), split=args.split)
     print(format_evaluation(result))
+    if args.by == "parcel":
+        from tropicrop.parcels import evaluate_parcels
+
+        print()
+        print(evaluate_parcels(Path(args.out), Path(args.scene), args.split, Path(args.parcels) if args.parcels else None))
     print(f"metrics in {Path(args.out) / 'metrics'}")
     return 0
 
@@ -183,6 +239,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", nargs="?", help="folder to write scene.yaml into (default: DATA_DIR)")
     p.add_argument("--name", help="scene name (default: folder name)")
     p.set_defaults(func=_cmd_import_authors)
+
+    p = sub.add_parser("stack", help="build a scene from per-acquisition Sentinel-1 GeoTIFFs or STAC JSON: one "
+                       "composite per month on a target grid")
+    p.add_argument("sources", nargs="+", help="acquisition GeoTIFFs or folders of them (VV+VH in one file, or _VV/_VH "
+                   "files), or one STAC ItemCollection JSON with vv/vh assets")
+    p.add_argument("--out", required=True, help="scene folder to write (scene.yaml, images/, stack.json)")
+    p.add_argument("--start", help="first month YYYY-MM (default: month of the first acquisition)")
+    p.add_argument("--end", help="last month YYYY-MM (default: month of the last acquisition)")
+    p.add_argument("--composite", choices=("median", "mean", "first"), default="median",
+                   help="per-month reduction of linear power (default median)")
+    p.add_argument("--units", choices=("dB", "linear", "amplitude"), help="units of the input values (default: detected)")
+    p.add_argument("--like", help="raster whose grid (CRS, transform, size) to stack onto")
+    p.add_argument("--crs", help="target CRS, e.g. EPSG:32722 (default: the first acquisition's)")
+    p.add_argument("--resolution", type=float, help="target pixel size in CRS units (default: the first acquisition's)")
+    p.add_argument("--bounds", help="left,bottom,right,top in the target CRS (default: union of the acquisitions)")
+    p.add_argument("--resampling", default="bilinear", choices=("nearest", "bilinear", "cubic", "average"))
+    p.add_argument("--parcels", help="field polygons (GeoPackage, Shapefile...) with class and split columns")
+    p.add_argument("--label-columns", help="YYYY-MM=COLUMN,... : the parcels' class column of each month")
+    p.add_argument("--split-column", help="the parcels' column holding train / test")
+    p.add_argument("--classes", help="CODE=NAME,... when the label columns hold integer codes")
+    p.add_argument("--name", help="scene name (default: the --out folder name)")
+    p.add_argument("--block", type=int, default=512, help="side of the blocks processed at a time (default 512)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.set_defaults(func=_cmd_stack)
 
     p = sub.add_parser("synth", help="write a pair of synthetic scenes (two agricultural years)")
     p.add_argument("out", help="output folder (gets lem1718/ and lem1920/)")
@@ -229,12 +309,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlap", type=int, default=32, help="overlap of neighbouring tiles, blended smoothly (default 32)")
     p.add_argument("--probabilities", action="store_true", help="also write one probability band per class")
     p.add_argument("--aoi", help="area of interest: vector file of polygons, or a raster mask on the scene grid")
+    p.add_argument("--parcels", help="field polygons: also write OUT/parcels.gpkg (majority class, its share and mean "
+                   "probability per parcel and date; turns on --probabilities)")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("evaluate", help="per-date OA, F1 per class and confusion matrices of predicted maps")
     p.add_argument("out", help="folder written by tropicrop predict")
     p.add_argument("scene", help="scene folder with reference labels (classes are matched by name)")
     p.add_argument("--split", choices=("test", "train", "all"), default="test", help="pixels to score (default test)")
+    p.add_argument("--by", choices=("pixel", "parcel"), default="pixel",
+                   help="parcel: also score parcels (majority class of reference and map per parcel)")
+    p.add_argument("--parcels", help="parcels for --by parcel (default: the scene's vector labels file)")
     p.set_defaults(func=_cmd_evaluate)
     return parser
 

@@ -33,3 +33,8 @@ class ConfigError(TropicropError):
 
 class RunError(TropicropError):
     """A run directory is missing, incomplete, or would be overwritten."""
+
+
+class StackError(TropicropError):
+    """An acquisition file or STAC item given to ``tropicrop stack`` cannot be used (no date, unknown
+    polarisation, no overlap with the target grid, ...)."""

@@ -13,6 +13,8 @@ Every module that writes or reads these folders takes its paths from here, so a 
     OUT/probabilities/YYYYMMDD.tif optional per-class probabilities
     OUT/predict.json               one entry per prediction pass
     OUT/metrics/per_date.csv, per_class.csv, confusion/YYYYMMDD.csv
+    OUT/parcels.gpkg               per-parcel answers (predict --parcels)
+    OUT/metrics/parcel/            the same metrics counted in parcels (evaluate --by parcel)
 
     EXP/config.yaml, EXP/classes.json, EXP/runs/SLUG/ (a run), EXP/predictions/SLUG/ (a prediction folder),
     EXP/approaches/SLUG.json, EXP/per_date.csv, EXP/table4.csv, EXP/report.md, EXP/figures/
@@ -33,6 +35,14 @@ RUN_FORMAT_VERSION = 1  # written into RUN/result.json; a run of a newer version
 def stamp(date: dt.date) -> str:
     """``YYYYMMDD``: the file name stem of a date's outputs."""
     return f"{date:%Y%m%d}"
+
+
+def parse_stamp(text: str) -> dt.date | None:
+    """The date of a ``YYYYMMDD`` file name stem (see :func:`stamp`); None for any other name."""
+    try:
+        return dt.datetime.strptime(text, "%Y%m%d").date()
+    except ValueError:
+        return None
 
 
 def slug(name: str) -> str:
@@ -103,6 +113,16 @@ class PredictionLayout:
     @property
     def metrics(self) -> Path:
         return self.root / "metrics"
+
+    @property
+    def parcel_metrics(self) -> Path:
+        """``OUT/metrics/parcel``: metrics of ``evaluate --by parcel``."""
+        return self.metrics / "parcel"
+
+    @property
+    def parcels(self) -> Path:
+        """``OUT/parcels.gpkg``: per-parcel answers of ``predict --parcels``."""
+        return self.root / "parcels.gpkg"
 
     def map(self, date: dt.date) -> Path:
         """``OUT/maps/YYYYMMDD.tif``."""

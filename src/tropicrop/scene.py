@@ -74,9 +74,15 @@ class Scene:
         self.units = manifest.units
         self.classes: dict[int, str] = dict(manifest.classes)
         self.dates: list[dt.date] = [e.date for e in manifest.dates]
-        self.images = [RasterSource(e.image, nodata=manifest.nodata) for e in manifest.dates]
+        # None for a date without any acquisition (``image: null``): read as no data, padding in windows
+        self.images: list[RasterSource | None] = [
+            None if e.image is None else RasterSource(e.image, nodata=manifest.nodata) for e in manifest.dates
+        ]
+        self._first = next(src for src in self.images if src is not None)
         self.grid = self._resolve_grid()
         for entry, src in zip(manifest.dates, self.images, strict=True):
+            if src is None:
+                continue
             if src.count != len(self.bands):
                 raise SceneError(
                     src.path,
@@ -90,7 +96,7 @@ class Scene:
 
     # ----------------------------------------------------------------- structure
     def _resolve_grid(self) -> Grid:
-        first = self.images[0].grid
+        first = self._first.grid
         m = self.manifest
         crs = first.crs
         transform = first.transform
@@ -105,7 +111,7 @@ class Scene:
             transform = Affine(*m.transform)
         if crs is None:
             warnings.warn(
-                f"{self.images[0].path}: no CRS; maps will use pixel coordinates (add 'crs' and 'transform' "
+                f"{self._first.path}: no CRS; maps will use pixel coordinates (add 'crs' and 'transform' "
                 "to scene.yaml to georeference them)",
                 SceneWarning,
                 stacklevel=3,
@@ -117,7 +123,7 @@ class Scene:
         where = src.path if isinstance(src, RasterSource) else path
         diff = self.grid.difference(grid)
         if diff is not None:
-            raise SceneError(where, f"{what}: {diff} (first image {self.images[0].path.name})", "resample it onto the image grid")
+            raise SceneError(where, f"{what}: {diff} (first image {self._first.path.name})", "resample it onto the image grid")
         if grid.crs is None and self.grid.crs is not None and isinstance(src, RasterSource) and not src.is_npy:
             warnings.warn(f"{where}: no CRS; taking the grid of the images (same size)", SceneWarning, stacklevel=4)
 
@@ -188,7 +194,7 @@ class Scene:
         g = self.grid
         side_w, side_h = min(UNITS_SAMPLE, g.width), min(UNITS_SAMPLE, g.height)
         window = Window((g.width - side_w) // 2, (g.height - side_h) // 2, side_w, side_h)
-        src = self.images[0]
+        src = self._first
         block = src.read(window).astype(np.float64)
         values = block[:, ~src.nodata_mask(block)]
         values = values[np.isfinite(values)]
@@ -212,6 +218,11 @@ class Scene:
     def labelled_dates(self) -> list[dt.date]:
         """Dates that have reference labels, oldest first."""
         return list(self._labels)
+
+    @property
+    def missing(self) -> np.ndarray:
+        """(T,) bool: dates without any acquisition (``image: null``); windows treat them as padding."""
+        return np.array([src is None for src in self.images], dtype=bool)
 
     @property
     def has_split(self) -> bool:
@@ -238,7 +249,8 @@ class Scene:
 
     # ----------------------------------------------------------------- reading
     def read_images(self, window: Window | None = None, dates: Sequence[dt.date] | None = None) -> np.ndarray:
-        """Read images as float32 (T, C, h, w) in dB for ``dates`` (default all); NaN marks no data.
+        """Read images as float32 (T, C, h, w) in dB for ``dates`` (default all); NaN marks no data (all of a
+        date without acquisition).
 
         Raises :class:`SceneError` naming the file if a pixel is NaN or infinite without being declared
         no-data.
@@ -252,6 +264,8 @@ class Scene:
 
     def _read_image(self, i: int, window: Window) -> np.ndarray:
         src = self.images[i]
+        if src is None:  # a date without acquisition: all no data
+            return np.full((self.num_bands, int(window.height), int(window.width)), np.nan, dtype=np.float32)
         block = src.read(window)
         missing = src.nodata_mask(block)
         data = block.astype(np.float32)
@@ -304,6 +318,8 @@ class Scene:
         windows = list(self.blocks(block))
         for w in tqdm(windows, desc=f"checking {self.name}", disable=not progress, unit="block"):
             for i, d in enumerate(self.dates):
+                if self.images[i] is None:
+                    continue  # a month without acquisition is no data by definition, not a finding
                 report.nodata_pixels[d] += int(np.isnan(self._read_image_counting(i, w)).any(axis=0).sum())
             if self.labelled_dates:
                 counts = np.stack([np.bincount(lab.ravel(), minlength=256) for lab in self.read_labels(w)])
@@ -327,6 +343,8 @@ class Scene:
             return self._read_image(i, window)
         except SceneError as first:
             src = self.images[i]
+            if src is None:
+                raise
             total = 0
             for w in self.blocks():
                 block = src.read(w).astype(np.float32)
@@ -351,7 +369,8 @@ class Scene:
             "bands": list(self.bands),
             "units": self.units,
             "classes": {str(k): v for k, v in self.classes.items()},
-            "dates": [{"date": d.isoformat(), "labelled": d in self._labels} for d in self.dates],
+            "dates": [{"date": d.isoformat(), "labelled": d in self._labels, "missing": src is None}
+                      for d, src in zip(self.dates, self.images, strict=True)],
         }
         if report is not None:
             out["class_pixels"] = {

@@ -50,14 +50,24 @@ def months_before(date: dt.date, months: int) -> dt.date:
     return dt.date(year, month + 1, min(date.day, calendar.monthrange(year, month + 1)[1]))
 
 
-def target_window(dates: Sequence[dt.date], target: dt.date, length: int = 12) -> WindowIndex:
-    """The window of ``length`` acquisitions ending at ``target`` (which must be one of ``dates``)."""
+def target_window(dates: Sequence[dt.date], target: dt.date, length: int = 12,
+                  missing: np.ndarray | None = None) -> WindowIndex:
+    """The window of ``length`` dates ending at ``target`` (which must be one of ``dates``).
+
+    ``missing`` (len(dates),) bool marks dates without any acquisition (a month with no pass): they keep
+    their place and day of year in the window but are padding (``valid`` False, index -1), like the dates
+    before the first one. The target itself must have an image.
+    """
     if target not in dates:
         raise ValueError(f"{target} is not an acquisition date")
     end = list(dates).index(target)
+    if missing is not None and missing[end]:
+        raise ValueError(f"{target} has no image (no acquisition that month)")
     start = end - length + 1
     indices = np.arange(start, end + 1)
     valid = indices >= 0
+    if missing is not None:
+        valid[valid] = ~np.asarray(missing, dtype=bool)[indices[valid]]
     first = dates[max(start, 0)]
     doy = np.empty(length, dtype=np.int64)
     for k, i in enumerate(indices):
@@ -120,10 +130,11 @@ class SceneTensors:
     dates: list[dt.date]
     label_dates: list[dt.date]
     length: int = 12
+    missing: np.ndarray | None = None  # (T,) bool, dates without acquisition (padding in every window)
 
     def window(self, target: dt.date) -> WindowIndex:
         """The window ending at ``target``."""
-        return target_window(self.dates, target, self.length)
+        return target_window(self.dates, target, self.length, self.missing)
 
     def gather(self, origins: np.ndarray, target: dt.date, size: int) -> dict[str, torch.Tensor]:
         """Batch of patches (B,) ``origins`` (row, col) at ``target``: images (B,T,C,P,P), doy (B,T),
@@ -173,7 +184,7 @@ def load_scene_tensors(
     else:
         usable = np.ones(images.shape[-2:], dtype=bool)
     return SceneTensors(images=images, labels=labels, usable=usable, dates=list(scene.dates),
-                        label_dates=list(scene.labelled_dates), length=length)
+                        label_dates=list(scene.labelled_dates), length=length, missing=scene.missing)
 
 
 # ------------------------------------------------------------------------------------------ patches

@@ -16,7 +16,7 @@ import pytest
 import rasterio
 import torch
 
-from tiny import SMALL_NET
+from tiny import SMALL_NET, drop_image
 from tropicrop import inference
 from tropicrop.classes import ClassTable
 from tropicrop.cli import main
@@ -25,10 +25,12 @@ from tropicrop.inference import (
     BlendSums,
     Net,
     RunModels,
+    check_dates,
     class_map,
     default_dates,
     load_run,
     net_probabilities,
+    parse_dates,
     predict_run,
     ramp,
     tile_layout,
@@ -337,6 +339,18 @@ def test_default_dates_without_labels_are_those_with_a_full_window(make_scene: M
     assert default_dates(scene, length=3) == scene.dates[2:]
     with pytest.raises(SceneError, match="no date has 12 acquisitions"):
         default_dates(scene)
+
+
+def test_a_month_without_image_is_never_a_target(make_scene: MakeScene) -> None:
+    path = make_scene(labels={})
+    drop_image(path, 1)
+    drop_image(path, 3)
+    scene = load_scene(path)
+    assert default_dates(scene, length=3) == [scene.dates[2]]  # date 3 is late enough but has no image
+    assert parse_dates("all", scene) == [scene.dates[i] for i in (0, 2)]
+    with pytest.raises(SceneError, match="has no image"):
+        check_dates(scene, [scene.dates[1]], 12)
+    assert check_dates(scene, [scene.dates[2]], 12) == [scene.dates[2]]
 
 
 def test_cli_predict_writes_the_requested_dates(runs: dict[str, Path], tmp_path: Path,

@@ -32,7 +32,7 @@ BUFFER_BYTES = 2 * 1024**3  # above this, target dates are predicted in groups, 
 
 
 def make_plans(models: RunModels, scene: Scene, dates: Sequence[dt.date]) -> list[Plan]:
-    return [Plan(d, k, models.net_for(d), target_window(scene.dates, d, models.sequence_length))
+    return [Plan(d, k, models.net_for(d), target_window(scene.dates, d, models.sequence_length, scene.missing))
             for k, d in enumerate(dates)]
 
 

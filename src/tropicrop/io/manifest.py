@@ -29,11 +29,17 @@ UNITS = ("dB", "linear")
 
 @dataclass(frozen=True)
 class DateEntry:
-    """One acquisition: its date, its image file and, when labelled by raster, its label file."""
+    """One date: its image file (None for a month without any acquisition, which windows treat as
+    padding) and, when labelled by raster, its label file."""
 
     date: dt.date
-    image: Path
+    image: Path | None
     label: Path | None = None
+
+    @property
+    def missing(self) -> bool:
+        """Whether the date has no image (written ``image: null`` in scene.yaml)."""
+        return self.image is None
 
 
 @dataclass(frozen=True)
@@ -107,8 +113,10 @@ def _check_keys(data: Mapping[str, Any], allowed: tuple[str, ...], path: Path, w
 
 
 def _parse_classes(raw: Any, path: Path) -> dict[int, str]:
-    if not isinstance(raw, Mapping) or not raw:
-        raise _fail(path, "'classes' must be a non-empty mapping code -> name", "e.g. classes: {1: Soybean, 2: Maize}")
+    if isinstance(raw, Mapping) and not raw:
+        return {}  # a scene without labels (e.g. built by tropicrop stack without parcels); checked below
+    if not isinstance(raw, Mapping):
+        raise _fail(path, "'classes' must be a mapping code -> name", "e.g. classes: {1: Soybean, 2: Maize}")
     classes: dict[int, str] = {}
     for code, name in raw.items():
         try:
@@ -130,6 +138,7 @@ def _parse_classes(raw: Any, path: Path) -> dict[int, str]:
 def _parse_dates(raw: Any, root: Path, path: Path) -> tuple[DateEntry, ...]:
     if not isinstance(raw, list) or not raw:
         raise _fail(path, "'dates' must be a non-empty list", "one entry per acquisition: {date, image, label?}")
+    # image: null marks a date without any acquisition (a month with no pass); it is padding in every window
     entries: list[DateEntry] = []
     for i, item in enumerate(raw):
         where = f"dates[{i}]"
@@ -140,10 +149,11 @@ def _parse_dates(raw: Any, root: Path, path: Path) -> tuple[DateEntry, ...]:
             if key not in item:
                 raise _fail(path, f"{where} has no '{key}'", f"add '{key}' to every date entry")
         label = item.get("label")
+        image = item["image"]
         entries.append(
             DateEntry(
                 date=_parse_date(item["date"], path, where),
-                image=_relpath(root, item["image"], path, f"{where}.image"),
+                image=None if image is None else _relpath(root, image, path, f"{where}.image"),
                 label=None if label is None else _relpath(root, label, path, f"{where}.label"),
             )
         )
@@ -153,6 +163,11 @@ def _parse_dates(raw: Any, root: Path, path: Path) -> tuple[DateEntry, ...]:
             raise _fail(path, f"date {a} appears twice", "keep one entry per acquisition date")
         if b < a:
             raise _fail(path, f"dates are not in order ({b} after {a})", "list dates oldest first")
+    if all(e.missing for e in entries):
+        raise _fail(path, "every date has 'image: null'", "a scene needs at least one image")
+    for e in entries:
+        if e.missing and e.label is not None:
+            raise _fail(path, f"date {e.date} has a label but no image", "label only dates that have an image")
     return tuple(entries)
 
 
@@ -223,11 +238,14 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
         crs=None if data.get("crs") is None else str(data["crs"]),
         transform=transform,
     )
+    if not manifest.classes and (vector_labels is not None or any(e.label is not None for e in dates)):
+        raise _fail(path, "'classes' is empty but the scene has labels", "e.g. classes: {1: Soybean, 2: Maize}")
     if vector_labels is not None:
-        image_dates = {e.date for e in dates}
+        image_dates = {e.date for e in dates if not e.missing}
         for d in vector_labels.columns:
             if d not in image_dates:
-                raise _fail(path, f"label date {d} in 'labels.columns' is not an image date", "label only listed dates")
+                raise _fail(path, f"label date {d} in 'labels.columns' is not an image date",
+                            "label only listed dates that have an image")
         both = [e.date for e in dates if e.label is not None and e.date in vector_labels.columns]
         if both:
             raise _fail(path, f"date {both[0]} has both a label raster and a vector label column", "keep one")
@@ -268,7 +286,7 @@ def manifest_to_dict(m: Manifest) -> dict[str, Any]:
         out["transform"] = list(m.transform)
     dates = []
     for e in m.dates:
-        item: dict[str, Any] = {"date": e.date.isoformat(), "image": rel(e.image)}
+        item: dict[str, Any] = {"date": e.date.isoformat(), "image": None if e.image is None else rel(e.image)}
         if e.label is not None:
             item["label"] = rel(e.label)
         dates.append(item)

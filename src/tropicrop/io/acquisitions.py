@@ -1,0 +1,280 @@
+"""Per-acquisition Sentinel-1 files as users hold them: which file is which date, polarisation and unit.
+
+Sentinel-1 products (GRD or RTC, from SNAP, ASF HyP3, a STAC catalogue...) come one file per acquisition
+with VV and VH as two bands, or as two files whose names carry ``_VV`` / ``_VH``. The acquisition time is
+read from the product-name pattern ``_YYYYMMDDTHHMMSS_`` (ESA and HyP3 names), else from a TIFF tag
+(``ACQUISITION_START_TIME``, ``ACQUISITION_DATETIME``, then ``TIFFTAG_DATETIME``, which some tools set to
+the processing time: the name is the safer source). Values are backscatter in dB or in linear power; the
+unit is detected from a decimated read (dB is mostly negative, linear power mostly in [0, 1]) unless given.
+Amplitude cannot be told from power by value, so amplitude files need ``units="amplitude"``.
+
+Every problem raises :class:`~tropicrop.errors.StackError` naming the file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
+
+from tropicrop.errors import StackError
+from tropicrop.io.rasters import Grid
+
+POLARISATIONS = ("VV", "VH")
+UNITS = ("dB", "linear", "amplitude")
+RASTER_SUFFIXES = (".tif", ".tiff")
+NAME_TIME = re.compile(r"(?<![0-9])(\d{8}T\d{6})(?![0-9])")
+POL_TOKEN = re.compile(r"(?<![A-Za-z0-9])(VV|VH|HH|HV)(?![A-Za-z0-9])", re.IGNORECASE)
+TIME_TAGS = ("ACQUISITION_START_TIME", "ACQUISITION_DATETIME", "TIFFTAG_DATETIME")
+UNITS_SAMPLE = 256  # side of the decimated read used to tell dB from linear power
+
+
+@dataclass(frozen=True)
+class BandRef:
+    """One polarisation of one acquisition: a raster file (path or URL) and its 1-based band index."""
+
+    href: str
+    band: int
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """One Sentinel-1 acquisition: a name (for messages), its time, VV and VH bands and their unit;
+    ``item`` is the STAC item it came from, if any."""
+
+    name: str
+    time: dt.datetime
+    vv: BandRef
+    vh: BandRef
+    units: str
+    item: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def month(self) -> tuple[int, int]:
+        """(year, month) of the acquisition."""
+        return self.time.year, self.time.month
+
+
+class MonthReader(Protocol):
+    """Reads the acquisitions of one month on a window of the target grid (files: io.stack; STAC: io.stac)."""
+
+    def read(self, window: Window) -> np.ndarray:
+        """Linear power (k, 2, h, w) float32 of the month's k acquisitions (VV, VH), NaN = no data."""
+        ...
+
+
+OpenMonth = Callable[[Sequence[Acquisition], Grid], AbstractContextManager[MonthReader]]
+
+
+def to_linear_power(values: np.ndarray, units: str) -> np.ndarray:
+    """Backscatter in ``units`` (dB, linear power or amplitude) to float32 linear power; NaN stays NaN and
+    non-positive power (border fill) becomes NaN."""
+    data = values.astype(np.float32, copy=False)
+    if units == "dB":
+        power = np.power(np.float32(10.0), data / np.float32(10.0))
+    elif units == "amplitude":
+        power = data * data
+    else:
+        power = data.copy()
+    power[~(power > 0)] = np.nan
+    return power
+
+
+def time_from_name(name: str) -> dt.datetime | None:
+    """The acquisition time in a product name (``..._20190115T083012_...``), or None."""
+    match = NAME_TIME.search(name)
+    if match is None:
+        return None
+    try:
+        return dt.datetime.strptime(match.group(1), "%Y%m%dT%H%M%S")
+    except ValueError:
+        return None
+
+
+def time_from_tags(tags: dict[str, str]) -> dt.datetime | None:
+    """The acquisition time in a raster's metadata tags (see :data:`TIME_TAGS`), or None."""
+    for key in TIME_TAGS:
+        text = tags.get(key)
+        if not text:
+            continue
+        text = text.strip().replace("Z", "")
+        for fmt in ("%Y:%m:%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"):
+            try:
+                return dt.datetime.strptime(text, fmt)
+            except ValueError:
+                pass
+    return None
+
+
+def detect_units(href: str, band: int, where: str | None = None) -> str:
+    """``dB`` or ``linear`` from a decimated read of ``band`` of ``href``; StackError if it cannot tell."""
+    where = where or href
+    try:
+        with rasterio.open(href) as ds:
+            side = max(1, min(UNITS_SAMPLE, ds.width, ds.height))
+            sample = ds.read(band, out_shape=(side, side), masked=True).astype(np.float64)
+    except RasterioIOError as exc:
+        raise StackError(where, f"not a readable raster ({exc})", "re-download or re-export it as GeoTIFF") from None
+    values = sample.compressed()
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        raise StackError(where, "holds no valid pixel", "check the file (all no data?)")
+    negative = float(np.mean(values < 0))
+    median = float(np.median(values))
+    if negative > 0.5:
+        return "dB"
+    if values.min() >= 0 and median < 2.0:
+        return "linear"
+    raise StackError(where, f"values look like neither dB nor linear power (median {median:.3g}, {negative:.0%} "
+                     "negative)", "calibrate the product to sigma0/gamma0, or pass --units dB|linear|amplitude")
+
+
+def _raster_files(sources: Sequence[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in RASTER_SUFFIXES and not p.name.startswith("."))
+            if not found:
+                raise StackError(path, "holds no GeoTIFF (.tif, .tiff)", "point to the folder of downloaded acquisitions")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise StackError(path, "not found", "give acquisition files or folders that exist")
+    return files
+
+
+def _file_polarisation(path: Path) -> str | None:
+    tokens = {m.upper() for m in POL_TOKEN.findall(path.stem)}
+    if len(tokens) > 1:
+        raise StackError(path, f"name holds several polarisations ({', '.join(sorted(tokens))})",
+                         "name single-polarisation files with one of _VV / _VH")
+    return tokens.pop() if tokens else None
+
+
+def _band_polarisations(path: Path, descriptions: Sequence[str | None], count: int) -> dict[str, int]:
+    """VV/VH band indices of a multi-band file from its band descriptions (else bands 1, 2 = VV, VH)."""
+    found: dict[str, int] = {}
+    for i, text in enumerate(descriptions, start=1):
+        tokens = {m.upper() for m in POL_TOKEN.findall(text or "")}
+        for pol in tokens:
+            if pol not in POLARISATIONS:
+                raise StackError(path, f"band {i} is {pol}: mixed polarisations",
+                                 "tropicrop stacks VV and VH (Sentinel-1 IW dual-pol); leave HH/HV products out")
+            if pol in found:
+                raise StackError(path, f"bands {found[pol]} and {i} are both {pol}", "keep one band per polarisation")
+            found[pol] = i
+    if not found and count == 2:
+        return {"VV": 1, "VH": 2}  # undescribed two-band file: the usual VV, VH order (scene convention)
+    missing = [p for p in POLARISATIONS if p not in found]
+    if missing:
+        raise StackError(path, f"has {count} band(s) but no {' or '.join(missing)} band (descriptions "
+                         f"{list(descriptions)})", "give VV and VH as two bands described VV/VH, or two files _VV/_VH")
+    return found
+
+
+@dataclass
+class _FileInfo:
+    path: Path
+    time: dt.datetime
+    bands: dict[str, int]  # polarisation -> band index
+
+
+def _inspect_file(path: Path) -> _FileInfo:
+    try:
+        with rasterio.open(path) as ds:
+            count, descriptions, tags = ds.count, list(ds.descriptions), ds.tags()
+            georeferenced = ds.crs is not None
+    except RasterioIOError as exc:
+        raise StackError(path, f"not a readable raster ({exc})", "re-download or re-export it as GeoTIFF") from None
+    if not georeferenced:
+        raise StackError(path, "has no CRS", "stack georeferenced products (GeoTIFF with a CRS)")
+    time = time_from_name(path.name) or time_from_tags(tags)
+    if time is None:
+        raise StackError(path, "has no acquisition date: no _YYYYMMDDTHHMMSS_ in the name and no date tag "
+                         f"({', '.join(TIME_TAGS)})", "keep the product name, or set TIFFTAG_DATETIME")
+    pol = _file_polarisation(path)
+    if pol is not None:
+        if pol not in POLARISATIONS:
+            raise StackError(path, f"is {pol}: mixed polarisations", "tropicrop stacks VV and VH; leave HH/HV products out")
+        if count != 1:
+            raise StackError(path, f"is named {pol} but has {count} bands", "name multi-band files without _VV/_VH")
+        return _FileInfo(path, time, {pol: 1})
+    if count == 1:
+        raise StackError(path, "is a single band but its name says neither _VV nor _VH",
+                         "rename it with its polarisation, e.g. ..._VV.tif")
+    return _FileInfo(path, time, _band_polarisations(path, descriptions, count))
+
+
+def _group_key(info: _FileInfo) -> tuple[Path, str]:
+    """Files of one acquisition share their folder and their name without the polarisation token."""
+    return info.path.parent, POL_TOKEN.sub("*", info.path.stem)
+
+
+def find_acquisitions(sources: Sequence[str | Path], units: str | None = None) -> list[Acquisition]:
+    """Every acquisition in ``sources`` (files and folders, searched recursively), sorted by time.
+
+    VV and VH come from one two-band file or from two single-band files of the same name up to the
+    polarisation token. ``units`` forces the unit of every file; None detects it per file.
+    """
+    if units is not None and units not in UNITS:
+        raise StackError(None, f"units {units!r}", f"use one of {', '.join(UNITS)}")
+    groups: dict[tuple[Path, str], list[_FileInfo]] = {}
+    for path in _raster_files(sources):
+        info = _inspect_file(path)
+        groups.setdefault(_group_key(info), []).append(info)
+    acquisitions = []
+    for (folder, key), infos in groups.items():
+        bands: dict[str, BandRef] = {}
+        for info in infos:
+            for pol, index in info.bands.items():
+                if pol in bands:
+                    raise StackError(info.path, f"{pol} of acquisition {key} is given twice (also {bands[pol].href})",
+                                     "keep one file per polarisation")
+                bands[pol] = BandRef(str(info.path), index)
+        missing = [p for p in POLARISATIONS if p not in bands]
+        if missing:
+            raise StackError(infos[0].path, f"has no {' / '.join(missing)} partner: mixed polarisations",
+                             f"add the {'/'.join(missing)} file of this acquisition (same name, _{missing[0]}) or leave it out")
+        vv_units = units or detect_units(bands["VV"].href, bands["VV"].band)
+        vh_units = units or detect_units(bands["VH"].href, bands["VH"].band)
+        if vv_units != vh_units:
+            raise StackError(bands["VH"].href, f"VH looks {vh_units} but VV ({bands['VV'].href}) looks {vv_units}",
+                             "pass --units, or re-export both in one unit")
+        time = min(info.time for info in infos)
+        acquisitions.append(Acquisition(name=str(folder / key), time=time, vv=bands["VV"], vh=bands["VH"], units=vv_units))
+    return sorted(acquisitions, key=lambda a: (a.time, a.name))
+
+
+def months_between(start: tuple[int, int], end: tuple[int, int]) -> list[tuple[int, int]]:
+    """Every (year, month) from ``start`` to ``end`` inclusive."""
+    first, last = start[0] * 12 + start[1] - 1, end[0] * 12 + end[1] - 1
+    return [(m // 12, m % 12 + 1) for m in range(first, last + 1)]
+
+
+def parse_month(text: str, what: str) -> tuple[int, int]:
+    """``YYYY-MM`` (or a full date) to (year, month); StackError naming the option otherwise."""
+    try:
+        value = dt.datetime.strptime(text.strip()[:7], "%Y-%m")
+    except ValueError:
+        raise StackError(None, f"{what} {text!r} is not a month", "write it as YYYY-MM") from None
+    return value.year, value.month
+
+
+def by_month(acquisitions: Iterable[Acquisition], months: Sequence[tuple[int, int]]) -> dict[tuple[int, int], list[Acquisition]]:
+    """The acquisitions of each of ``months`` (empty list for a month without any), in time order."""
+    out: dict[tuple[int, int], list[Acquisition]] = {m: [] for m in months}
+    for acq in acquisitions:
+        if acq.month in out:
+            out[acq.month].append(acq)
+    return out
