@@ -64,6 +64,7 @@ from tropicrop.errors import ConfigError, RunError, SceneError
 from tropicrop.io.files import atomic_path, write_json
 from tropicrop.io.rasters import Grid, RasterSource
 from tropicrop.models import UnetConvLSTM
+from tropicrop.precision import autocast_dtype, device_type, precision_label, resolve_precision
 from tropicrop.scene import Scene, load_scene
 from tropicrop.windows import Normalizer, WindowIndex, day_of_year, target_window
 
@@ -137,22 +138,22 @@ def _doy_distance(a: dt.date, b: dt.date) -> int:
 
 
 def select_device(accelerator: str, precision: str) -> tuple[torch.device, torch.dtype | None]:
-    """Device and autocast dtype from a run's ``trainer.accelerator`` and ``trainer.precision``.
+    """Device and autocast dtype from a run's ``trainer.accelerator`` and ``trainer.precision`` (or
+    ``predict --precision``).
 
-    "gpu"/"cuda" (or "auto" with a GPU present) run on CUDA, in bf16 or fp16 autocast when the precision
-    says so; anything else runs on the CPU in float32. A GPU run on a machine without one falls back to the
-    CPU with a warning.
+    "gpu"/"cuda" (or "auto" with a GPU present) run on CUDA, anything else on the CPU. The precision is
+    resolved by :func:`tropicrop.precision.resolve_precision` (``auto``: bf16 where this machine's device
+    has fast bf16 units, float32 elsewhere); bf16 runs as autocast on the CPU and the GPU, fp16 on the GPU
+    only. A GPU run on a machine without one falls back to the CPU with a warning.
     """
     acc = accelerator.lower()
-    if acc in ("gpu", "cuda") or (acc == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            warnings.warn(f"the run was trained with accelerator={accelerator!r} but no CUDA device is available; "
-                          "predicting on the CPU", stacklevel=2)
-            return torch.device("cpu"), None
-        dtype = torch.bfloat16 if "bf16" in precision else torch.float16 if precision.startswith("16") else None
+    if acc in ("gpu", "cuda") and not torch.cuda.is_available():
+        warnings.warn(f"the run was trained with accelerator={accelerator!r} but no CUDA device is available; "
+                      "predicting on the CPU", stacklevel=2)
+    device = device_type(accelerator)
+    if device == "cuda":
         torch.backends.cudnn.benchmark = True  # every tile has the same size: autotune the convolutions once
-        return torch.device("cuda"), dtype
-    return torch.device("cpu"), None
+    return torch.device(device), autocast_dtype(resolve_precision(precision, accelerator), device)
 
 
 def prepare_for_inference(model: nn.Module, device: torch.device, channels_last: bool = True) -> nn.Module:
@@ -167,8 +168,11 @@ def prepare_for_inference(model: nn.Module, device: torch.device, channels_last:
     return model.to(device)
 
 
-def load_run(run_dir: Path) -> RunModels:
+def load_run(run_dir: Path, precision: str | None = None) -> RunModels:
     """Load the class table, normalisation and every trained network of a finished run directory.
+
+    ``precision`` (``auto``, ``32``, ``bf16``, or a Lightning name) overrides the run's ``trainer.precision``
+    for prediction (see :func:`select_device`).
 
     Raises :class:`RunError` if the directory is missing, unfinished or holds no checkpoint, or if a
     network's class table differs from the run's.
@@ -189,7 +193,7 @@ def load_run(run_dir: Path) -> RunModels:
     if not checkpoints:
         raise RunError(run_dir, "holds no trained network (no nets/*/checkpoints/best.ckpt)", "train it again with --force")
     cfg = load_config(TrainConfig, run_dir / "config.yaml")
-    device, autocast = select_device(cfg.trainer.accelerator, cfg.trainer.precision)
+    device, autocast = select_device(cfg.trainer.accelerator, precision or cfg.trainer.precision)
     classes = ClassTable.from_dict(json.loads((run_dir / "classes.json").read_text()))
     normalizer = Normalizer.from_dict(json.loads((run_dir / "normalization.json").read_text()))
     nets = []
@@ -856,6 +860,7 @@ def _write_log(out: Path, models: RunModels, scene: Scene, plans: Sequence[Plan]
         "tile": tile,
         "overlap": overlap,
         "device": str(models.device),
+        "precision": precision_label(models.autocast),
         "nets": {p.date.isoformat(): p.net.name for p in plans},
         "seconds": round(seconds, 3),
         "pixel_months_per_s": round(pixels / seconds, 1) if seconds > 0 else None,
@@ -865,16 +870,17 @@ def _write_log(out: Path, models: RunModels, scene: Scene, plans: Sequence[Plan]
 
 def predict_run(run_dir: Path, scene: Scene | Path, out: Path, dates: Sequence[dt.date] | None = None, tile: int = 256,
                 overlap: int = 32, probabilities: bool = False, progress: bool = True,
-                aoi: np.ndarray | str | Path | None = None) -> list[Path]:
+                aoi: np.ndarray | str | Path | None = None, precision: str | None = None) -> list[Path]:
     """Crop maps of ``scene`` for ``dates`` with the networks of run directory ``run_dir``, into ``out``.
 
     ``dates`` defaults to every labelled date of the scene (per-month runs: those of a month the run has a
     network for), or, for a scene without labels, every date with a full window of history. Tiles of
     ``tile`` pixels overlapping by ``overlap`` are blended smoothly; ``aoi`` (bool mask (H, W), raster or
-    vector file) limits the work to its tiles, and map pixels outside it are 0 (nodata). Device and
-    precision follow the run's ``trainer`` config. Returns the paths of the maps ``OUT/maps/YYYYMMDD.tif``.
+    vector file) limits the work to its tiles, and map pixels outside it are 0 (nodata). The device follows
+    the run's ``trainer`` config, and so does the precision unless ``precision`` (``auto``, ``32``, ``bf16``)
+    is given. Returns the paths of the maps ``OUT/maps/YYYYMMDD.tif``.
     """
-    models = load_run(Path(run_dir))
+    models = load_run(Path(run_dir), precision)
     scene = scene if isinstance(scene, Scene) else load_scene(scene)
     if dates is None:
         dates = default_dates(scene, models.sequence_length)

@@ -42,6 +42,7 @@ from tropicrop.io.files import atomic_path, write_json
 from tropicrop.losses import FocalLoss
 from tropicrop.metrics import confusion_metric, scores_from_confusion
 from tropicrop.models import available_models, build
+from tropicrop.precision import resolve_precision
 from tropicrop.scene import TRAIN, Scene, load_scene
 from tropicrop.windows import (
     EvalBatches,
@@ -107,7 +108,7 @@ class TrainerConfig:
     accelerator: str = "cpu"
     devices: int | str = 1
     strategy: str = "auto"
-    precision: str = "32-true"
+    precision: str = "auto"  # auto: bf16-mixed where the hardware has fast bf16 (tropicrop.precision), else 32-true
     num_workers: int = 0
     deterministic: bool = True
     threads: int | None = None  # torch intra-op threads (default: torch's choice)
@@ -348,7 +349,8 @@ def _make_trainer(cfg: TrainConfig, net_dir: Path, has_val: bool) -> L.Trainer:
     loggers = [CSVLogger(net_dir / "logs", name="csv"),
                TensorBoardLogger(net_dir / "logs", name="tensorboard", default_hp_metric=False)]
     return L.Trainer(
-        accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,  # type: ignore[arg-type]
+        accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
+        precision=resolve_precision(t.precision, t.accelerator),  # type: ignore[arg-type]
         max_epochs=t.max_epochs, limit_train_batches=t.steps_per_epoch, limit_val_batches=None if has_val else 0,
         callbacks=callbacks, logger=loggers,
         plugins=[AtomicCheckpointIO()], deterministic=t.deterministic, use_distributed_sampler=False,
@@ -384,6 +386,7 @@ def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: list[dt.
         "targets": [t.isoformat() for t in targets],
         "best_checkpoint": "checkpoints/best.ckpt",
         "best_val_f1": float(best_score) if best_score is not None else None,
+        "precision": str(trainer.precision),  # what ``trainer.precision`` (e.g. auto) resolved to on this machine
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "train_seconds": float(timer.time_elapsed("train")),
@@ -430,6 +433,7 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, force: bool 
         "scene": str(data.scene.root),
         "classes": list(data.classes.names),
         "nets": nets,
+        "precision": sorted({str(n.get("precision", "32-true")) for n in nets.values()}),
         "train_seconds": sum(n["train_seconds"] for n in nets.values()),
     }
     if int(os.environ.get("LOCAL_RANK", "0")) == 0:
