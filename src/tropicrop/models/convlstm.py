@@ -323,9 +323,9 @@ class ConvLSTM(nn.Module):
         if valid is not None and tuple(valid.shape) != (b, t):
             raise ValueError(f"valid must have shape (B, T) = {(b, t)}, got {tuple(valid.shape)}")
         self._check_constants(constants, b, t, constants_in_gates)
-        w_h = self.conv.weight[:, self.in_channels + k :].contiguous()
-        if torch.is_autocast_enabled(gates.device.type):  # cast once, not at each step (autocast caches leaves only)
-            w_h = w_h.to(torch.get_autocast_dtype(gates.device.type))
+        w_h = self.conv.weight[:, self.in_channels + k :]
+        dtype = torch.get_autocast_dtype(gates.device.type) if torch.is_autocast_enabled(gates.device.type) else w_h.dtype
+        w_h = w_h.to(dtype, memory_format=torch.contiguous_format)  # once, not per step (autocast caches leaves only)
         valid_t = None if valid is None else valid.to(torch.bool).t().contiguous()
         size = (gates.shape[-2], gates.shape[-1])
         grad = torch.is_grad_enabled() and (gates.requires_grad or w_h.requires_grad)
