@@ -72,19 +72,20 @@ def make_scene(folder: Path, size: int) -> Path:
     return scene
 
 
-def make_models(scene: Scene, seed: int = 0, layout: str = "channels_last", autocast: torch.dtype | None = None) -> RunModels:
+def make_models(scene: Scene, seed: int = 0, layout: str = "channels_last", autocast: torch.dtype | None = None,
+                device: str = "cpu") -> RunModels:
     """A randomly initialised Table-3 VUnetConvLSTM for the synthetic classes, normalised on the scene centre,
     prepared by :func:`tropicrop.inference.prepare_for_inference`, as ``load_run`` does on the CPU
     (``layout="default"``: U-Net not channels-last)."""
     torch.manual_seed(seed)
     classes = ClassTable.from_names(list(CLASSES.values()))
     model = prepare_for_inference(build("vunet_convlstm", scene.num_bands, num_classes=classes.num_classes),
-                                  torch.device("cpu"), channels_last=layout == "channels_last")
+                                  torch.device(device), channels_last=layout == "channels_last")
     side = min(256, scene.grid.width, scene.grid.height)
     sample = scene.read_images(Window((scene.grid.width - side) // 2, (scene.grid.height - side) // 2, side, side))
     normalizer = Normalizer.fit(sample, np.ones(sample.shape[-2:], bool))
     return RunModels(classes=classes, normalizer=normalizer, sequence_length=12, in_channels=scene.num_bands,
-                     nets=[Net("all-months", None, model)], autocast=autocast)
+                     nets=[Net("all-months", None, model)], device=torch.device(device), autocast=autocast)
 
 
 def authors_mosaic(models: RunModels, scene: Scene, dates: list[dt.date], batch: int = 64) -> np.ndarray:
@@ -94,21 +95,21 @@ def authors_mosaic(models: RunModels, scene: Scene, dates: list[dt.date], batch:
     scene side is not a multiple of 32.
     """
     model = models.nets[0].model
-    images = torch.from_numpy(models.normalizer(scene.read_images()))
+    images = torch.from_numpy(models.normalizer(scene.read_images())).to(models.device)
     h, w = scene.grid.height, scene.grid.width
     origins = [(min(r, h - PATCH), min(c, w - PATCH)) for r in range(0, h, PATCH) for c in range(0, w, PATCH)]
     out = np.zeros((len(dates), h, w), np.uint8)
     with torch.inference_mode():
         for k, date in enumerate(dates):
             win = target_window(scene.dates, date, models.sequence_length)
-            idx = torch.from_numpy(win.indices)
+            idx = torch.from_numpy(win.indices).to(models.device)
             sequence = torch.where((idx >= 0).view(-1, 1, 1, 1), images[idx.clamp_min(0)], 0.0)  # (T, C, H, W)
             for s in range(0, len(origins), batch):
                 chunk = origins[s : s + batch]
                 x = torch.stack([sequence[:, :, r : r + PATCH, c : c + PATCH] for r, c in chunk])
-                doy = torch.from_numpy(win.doy).expand(len(chunk), -1)
-                valid = torch.from_numpy(win.valid).expand(len(chunk), -1)
-                pred = predict_classes(model(x, doy, valid)).numpy().astype(np.uint8)
+                doy = torch.from_numpy(win.doy).expand(len(chunk), -1).to(models.device)
+                valid = torch.from_numpy(win.valid).expand(len(chunk), -1).to(models.device)
+                pred = predict_classes(model(x, doy, valid)).cpu().numpy().astype(np.uint8)
                 for (r, c), cls in zip(chunk, pred, strict=True):
                     out[k, r : r + PATCH, c : c + PATCH] = cls
     return out
@@ -227,6 +228,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--layout", choices=["channels_last", "default"], default="channels_last",
                         help="U-Net memory layout (load_run uses channels_last on the CPU; default: to compare)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the networks run (throughput and "
+                        "FLOP/s; the memory figures are the CPU's)")
     parser.add_argument("--data", type=Path, default=None, help="folder for the synthetic scenes (default: a temp dir)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -238,11 +241,11 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.data or Path(tmp)
         scene = load_scene(make_scene(folder, args.size))
-        models = make_models(scene, layout=args.layout)
+        models = make_models(scene, layout=args.layout, device=args.device)
         dates = scene.labelled_dates[: args.months]
         pixel_months = scene.grid.width * scene.grid.height * len(dates)
 
-        bf16_models = make_models(scene, layout=args.layout, autocast=torch.bfloat16)  # same weights (same seed)
+        bf16_models = make_models(scene, layout=args.layout, autocast=torch.bfloat16, device=args.device)  # same weights
         ours_s = bf16_s = theirs_s = float("inf")
         for r in range(args.repeat):  # alternated, best of each: a shared machine's load affects all alike
             start = time.perf_counter()
@@ -263,7 +266,9 @@ def main(argv: list[str] | None = None) -> None:
             reference = read_maps(predict_scene(models, scene, Path(tmp) / "whole", dates, tile=whole, overlap=0,
                                                 progress=False))
 
-        print(f"\nCPU, {args.threads} threads, bf16 units: {cpu_has_fast_bf16()}, torch {torch.__version__}; Table-3 "
+        where = (f"CPU, {args.threads} threads, bf16 units: {cpu_has_fast_bf16()}" if args.device == "cpu"
+                 else torch.cuda.get_device_name())
+        print(f"\n{where}, torch {torch.__version__}; Table-3 "
               f"VUnetConvLSTM (random weights), synthetic LEM 19/20 scene {args.size} x {args.size}, {len(scene.dates)} "
               f"dates, {len(dates)} monthly maps; best of {args.repeat}\n")
         def agree(maps: np.ndarray) -> str:

@@ -19,6 +19,7 @@ import argparse
 import statistics
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -32,11 +33,11 @@ from tropicrop.training import train_from_files
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "quick.yaml"
 
 
-def train_run(data: Path, run_dir: Path, seed: int, precision: str, threads: int) -> dict[str, float]:
+def train_run(data: Path, run_dir: Path, seed: int, precision: str, threads: int, epochs: int | None) -> dict[str, Any]:
     """Train configs/quick.yaml on the synthetic LEM 19/20 scene; best validation F1 and seconds."""
-    result = train_from_files(CONFIG, run_dir, [f"data.scene={data / 'lem1920'}", f"seed={seed}",
-                                                f"trainer.precision={precision}", "trainer.progress=false",
-                                                f"trainer.threads={threads}"], force=True)
+    sets = [f"data.scene={data / 'lem1920'}", f"seed={seed}", f"trainer.precision={precision}", "trainer.progress=false",
+            f"trainer.threads={threads}"] + ([f"trainer.max_epochs={epochs}"] if epochs else [])
+    result = train_from_files(CONFIG, run_dir, sets, force=True)
     net = result["nets"]["all-months"]
     return {"f1": float(net["best_val_f1"]), "seconds": float(net["train_seconds"]), "precision": net["precision"]}
 
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=None, help="trainer.max_epochs (default: the config's 16)")
     parser.add_argument("--work", type=Path, default=None, help="folder for data and runs (default: a temp dir)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,13 +63,15 @@ def main(argv: list[str] | None = None) -> None:
         data = work / "tiny"
         if not (data / "lem1920" / "scene.yaml").is_file():
             write_pair(data, preset="tiny", seed=0)
-        runs: dict[tuple[str, int], dict[str, float]] = {}
+        runs: dict[tuple[str, int], dict[str, Any]] = {}
         for seed in args.seeds:  # alternated, so that a change of machine load affects both alike
             for precision in ("32-true", "bf16-mixed"):
-                runs[precision, seed] = train_run(data, work / "runs" / f"{precision}-{seed}", seed, precision, args.threads)
+                runs[precision, seed] = train_run(data, work / "runs" / f"{precision}-{seed}", seed, precision, args.threads,
+                                                   args.epochs)
                 print(f"trained seed {seed} {precision}: {runs[precision, seed]}", flush=True)
 
-        print(f"\nCPU bf16 units: {cpu_has_fast_bf16()}; configs/quick.yaml on the tiny synthetic pair\n")
+        print(f"\nCPU bf16 units: {cpu_has_fast_bf16()}; configs/quick.yaml on the tiny synthetic pair, "
+              f"max_epochs {args.epochs or 'as configured'}, {args.threads} thread(s)\n")
         print("prediction with the float32-trained run (seed "
               f"{args.seeds[0]}), --precision 32 against --precision bf16, test split\n")
         print("| scene | maps | pixels same class | average F1 float32 | average F1 bf16 | difference (points) |")
@@ -91,11 +95,13 @@ def main(argv: list[str] | None = None) -> None:
             f1 = [runs[precision, s]["f1"] for s in args.seeds]
             sd = statistics.stdev(f1) if len(f1) > 1 else float("nan")
             sec = statistics.mean(runs[precision, s]["seconds"] for s in args.seeds)
-            print(f"| {precision} | " + " | ".join(f"{v:.3f}" for v in f1) + f" | {statistics.mean(f1):.3f} | {sd:.3f} | {sec:.0f} |")
+            cells = " | ".join(f"{v:.3f}" for v in f1)
+            print(f"| {precision} | {cells} | {statistics.mean(f1):.3f} | {sd:.3f} | {sec:.0f} |")
         fp, bf = ([runs[p, s] for s in args.seeds] for p in ("32-true", "bf16-mixed"))
         diffs = [b["f1"] - f["f1"] for f, b in zip(fp, bf, strict=True)]
+        ratio = statistics.mean(f["seconds"] for f in fp) / statistics.mean(b["seconds"] for b in bf)
         print(f"\nbf16 - float32 validation F1, same seed: {', '.join(f'{d:+.3f}' for d in diffs)}; "
-              f"training time float32 / bf16: {statistics.mean(f['seconds'] for f in fp) / statistics.mean(b['seconds'] for b in bf):.2f}")
+              f"training time float32 / bf16: {ratio:.2f}")
 
 
 if __name__ == "__main__":
