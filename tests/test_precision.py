@@ -10,10 +10,12 @@ import torch
 import torch.nn.functional as F
 
 from tropicrop import precision
+from tropicrop.errors import ConfigError
 from tropicrop.inference import select_device
 from tropicrop.models import ConvLSTM, build
 from tropicrop.models.convlstm import _run_forward
 from tropicrop.precision import autocast_dtype, resolve_precision
+from tropicrop.training import TrainConfig, check_config
 
 TINY = {"encoder_channels": (4, 8), "lstm_channels": 16, "decoder_channels": (8,), "head_channels": 8}
 
@@ -114,3 +116,11 @@ def test_network_logits_under_bf16_autocast_are_close_to_float32(name: str) -> N
             out = model(images, doy, valid)
     assert (out.float() - ref).abs().max() < 0.05 * ref.abs().max()
     assert (out.float().argmax(1) == ref.argmax(1)).float().mean() > 0.95
+
+
+def test_an_unknown_trainer_precision_is_refused_naming_the_choices() -> None:
+    cfg = TrainConfig()
+    assert cfg.trainer.precision == "auto"
+    cfg.trainer.precision = "bf17"
+    with pytest.raises(ConfigError, match=r"trainer.precision is 'bf17'.*auto, 32, bf16"):
+        check_config(cfg)

@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import time
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.fabric.plugins.precision.precision import _PRECISION_INPUT_STR
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from rasterio.windows import Window
@@ -42,7 +44,7 @@ from tropicrop.io.files import atomic_path, write_json
 from tropicrop.losses import FocalLoss
 from tropicrop.metrics import confusion_metric, scores_from_confusion
 from tropicrop.models import available_models, build
-from tropicrop.precision import resolve_precision
+from tropicrop.precision import AUTO, SHORT_NAMES, resolve_precision
 from tropicrop.scene import TRAIN, Scene, load_scene
 from tropicrop.windows import (
     EvalBatches,
@@ -141,6 +143,9 @@ def check_config(cfg: TrainConfig, path: Path | None = None) -> None:
                        ("trainer.steps_per_epoch", cfg.trainer.steps_per_epoch), ("trainer.max_epochs", cfg.trainer.max_epochs)):
         if value < 1:
             raise ConfigError(path, f"{key} is {value}", "it must be at least 1")
+    precisions = (AUTO, *SHORT_NAMES, *typing.get_args(_PRECISION_INPUT_STR))
+    if str(cfg.trainer.precision).lower() not in precisions:
+        raise ConfigError(path, f"trainer.precision is {cfg.trainer.precision!r}", f"use one of {', '.join(precisions)}")
     if not 0 <= cfg.data.val_fraction < 1:
         raise ConfigError(path, f"data.val_fraction is {cfg.data.val_fraction}", "use a fraction in [0, 1)")
 
