@@ -149,7 +149,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     scene = load_scene(args.scene)
     paths = predict_run(Path(args.run_dir), scene, Path(args.out), dates=parse_dates(args.dates, scene), tile=args.tile,
                         overlap=args.overlap, probabilities=args.probabilities, progress=sys.stderr.isatty(),
-                        aoi=Path(args.aoi) if args.aoi else None)
+                        aoi=Path(args.aoi) if args.aoi else None, precision=args.precision)
     print(f"{len(paths)} map(s) in {Path(args.out) / 'maps'}")
     return 0
 
@@ -229,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlap", type=int, default=32, help="overlap of neighbouring tiles, blended smoothly (default 32)")
     p.add_argument("--probabilities", action="store_true", help="also write one probability band per class")
     p.add_argument("--aoi", help="area of interest: vector file of polygons, or a raster mask on the scene grid")
+    p.add_argument("--precision", choices=("auto", "32", "bf16"), default=None,
+                   help="auto: bfloat16 where the CPU/GPU has fast bf16 units, else float32; 32 or bf16 to force one "
+                   "(default: the run's trainer.precision)")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("evaluate", help="per-date OA, F1 per class and confusion matrices of predicted maps")
