@@ -15,8 +15,12 @@ whole-scene pass (one tile covering the scene, so no tile edge at all; scenes up
 share of pixels whose class each method gets the same as that pass. Random weights use little spatial
 context, so this understates the difference a trained network shows.
 
+Precision: ``ours`` runs in float32 and under bf16 autocast (``predict --precision bf16``), alternated; the
+bf16 / float32 throughput ratio and the share of pixels whose class both give are printed.
+
 Achieved FLOP/s: the network work of one tile (every date encoded once, the 12 windows decoded), its FLOPs
-counted by FlopCounterMode, against a float32 2048^2 matmul timed in the same process.
+counted by FlopCounterMode, in float32 and in bf16, each against the 2048^2 matmul of its precision timed in
+the same process.
 
 Peak memory: each of two scene sizes is predicted by ``ours`` (class maps only) in a fresh subprocess that
 reports its RSS before predicting (imports, model, scene header) and its peak RSS while predicting (VmHWM,
@@ -47,10 +51,11 @@ import torch
 from rasterio.windows import Window
 from torch.utils.flop_counter import FlopCounterMode
 
-from model_throughput import matmul_flops_per_second
+from model_throughput import matmul_flops_per_second, synchronize
 from tropicrop.classes import ClassTable
 from tropicrop.inference import Net, Plan, RunModels, net_probabilities, predict_scene, prepare_for_inference
 from tropicrop.models import build
+from tropicrop.precision import cpu_has_fast_bf16
 from tropicrop.scene import Scene, load_scene
 from tropicrop.synthetic import CLASSES, write_pair
 from tropicrop.training import predict_classes
@@ -67,19 +72,20 @@ def make_scene(folder: Path, size: int) -> Path:
     return scene
 
 
-def make_models(scene: Scene, seed: int = 0, layout: str = "channels_last") -> RunModels:
+def make_models(scene: Scene, seed: int = 0, layout: str = "channels_last", autocast: torch.dtype | None = None,
+                device: str = "cpu") -> RunModels:
     """A randomly initialised Table-3 VUnetConvLSTM for the synthetic classes, normalised on the scene centre,
     prepared by :func:`tropicrop.inference.prepare_for_inference`, as ``load_run`` does on the CPU
     (``layout="default"``: U-Net not channels-last)."""
     torch.manual_seed(seed)
     classes = ClassTable.from_names(list(CLASSES.values()))
     model = prepare_for_inference(build("vunet_convlstm", scene.num_bands, num_classes=classes.num_classes),
-                                  torch.device("cpu"), channels_last=layout == "channels_last")
+                                  torch.device(device), channels_last=layout == "channels_last")
     side = min(256, scene.grid.width, scene.grid.height)
     sample = scene.read_images(Window((scene.grid.width - side) // 2, (scene.grid.height - side) // 2, side, side))
     normalizer = Normalizer.fit(sample, np.ones(sample.shape[-2:], bool))
     return RunModels(classes=classes, normalizer=normalizer, sequence_length=12, in_channels=scene.num_bands,
-                     nets=[Net("all-months", None, model)])
+                     nets=[Net("all-months", None, model)], device=torch.device(device), autocast=autocast)
 
 
 def authors_mosaic(models: RunModels, scene: Scene, dates: list[dt.date], batch: int = 64) -> np.ndarray:
@@ -89,59 +95,67 @@ def authors_mosaic(models: RunModels, scene: Scene, dates: list[dt.date], batch:
     scene side is not a multiple of 32.
     """
     model = models.nets[0].model
-    images = torch.from_numpy(models.normalizer(scene.read_images()))
+    images = torch.from_numpy(models.normalizer(scene.read_images())).to(models.device)
     h, w = scene.grid.height, scene.grid.width
     origins = [(min(r, h - PATCH), min(c, w - PATCH)) for r in range(0, h, PATCH) for c in range(0, w, PATCH)]
     out = np.zeros((len(dates), h, w), np.uint8)
     with torch.inference_mode():
         for k, date in enumerate(dates):
             win = target_window(scene.dates, date, models.sequence_length)
-            idx = torch.from_numpy(win.indices)
+            idx = torch.from_numpy(win.indices).to(models.device)
             sequence = torch.where((idx >= 0).view(-1, 1, 1, 1), images[idx.clamp_min(0)], 0.0)  # (T, C, H, W)
             for s in range(0, len(origins), batch):
                 chunk = origins[s : s + batch]
                 x = torch.stack([sequence[:, :, r : r + PATCH, c : c + PATCH] for r, c in chunk])
-                doy = torch.from_numpy(win.doy).expand(len(chunk), -1)
-                valid = torch.from_numpy(win.valid).expand(len(chunk), -1)
-                pred = predict_classes(model(x, doy, valid)).numpy().astype(np.uint8)
+                doy = torch.from_numpy(win.doy).expand(len(chunk), -1).to(models.device)
+                valid = torch.from_numpy(win.valid).expand(len(chunk), -1).to(models.device)
+                pred = predict_classes(model(x, doy, valid)).cpu().numpy().astype(np.uint8)
                 for (r, c), cls in zip(chunk, pred, strict=True):
                     out[k, r : r + PATCH, c : c + PATCH] = cls
     return out
 
 
 def tile_compute(models: RunModels, scene: Scene, dates: list[dt.date], side: int, repeat: int = 3,
-                 profile: bool = False) -> tuple[float, list[float], list[float]]:
+                 profile: bool = False) -> tuple[float, dict[str, list[float]], dict[str, list[float]]]:
     """FLOPs of the network work on one ``side`` x ``side`` tile for ``dates`` (every date the windows
     need encoded once, each window decoded: what :func:`predict_scene` runs per tile, minus reading,
-    blending and writing), counted by FlopCounterMode; and ``repeat`` timings of it, each alternated with a
-    timing of the float32 2048^2 matmul (FLOP/s), so that a change of clock speed affects both alike."""
+    blending and writing), counted by FlopCounterMode; and ``repeat`` timings of it in float32 and under bf16
+    autocast (keys ``"32"``, ``"bf16"``), each alternated with a timing of the ``2048^2`` matmul of the same
+    precision (FLOP/s), so that a change of clock speed or load affects all alike."""
     net = models.nets[0]
     plans = [Plan(d, k, net, target_window(scene.dates, d, models.sequence_length)) for k, d in enumerate(dates)]
     needed = sorted({int(i) for p in plans for i in p.window.indices if i >= 0})
     window = Window(0, 0, min(side, scene.grid.width), min(side, scene.grid.height))
     raw = scene.read_images(window, [scene.dates[i] for i in needed])
-    frames = torch.from_numpy(models.normalizer(raw))
+    frames = torch.from_numpy(models.normalizer(raw)).to(models.device)
     position = {i: k for k, i in enumerate(needed)}
+    device = models.device.type
 
-    def run() -> None:
-        for _plan, probs in net_probabilities(net, frames, position, plans):
-            probs.sum()
+    def run(dtype: torch.dtype | None) -> None:
+        with torch.autocast(device, dtype=dtype) if dtype is not None else contextlib.nullcontext():
+            for _plan, probs in net_probabilities(net, frames, position, plans):
+                probs.sum()
+        synchronize(models.device)
 
-    seconds, matmul = [], []
+    dtypes = {"32": None, "bf16": torch.bfloat16}
+    seconds: dict[str, list[float]] = {k: [] for k in dtypes}
+    matmul: dict[str, list[float]] = {k: [] for k in dtypes}
     with torch.inference_mode():
-        run()  # warm-up
+        for dtype in dtypes.values():
+            run(dtype)  # warm-up
         if profile:
             with torch.profiler.profile(record_shapes=True) as prof:
-                run()
+                run(torch.bfloat16)
             print(prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=20))
         counter = FlopCounterMode(display=False)
         with counter:
-            run()
+            run(None)
         for _ in range(repeat):
-            matmul.append(matmul_flops_per_second(steps=5))
-            start = time.perf_counter()
-            run()
-            seconds.append(time.perf_counter() - start)
+            for key, dtype in dtypes.items():
+                matmul[key].append(matmul_flops_per_second(steps=5, dtype=dtype or torch.float32, device=device))
+                start = time.perf_counter()
+                run(dtype)
+                seconds[key].append(time.perf_counter() - start)
     return float(counter.get_total_flops()), seconds, matmul
 
 
@@ -214,6 +228,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--layout", choices=["channels_last", "default"], default="channels_last",
                         help="U-Net memory layout (load_run uses channels_last on the CPU; default: to compare)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the networks run (throughput and "
+                        "FLOP/s; the memory figures are the CPU's)")
     parser.add_argument("--data", type=Path, default=None, help="folder for the synthetic scenes (default: a temp dir)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -225,53 +241,68 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.data or Path(tmp)
         scene = load_scene(make_scene(folder, args.size))
-        models = make_models(scene, layout=args.layout)
+        models = make_models(scene, layout=args.layout, device=args.device)
         dates = scene.labelled_dates[: args.months]
         pixel_months = scene.grid.width * scene.grid.height * len(dates)
 
-        ours_s = theirs_s = float("inf")
-        for r in range(args.repeat):  # alternated, best of each: a shared machine's load affects both alike
+        bf16_models = make_models(scene, layout=args.layout, autocast=torch.bfloat16, device=args.device)  # same weights
+        ours_s = bf16_s = theirs_s = float("inf")
+        for r in range(args.repeat):  # alternated, best of each: a shared machine's load affects all alike
             start = time.perf_counter()
             paths = predict_scene(models, scene, Path(tmp) / f"ours{r}", dates, tile=args.tile, overlap=args.overlap,
                                   progress=False)
             ours_s = min(ours_s, time.perf_counter() - start)
             start = time.perf_counter()
+            bf16_paths = predict_scene(bf16_models, scene, Path(tmp) / f"bf16-{r}", dates, tile=args.tile,
+                                       overlap=args.overlap, progress=False)
+            bf16_s = min(bf16_s, time.perf_counter() - start)
+            start = time.perf_counter()
             theirs = authors_mosaic(models, scene, dates)
             theirs_s = min(theirs_s, time.perf_counter() - start)
-        ours = read_maps(paths)
+        ours, ours_bf16 = read_maps(paths), read_maps(bf16_paths)
         reference = None
         if args.size <= args.reference_max:  # one tile covering the scene: the network with all the context
             whole = max(scene.grid.width, scene.grid.height)
             reference = read_maps(predict_scene(models, scene, Path(tmp) / "whole", dates, tile=whole, overlap=0,
                                                 progress=False))
 
-        print(f"\nCPU, {args.threads} threads, torch {torch.__version__}; Table-3 VUnetConvLSTM (random weights), "
-              f"synthetic LEM 19/20 scene {args.size} x {args.size}, {len(scene.dates)} dates, {len(dates)} monthly maps; "
-              f"best of {args.repeat}\n")
+        where = (f"CPU, {args.threads} threads, bf16 units: {cpu_has_fast_bf16()}" if args.device == "cpu"
+                 else torch.cuda.get_device_name())
+        print(f"\n{where}, torch {torch.__version__}; Table-3 "
+              f"VUnetConvLSTM (random weights), synthetic LEM 19/20 scene {args.size} x {args.size}, {len(scene.dates)} "
+              f"dates, {len(dates)} monthly maps; best of {args.repeat}\n")
         def agree(maps: np.ndarray) -> str:
             return "n/a" if reference is None else f"{(maps == reference).mean():.2%}"
 
         print("| method | seconds | pixel-months/s | same class as a whole-scene pass |")
         print("|---|---:|---:|---:|")
-        print(f"| ours: tiles <= {args.tile} px, overlap >= {args.overlap}, blended, streamed; COGs + PNGs written | "
-              f"{ours_s:.1f} | {pixel_months / ours_s:,.0f} | {agree(ours)} |")
-        print(f"| authors: 32 x 32 patches, no overlap, scene in memory, nothing written | {theirs_s:.1f} | "
+        print(f"| ours, float32: tiles <= {args.tile} px, overlap >= {args.overlap}, blended, streamed; COGs + PNGs "
+              f"written | {ours_s:.1f} | {pixel_months / ours_s:,.0f} | {agree(ours)} |")
+        print(f"| ours, bf16 autocast (`predict --precision bf16`) | {bf16_s:.1f} | {pixel_months / bf16_s:,.0f} | "
+              f"{agree(ours_bf16)} |")
+        print(f"| authors, float32: 32 x 32 patches, no overlap, scene in memory, nothing written | {theirs_s:.1f} | "
               f"{pixel_months / theirs_s:,.0f} | {agree(theirs)} |")
-        print(f"\nthroughput ours / authors: {theirs_s / ours_s:.2f}; maps agree on {(ours == theirs).mean():.1%} of pixels")
+        print(f"\nthroughput ours / authors (float32): {theirs_s / ours_s:.2f}; maps agree on {(ours == theirs).mean():.1%} "
+              f"of pixels")
+        print(f"**bf16 / float32 pixel-months/s: {ours_s / bf16_s:.2f}** (goal >= 1.7); bf16 and float32 maps agree on "
+              f"{(ours == ours_bf16).mean():.2%} of pixels (random weights)")
 
         if args.flops_tiles:
             print("\nnetwork work on one tile, 12 windows (every date encoded once, 12 decodes), FLOPs counted by "
-                  "FlopCounterMode, against a float32 2048^2 matmul timed alternately in the same process; "
-                  "medians of 3 pairs\n")
-            print("| tile | GFLOP | seconds | GFLOP/s | matmul GFLOP/s | / matmul (goal >= 0.8) | pixel-months/s |")
-            print("|---:|---:|---:|---:|---:|---:|---:|")
+                  "FlopCounterMode, against the 2048^2 matmul of the same precision timed alternately in the same "
+                  "process; medians of 3 rounds (float32 and bf16 alternated)\n")
+            print("| tile | precision | GFLOP | seconds | GFLOP/s | matmul GFLOP/s | / matmul | pixel-months/s | bf16 speed-up |")
+            print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
             for side in args.flops_tiles:
                 flops, seconds, matmul = tile_compute(models, scene, dates, side, profile=args.profile)
                 side = min(side, scene.grid.width, scene.grid.height)
-                ratio = float(np.median([flops / s / m for s, m in zip(seconds, matmul, strict=True)]))
-                sec = float(np.median(seconds))
-                print(f"| {side} | {flops / 1e9:.0f} | {sec:.2f} | {flops / sec / 1e9:.0f} | "
-                      f"{float(np.median(matmul)) / 1e9:.0f} | {ratio:.2f} | {side * side * len(dates) / sec:,.0f} |")
+                for key, goal in (("32", ""), ("bf16", " (goal >= 0.6)")):
+                    ratio = float(np.median([flops / s / m for s, m in zip(seconds[key], matmul[key], strict=True)]))
+                    sec = float(np.median(seconds[key]))
+                    speed = "" if key == "32" else f"{float(np.median(seconds['32'])) / sec:.2f}"
+                    print(f"| {side} | {key} | {flops / 1e9:.0f} | {sec:.2f} | {flops / sec / 1e9:.0f} | "
+                          f"{float(np.median(matmul[key])) / 1e9:.0f} | {ratio:.2f}{goal} | "
+                          f"{side * side * len(dates) / sec:,.0f} | {speed} |")
 
         if not args.skip_rss:
             small, large = (measure_rss(folder, s, args.tile, args.overlap, args.months, args.threads, args.layout)

@@ -1,15 +1,21 @@
-"""Training throughput of UnetConvLSTM and VUnetConvLSTM on CPU, against a plain eager reference.
+"""Training throughput of UnetConvLSTM and VUnetConvLSTM, float32 and bfloat16 side by side, against a plain reference.
 
 For each network this measures forward + backward samples/s on the paper's training batch (B=16 windows of
-T=12 dates, 32x32 tiles, 2 bands, every date valid), counts the FLOPs of one step with
+T=12 dates, 32x32 tiles, 2 bands, every date valid), in float32 and under ``torch.autocast(bfloat16)`` (what
+Lightning's ``bf16-mixed`` runs), counts the FLOPs of one step with
 :class:`torch.utils.flop_counter.FlopCounterMode` (counted, not estimated), and reports the achieved
-FLOP/s. Two references are measured in the same run:
+FLOP/s. References measured in the same run:
 
-* a plain float32 ``2048 x 2048`` matmul, the machine's practical FLOP/s ceiling;
+* plain ``2048 x 2048`` matmuls in float32 and in bf16, the machine's practical FLOP/s ceilings (bf16 is
+  about twice float32 only where the CPU has AVX512-BF16/AMX or the GPU bf16 tensor cores);
 * the plain implementation of the same network with the same weights, :mod:`tropicrop.models.reference`
   (the one the tests hold the fast network to): the textbook ConvLSTM cell (one ``Conv2d`` over
-  ``cat([x_t, h])`` per step), autograd, default memory layout, float32. The last column is ours / plain
-  samples/s (goal: >= 1.0).
+  ``cat([x_t, h])`` per step), autograd, default memory layout, float32. The column ours/plain is ours /
+  plain samples/s (goal: >= 1.0).
+
+All steps of a network are timed in alternation (one of each per round), so a change of machine load
+affects them alike: read the ratios (bf16 / float32 goal: >= 1.5). With a CUDA device the same table is
+measured on it too.
 
 Reading the FLOP/s: the ConvLSTM (over 90 % of the FLOPs) works on 4x4 maps at H/8, where a 3x3 "same"
 convolution reads zero padding at 56 of its 144 tap positions. The counter charges those taps as full
@@ -17,12 +23,13 @@ multiply-adds, but a convolution kernel need not compute them, so the nominal FL
 matmul's without anything being wrong.
 
 Run:      python benchmarks/model_throughput.py --batch 16 --steps 5 --threads 2
-Profile:  python benchmarks/model_throughput.py --steps 3 --profile   (torch.profiler table of our step)
+Profile:  python benchmarks/model_throughput.py --steps 3 --profile   (torch.profiler tables of our bf16 step)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from collections.abc import Callable
 from functools import partial
@@ -34,6 +41,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from tropicrop.losses import FocalLoss
 from tropicrop.models import build
 from tropicrop.models.reference import REFERENCES
+from tropicrop.precision import cpu_has_fast_bf16
 
 Batch = tuple[Tensor, Tensor, Tensor, Tensor]
 
@@ -55,11 +63,21 @@ def make_batch(batch: int, dates: int, size: int, classes: int) -> Batch:
     return images, doy, valid, target
 
 
-def train_step(model: nn.Module, loss_fn: nn.Module, batch: Batch) -> None:
-    """One forward + backward pass (no optimiser update: it is the same for both implementations)."""
+def train_step(model: nn.Module, loss_fn: nn.Module, batch: Batch, dtype: torch.dtype | None = None) -> None:
+    """One forward + backward pass (no optimiser update: it is the same for every variant), the forward
+    under autocast to ``dtype`` if given, as Lightning's mixed precision runs it."""
     images, doy, valid, target = batch
     model.zero_grad(set_to_none=True)
-    loss_fn(model(images, doy, valid), target).backward()
+    with torch.autocast(images.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext():
+        logits = model(images, doy, valid)
+    loss_fn(logits.float(), target).backward()
+    synchronize(images.device)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so that wall time measures it (no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def seconds_per_call(fn: Callable[[], object], steps: int, warmup: int) -> float:
@@ -90,10 +108,22 @@ def flops_per_call(fn: Callable[[], object]) -> int:
     return counter.get_total_flops()
 
 
-def matmul_flops_per_second(n: int = 2048, steps: int = 10) -> float:
-    """Achieved FLOP/s of a float32 ``n x n`` matmul (``2 n**3`` FLOPs each)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    return 2 * n**3 / seconds_per_call(lambda: a @ b, steps, warmup=2)
+def matmul_flops_per_second(n: int = 2048, steps: int = 10, dtype: torch.dtype = torch.float32,
+                            device: str = "cpu") -> float:
+    """Achieved FLOP/s of an ``n x n`` matmul in ``dtype`` (``2 n**3`` FLOPs each)."""
+    a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
+
+    def run() -> None:
+        a @ b
+        synchronize(a.device)
+
+    return 2 * n**3 / seconds_per_call(run, steps, warmup=2)
+
+
+def matmul_pair(steps: int = 5, device: str = "cpu") -> dict[str, float]:
+    """float32 and bf16 ``2048^2`` matmul FLOP/s, timed one after the other."""
+    return {"32": matmul_flops_per_second(steps=steps, device=device),
+            "bf16": matmul_flops_per_second(steps=steps, dtype=torch.bfloat16, device=device)}
 
 
 def check_same_network(ours: nn.Module, plain: nn.Module, batch: Batch) -> float:
@@ -108,8 +138,45 @@ def check_same_network(ours: nn.Module, plain: nn.Module, batch: Batch) -> float
     return float(diff)
 
 
+def measure_device(device: torch.device, args: argparse.Namespace) -> tuple[list[tuple[object, ...]], dict[str, float]]:
+    """Rows ``(model, implementation, precision, samples/s, GFLOP/sample, GFLOP/s, / matmul, note)`` and the
+    matmul FLOP/s of both precisions on ``device``."""
+    classes = 8
+    batch = tuple(t.to(device) for t in make_batch(args.batch, args.dates, args.size, classes))
+    loss_fn = FocalLoss()
+    matmul = matmul_pair(device=device.type)
+    rows: list[tuple[object, ...]] = []
+    for name in ("unet_convlstm", "vunet_convlstm"):
+        ours = build(name, in_channels=2, num_classes=classes).train().to(device)
+        plain = plain_reference(name, ours, classes).to(device)
+        diff = check_same_network(ours, plain, batch)  # type: ignore[arg-type]
+        steps = {("plain", "32"): partial(train_step, plain, loss_fn, batch),
+                 ("ours", "32"): partial(train_step, ours, loss_fn, batch),
+                 ("ours", "bf16"): partial(train_step, ours, loss_fn, batch, torch.bfloat16)}
+        seconds = interleaved_seconds({f"{k[0]} {k[1]}": fn for k, fn in steps.items()}, args.steps, args.warmup)
+        flops = {impl: flops_per_call(steps[impl, "32"]) for impl in ("plain", "ours")}
+        for (impl, prec) in steps:
+            sec = seconds[f"{impl} {prec}"]
+            note = ""
+            if (impl, prec) == ("ours", "32"):
+                note = f"ours/plain {seconds['plain 32'] / sec:.2f} (max logit diff {diff:.1e})"
+            elif prec == "bf16":
+                note = f"**bf16/float32 {seconds['ours 32'] / sec:.2f}** (goal >= 1.5)"
+            rows.append((name, impl, prec, args.batch / sec, flops[impl] / args.batch / 1e9, flops[impl] / sec / 1e9,
+                         flops[impl] / sec / matmul[prec], note))
+        if args.profile:
+            from torch.profiler import profile
+
+            with profile(record_shapes=True) as prof:
+                steps["ours", "bf16"]()
+            print(prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=15))
+    for key, value in matmul_pair(device=device.type).items():  # again after: the load may have changed
+        matmul[key] = max(matmul[key], value)
+    return rows, matmul
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Measure, then print a markdown table."""
+    """Measure, then print a markdown table per device."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--dates", type=int, default=12)
@@ -117,44 +184,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps per model (median reported)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--profile", action="store_true", help="print a torch.profiler table of our step")
+    parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    parser.add_argument("--profile", action="store_true", help="print a torch.profiler table of our bf16 step")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    classes = 8
-    batch = make_batch(args.batch, args.dates, args.size, classes)
-    loss_fn = FocalLoss()
-
-    matmul = matmul_flops_per_second()
-    rows = []
-    for name in ("unet_convlstm", "vunet_convlstm"):
-        ours = build(name, in_channels=2, num_classes=classes).train()
-        plain = plain_reference(name, ours, classes)
-        diff = check_same_network(ours, plain, batch)
-        steps = {label: partial(train_step, model, loss_fn, batch) for label, model in (("plain", plain), ("ours", ours))}
-        seconds = interleaved_seconds(steps, args.steps, args.warmup)
-        speeds = {label: args.batch / sec for label, sec in seconds.items()}
-        for label, step in steps.items():
-            flops = flops_per_call(step)
-            rows.append((name, label, speeds[label], flops / args.batch / 1e9, flops / seconds[label] / 1e9))
-        rows[-1] = (*rows[-1], speeds["ours"] / speeds["plain"], diff)
-        if args.profile:
-            from torch.profiler import ProfilerActivity, profile
-
-            with profile(activities=[ProfilerActivity.CPU]) as prof:
-                train_step(ours, loss_fn, batch)
-            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
-
-    print(
-        f"\nCPU, {args.threads} threads, torch {torch.__version__}; batch {args.batch} x {args.dates} dates x "
-        f"{args.size}x{args.size} x 2 bands, forward + backward, median of {args.steps} alternated steps\n"
-    )
-    print("| model | implementation | samples/s | GFLOP/sample | GFLOP/s | ours/plain |")
-    print("|---|---|---:|---:|---:|---:|")
-    for row in rows:
-        ratio = f"{row[5]:.2f} (max logit diff {row[6]:.1e})" if len(row) > 5 else ""
-        print(f"| {row[0]} | {row[1]} | {row[2]:.1f} | {row[3]:.2f} | {row[4]:.0f} | {ratio} |")
-    print(f"| matmul 2048x2048 float32 | torch.matmul | | | {matmul / 1e9:.0f} | |")
+    for device in map(torch.device, args.devices):
+        rows, matmul = measure_device(device, args)
+        where = (f"CPU, {args.threads} threads, bf16 units: {cpu_has_fast_bf16()}" if device.type == "cpu"
+                 else f"{torch.cuda.get_device_name(device)}")
+        print(f"\n{where}, torch {torch.__version__}; batch {args.batch} x {args.dates} dates x {args.size}x{args.size} x "
+              f"2 bands, forward + backward, median of {args.steps} alternated steps\n")
+        print("| model | implementation | precision | samples/s | GFLOP/sample | GFLOP/s | / matmul of its precision | |")
+        print("|---|---|---|---:|---:|---:|---:|---|")
+        for row in rows:
+            print(f"| {row[0]} | {row[1]} | {row[2]} | {row[3]:.1f} | {row[4]:.2f} | {row[5]:.0f} | {row[6]:.2f} | {row[7]} |")
+        for prec, value in matmul.items():
+            print(f"| matmul 2048x2048 | torch.matmul | {prec} | | | {value / 1e9:.0f} | 1.00 | |")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,12 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "inference.py": ([], ["--size", "256", "--rss-sizes", "256", "512", "--flops-tiles", "128"]),
     "synthetic_difficulty.py": (["--size", "512"], ["--size", "256"]),
     "stack_memory.py": ([], ["--size", "512", "--months", "3"]),
+    "precision_accuracy.py": (["--seeds", "0", "1", "2"], ["--seeds", "0", "1", "--epochs", "4"]),
+}
+# with a GPU, model_throughput.py measures it as well; inference.py runs a second time on it
+GPU_BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
+    "inference.py": (["--device", "cuda", "--skip-rss"],
+                     ["--device", "cuda", "--skip-rss", "--size", "256", "--flops-tiles", "128"]),
 }
 
 
@@ -46,7 +52,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results.md")
     args = parser.parse_args()
     sections = [f"# Benchmark results\n\n{dt.datetime.now():%Y-%m-%d %H:%M}, {machine()}\n"]
-    for name, (default, quick) in BENCHMARKS.items():
+    import torch
+
+    runs = list(BENCHMARKS.items()) + (list(GPU_BENCHMARKS.items()) if torch.cuda.is_available() else [])
+    for name, (default, quick) in runs:
         if args.only and name not in args.only:
             continue
         cmd = [sys.executable, str(HERE / name), *(quick if args.quick else default)]

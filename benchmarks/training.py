@@ -17,6 +17,7 @@ with ``python -m cProfile -s cumtime benchmarks/training.py --only e2e --steps 2
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import tempfile
 import time
@@ -26,16 +27,18 @@ from typing import Any
 import torch
 
 
-def _cfg(scene: Path, steps: int, extra: list[str]) -> Any:
+def _cfg(scene: Path, steps: int, extra: list[str], precision: str) -> Any:
     from tropicrop.config import load_config
     from tropicrop.training import TrainConfig
 
     return load_config(TrainConfig, None, [f"data.scene={scene}", f"trainer.steps_per_epoch={steps}", "trainer.progress=false",
-                                           "trainer.max_epochs=1", *extra])
+                                           "trainer.max_epochs=1", f"trainer.precision={precision}", *extra])
 
 
-def step_alone(model_name: str, steps: int, batch: int = 16) -> float:
-    """Samples/s of forward + loss + backward + Adam on one in-memory batch."""
+def step_alone(model_name: str, steps: int, precision: str, batch: int = 16) -> float:
+    """Samples/s of forward + loss + backward + Adam on one in-memory batch, in ``precision`` (a resolved
+    Lightning name) as Lightning runs it, so that it compares with :func:`end_to_end`."""
+    from tropicrop.precision import autocast_dtype
     from tropicrop.training import CropModule
 
     module = CropModule(model_name, {}, 2, [f"c{i}" for i in range(8)], {"mean": [0, 0], "std": [1, 1]})
@@ -47,9 +50,13 @@ def step_alone(model_name: str, steps: int, batch: int = 16) -> float:
     y = torch.randint(1, 8, (batch, 32, 32), generator=g)
     module.train()
 
+    dtype = autocast_dtype(precision, "cpu")
+
     def one() -> None:
         opt.zero_grad(set_to_none=True)
-        loss = module.loss(module(x, doy, valid), y)
+        with torch.autocast("cpu", dtype=dtype) if dtype is not None else contextlib.nullcontext():
+            logits = module(x, doy, valid)
+        loss = module.loss(logits.float(), y)
         loss.backward()
         opt.step()
 
@@ -61,11 +68,11 @@ def step_alone(model_name: str, steps: int, batch: int = 16) -> float:
     return steps * batch / (time.perf_counter() - start)
 
 
-def end_to_end(scene: Path, model_name: str, steps: int, workers: int) -> float:
+def end_to_end(scene: Path, model_name: str, steps: int, workers: int, precision: str) -> float:
     """Samples/s of Trainer.fit (no validation) on a GeoTIFF scene, data preparation excluded."""
     from tropicrop.training import CropModule, TargetDataModule, _make_trainer, prepare_data
 
-    cfg = _cfg(scene, steps + 3, ["data.val_fraction=0", f"model.name={model_name}", f"trainer.num_workers={workers}"])
+    cfg = _cfg(scene, steps + 3, ["data.val_fraction=0", f"model.name={model_name}", f"trainer.num_workers={workers}"], precision)
     data = prepare_data(cfg)
     module = CropModule(model_name, {}, 2, list(data.classes.names), data.normalizer.to_dict())
     with tempfile.TemporaryDirectory() as tmp:
@@ -82,7 +89,7 @@ def end_to_end(scene: Path, model_name: str, steps: int, workers: int) -> float:
     return steps * cfg.optim.batch_size / (end - times[3])
 
 
-def vunet_fraction(scene: Path, steps: int, epochs: int) -> dict[str, float]:
+def vunet_fraction(scene: Path, steps: int, epochs: int, precision: str) -> dict[str, float]:
     """Wall and summed training time of one VUnet vs 12 per-month nets with equal steps per net."""
     from tropicrop.training import train
 
@@ -90,7 +97,7 @@ def vunet_fraction(scene: Path, steps: int, epochs: int) -> dict[str, float]:
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for mode, model in (("per-month", "unet_convlstm"), ("all-months", "vunet_convlstm")):
-            cfg = _cfg(scene, steps, [*common, f"mode={mode}", f"model.name={model}"])
+            cfg = _cfg(scene, steps, [*common, f"mode={mode}", f"model.name={model}"], precision)
             start = time.perf_counter()
             summary = train(cfg, Path(tmp) / mode)
             out[f"{mode} wall s"] = time.perf_counter() - start
@@ -110,31 +117,37 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers for end-to-end")
     parser.add_argument("--only", choices=["step", "e2e", "vunet"], default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    parser.add_argument("--precision", default="auto", help="trainer.precision of every measurement (auto: bf16-mixed "
+                        "where the CPU has bf16 units, as training does by default)")
     args = parser.parse_args()
+    from tropicrop.precision import resolve_precision
+
+    precision = resolve_precision(args.precision, "cpu")
     if args.threads:
         torch.set_num_threads(args.threads)
     from tropicrop.synthetic import write_pair
 
-    results: dict[str, Any] = {"threads": torch.get_num_threads(), "torch": torch.__version__}
+    results: dict[str, Any] = {"threads": torch.get_num_threads(), "torch": torch.__version__, "precision": precision}
     with tempfile.TemporaryDirectory() as tmp:
         write_pair(Path(tmp), preset="lem", size=args.size, seed=0)
         scene = Path(tmp) / "lem1920"
-        print(f"CPU, {torch.get_num_threads()} threads, torch {torch.__version__}; lem {args.size}px scene, B=16, T=12, 32x32")
+        print(f"CPU, {torch.get_num_threads()} threads, torch {torch.__version__}, precision {precision}; lem {args.size}px "
+              "scene, B=16, T=12, 32x32")
         print("| measurement | unet_convlstm | vunet_convlstm |")
         print("|---|---:|---:|")
         if args.only in (None, "step", "e2e"):
-            step = {m: step_alone(m, args.steps) for m in ("unet_convlstm", "vunet_convlstm")}
+            step = {m: step_alone(m, args.steps, precision) for m in ("unet_convlstm", "vunet_convlstm")}
             results["step samples/s"] = step
             print(f"| step alone, samples/s | {step['unet_convlstm']:.1f} | {step['vunet_convlstm']:.1f} |")
         if args.only in (None, "e2e"):
-            e2e = {m: end_to_end(scene, m, args.steps, args.workers) for m in ("unet_convlstm", "vunet_convlstm")}
+            e2e = {m: end_to_end(scene, m, args.steps, args.workers, precision) for m in ("unet_convlstm", "vunet_convlstm")}
             results["end-to-end samples/s"] = e2e
             print(f"| end-to-end fit, samples/s | {e2e['unet_convlstm']:.1f} | {e2e['vunet_convlstm']:.1f} |")
             ratio = {m: e2e[m] / step[m] for m in e2e}
             results["end-to-end / step"] = ratio
             print(f"| end-to-end / step (goal >= 0.9) | {ratio['unet_convlstm']:.2f} | {ratio['vunet_convlstm']:.2f} |")
         if args.only in (None, "vunet"):
-            frac = vunet_fraction(scene, args.steps, args.epochs)
+            frac = vunet_fraction(scene, args.steps, args.epochs, precision)
             results["vunet fraction"] = frac
             print()
             print(f"12 per-month nets vs one VUnet, {args.epochs} epochs x {args.steps} steps per net, validation included:")

@@ -37,8 +37,9 @@ def tiny_arrays(h: int = 16, w: int = 20, seed: int = 0) -> dict[str, Any]:
 
 def quick_config(scene: Path, **overrides: Any) -> TrainConfig:
     """configs/quick.yaml with a small network and a short schedule, for tests."""
+    # float32 whatever the machine (auto would pick bf16 where it is fast): the exactness tests compare float32 math
     sets = [f"data.scene={scene}", "trainer.max_epochs=2", "trainer.steps_per_epoch=3", "trainer.progress=false",
-            "data.val_limit=64"]
+            "data.val_limit=64", "trainer.precision=32-true"]
     sets += [f"{k}={v}" for k, v in overrides.items()]
     cfg = load_config(TrainConfig, QUICK_CONFIG, sets)
     cfg.model.options = dict(SMALL_NET)

@@ -194,7 +194,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     # per-parcel answers need the class probabilities: --parcels turns them on
     paths = predict_run(Path(args.run_dir), scene, Path(args.out), dates=parse_dates(args.dates, scene), tile=args.tile,
                         overlap=args.overlap, probabilities=args.probabilities or bool(args.parcels),
-                        progress=sys.stderr.isatty(), aoi=Path(args.aoi) if args.aoi else None)
+                        progress=sys.stderr.isatty(), aoi=Path(args.aoi) if args.aoi else None, precision=args.precision)
     print(f"{len(paths)} map(s) in {Path(args.out) / 'maps'}")
     if args.parcels:
         from tropicrop.layout import parse_stamp
@@ -311,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aoi", help="area of interest: vector file of polygons, or a raster mask on the scene grid")
     p.add_argument("--parcels", help="field polygons: also write OUT/parcels.gpkg (majority class, its share and mean "
                    "probability per parcel and date; turns on --probabilities)")
+    p.add_argument("--precision", choices=("auto", "32", "bf16"), default=None,
+                   help="auto: bfloat16 where the CPU/GPU has fast bf16 units, else float32; 32 or bf16 to force one "
+                   "(default: the run's trainer.precision)")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("evaluate", help="per-date OA, F1 per class and confusion matrices of predicted maps")

@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import time
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.fabric.plugins.precision.precision import _PRECISION_INPUT_STR
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from rasterio.windows import Window
@@ -42,6 +44,7 @@ from tropicrop.layout import RUN_FORMAT_VERSION, RunLayout
 from tropicrop.losses import FocalLoss
 from tropicrop.metrics import confusion_metric, scores_from_confusion
 from tropicrop.models import available_models, build
+from tropicrop.precision import AUTO, SHORT_NAMES, resolve_precision
 from tropicrop.runfiles import load_checkpoint, read_class_table, read_json, read_normalizer
 from tropicrop.scene import TRAIN, Scene, load_scene
 from tropicrop.windows import (
@@ -108,7 +111,7 @@ class TrainerConfig:
     accelerator: str = "cpu"
     devices: int | str = 1
     strategy: str = "auto"
-    precision: str = "32-true"
+    precision: str = "auto"  # auto: bf16-mixed where the hardware has fast bf16 (tropicrop.precision), else 32-true
     num_workers: int = 0
     deterministic: bool = True
     threads: int | None = None  # torch intra-op threads (default: torch's choice)
@@ -141,6 +144,9 @@ def check_config(cfg: TrainConfig, path: Path | None = None) -> None:
                        ("trainer.steps_per_epoch", cfg.trainer.steps_per_epoch), ("trainer.max_epochs", cfg.trainer.max_epochs)):
         if value < 1:
             raise ConfigError(path, f"{key} is {value}", "it must be at least 1")
+    precisions = (AUTO, *SHORT_NAMES, *typing.get_args(_PRECISION_INPUT_STR))
+    if str(cfg.trainer.precision).lower() not in precisions:
+        raise ConfigError(path, f"trainer.precision is {cfg.trainer.precision!r}", f"use one of {', '.join(precisions)}")
     if not 0 <= cfg.data.val_fraction < 1:
         raise ConfigError(path, f"data.val_fraction is {cfg.data.val_fraction}", "use a fraction in [0, 1)")
 
@@ -353,7 +359,8 @@ def _make_trainer(cfg: TrainConfig, net_dir: Path, has_val: bool) -> L.Trainer:
     loggers = [CSVLogger(net_dir / "logs", name="csv"),
                TensorBoardLogger(net_dir / "logs", name="tensorboard", default_hp_metric=False)]
     return L.Trainer(
-        accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,  # type: ignore[arg-type]
+        accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
+        precision=resolve_precision(t.precision, t.accelerator),  # type: ignore[arg-type]
         max_epochs=t.max_epochs, limit_train_batches=t.steps_per_epoch, limit_val_batches=None if has_val else 0,
         callbacks=callbacks, logger=loggers,
         plugins=[AtomicCheckpointIO()], deterministic=t.deterministic, use_distributed_sampler=False,
@@ -391,6 +398,7 @@ def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: list[dt.
         "targets": [t.isoformat() for t in targets],
         "best_checkpoint": "checkpoints/best.ckpt",
         "best_val_f1": float(best_score) if best_score is not None else None,
+        "precision": str(trainer.precision),  # what ``trainer.precision`` (e.g. auto) resolved to on this machine
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "train_seconds": float(timer.time_elapsed("train")),
@@ -439,6 +447,7 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, force: bool 
         "scene": str(data.scene.root),
         "classes": list(data.classes.names),
         "nets": nets,
+        "precision": sorted({str(n.get("precision", "32-true")) for n in nets.values()}),
         "train_seconds": sum(n["train_seconds"] for n in nets.values()),
     }
     if int(os.environ.get("LOCAL_RANK", "0")) == 0:

@@ -363,3 +363,17 @@ def test_cli_predict_writes_the_requested_dates(runs: dict[str, Path], tmp_path:
     assert "2 map(s)" in capsys.readouterr().out
     assert main(["predict", str(runs["all"]), str(runs["scene"]), "--out", str(out), "--tile", "16", "--overlap", "16"]) == 2
     assert "overlap 16 must be in [0, tile)" in capsys.readouterr().err
+
+
+def test_bf16_prediction_agrees_with_float32_and_the_log_records_the_precision(runs: dict[str, Path],
+                                                                               tmp_path: Path) -> None:
+    """``--precision bf16`` runs the networks under bf16 autocast (even where bf16 is emulated): the maps are
+    nearly those of float32, and predict.json says which precision made them."""
+    maps = {}
+    for prec in ("32", "bf16"):
+        assert main(["predict", str(runs["all"]), str(runs["scene"]), "--out", str(tmp_path / prec), "--dates",
+                     f"{FEB},{MAY}", "--precision", prec]) == 0
+        maps[prec] = np.stack([read_map(p) for p in sorted((tmp_path / prec / "maps").glob("*.tif"))])
+        assert json.loads((tmp_path / prec / "predict.json").read_text())[-1]["precision"] == prec
+    assert len(np.unique(maps["32"])) > 2
+    assert (maps["32"] == maps["bf16"]).mean() > 0.95

@@ -29,7 +29,8 @@ when its map exists, so a re-run after a crash finishes only the missing dates):
     OUT/maps/YYYYMMDD.tif            uint8 class codes, colour table, input CRS/transform, COG with overviews
     OUT/maps/YYYYMMDD.png            quick-look with a legend
     OUT/probabilities/YYYYMMDD.tif   optional: one uint8 band per class (probability x 255, scale 1/255)
-    OUT/predict.json                 run, scene, tiling, the net used per date, timing (one entry per pass)
+    OUT/predict.json                 run, scene, tiling, device and precision, the net per date, timing (one entry
+                                     per pass)
 
 A ``kill -9`` leaves at most a hidden ``OUT/.partial-*`` scratch folder (removed on any Python exception)
 and hidden ``.*.tmp.tif`` files, never a file under a final name.

@@ -21,6 +21,7 @@ from tropicrop.inference.tile import Plan
 from tropicrop.inference.tiling import aoi_reader, check_tiling
 from tropicrop.io.files import write_json
 from tropicrop.layout import PredictionLayout
+from tropicrop.precision import precision_label
 from tropicrop.runfiles import read_json
 from tropicrop.scene import Scene, load_scene
 from tropicrop.windows import target_window
@@ -76,7 +77,8 @@ def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt
 
 def _write_log(out: Path, models: RunModels, scene: Scene, plans: Sequence[Plan], tile: int, overlap: int,
                seconds: float) -> None:
-    """Append this session to OUT/predict.json (run, scene, tiling, the net per date, throughput)."""
+    """Append this session to OUT/predict.json (run, scene, tiling, device, precision, the net per date,
+    throughput)."""
     path = PredictionLayout(out).log
     sessions = read_json(path, "delete it (it only logs earlier predictions) and predict again") if path.is_file() else []
     if not isinstance(sessions, list):
@@ -88,6 +90,7 @@ def _write_log(out: Path, models: RunModels, scene: Scene, plans: Sequence[Plan]
         "tile": tile,
         "overlap": overlap,
         "device": str(models.device),
+        "precision": precision_label(models.autocast),
         "nets": {p.date.isoformat(): p.net.name for p in plans},
         "seconds": round(seconds, 3),
         "pixel_months_per_s": round(pixels / seconds, 1) if seconds > 0 else None,
@@ -97,16 +100,17 @@ def _write_log(out: Path, models: RunModels, scene: Scene, plans: Sequence[Plan]
 
 def predict_run(run_dir: Path, scene: Scene | Path, out: Path, dates: Sequence[dt.date] | None = None, tile: int = 256,
                 overlap: int = 32, probabilities: bool = False, progress: bool = True,
-                aoi: np.ndarray | str | Path | None = None) -> list[Path]:
+                aoi: np.ndarray | str | Path | None = None, precision: str | None = None) -> list[Path]:
     """Crop maps of ``scene`` for ``dates`` with the networks of run directory ``run_dir``, into ``out``.
 
     ``dates`` defaults to every labelled date of the scene (per-month runs: those of a month the run has a
     network for), or, for a scene without labels, every date with a full window of history. Tiles of
     ``tile`` pixels overlapping by ``overlap`` are blended smoothly; ``aoi`` (bool mask (H, W), raster or
-    vector file) limits the work to its tiles, and map pixels outside it are 0 (nodata). Device and
-    precision follow the run's ``trainer`` config. Returns the paths of the maps ``OUT/maps/YYYYMMDD.tif``.
+    vector file) limits the work to its tiles, and map pixels outside it are 0 (nodata). The device follows
+    the run's ``trainer`` config, and so does the precision unless ``precision`` (``auto``, ``32``, ``bf16``)
+    is given. Returns the paths of the maps ``OUT/maps/YYYYMMDD.tif``.
     """
-    models = load_run(Path(run_dir))
+    models = load_run(Path(run_dir), precision)
     scene = scene if isinstance(scene, Scene) else load_scene(scene)
     if dates is None:
         dates = default_dates(scene, models.sequence_length)

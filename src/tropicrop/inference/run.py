@@ -15,6 +15,7 @@ from tropicrop.classes import ClassTable
 from tropicrop.errors import RunError
 from tropicrop.inference.prepare import prepare_for_inference
 from tropicrop.layout import RunLayout
+from tropicrop.precision import FLOAT32, autocast_dtype, device_type, resolve_precision
 from tropicrop.runfiles import (
     RETRAIN,
     load_checkpoint,
@@ -76,26 +77,29 @@ def _doy_distance(a: dt.date, b: dt.date) -> int:
 
 
 def select_device(accelerator: str, precision: str) -> tuple[torch.device, torch.dtype | None]:
-    """Device and autocast dtype from a run's ``trainer.accelerator`` and ``trainer.precision``.
+    """Device and autocast dtype from a run's ``trainer.accelerator`` and ``trainer.precision`` (or
+    ``predict --precision``).
 
-    "gpu"/"cuda" (or "auto" with a GPU present) run on CUDA, in bf16 or fp16 autocast when the precision
-    says so; anything else runs on the CPU in float32. A GPU run on a machine without one falls back to the
-    CPU with a warning.
+    "gpu"/"cuda" (or "auto" with a GPU present) run on CUDA, anything else on the CPU. The precision is
+    resolved by :func:`tropicrop.precision.resolve_precision` (``auto``: bf16 where this machine's device
+    has fast bf16 units, float32 elsewhere); bf16 runs as autocast on the CPU and the GPU, fp16 on the GPU
+    only. A GPU run on a machine without one falls back to the CPU with a warning.
     """
     acc = accelerator.lower()
-    if acc in ("gpu", "cuda") or (acc == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            warnings.warn(f"the run was trained with accelerator={accelerator!r} but no CUDA device is available; "
-                          "predicting on the CPU", stacklevel=2)
-            return torch.device("cpu"), None
-        dtype = torch.bfloat16 if "bf16" in precision else torch.float16 if precision.startswith("16") else None
+    if acc in ("gpu", "cuda") and not torch.cuda.is_available():
+        warnings.warn(f"the run was trained with accelerator={accelerator!r} but no CUDA device is available; "
+                      "predicting on the CPU", stacklevel=2)
+    device = device_type(accelerator)
+    if device == "cuda":
         torch.backends.cudnn.benchmark = True  # every tile has the same size: autotune the convolutions once
-        return torch.device("cuda"), dtype
-    return torch.device("cpu"), None
+    return torch.device(device), autocast_dtype(resolve_precision(precision, accelerator), device)
 
 
-def load_run(run_dir: Path) -> RunModels:
+def load_run(run_dir: Path, precision: str | None = None) -> RunModels:
     """Load the class table, normalisation and every trained network of a finished run directory.
+
+    ``precision`` (``auto``, ``32``, ``bf16``, or a Lightning name) overrides the run's ``trainer.precision``
+    for prediction (see :func:`select_device`).
 
     Every file is read through :mod:`tropicrop.runfiles` (checkpoints weights-only) and each network is
     built from its checkpoint's saved hyperparameters by :func:`tropicrop.models.build`, without
@@ -120,7 +124,8 @@ def load_run(run_dir: Path) -> RunModels:
     trainer, model_cfg = config.get("trainer") or {}, config.get("model") or {}
     if not isinstance(trainer, dict) or not isinstance(model_cfg, dict):
         raise RunError(run.config, "is not a training configuration (trainer and model must be mappings)", RETRAIN)
-    device, autocast = select_device(str(trainer.get("accelerator", "cpu")), str(trainer.get("precision", "32-true")))
+    device, autocast = select_device(str(trainer.get("accelerator", "cpu")),
+                                     precision or str(trainer.get("precision", FLOAT32)))
     classes = read_class_table(run.classes)
     normalizer = read_normalizer(run.normalization)
     nets = []

@@ -67,6 +67,12 @@ class FrameSteps:
         return self._gather(self._index.reshape(-1), min(map(min, self.rows)) < 0).view(self.shape)
 
 
+def _state_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of the cell's state and elementwise gate arithmetic: at least float32, so that under bf16
+    autocast the convolutions run in bf16 but ``c`` (a sum over many steps) and the gates do not lose bits."""
+    return torch.promote_types(dtype, torch.float32)
+
+
 def _run_forward(gates_x: Tensor | FrameSteps, w_h: Tensor, valid: Tensor | None, padding: int, store: bool,
                  constants: tuple[Tensor, Tensor] | None = None, every_state: bool = True) -> tuple[Tensor, Saved]:
     """Time loop of the LSTM cell in time-major layout.
@@ -78,14 +84,18 @@ def _run_forward(gates_x: Tensor | FrameSteps, w_h: Tensor, valid: Tensor | None
         valid: ``(T, B)`` bool or ``None`` (all valid).
         padding: spatial padding of the recurrent convolution.
         store: keep what the backward pass needs.
-        constants: ``(values (T, B, k), response (k, 4 * hid * H * W))``: ``values[t] @ response`` is added
-            to the pre-activations of step ``t`` (constant input channels, added step by step instead of
-            materialising a second ``gates_x``).
+        constants: ``(values (T, B, k), response (k, 4 * hid * H * W))`` in the state dtype
+            (:func:`_state_dtype`): ``values[t] @ response`` is added to the pre-activations of step ``t``
+            (constant input channels, added step by step instead of materialising a second ``gates_x``).
         every_state: return every hidden state; if false (and not ``store``) only the last, as ``(1, B, ...)``.
 
+    Under bf16 autocast ``gates_x`` and ``w_h`` are bf16: the recurrent convolution runs in bf16, its output
+    and ``gates_x`` are summed, and the gates and the state are computed, in float32 (:func:`_state_dtype`).
+
     Returns:
-        ``hs`` ``(T, B, hid, H, W)``, the hidden state after each step, and, if ``store``, per computed
-        step ``(t, sigmoid([i, f, o]), tanh(g), c_{t-1} or None at the first, tanh(c_t))``.
+        ``hs`` ``(T, B, hid, H, W)`` in the dtype of ``gates_x``, the hidden state after each step, and, if
+        ``store``, per computed step ``(t, sigmoid([i, f, o]), tanh(g), c_{t-1} or None at the first,
+        tanh(c_t))`` in the state dtype.
     """
     steps, batch, four_hid, height, width = gates_x.shape
     hid = four_hid // 4
@@ -93,7 +103,8 @@ def _run_forward(gates_x: Tensor | FrameSteps, w_h: Tensor, valid: Tensor | None
     keep_states = store or every_state
     like = gates_x.table if isinstance(gates_x, FrameSteps) else gates_x
     hs = like.new_empty(steps if keep_states else 1, batch, hid, height, width)
-    h = like.new_zeros(batch, hid, height, width)
+    state = _state_dtype(like.dtype)
+    h = like.new_zeros(batch, hid, height, width, dtype=state)
     c = torch.zeros_like(h)
     started = False  # until the first computed step, h and c are zeros: skip their terms
     saved: Saved = []
@@ -103,14 +114,15 @@ def _run_forward(gates_x: Tensor | FrameSteps, w_h: Tensor, valid: Tensor | None
                 hs[t] = h
             continue
         if started:
-            pre = F.conv2d(h, w_h, padding=padding)
+            pre = F.conv2d(h.to(w_h.dtype), w_h, padding=padding).to(state)
             pre += gates_x[t]
             if constants is not None:
                 pre.view(batch, -1).addmm_(constants[0][t], constants[1])
         elif constants is not None:
-            pre = torch.addmm(gates_x[t].reshape(batch, -1), constants[0][t], constants[1]).view(gates_x.shape[1:])
+            pre = gates_x[t].to(state, copy=True)
+            pre.view(batch, -1).addmm_(constants[0][t], constants[1])
         else:
-            pre = gates_x[t]
+            pre = gates_x[t].to(state)
         ifo = torch.sigmoid(pre[:, : 3 * hid])
         g = torch.tanh(pre[:, 3 * hid :])
         i, f, o = ifo[:, :hid], ifo[:, hid : 2 * hid], ifo[:, 2 * hid :]
@@ -154,16 +166,18 @@ class _Recurrence(torch.autograd.Function):
         saved: Saved = ctx.saved
         padding: int = ctx.padding
         steps, batch, hid = hs.shape[:3]
-        grad_gates = grad_hs.new_zeros(steps, batch, 4 * hid, *hs.shape[3:])
+        # the convolutions run in the forward's dtype (bf16 under autocast, which is off in backward),
+        # the gradients of the state in float32 at least (_run_forward)
+        grad_gates = hs.new_zeros(steps, batch, 4 * hid, *hs.shape[3:])
         grad_w = torch.zeros_like(w_h)
         if not saved:
             return grad_gates, grad_w, None, None
         first = saved[0][0]
         all_valid = _steps_to_run(valid, steps)[1]
         by_step = {step[0]: step[1:] for step in saved}
-        w = w_h.to(grad_gates.dtype)  # under autocast the forward ran in a lower precision than w_h
-        dh = torch.zeros_like(hs[0])
-        dc = torch.zeros_like(hs[0])
+        w = w_h.to(hs.dtype)
+        dh = torch.zeros_like(hs[0], dtype=_state_dtype(hs.dtype))
+        dc = torch.zeros_like(dh)
         for t in range(steps - 1, first - 1, -1):
             dh = dh + grad_hs[t]
             if t not in by_step:  # no sequence valid at t: state and gradients pass through
@@ -182,7 +196,7 @@ class _Recurrence(torch.autograd.Function):
                 dc = dc_t * f
             grad_gates[t] = dgates
             if t > first:
-                dh_prev = F.conv_transpose2d(dgates, w, padding=padding)
+                dh_prev = F.conv_transpose2d(grad_gates[t], w, padding=padding).to(dh.dtype)
                 dh = torch.where(keep, dh_prev, dh) if partial else dh_prev
         if steps - 1 > first:  # recurrent weight: one weight-gradient convolution over all steps
             h_prev = hs[first : steps - 1].flatten(0, 1)
@@ -287,7 +301,7 @@ class ConvLSTM(nn.Module):
             return ((pos >= 0) & (pos < length)).to(dtype)
 
         rows, cols = inside(size[0], w_k.shape[2]), inside(size[1], w_k.shape[3])
-        return torch.einsum("okab,ay,bx->koyx", w_k, rows, cols).reshape(k, -1)
+        return torch.einsum("okab,ay,bx->koyx", w_k, rows, cols).reshape(k, -1).to(dtype)  # autocast: bf16 einsum
 
     def recur(self, gates: Tensor, valid: Tensor | None = None, constants: Tensor | None = None,
               index: Tensor | None = None, constants_in_gates: bool = False) -> Tensor:
@@ -309,12 +323,18 @@ class ConvLSTM(nn.Module):
         if valid is not None and tuple(valid.shape) != (b, t):
             raise ValueError(f"valid must have shape (B, T) = {(b, t)}, got {tuple(valid.shape)}")
         self._check_constants(constants, b, t, constants_in_gates)
-        w_h = self.conv.weight[:, self.in_channels + k :].contiguous()
+        w_h = self.conv.weight[:, self.in_channels + k :]
+        dtype = torch.get_autocast_dtype(gates.device.type) if torch.is_autocast_enabled(gates.device.type) else w_h.dtype
+        w_h = w_h.to(dtype, memory_format=torch.contiguous_format)  # once, not per step (autocast caches leaves only)
         valid_t = None if valid is None else valid.to(torch.bool).t().contiguous()
         size = (gates.shape[-2], gates.shape[-1])
-        response = None if constants is None else self.constant_response(size, gates.dtype, gates.device)
+        grad = torch.is_grad_enabled() and (gates.requires_grad or w_h.requires_grad)
+        # with gradients the constants' share is one (autocast) matmul; without, it is added to the float32
+        # pre-activations step by step (_run_forward), so it is made in their dtype
+        response_dtype = gates.dtype if grad else _state_dtype(gates.dtype)
+        response = None if constants is None else self.constant_response(size, response_dtype, gates.device)
         steps = FrameSteps(gates, index) if index is not None else None
-        if torch.is_grad_enabled() and (gates.requires_grad or w_h.requires_grad):
+        if grad:
             gates_t = steps.materialise() if steps is not None else gates.transpose(0, 1)  # time-major
             if constants is not None and response is not None:
                 flat = torch.addmm(gates_t.transpose(0, 1).reshape(b * t, -1), constants.reshape(b * t, k).to(gates.dtype),
@@ -322,7 +342,7 @@ class ConvLSTM(nn.Module):
                 gates_t = flat.view(b, t, *gates_t.shape[2:]).transpose(0, 1)
             hs = _Recurrence.apply(gates_t, w_h, valid_t, self._padding)
         else:
-            extra = None if constants is None or response is None else (constants.to(gates.dtype).transpose(0, 1), response)
+            extra = None if constants is None or response is None else (constants.to(response.dtype).transpose(0, 1), response)
             source = steps if steps is not None else gates.transpose(0, 1)
             hs = _run_forward(source, w_h, valid_t, self._padding, store=False, constants=extra,
                               every_state=self.return_sequence)[0]
