@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Month-by-month crop maps from Sentinel-1 time series (UnetConvLSTM, VUnetConvLSTM).",
     )
     parser.add_argument("--version", action="version", version=f"tropicrop {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug, with GDAL's messages)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("inspect", help="check a scene and print its size, CRS, dates, classes and split")
@@ -243,7 +243,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tropicrop`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    level = logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
+    for root_handler in logging.getLogger().handlers:
+        root_handler.setLevel(level)  # records re-levelled by a logger filter (GDAL's) are judged again here
+    from tropicrop.io.gdal import send_gdal_messages_to_debug  # after parsing: --help stays quick
+
+    send_gdal_messages_to_debug()  # GDAL's messages go to the log at -vv; the errors they cause are raised as ours
     logging.captureWarnings(True)
     warnings.simplefilter("default")
     warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")  # lightning's own deprecation notice
