@@ -24,7 +24,7 @@ def test_per_date_figure_places_each_date_at_its_day_not_its_month() -> None:
     ax = fig.axes[0]
     days = mdates.date2num([dt.date.fromisoformat(d) for d in DATES])
     for line, (name, rows) in zip(ax.get_lines(), PER_DATE.items(), strict=True):
-        x = mdates.date2num(line.get_xdata())
+        x = np.asarray(line.get_xdata(), dtype=float)
         np.testing.assert_allclose(x, days)  # the November points sit 6 and 12 days apart, not on one position
         y = np.asarray(line.get_ydata(), dtype=float)
         expected = [100 * rows[d][1] if d in rows else np.nan for d in DATES]

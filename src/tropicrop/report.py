@@ -73,14 +73,16 @@ def per_date_figure(per_date: dict[str, dict[str, tuple[float, float]]], metric:
     fig, ax = plt.subplots(figsize=(8, 4))
     dates = sorted({d for rows in per_date.values() for d in rows})
     days = [dt.date.fromisoformat(d) for d in dates]
+    x = mdates.date2num(days)  # matplotlib's day numbers: the axis is a time axis, not a row of labels
     for name, rows in per_date.items():
-        ax.plot(days, [100 * rows[d][metric] if d in rows else np.nan for d in dates], marker="o", label=name)
+        ax.plot(x, [100 * rows[d][metric] if d in rows else np.nan for d in dates], marker="o", label=name)
     locator = mdates.AutoDateLocator(minticks=3, maxticks=12)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    ax.set_xticks(mdates.date2num(days), minor=True)  # a small tick at every acquisition
+    ax.xaxis_date()
+    ax.set_xticks(x, minor=True)  # a small tick at every acquisition
     if len(days) == 1:  # one date: give the axis a month of room either side
-        ax.set_xlim(days[0] - dt.timedelta(days=30), days[0] + dt.timedelta(days=30))
+        ax.set_xlim(float(x[0]) - 30, float(x[0]) + 30)
     ax.set_ylabel("OA (%)" if metric == 0 else "average F1 (%)")
     ax.set_title(title)
     ax.set_ylim(0, 100)
