@@ -122,11 +122,12 @@ def whole_scene_blend(models: RunModels, scene_dir: Path, dates: list[dt.date], 
     th, rows = tile_layout(grid.height, tile, overlap)
     tw, cols = tile_layout(grid.width, tile, overlap)
     total = BlendSums(len(plans), models.classes.num_classes, grid.height, grid.width)
+    context = inference.run_margin(models)  # what predict_run measures on the same networks
     with torch.inference_mode():
         for r, c in itertools.product(rows, cols):
             window = rasterio.windows.Window(c, r, tw, th)
             sums = BlendSums(len(plans), models.classes.num_classes, th, tw)
-            inference._predict_tile(models, scene, window, plans, tile_weights(window, grid, overlap), sums)
+            inference._predict_tile(models, scene, window, plans, tile_weights(window, grid, overlap), sums, context)
             total.add_block(sums, slice(r, r + th), slice(c, c + tw), slice(None))
     probs, valid = total.probabilities(slice(None), slice(None))
     return class_map(probs, valid)

@@ -149,7 +149,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     scene = load_scene(args.scene)
     paths = predict_run(Path(args.run_dir), scene, Path(args.out), dates=parse_dates(args.dates, scene), tile=args.tile,
                         overlap=args.overlap, probabilities=args.probabilities, progress=sys.stderr.isatty(),
-                        aoi=Path(args.aoi) if args.aoi else None)
+                        aoi=Path(args.aoi) if args.aoi else None, margin=args.margin)
     print(f"{len(paths)} map(s) in {Path(args.out) / 'maps'}")
     return 0
 
@@ -161,6 +161,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(format_evaluation(result))
     print(f"metrics in {Path(args.out) / 'metrics'}")
     return 0
+
+
+def _margin(text: str) -> int | None:
+    """``--margin``: ``auto`` (None: measured from the network) or a number of pixels >= 0."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither 'auto' nor a number of pixels") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "12-date window when the scene has no labels)")
     p.add_argument("--tile", type=int, default=256, help="tile side in pixels (default 256)")
     p.add_argument("--overlap", type=int, default=32, help="overlap of neighbouring tiles, blended smoothly (default 32)")
+    p.add_argument("--margin", type=_margin, default=None, metavar="PX|auto",
+                   help="scene context read around each tile and cropped off (default auto: measured on the network)")
     p.add_argument("--probabilities", action="store_true", help="also write one probability band per class")
     p.add_argument("--aoi", help="area of interest: vector file of polygons, or a raster mask on the scene grid")
     p.set_defaults(func=_cmd_predict)

@@ -297,6 +297,39 @@ def tile_weights(window: Window, grid: Grid, overlap: int) -> np.ndarray:
     return np.outer(wy, wx)
 
 
+def context_window(window: Window, grid: Grid, margin: int, align: int) -> Window:
+    """The window read for tile ``window``: ``margin`` more pixels of the scene on each side (fewer at the
+    scene border), its start on a multiple of ``align`` (the networks' downsampling) and its size one too
+    unless it ends on the border. Pooling cells then fall where they fall for the whole scene, and every
+    pixel of the tile sees the scene, not zero padding, as far as the network looks (:func:`run_margin`)."""
+    r0, c0, h, w = int(window.row_off), int(window.col_off), int(window.height), int(window.width)
+
+    def span(start: int, length: int, size: int) -> tuple[int, int]:
+        first = max(0, (start - margin) // align * align)
+        stop = min(size, first + math.ceil((start + length + margin - first) / align) * align)
+        return first, stop - first
+
+    (row, height), (col, width) = span(r0, h, grid.height), span(c0, w, grid.width)
+    return Window(col, row, width, height)
+
+
+def run_margin(models: RunModels) -> tuple[int, int]:
+    """Context margin (pixels a tile is read beyond its edges) and alignment for the networks of a run:
+    the widest :func:`~tropicrop.models.context.context_margin` measured on them, and their common
+    downsampling factor."""
+    from tropicrop.models.context import context_margin
+
+    margin = max(context_margin(net.model, models.in_channels, models.sequence_length) for net in models.nets)
+    return margin, run_margin_alignment(models)
+
+
+def run_margin_alignment(models: RunModels) -> int:
+    """The common downsampling factor of a run's networks: context windows start on multiples of it."""
+    from tropicrop.models.context import downsampling
+
+    return math.lcm(*(downsampling(net.model) for net in models.nets))
+
+
 def check_tiling(tile: int, overlap: int) -> None:
     """ConfigError for a tile size or overlap that cannot work."""
     if tile < 1:
@@ -657,12 +690,16 @@ def _plans(models: RunModels, scene: Scene, dates: Sequence[dt.date]) -> list[Pl
 
 
 def _predict_tile(models: RunModels, scene: Scene, window: Window, plans: Sequence[Plan], weight: np.ndarray,
-                  sums: BlendSums) -> None:
+                  sums: BlendSums, margin: tuple[int, int] = (0, 1)) -> None:
     """Read every date the tile's windows need once, run each network on its plans, add to ``sums`` (the
-    tile's block)."""
+    tile's block). With ``margin`` (pixels, alignment; :func:`run_margin`) the networks run on the tile
+    with that much scene around it (:func:`context_window`), and the probabilities are cropped to the tile."""
     needed = sorted({int(i) for p in plans for i in p.window.indices if i >= 0})
-    raw = scene.read_images(window, [scene.dates[i] for i in needed])  # (N, C, h, w) dB, NaN = no data
-    real = np.isfinite(raw).any(axis=1)  # (N, h, w): the pixel has data at that date
+    read = context_window(window, scene.grid, *margin) if margin[0] > 0 else window
+    crop = (slice(int(window.row_off - read.row_off), int(window.row_off - read.row_off + window.height)),
+            slice(int(window.col_off - read.col_off), int(window.col_off - read.col_off + window.width)))
+    raw = scene.read_images(read, [scene.dates[i] for i in needed])  # (N, C, h, w) dB, NaN = no data
+    real = np.isfinite(raw[..., crop[0], crop[1]]).any(axis=1)  # (N, h, w): the tile's pixel has data at that date
     position = {i: k for k, i in enumerate(needed)}
     sums.weight += weight
     by_net: dict[str, list[Plan]] = {}
@@ -678,13 +715,16 @@ def _predict_tile(models: RunModels, scene: Scene, window: Window, plans: Sequen
         with autocast:
             for plan, probs in net_probabilities(net, frames, own_pos, net_plans):
                 seen = real[[position[int(i)] for i in plan.window.indices if i >= 0]].any(axis=0)
-                sums.add(plan.slot, probs.cpu().numpy(), weight, seen)
+                sums.add(plan.slot, probs[:, crop[0], crop[1]].cpu().numpy(), weight, seen)
 
 
 def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt.date], *, tile: int = 256,
                   overlap: int = 32, probabilities: bool = False, progress: bool = True,
-                  aoi: np.ndarray | str | Path | None = None) -> list[Path]:
+                  aoi: np.ndarray | str | Path | None = None, margin: int | None = None) -> list[Path]:
     """Predict ``dates`` of ``scene`` with in-memory ``models`` into ``out`` (see the module docstring).
+
+    Each tile is read with ``margin`` pixels of scene context around it, cropped off before blending;
+    ``None`` measures the margin the networks need (:func:`run_margin`), 0 reads the tile alone.
 
     Dates whose outputs all exist are skipped. Returns the map paths of ``dates``, in date order. Raises
     :class:`SceneError` if the scene's band count differs from the networks' or a date is not in the scene.
@@ -703,6 +743,7 @@ def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt
     if len(todo) < len(dates):
         log.info("skipping %d date(s) whose maps exist in %s", len(dates) - len(todo), out)
     reader = aoi_reader(aoi, scene.grid)
+    context = run_margin(models) if margin is None else (margin, run_margin_alignment(models))
     empty: list[dt.date] = []
     per_date = buffer_bytes(scene.grid, 1, models.classes.num_classes, tile, overlap, probabilities)
     group = max(1, BUFFER_BYTES // per_date)
@@ -710,8 +751,8 @@ def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt
     for start in range(0, len(todo), group):  # one pass over the scene per group of dates
         clock = time.perf_counter()
         plans = _plans(models, scene, todo[start : start + group])
-        empty += _stream(models, scene, out, plans, outputs, tile, overlap, probabilities, progress, reader)
-        _write_log(out, models, scene, plans, tile, overlap, time.perf_counter() - clock)
+        empty += _stream(models, scene, out, plans, outputs, tile, overlap, probabilities, progress, reader, context)
+        _write_log(out, models, scene, plans, tile, overlap, time.perf_counter() - clock, context[0])
     if empty:
         raise SceneError(scene.manifest.path, "no pixel (inside the AOI) has a real image in the window of "
                          f"{', '.join(map(str, empty))}; no map written",
@@ -746,7 +787,8 @@ def _buffer_rows(th: int, rows: list[int], stops: list[int]) -> tuple[int, int]:
 
 
 def _stream(models: RunModels, scene: Scene, out: Path, plans: Sequence[Plan], outputs: dict[dt.date, Outputs],
-            tile: int, overlap: int, probabilities: bool, progress: bool, aoi: AoiReader | None) -> list[dt.date]:
+            tile: int, overlap: int, probabilities: bool, progress: bool, aoi: AoiReader | None,
+            context: tuple[int, int] = (0, 1)) -> list[dt.date]:
     """Tile, blend and write scratch rasters for ``plans``, then finalise each date. Returns dates whose
     window has no real image anywhere (no map is written for them).
 
@@ -784,7 +826,7 @@ def _stream(models: RunModels, scene: Scene, out: Path, plans: Sequence[Plan], o
                     work.add_block(band, slice(0, band_rows), slice(tw - shift, tw), slice(c + tw - shift, c + tw))
                     window = Window(c, r, tw, th)
                     if aoi is None or aoi(window).any():
-                        _predict_tile(models, scene, window, plans, tile_weights(window, grid, overlap), work)
+                        _predict_tile(models, scene, window, plans, tile_weights(window, grid, overlap), work, context)
                     bar.update(1)
                     cstop = col_offs[j + 1] if j + 1 < len(col_offs) else grid.width  # columns [c, cstop) finish
                     finished.put(work, stop - r, slice(0, cstop - c), c)
@@ -845,7 +887,7 @@ def _write_classes(out: Path, classes: ClassTable) -> None:
 
 
 def _write_log(out: Path, models: RunModels, scene: Scene, plans: Sequence[Plan], tile: int, overlap: int,
-               seconds: float) -> None:
+               seconds: float, margin: int = 0) -> None:
     """Append this session to OUT/predict.json (run, scene, tiling, the net per date, throughput)."""
     path = out / "predict.json"
     sessions = json.loads(path.read_text()) if path.is_file() else []
@@ -855,6 +897,7 @@ def _write_log(out: Path, models: RunModels, scene: Scene, plans: Sequence[Plan]
         "scene": str(scene.root),
         "tile": tile,
         "overlap": overlap,
+        "margin": margin,
         "device": str(models.device),
         "nets": {p.date.isoformat(): p.net.name for p in plans},
         "seconds": round(seconds, 3),
@@ -865,13 +908,14 @@ def _write_log(out: Path, models: RunModels, scene: Scene, plans: Sequence[Plan]
 
 def predict_run(run_dir: Path, scene: Scene | Path, out: Path, dates: Sequence[dt.date] | None = None, tile: int = 256,
                 overlap: int = 32, probabilities: bool = False, progress: bool = True,
-                aoi: np.ndarray | str | Path | None = None) -> list[Path]:
+                aoi: np.ndarray | str | Path | None = None, margin: int | None = None) -> list[Path]:
     """Crop maps of ``scene`` for ``dates`` with the networks of run directory ``run_dir``, into ``out``.
 
     ``dates`` defaults to every labelled date of the scene (per-month runs: those of a month the run has a
     network for), or, for a scene without labels, every date with a full window of history. Tiles of
     ``tile`` pixels overlapping by ``overlap`` are blended smoothly; ``aoi`` (bool mask (H, W), raster or
-    vector file) limits the work to its tiles, and map pixels outside it are 0 (nodata). Device and
+    vector file) limits the work to its tiles, and map pixels outside it are 0 (nodata). ``margin``: pixels
+    of scene context read around each tile (None: measured from the networks, :func:`run_margin`). Device and
     precision follow the run's ``trainer`` config. Returns the paths of the maps ``OUT/maps/YYYYMMDD.tif``.
     """
     models = load_run(Path(run_dir))
@@ -887,5 +931,5 @@ def predict_run(run_dir: Path, scene: Scene | Path, out: Path, dates: Sequence[d
                 models.net_for(dates[0])  # raises RunError naming the networks
             dates = served
     return predict_scene(models, scene, Path(out), dates, tile=tile, overlap=overlap, probabilities=probabilities,
-                         progress=progress, aoi=aoi)
+                         progress=progress, aoi=aoi, margin=margin)
 
