@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--overlap", type=int, default=32)
     parser.add_argument("--dates", help="YYYY-MM-DD,... (default: the scene's labelled dates)")
     parser.add_argument("--methods", nargs="+", default=["mosaic", "blend", "margin"], choices=["mosaic", "blend", "margin"])
+    parser.add_argument("--margin", type=int, default=None, help="margin method: this many px instead of the measured one")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     args = parser.parse_args()
     if args.threads:
@@ -77,6 +78,9 @@ def main() -> None:
     measured = time.perf_counter() - clock
     print(f"run {args.run}, scene {args.scene} ({scene.grid.width} x {scene.grid.height} px), {len(dates)} date(s)")
     print(f"context margin measured on the network: {margin} px (alignment {align}), in {measured:.1f} s")
+    if args.margin is not None:
+        margin = args.margin
+        print(f"margin method run with --margin {margin} px instead")
 
     runs: list[tuple[str, int, int, int]] = []  # (method, tile, overlap, margin)
     if "mosaic" in args.methods:
