@@ -118,3 +118,17 @@ def test_tiles_read_with_the_whole_reach_give_the_whole_scene_map(make_scene: Ma
                              progress=False)[0]
         assert not np.array_equal(_read(bare), reference)  # the test can tell: tiles read alone differ
     assert run_margin_alignment(models) == 8
+
+
+def test_margin_option_is_auto_or_pixels(capsys: pytest.CaptureFixture[str]) -> None:
+    from tropicrop.cli import build_parser
+
+    def parse(value: str) -> int | None:
+        margin: int | None = build_parser().parse_args(["predict", "RUN", "SCENE", "--out", "O", "--margin", value]).margin
+        return margin
+
+    assert parse("auto") is None and parse("48") == 48 and parse("0") == 0
+    assert build_parser().parse_args(["predict", "RUN", "SCENE", "--out", "O"]).margin is None
+    with pytest.raises(SystemExit):
+        parse("-8")
+    assert "is negative" in capsys.readouterr().err
