@@ -239,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dates", help="'all' or YYYY-MM-DD,... (default: the labelled dates, or every date with a full "
                    "12-date window when the scene has no labels)")
     p.add_argument("--tile", type=int, default=256, help="tile side in pixels (default 256)")
-    p.add_argument("--overlap", type=int, default=32, help="overlap of neighbouring tiles, blended smoothly (default 32)")
+    p.add_argument("--overlap", type=int, default=0, help="overlap of neighbouring tiles, blended smoothly (default 0: "
+                   "the margin makes tiles agree; use 32 with --margin 0)")
     p.add_argument("--margin", type=_margin, default=None, metavar="PX|auto",
                    help="scene context read around each tile and cropped off (default auto: measured on the network)")
     p.add_argument("--probabilities", action="store_true", help="also write one probability band per class")

@@ -79,7 +79,7 @@ class PredictConfig:
     """Full-scene prediction settings."""
 
     tile: int = 256
-    overlap: int = 32
+    overlap: int = 0  # tiles read with the context margin agree without blending (README: tile size and margin)
     margin: int | None = None  # scene context read around each tile; None: measured from the network
 
 

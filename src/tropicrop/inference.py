@@ -6,7 +6,9 @@ a tile is one tile). Each tile's softmax probabilities are accumulated with a sm
 (:func:`tile_weights`: a sin^2 ramp inside the overlap on every side that has a neighbouring tile, 1
 elsewhere; > 0 everywhere) and divided by the summed weight, so there are no seams and the map hardly
 depends on the tile size. (The authors mosaic non-overlapping 32 x 32 patches; every patch border there is
-a seam.)
+a seam.) Each tile is read with a margin of scene context (:func:`context_window`, as wide as the network
+looks: :func:`run_margin`) that is cropped off before blending, so the map does not depend on the tile
+size even without overlap (the default; ``README``: tile size and context margin).
 
 Tiles are processed in rows, left to right. Unnormalised sums are held only where a later tile can still
 add: the current tile's block and the band of rows that the next tile row overlaps (``(targets, K,
@@ -719,7 +721,7 @@ def _predict_tile(models: RunModels, scene: Scene, window: Window, plans: Sequen
 
 
 def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt.date], *, tile: int = 256,
-                  overlap: int = 32, probabilities: bool = False, progress: bool = True,
+                  overlap: int = 0, probabilities: bool = False, progress: bool = True,
                   aoi: np.ndarray | str | Path | None = None, margin: int | None = None) -> list[Path]:
     """Predict ``dates`` of ``scene`` with in-memory ``models`` into ``out`` (see the module docstring).
 
@@ -907,7 +909,7 @@ def _write_log(out: Path, models: RunModels, scene: Scene, plans: Sequence[Plan]
 
 
 def predict_run(run_dir: Path, scene: Scene | Path, out: Path, dates: Sequence[dt.date] | None = None, tile: int = 256,
-                overlap: int = 32, probabilities: bool = False, progress: bool = True,
+                overlap: int = 0, probabilities: bool = False, progress: bool = True,
                 aoi: np.ndarray | str | Path | None = None, margin: int | None = None) -> list[Path]:
     """Crop maps of ``scene`` for ``dates`` with the networks of run directory ``run_dir``, into ``out``.
 
