@@ -61,7 +61,7 @@ def trained_runs(tiny_pair: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     train(cfg, root / "all")
     pm = quick_config(scene, mode="per-month", **{"model.name": "unet_convlstm", "trainer.max_epochs": 1,
                                                  "trainer.steps_per_epoch": 2})
-    pm.data.targets = [FEB.isoformat(), MAR.isoformat()]
+    pm.data.targets = [FEB, MAR]
     train(pm, root / "pm")
     return {"scene": scene, "other_year": tiny_pair / "lem1718", "all": root / "all", "pm": root / "pm"}
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from tiny import DATES, quick_config, tiny_arrays
-from tropicrop.config import load_config, to_dict
+from tropicrop.config import dump_config, load_config, to_dict
 from tropicrop.errors import ConfigError, RunError, SceneError
 from tropicrop.training import TrainBatches, TrainConfig, prepare_data, train
 from tropicrop.windows import EvalBatches
@@ -57,6 +57,32 @@ def test_target_date_that_is_not_labelled_is_refused_before_training(make_scene:
     with pytest.raises(ConfigError, match="2019-10-12 is not labelled") as exc:
         prepare_data(quick_config(make_scene(), **{"data.targets": "['2019-10-12']"}))
     assert "2019-11-17" in str(exc.value)
+
+
+@pytest.mark.parametrize("written", ["[2019-12-23]", "['2019-12-23']", "2019-12-23"])
+def test_target_dates_accept_a_yaml_date_or_its_text(tmp_path: Path, written: str) -> None:
+    """`--set data.targets=[2019-12-23]` is a YAML date: the option wants dates, so it is taken as one."""
+    if written == "2019-12-23":  # a list option given one bare date is still refused, as a list
+        with pytest.raises(ConfigError, match="'data.targets' must be a list"):
+            quick_config(tmp_path, **{"data.targets": written})
+        return
+    cfg = quick_config(tmp_path, **{"data.targets": written})
+    assert cfg.data.targets == [dt.date(2019, 12, 23)]
+    saved = tmp_path / "config.yaml"
+    dump_config(cfg, saved)
+    assert load_config(TrainConfig, saved) == cfg  # the saved config reads back as dates
+
+
+def test_target_date_that_is_not_a_date_names_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"'data.targets\[1\]' must be a date, got '2019-13-01'.*YYYY-MM-DD"):
+        quick_config(tmp_path, **{"data.targets": "[2019-12-23, '2019-13-01']"})
+    with pytest.raises(ConfigError, match=r"'data.targets\[0\]' must be a date, got the date and time"):
+        quick_config(tmp_path, **{"data.targets": "[2019-12-23 10:00:00]"})
+
+
+def test_text_options_take_a_yaml_date_as_its_text(tmp_path: Path) -> None:
+    cfg = quick_config(tmp_path, **{"data.scene": "2019-12-23"})
+    assert cfg.data.scene == "2019-12-23"
 
 
 def test_patch_larger_than_the_scene_is_refused(make_scene: MakeScene) -> None:
@@ -108,7 +134,7 @@ def test_two_runs_with_one_seed_agree_and_write_the_run_directory(tiny_pair: Pat
 def test_per_month_mode_trains_one_network_per_labelled_date(tiny_pair: Path, tmp_path: Path) -> None:
     cfg = quick_config(tiny_pair / "lem1920", mode="per-month", **{"model.name": "unet_convlstm",
                                                                     "trainer.max_epochs": 1, "trainer.steps_per_epoch": 2})
-    cfg.data.targets = ["2020-02-21", "2020-03-16"]
+    cfg.data.targets = [dt.date(2020, 2, 21), dt.date(2020, 3, 16)]
     summary = train(cfg, tmp_path / "pm")
     assert sorted(summary["nets"]) == ["2020-02-21", "2020-03-16"]
     assert (tmp_path / "pm" / "nets" / "2020-03-16" / "checkpoints" / "best.ckpt").is_file()

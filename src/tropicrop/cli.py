@@ -194,7 +194,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     # per-parcel answers need the class probabilities: --parcels turns them on
     paths = predict_run(Path(args.run_dir), scene, Path(args.out), dates=parse_dates(args.dates, scene), tile=args.tile,
                         overlap=args.overlap, probabilities=args.probabilities or bool(args.parcels),
-                        progress=sys.stderr.isatty(), aoi=Path(args.aoi) if args.aoi else None, precision=args.precision)
+                        progress=sys.stderr.isatty(), aoi=Path(args.aoi) if args.aoi else None, precision=args.precision,
+                        margin=args.margin)
     print(f"{len(paths)} map(s) in {Path(args.out) / 'maps'}")
     if args.parcels:
         from tropicrop.layout import parse_stamp
@@ -219,6 +220,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _margin(text: str) -> int | None:
+    """``--margin``: ``auto`` (None: measured from the network) or a number of pixels >= 0."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither 'auto' nor a number of pixels") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -226,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Month-by-month crop maps from Sentinel-1 time series (UnetConvLSTM, VUnetConvLSTM).",
     )
     parser.add_argument("--version", action="version", version=f"tropicrop {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug, with GDAL's messages)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("inspect", help="check a scene and print its size, CRS, dates, classes and split")
@@ -306,7 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dates", help="'all' or YYYY-MM-DD,... (default: the labelled dates, or every date with a full "
                    "12-date window when the scene has no labels)")
     p.add_argument("--tile", type=int, default=256, help="tile side in pixels (default 256)")
-    p.add_argument("--overlap", type=int, default=32, help="overlap of neighbouring tiles, blended smoothly (default 32)")
+    p.add_argument("--overlap", type=int, default=0, help="overlap of neighbouring tiles, blended smoothly (default 0: "
+                   "the margin makes tiles agree; use 32 with --margin 0)")
+    p.add_argument("--margin", type=_margin, default=None, metavar="PX|auto",
+                   help="scene context read around each tile and cropped off (default auto: measured on the network)")
     p.add_argument("--probabilities", action="store_true", help="also write one probability band per class")
     p.add_argument("--aoi", help="area of interest: vector file of polygons, or a raster mask on the scene grid")
     p.add_argument("--parcels", help="field polygons: also write OUT/parcels.gpkg (majority class, its share and mean "
@@ -331,7 +348,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tropicrop`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    level = logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
+    for root_handler in logging.getLogger().handlers:
+        root_handler.setLevel(level)  # records re-levelled by a logger filter (GDAL's) are judged again here
+    from tropicrop.io.gdal import send_gdal_messages_to_debug  # after parsing: --help stays quick
+
+    send_gdal_messages_to_debug()  # GDAL's messages go to the log at -vv; the errors they cause are raised as ours
     logging.captureWarnings(True)
     warnings.simplefilter("default")
     warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")  # lightning's own deprecation notice

@@ -7,6 +7,7 @@ reports read the same values back.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import difflib
 import types
 import typing
@@ -29,6 +30,9 @@ def _coerce(value: Any, tp: Any, where: str, path: Path | None) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
+        options = [arg for arg in args if arg is not type(None)]
+        if len(options) == 1:  # Optional[X]: X's own error says it best (it keeps its fix)
+            return _coerce(value, options[0], where, path)
         errors = []
         for arg in args:
             if arg is type(None):
@@ -65,11 +69,30 @@ def _coerce(value: Any, tp: Any, where: str, path: Path | None) -> Any:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
         raise ConfigError(path, f"'{where}' must be a number, got {value!r}", "")
+    if tp is dt.date:
+        return _coerce_date(value, where, path)
     if tp is str:
+        if isinstance(value, dt.date):  # YAML reads an unquoted 2019-10-12 as a date; a text option wants its text
+            return value.isoformat()
         if isinstance(value, str | int | float) and not isinstance(value, bool):
             return str(value)
         raise ConfigError(path, f"'{where}' must be a string, got {value!r}", "")
     return value
+
+
+def _coerce_date(value: Any, where: str, path: Path | None) -> dt.date:
+    """A date option takes a YAML date (``2019-10-12`` unquoted) or the same text quoted; nothing else."""
+    if isinstance(value, dt.datetime):
+        raise ConfigError(path, f"'{where}' must be a date, got the date and time {value.isoformat()}",
+                          "write the date alone, as YYYY-MM-DD")
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ConfigError(path, f"'{where}' must be a date, got {value!r}", "write dates as YYYY-MM-DD")
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any], path: Path | None = None, prefix: str = "") -> T:

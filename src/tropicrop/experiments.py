@@ -81,7 +81,8 @@ class PredictConfig:
     """Full-scene prediction settings."""
 
     tile: int = 256
-    overlap: int = 32
+    overlap: int = 0  # tiles read with the context margin agree without blending (README: tile size and margin)
+    margin: int | None = None  # scene context read around each tile; None: measured from the network
 
 
 @dataclass
@@ -176,7 +177,8 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
     pred_dir = exp.predictions(name).root
     start = time.perf_counter()
     # default dates = year B's labelled dates; a per-month run predicts those of the months it has a net for
-    predict_run(run_dir, scene_b, pred_dir, tile=cfg.predict.tile, overlap=cfg.predict.overlap, progress=progress)
+    predict_run(run_dir, scene_b, pred_dir, tile=cfg.predict.tile, overlap=cfg.predict.overlap, progress=progress,
+                margin=cfg.predict.margin)
     predict_wall = time.perf_counter() - start
     result = evaluate_predictions(pred_dir, scene_b, split="test", class_names=list(classes.names))
     per_date = [{"date": d.date.isoformat(), "oa": d.oa, "f1": d.macro_f1} for d in result.dates]

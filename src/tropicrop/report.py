@@ -17,9 +17,11 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
 import rasterio
+from matplotlib.figure import Figure
 
 from tropicrop.classes import ClassTable
 from tropicrop.errors import RunError
@@ -94,24 +96,51 @@ def read_table4(out: Path) -> list[dict[str, str]]:
     return rows
 
 
-def plot_per_date(per_date: dict[str, dict[str, tuple[float, float]]], metric: int, title: str, path: Path) -> Path:
-    """Line plot of per-date OA (``metric`` 0) or average F1 (1) for every approach (paper Figures 8, 9)."""
+def per_date_figure(per_date: dict[str, dict[str, tuple[float, float]]], metric: int, title: str) -> Figure:
+    """Per-date OA (``metric`` 0) or average F1 (1) of every approach on a date axis (paper Figures 8, 9).
+
+    Each point sits at its acquisition date, so an irregular calendar (several dates in a month, a gap of two
+    months) reads as it was acquired; month labels alone would stack a month's dates on one position.
+    """
     fig, ax = plt.subplots(figsize=(8, 4))
     dates = sorted({d for rows in per_date.values() for d in rows})
-    labels = [dt.date.fromisoformat(d).strftime("%b %Y") for d in dates]
+    days = [dt.date.fromisoformat(d) for d in dates]
+    x = mdates.date2num(days)  # matplotlib's day numbers: the axis is a time axis, not a row of labels
     for name, rows in per_date.items():
-        ax.plot(labels, [100 * rows[d][metric] if d in rows else np.nan for d in dates], marker="o", label=name)
+        ax.plot(x, [100 * rows[d][metric] if d in rows else np.nan for d in dates], marker="o", label=name)
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=12)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.xaxis_date()
+    ax.set_xticks(x, minor=True)  # a small tick at every acquisition
+    if len(days) == 1:  # one date: give the axis a month of room either side
+        ax.set_xlim(float(x[0]) - 30, float(x[0]) + 30)
     ax.set_ylabel("OA (%)" if metric == 0 else "average F1 (%)")
     ax.set_title(title)
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
     ax.legend()
-    plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
     fig.tight_layout()
+    return fig
+
+
+def plot_per_date(per_date: dict[str, dict[str, tuple[float, float]]], metric: int, title: str, path: Path) -> Path:
+    """Write :func:`per_date_figure` as a PNG (atomically)."""
+    fig = per_date_figure(per_date, metric, title)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return path
+
+
+def per_date_table(per_date: dict[str, dict[str, tuple[float, float]]]) -> list[str]:
+    """Markdown rows of per-date F1 and OA: one column per acquisition date (never merged by month)."""
+    dates = sorted({d for rows in per_date.values() for d in rows})
+    lines = ["| approach | " + " | ".join(dates) + " |", "|---|" + "---:|" * len(dates)]
+    for name, rows in per_date.items():
+        lines.append(f"| {name} F1 | " + " | ".join(f"{100 * rows[d][1]:.1f}" if d in rows else "" for d in dates) + " |")
+        lines.append(f"| {name} OA | " + " | ".join(f"{100 * rows[d][0]:.1f}" if d in rows else "" for d in dates) + " |")
+    return lines
 
 
 def _colors(table: ClassTable) -> np.ndarray:
@@ -250,10 +279,7 @@ def write_report(out: Path) -> Path:
         fig = plot_maps(out, cfg["scenes"]["b"], records, map_date, figures / f"maps_{map_date}.png")
         if fig is not None:
             lines += [f"## Maps of {map_date}", "", f"![maps]({fig.relative_to(out)})", ""]
-    lines += ["## Per-date figures", "", "| approach | " + " | ".join(dates) + " |", "|---|" + "---:|" * len(dates)]
-    for name, rows in per_date.items():
-        lines.append(f"| {name} F1 | " + " | ".join(f"{100 * rows[d][1]:.1f}" if d in rows else "" for d in dates) + " |")
-        lines.append(f"| {name} OA | " + " | ".join(f"{100 * rows[d][0]:.1f}" if d in rows else "" for d in dates) + " |")
+    lines += ["## Per-date figures", "", *per_date_table(per_date)]
     report = exp.report
     with atomic_path(report) as tmp:
         tmp.write_text("\n".join(lines) + "\n")

@@ -70,7 +70,7 @@ class DataConfig:
 
     scene: str = "data/tiny/lem1920"  # scene folder (relative to the working directory)
     use: str = "train"  # train: split == 1 only; all: every labelled pixel (paper: all LEM 17/18 polygons)
-    targets: list[str] | None = None  # target dates YYYY-MM-DD; default every labelled date
+    targets: list[dt.date] | None = None  # target dates (YAML dates or 'YYYY-MM-DD'); default every labelled date
     sequence_length: int = 12
     patch_size: int = 32
     stride: int = 16
@@ -295,10 +295,7 @@ def prepare_data(cfg: TrainConfig, classes: ClassTable | None = None, normalizer
         raise SceneError(scene.manifest.path, "the scene has no labelled dates", "add label rasters or vector labels")
     targets = scene.labelled_dates
     if d.targets:
-        try:
-            targets = [dt.date.fromisoformat(t) for t in d.targets]
-        except ValueError as exc:
-            raise ConfigError(config_path, f"data.targets: {exc}", "write dates as YYYY-MM-DD") from None
+        targets = list(d.targets)
         missing = [t for t in targets if t not in scene.labelled_dates]
         if missing:
             raise ConfigError(config_path, f"target date {missing[0]} is not labelled in {scene.root}",

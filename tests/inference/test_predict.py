@@ -104,7 +104,8 @@ def test_blending_one_tile_that_covers_the_scene_returns_its_probabilities_exact
     assert small.acc[0, 1, 2].tolist() == [3, 4, 5, 6, 7, 8, 9, 0, 0, 0]
 
 
-def whole_scene_blend(models: RunModels, scene_dir: Path, dates: list[dt.date], tile: int, overlap: int) -> np.ndarray:
+def whole_scene_blend(models: RunModels, scene_dir: Path, dates: list[dt.date], tile: int, overlap: int,
+                      margin: int | None = None) -> np.ndarray:
     """Reference for the streaming blender: every tile added into sums over the whole scene (row-major, the
     same order of additions), then divided once. Class codes (dates, H, W)."""
     scene = load_scene(scene_dir)
@@ -113,26 +114,28 @@ def whole_scene_blend(models: RunModels, scene_dir: Path, dates: list[dt.date], 
     th, rows = tile_layout(grid.height, tile, overlap)
     tw, cols = tile_layout(grid.width, tile, overlap)
     total = BlendSums(len(plans), models.classes.num_classes, grid.height, grid.width)
+    # what predict_run uses on the same networks: the measured margin, or the one given
+    context = inference.run_margin(models) if margin is None else (margin, inference.run_margin_alignment(models))
     with torch.inference_mode():
         for r, c in itertools.product(rows, cols):
             window = rasterio.windows.Window(c, r, tw, th)
             sums = BlendSums(len(plans), models.classes.num_classes, th, tw)
-            inference.predict_tile(models, scene, window, plans, tile_weights(window, grid, overlap), sums)
+            inference.predict_tile(models, scene, window, plans, tile_weights(window, grid, overlap), sums, context)
             total.add_block(sums, slice(r, r + th), slice(c, c + tw), slice(None))
     probs, valid = total.probabilities(slice(None), slice(None))
     return class_map(probs, valid)
 
 
-@pytest.mark.parametrize(("tile", "overlap"), [(24, 8), (32, 16), (40, 0)])
+@pytest.mark.parametrize(("tile", "overlap", "margin"), [(24, 8, None), (32, 16, None), (40, 0, None), (32, 16, 0)])
 def test_streaming_blend_equals_blending_over_the_whole_scene_exactly(runs: dict[str, Path], tmp_path: Path,
-                                                                      tile: int, overlap: int) -> None:
+                                                                      tile: int, overlap: int, margin: int | None) -> None:
     """Only a band of rows and one tile's block are held, finished column by column; the maps are
     identical to summing every tile over the whole scene (uneven overlaps: 64 px in tiles of 24 start at
-    0, 13, 27, 40)."""
+    0, 13, 27, 40), with the measured context margin (None) and with tiles read alone (0)."""
     dates = [FEB, MAY]
     paths = predict_run(runs["all"], runs["scene"], tmp_path / f"t{tile}", dates=dates, tile=tile, overlap=overlap,
-                        progress=False)
-    expected = whole_scene_blend(load_run(runs["all"]), runs["scene"], dates, tile, overlap)
+                        progress=False, margin=margin)
+    expected = whole_scene_blend(load_run(runs["all"]), runs["scene"], dates, tile, overlap, margin)
     for path, codes in zip(paths, expected, strict=True):
         assert np.array_equal(read_map(path), codes)
     assert len(np.unique(expected)) > 2  # the maps hold several classes, so the comparison means something

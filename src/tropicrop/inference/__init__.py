@@ -6,7 +6,9 @@ a tile is one tile). Each tile's softmax probabilities are accumulated with a sm
 (:func:`tile_weights`: a sin^2 ramp inside the overlap on every side that has a neighbouring tile, 1
 elsewhere; > 0 everywhere) and divided by the summed weight, so there are no seams and the map hardly
 depends on the tile size. (The authors mosaic non-overlapping 32 x 32 patches; every patch border there is
-a seam.)
+a seam.) Each tile is read with a margin of scene context (:func:`context_window`, as wide as the network
+looks: :func:`run_margin`) that is cropped off before blending, so the map does not depend on the tile
+size even without overlap (the default; ``README``: tile size and context margin).
 
 Tiles are processed in rows, left to right. Unnormalised sums are held only where a later tile can still
 add: the current tile's block and the band of rows that the next tile row overlaps (``(targets, K,
@@ -37,8 +39,9 @@ and hidden ``.*.tmp.tif`` files, never a file under a final name.
 
 Modules, in the order of the flow: :mod:`.run` loads a run (through :mod:`tropicrop.runfiles`, without
 Lightning) and :mod:`.prepare` readies its networks; :mod:`.dates` picks the target dates; :mod:`.tiling`
-lays out tiles, their blending weights and the area of interest; :mod:`.tile` runs one tile through the
-networks; :mod:`.stream` blends and finishes rows; :mod:`.mapfiles` writes COGs and quick-looks;
+lays out tiles, the context margin they are read with (measured by :mod:`tropicrop.models.context`), their
+blending weights and the area of interest; :mod:`.tile` runs one tile through the networks; :mod:`.stream`
+reads each tile with its margin, blends and finishes rows; :mod:`.mapfiles` writes COGs and quick-looks;
 :mod:`.predict` ties them together.
 """
 
@@ -48,7 +51,16 @@ from tropicrop.inference.predict import make_plans, predict_run, predict_scene
 from tropicrop.inference.run import Net, RunModels, load_run, prepare_for_inference, select_device
 from tropicrop.inference.stream import BlendSums, FinishedRows, buffer_bytes, class_map, predict_tile, scaled_probabilities
 from tropicrop.inference.tile import Plan, net_probabilities
-from tropicrop.inference.tiling import aoi_reader, check_tiling, ramp, tile_layout, tile_weights
+from tropicrop.inference.tiling import (
+    aoi_reader,
+    check_tiling,
+    context_window,
+    ramp,
+    run_margin,
+    run_margin_alignment,
+    tile_layout,
+    tile_weights,
+)
 
 __all__ = [
     "NODATA",
@@ -65,6 +77,7 @@ __all__ = [
     "check_tiling",
     "class_colors",
     "class_map",
+    "context_window",
     "default_dates",
     "load_run",
     "make_plans",
@@ -75,6 +88,8 @@ __all__ = [
     "predict_tile",
     "prepare_for_inference",
     "ramp",
+    "run_margin",
+    "run_margin_alignment",
     "scaled_probabilities",
     "select_device",
     "tile_layout",

@@ -18,7 +18,7 @@ from tropicrop.inference.mapfiles import Outputs, write_classes
 from tropicrop.inference.run import RunModels, load_run
 from tropicrop.inference.stream import buffer_bytes, stream_plans
 from tropicrop.inference.tile import Plan
-from tropicrop.inference.tiling import aoi_reader, check_tiling
+from tropicrop.inference.tiling import aoi_reader, check_tiling, run_margin, run_margin_alignment
 from tropicrop.io.files import write_json
 from tropicrop.layout import PredictionLayout
 from tropicrop.precision import precision_label
@@ -38,9 +38,13 @@ def make_plans(models: RunModels, scene: Scene, dates: Sequence[dt.date]) -> lis
 
 
 def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt.date], *, tile: int = 256,
-                  overlap: int = 32, probabilities: bool = False, progress: bool = True,
-                  aoi: np.ndarray | str | Path | None = None) -> list[Path]:
-    """Predict ``dates`` of ``scene`` with in-memory ``models`` into ``out`` (see the module docstring).
+                  overlap: int = 0, probabilities: bool = False, progress: bool = True,
+                  aoi: np.ndarray | str | Path | None = None, margin: int | None = None) -> list[Path]:
+    """Predict ``dates`` of ``scene`` with in-memory ``models`` into ``out`` (see the package docstring).
+
+    Each tile is read with ``margin`` pixels of scene context around it, cropped off before blending;
+    ``None`` measures the margin the networks need (:func:`~tropicrop.inference.tiling.run_margin`), 0 reads
+    the tile alone.
 
     Dates whose outputs all exist are skipped. Returns the map paths of ``dates``, in date order. Raises
     :class:`SceneError` if the scene's band count differs from the networks' or a date is not in the scene.
@@ -59,6 +63,7 @@ def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt
     if len(todo) < len(dates):
         log.info("skipping %d date(s) whose maps exist in %s", len(dates) - len(todo), out)
     reader = aoi_reader(aoi, scene.grid)
+    context = run_margin(models) if margin is None else (margin, run_margin_alignment(models))
     empty: list[dt.date] = []
     per_date = buffer_bytes(scene.grid, 1, models.classes.num_classes, tile, overlap, probabilities)
     group = max(1, BUFFER_BYTES // per_date)
@@ -66,8 +71,9 @@ def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt
     for start in range(0, len(todo), group):  # one pass over the scene per group of dates
         clock = time.perf_counter()
         plans = make_plans(models, scene, todo[start : start + group])
-        empty += stream_plans(models, scene, out, plans, outputs, tile, overlap, probabilities, progress, reader)
-        _write_log(out, models, scene, plans, tile, overlap, time.perf_counter() - clock)
+        empty += stream_plans(models, scene, out, plans, outputs, tile, overlap, probabilities, progress, reader,
+                              context)
+        _write_log(out, models, scene, plans, tile, overlap, time.perf_counter() - clock, context[0])
     if empty:
         raise SceneError(scene.manifest.path, "no pixel (inside the AOI) has a real image in the window of "
                          f"{', '.join(map(str, empty))}; no map written",
@@ -76,8 +82,8 @@ def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt
 
 
 def _write_log(out: Path, models: RunModels, scene: Scene, plans: Sequence[Plan], tile: int, overlap: int,
-               seconds: float) -> None:
-    """Append this session to OUT/predict.json (run, scene, tiling, device, precision, the net per date,
+               seconds: float, margin: int = 0) -> None:
+    """Append this session to OUT/predict.json (run, scene, tiling, margin, device, precision, the net per date,
     throughput)."""
     path = PredictionLayout(out).log
     sessions = read_json(path, "delete it (it only logs earlier predictions) and predict again") if path.is_file() else []
@@ -89,6 +95,7 @@ def _write_log(out: Path, models: RunModels, scene: Scene, plans: Sequence[Plan]
         "scene": str(scene.root),
         "tile": tile,
         "overlap": overlap,
+        "margin": margin,
         "device": str(models.device),
         "precision": precision_label(models.autocast),
         "nets": {p.date.isoformat(): p.net.name for p in plans},
@@ -99,16 +106,18 @@ def _write_log(out: Path, models: RunModels, scene: Scene, plans: Sequence[Plan]
 
 
 def predict_run(run_dir: Path, scene: Scene | Path, out: Path, dates: Sequence[dt.date] | None = None, tile: int = 256,
-                overlap: int = 32, probabilities: bool = False, progress: bool = True,
-                aoi: np.ndarray | str | Path | None = None, precision: str | None = None) -> list[Path]:
+                overlap: int = 0, probabilities: bool = False, progress: bool = True,
+                aoi: np.ndarray | str | Path | None = None, precision: str | None = None,
+                margin: int | None = None) -> list[Path]:
     """Crop maps of ``scene`` for ``dates`` with the networks of run directory ``run_dir``, into ``out``.
 
     ``dates`` defaults to every labelled date of the scene (per-month runs: those of a month the run has a
     network for), or, for a scene without labels, every date with a full window of history. Tiles of
     ``tile`` pixels overlapping by ``overlap`` are blended smoothly; ``aoi`` (bool mask (H, W), raster or
-    vector file) limits the work to its tiles, and map pixels outside it are 0 (nodata). The device follows
-    the run's ``trainer`` config, and so does the precision unless ``precision`` (``auto``, ``32``, ``bf16``)
-    is given. Returns the paths of the maps ``OUT/maps/YYYYMMDD.tif``.
+    vector file) limits the work to its tiles, and map pixels outside it are 0 (nodata). ``margin``: pixels
+    of scene context read around each tile (None: measured from the networks). The device follows the run's
+    ``trainer`` config, and so does the precision unless ``precision`` (``auto``, ``32``, ``bf16``) is given.
+    Returns the paths of the maps ``OUT/maps/YYYYMMDD.tif``.
     """
     models = load_run(Path(run_dir), precision)
     scene = scene if isinstance(scene, Scene) else load_scene(scene)
@@ -123,5 +132,5 @@ def predict_run(run_dir: Path, scene: Scene | Path, out: Path, dates: Sequence[d
                 models.net_for(dates[0])  # raises RunError naming the networks
             dates = served
     return predict_scene(models, scene, Path(out), dates, tile=tile, overlap=overlap, probabilities=probabilities,
-                         progress=progress, aoi=aoi)
+                         progress=progress, aoi=aoi, margin=margin)
 

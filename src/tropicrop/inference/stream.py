@@ -17,7 +17,7 @@ from tqdm import tqdm
 from tropicrop.inference.mapfiles import NODATA, PROB_SCALE, Outputs, ScratchMaps, finalise_maps
 from tropicrop.inference.run import RunModels
 from tropicrop.inference.tile import Plan, net_probabilities
-from tropicrop.inference.tiling import AoiReader, tile_layout, tile_weights
+from tropicrop.inference.tiling import AoiReader, context_window, tile_layout, tile_weights
 from tropicrop.io.rasters import Grid
 from tropicrop.scene import Scene
 
@@ -127,12 +127,17 @@ def scaled_probabilities(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def predict_tile(models: RunModels, scene: Scene, window: Window, plans: Sequence[Plan], weight: np.ndarray,
-                  sums: BlendSums) -> None:
+                 sums: BlendSums, margin: tuple[int, int] = (0, 1)) -> None:
     """Read every date the tile's windows need once, run each network on its plans, add to ``sums`` (the
-    tile's block)."""
+    tile's block). With ``margin`` (pixels, alignment; :func:`~tropicrop.inference.tiling.run_margin`) the
+    networks run on the tile with that much scene around it (:func:`~tropicrop.inference.tiling.context_window`),
+    and the probabilities are cropped to the tile."""
     needed = sorted({int(i) for p in plans for i in p.window.indices if i >= 0})
-    raw = scene.read_images(window, [scene.dates[i] for i in needed])  # (N, C, h, w) dB, NaN = no data
-    real = np.isfinite(raw).any(axis=1)  # (N, h, w): the pixel has data at that date
+    read = context_window(window, scene.grid, *margin) if margin[0] > 0 else window
+    crop = (slice(int(window.row_off - read.row_off), int(window.row_off - read.row_off + window.height)),
+            slice(int(window.col_off - read.col_off), int(window.col_off - read.col_off + window.width)))
+    raw = scene.read_images(read, [scene.dates[i] for i in needed])  # (N, C, h, w) dB, NaN = no data
+    real = np.isfinite(raw[..., crop[0], crop[1]]).any(axis=1)  # (N, h, w): the tile's pixel has data at that date
     position = {i: k for k, i in enumerate(needed)}
     sums.weight += weight
     by_net: dict[str, list[Plan]] = {}
@@ -148,7 +153,7 @@ def predict_tile(models: RunModels, scene: Scene, window: Window, plans: Sequenc
         with autocast:
             for plan, probs in net_probabilities(net, frames, own_pos, net_plans):
                 seen = real[[position[int(i)] for i in plan.window.indices if i >= 0]].any(axis=0)
-                sums.add(plan.slot, probs.cpu().numpy(), weight, seen)
+                sums.add(plan.slot, probs[:, crop[0], crop[1]].cpu().numpy(), weight, seen)
 
 
 def buffer_bytes(grid: Grid, dates: int, classes: int, tile: int, overlap: int, probabilities: bool) -> int:
@@ -178,7 +183,8 @@ def _buffer_rows(th: int, rows: list[int], stops: list[int]) -> tuple[int, int]:
 
 
 def stream_plans(models: RunModels, scene: Scene, out: Path, plans: Sequence[Plan], outputs: dict[dt.date, Outputs],
-            tile: int, overlap: int, probabilities: bool, progress: bool, aoi: AoiReader | None) -> list[dt.date]:
+                 tile: int, overlap: int, probabilities: bool, progress: bool, aoi: AoiReader | None,
+                 context: tuple[int, int] = (0, 1)) -> list[dt.date]:
     """Tile, blend and write scratch rasters for ``plans``, then finalise each date. Returns dates whose
     window has no real image anywhere (no map is written for them).
 
@@ -216,7 +222,7 @@ def stream_plans(models: RunModels, scene: Scene, out: Path, plans: Sequence[Pla
                     work.add_block(band, slice(0, band_rows), slice(tw - shift, tw), slice(c + tw - shift, c + tw))
                     window = Window(c, r, tw, th)
                     if aoi is None or aoi(window).any():
-                        predict_tile(models, scene, window, plans, tile_weights(window, grid, overlap), work)
+                        predict_tile(models, scene, window, plans, tile_weights(window, grid, overlap), work, context)
                     bar.update(1)
                     cstop = col_offs[j + 1] if j + 1 < len(col_offs) else grid.width  # columns [c, cstop) finish
                     finished.put(work, stop - r, slice(0, cstop - c), c)

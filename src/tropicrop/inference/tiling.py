@@ -1,16 +1,21 @@
-"""Tiles covering a scene, their blending weights, and the area of interest that limits the work."""
+"""Tiles covering a scene, the scene context each tile is read with, their blending weights, and the area of
+interest that limits the work."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rasterio.windows import Window
 
 from tropicrop.errors import ConfigError, SceneError
 from tropicrop.io.rasters import Grid, RasterSource
+
+if TYPE_CHECKING:
+    from tropicrop.inference.run import RunModels
 
 EDGE_WEIGHT = 1e-3  # blending weight of the pixels nearest an inner tile edge
 
@@ -63,6 +68,39 @@ def tile_weights(window: Window, grid: Grid, overlap: int) -> np.ndarray:
     wy = ramp(h, overlap, rise=r0 > 0, fall=r0 + h < grid.height)
     wx = ramp(w, overlap, rise=c0 > 0, fall=c0 + w < grid.width)
     return np.outer(wy, wx)
+
+
+def context_window(window: Window, grid: Grid, margin: int, align: int) -> Window:
+    """The window read for tile ``window``: ``margin`` more pixels of the scene on each side (fewer at the
+    scene border), its start on a multiple of ``align`` (the networks' downsampling) and its size one too
+    unless it ends on the border. Pooling cells then fall where they fall for the whole scene, and every
+    pixel of the tile sees the scene, not zero padding, as far as the network looks (:func:`run_margin`)."""
+    r0, c0, h, w = int(window.row_off), int(window.col_off), int(window.height), int(window.width)
+
+    def span(start: int, length: int, size: int) -> tuple[int, int]:
+        first = max(0, (start - margin) // align * align)
+        stop = min(size, first + math.ceil((start + length + margin - first) / align) * align)
+        return first, stop - first
+
+    (row, height), (col, width) = span(r0, h, grid.height), span(c0, w, grid.width)
+    return Window(col, row, width, height)
+
+
+def run_margin(models: RunModels) -> tuple[int, int]:
+    """Context margin (pixels a tile is read beyond its edges) and alignment for the networks of a run:
+    the widest :func:`~tropicrop.models.context.context_margin` measured on them, and their common
+    downsampling factor."""
+    from tropicrop.models.context import context_margin
+
+    margin = max(context_margin(net.model, models.in_channels, models.sequence_length) for net in models.nets)
+    return margin, run_margin_alignment(models)
+
+
+def run_margin_alignment(models: RunModels) -> int:
+    """The common downsampling factor of a run's networks: context windows start on multiples of it."""
+    from tropicrop.models.context import downsampling
+
+    return math.lcm(*(downsampling(net.model) for net in models.nets))
 
 
 def check_tiling(tile: int, overlap: int) -> None:

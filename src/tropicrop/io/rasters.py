@@ -22,6 +22,7 @@ from rasterio.windows import Window
 
 from tropicrop.errors import SceneError
 from tropicrop.io.files import atomic_path
+from tropicrop.io.gdal import damage, gdal_messages
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,16 @@ def _quiet() -> Iterator[None]:
         yield
 
 
+def _cause(exc: BaseException) -> str:
+    """What went wrong, in GDAL's words: the deepest error of rasterio's chain (its own text is often "Read
+    failed. See previous exception for details"; libtiff's first complaint names the missing bytes)."""
+    deepest = exc
+    while (deepest.__cause__ or deepest.__context__) is not None:
+        deepest = deepest.__cause__ or deepest.__context__  # type: ignore[assignment]
+    text = str(deepest).replace("\n", " ")
+    return text if deepest is exc else f"GDAL: {text}"
+
+
 class RasterSource:
     """A multi-band raster file read window by window: ``.tif`` (any GDAL format) or ``.npy`` (H, W, C).
 
@@ -108,14 +119,20 @@ class RasterSource:
             self.nodata = nodata
             self.grid = Grid(width=w, height=h, crs=None, transform=Affine.identity())
         else:
-            try:
-                with _quiet(), rasterio.open(path) as ds:
-                    self.count = ds.count
-                    self.dtype = ds.dtypes[0]
-                    file_nodata = ds.nodata
-                    self.grid = Grid(width=ds.width, height=ds.height, crs=ds.crs, transform=ds.transform)
-            except RasterioIOError as exc:
-                raise SceneError(path, f"not a readable raster ({exc})", "re-export it as a GeoTIFF") from None
+            with gdal_messages() as messages:
+                try:
+                    with _quiet(), rasterio.open(path) as ds:
+                        self.count = ds.count
+                        self.dtype = ds.dtypes[0]
+                        file_nodata = ds.nodata
+                        self.grid = Grid(width=ds.width, height=ds.height, crs=ds.crs, transform=ds.transform)
+                except RasterioIOError as exc:
+                    raise SceneError(path, f"not a readable raster ({_cause(exc)})",
+                                     "re-export it as a GeoTIFF") from None
+            damaged = damage(messages)  # a truncated TIFF may open, minus the tags it lost (its CRS, its transform)
+            if damaged is not None:
+                raise SceneError(path, f"damaged or truncated raster (GDAL: {damaged.removeprefix(path.name + ': ')})",
+                                 "re-export it as a GeoTIFF")
             self.nodata = nodata if nodata is not None else file_nodata
 
     def _npy(self) -> np.ndarray:
@@ -136,11 +153,16 @@ class RasterSource:
                 block = block[bands]
             return np.array(block)
         indexes = [b + 1 for b in bands] if bands is not None else None
-        try:
-            with _quiet(), rasterio.open(self.path) as ds:
-                out: np.ndarray = ds.read(indexes=indexes, window=w)
-        except RasterioIOError as exc:
-            raise SceneError(self.path, f"could not read pixels ({exc})", "the file may be truncated; re-export it") from None
+        with gdal_messages() as messages:
+            try:
+                with _quiet(), rasterio.open(self.path) as ds:
+                    out: np.ndarray = ds.read(indexes=indexes, window=w)
+            except RasterioIOError as exc:
+                raise SceneError(self.path, f"could not read pixels ({_cause(exc)})",
+                                 "the file may be truncated; re-export it") from None
+        damaged = damage(messages)  # GDAL warned of missing bytes yet returned pixels: they cannot be trusted
+        if damaged is not None:
+            raise SceneError(self.path, f"could not read pixels (GDAL: {damaged})", "the file may be truncated; re-export it")
         return out
 
     def nodata_mask(self, block: np.ndarray) -> np.ndarray:

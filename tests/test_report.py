@@ -1,0 +1,49 @@
+"""Report figures and tables on an irregular acquisition calendar (several dates a month, a gap)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+import numpy as np
+
+from tropicrop.report import per_date_figure, per_date_table, plot_per_date
+
+# three acquisitions in November, none in December
+DATES = ["2019-10-30", "2019-11-05", "2019-11-17", "2019-11-29", "2020-01-16"]
+PER_DATE = {
+    "Baseline 1": {d: (0.5 + 0.05 * i, 0.4 + 0.05 * i) for i, d in enumerate(DATES)},
+    "VUnetConvLSTM": {d: (0.6 - 0.05 * i, 0.3 + 0.02 * i) for i, d in enumerate(DATES) if d != "2019-11-17"},
+}
+
+
+def test_per_date_figure_places_each_date_at_its_day_not_its_month() -> None:
+    fig = per_date_figure(PER_DATE, 1, "F1")
+    ax = fig.axes[0]
+    days = mdates.date2num([dt.date.fromisoformat(d) for d in DATES])
+    for line, (name, rows) in zip(ax.get_lines(), PER_DATE.items(), strict=True):
+        x = np.asarray(line.get_xdata(), dtype=float)
+        np.testing.assert_allclose(x, days)  # the November points sit 6 and 12 days apart, not on one position
+        y = np.asarray(line.get_ydata(), dtype=float)
+        expected = [100 * rows[d][1] if d in rows else np.nan for d in DATES]
+        np.testing.assert_allclose(y, expected)
+        assert line.get_label() == name
+    assert np.diff(days).tolist() == [6, 12, 12, 48]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert any("Nov" in t for t in labels) and any("Jan" in t or "2020" in t for t in labels), labels
+    plt.close(fig)
+
+
+def test_per_date_figure_of_a_single_date_has_a_readable_axis(tmp_path: Path) -> None:
+    path = plot_per_date({"A": {"2019-11-05": (0.5, 0.4)}}, 0, "OA", tmp_path / "oa.png")
+    assert path.stat().st_size > 1000
+
+
+def test_per_date_table_keeps_one_column_per_date() -> None:
+    lines = per_date_table(PER_DATE)
+    assert lines[0] == "| approach | " + " | ".join(DATES) + " |"
+    assert all(line.count("|") == len(DATES) + 2 for line in lines)
+    vunet_f1 = next(line for line in lines if line.startswith("| VUnetConvLSTM F1"))
+    assert vunet_f1.split("|")[1 + 1 + DATES.index("2019-11-17")].strip() == ""  # the missing date stays empty
