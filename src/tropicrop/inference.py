@@ -63,7 +63,7 @@ from tropicrop.classes import ClassTable
 from tropicrop.errors import ConfigError, RunError, SceneError
 from tropicrop.io.files import atomic_path, write_json
 from tropicrop.io.rasters import Grid, RasterSource
-from tropicrop.models import UnetConvLSTM
+from tropicrop.models import UnetConvLSTM, is_sequence_model
 from tropicrop.scene import Scene, load_scene
 from tropicrop.windows import Normalizer, WindowIndex, day_of_year, target_window
 
@@ -419,6 +419,47 @@ def net_probabilities(net: Net, frames: Tensor, position: dict[int, int], plans:
             yield plan, probs[k]
 
 
+def sequence_probabilities(net: Net, frames: Tensor, position: dict[int, int],
+                           plans: Sequence[Plan]) -> Iterator[tuple[Plan, Tensor]]:
+    """Softmax probabilities (K, h, w) float32 of each plan of a sequence model (``sequence_output``, e.g.
+    vunet_convlstm_seq) on one tile, from one ConvLSTM pass: arguments and output as
+    :func:`net_probabilities`.
+
+    Every frame is encoded once (its day of year in its gates), the ConvLSTM runs once over the tile's dates
+    in order (one pass per run of consecutive scene dates, normally one), and the states at the target
+    dates are decoded with their own date's skips. A target's state has then seen every date since the
+    start of the pass, not only its 12-date window as in training: it is the many-to-many reading of the
+    network, and the F1 it gives is measured by ``configs/backbones.yaml``. A model with
+    ``padding="zeros"`` (padded dates seen as zero images) is run window by window instead.
+    """
+    model: Any = net.model
+    if getattr(model, "padding", "mask") != "mask":
+        yield from net_probabilities(net, frames, position, plans)
+        return
+    device = frames.device
+    features = model.encode(frames, _frames_doy(plans, position, len(frames), device))
+    frame_doy = features.doy
+    by_target = {int(p.window.indices[-1]): p for p in plans}
+    dates = sorted(position)
+    runs = [[dates[0]]]
+    for i in dates[1:]:
+        if i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    for run in runs:
+        targets = [i for i in run if i in by_target]
+        if not targets:
+            continue
+        index = torch.tensor([[position[i] for i in run]], dtype=torch.int64, device=device)
+        steps = torch.tensor([[i in by_target for i in run]], dtype=torch.bool, device=device)
+        valid = torch.ones_like(steps)
+        logits = model.decode_steps(features, index, frame_doy[index], valid, steps)
+        probs = torch.softmax(logits.float(), dim=1)
+        for k, i in enumerate(targets):
+            yield by_target[i], probs[k]
+
+
 # ------------------------------------------------------------------------------------------ streaming
 class BlendSums:
     """Weighted sums of tile probabilities over a block of pixels, not yet divided by the summed weight.
@@ -675,8 +716,9 @@ def _predict_tile(models: RunModels, scene: Scene, window: Window, plans: Sequen
         own_pos = {i: k for k, i in enumerate(own)}
         autocast = (torch.autocast(device_type=models.device.type, dtype=models.autocast)
                     if models.autocast is not None else nullcontext())
+        probabilities = sequence_probabilities if is_sequence_model(net.model) else net_probabilities
         with autocast:
-            for plan, probs in net_probabilities(net, frames, own_pos, net_plans):
+            for plan, probs in probabilities(net, frames, own_pos, net_plans):
                 seen = real[[position[int(i)] for i in plan.window.indices if i >= 0]].any(axis=0)
                 sums.add(plan.slot, probs.cpu().numpy(), weight, seen)
 
