@@ -55,3 +55,25 @@ def test_seasonal_encoding_is_periodic_over_the_year() -> None:
 def test_recommended_configuration_is_under_1_5m_parameters() -> None:
     model = UTAE(2, 8)
     assert 800_000 < sum(p.numel() for p in model.parameters()) < 1_500_000
+
+
+def test_prediction_encodes_each_date_once_and_equals_the_forward_pass_of_every_window() -> None:
+    import datetime as dt
+
+    from tropicrop.inference import Net, Plan, net_probabilities
+    from tropicrop.windows import target_window
+
+    torch.manual_seed(0)
+    model = like_trained(build("utae", num_classes=4, **SMALL["utae"]))
+    dates = [dt.date(2019, m, 10) for m in range(1, 13)] + [dt.date(2020, m, 10) for m in range(1, 4)]
+    frames = torch.randn(len(dates), 2, 24, 20)
+    net = Net("all-months", None, model)
+    plans = [Plan(d, k, net, target_window(dates, d, 12)) for k, d in enumerate(dates[2:])]
+    with torch.inference_mode():
+        shared = dict(net_probabilities(net, frames, {i: i for i in range(len(dates))}, plans))
+        for plan in plans:
+            idx = torch.from_numpy(plan.window.indices)
+            images = torch.where((idx >= 0).view(-1, 1, 1, 1), frames[idx.clamp_min(0)], 0.0)[None]
+            doy, valid = torch.from_numpy(plan.window.doy)[None], torch.from_numpy(plan.window.valid)[None]
+            expected = torch.softmax(model(images, doy, valid), dim=1)[0]
+            torch.testing.assert_close(shared[plan], expected, atol=1e-5, rtol=1e-4)
