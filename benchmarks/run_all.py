@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "training.py": (["--size", "256", "--steps", "30", "--epochs", "2"], ["--size", "128", "--steps", "10", "--epochs", "1"]),
     "inference.py": ([], ["--size", "256", "--rss-sizes", "256", "512", "--flops-tiles", "128"]),
     "synthetic_difficulty.py": (["--size", "512"], ["--size", "256"]),
+    "backbones.py": ([], ["--size", "256", "--train-steps", "2", "--repeat", "1"]),
 }
 
 
