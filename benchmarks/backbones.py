@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 from rasterio.windows import Window
+from torch.utils.flop_counter import FlopCounterMode
 
 from inference import make_scene
 from model_throughput import interleaved_seconds, make_batch
@@ -77,8 +78,9 @@ def make_run_models(scene: Scene, name: str, seed: int = 0) -> RunModels:
                      nets=[Net("all-months", None, model)])
 
 
-def tile_seconds(models: RunModels, scene: Scene, side: int, repeat: int) -> float:
-    """Median seconds of the network work on one ``side`` tile for the scene's labelled dates."""
+def tile_work(models: RunModels, scene: Scene, side: int) -> Callable[[], None]:
+    """The network work on one ``side`` tile for the scene's labelled dates, as ``predict_scene`` runs it
+    (every date read once; shared encoding, or one sequence pass), without reading or blending."""
     net = models.nets[0]
     dates = scene.labelled_dates
     plans = [Plan(d, k, net, target_window(scene.dates, d, 12)) for k, d in enumerate(dates)]
@@ -89,11 +91,16 @@ def tile_seconds(models: RunModels, scene: Scene, side: int, repeat: int) -> flo
     probabilities = sequence_probabilities if is_sequence_model(net.model) else net_probabilities
 
     def run() -> None:
-        for _plan, probs in probabilities(net, frames, position, plans):
-            probs.sum()
+        with torch.inference_mode():
+            for _plan, probs in probabilities(net, frames, position, plans):
+                probs.sum()
 
-    with torch.inference_mode():
-        return interleaved_seconds({"tile": run}, repeat, warmup=1)["tile"]
+    return run
+
+
+def tile_seconds(models: RunModels, scene: Scene, side: int, repeat: int) -> float:
+    """Median seconds of :func:`tile_work`."""
+    return interleaved_seconds({"tile": tile_work(models, scene, side)}, repeat, warmup=1)["tile"]
 
 
 def scene_pixel_months(models: RunModels, scene: Scene, tile: int, overlap: int) -> tuple[float, float]:
@@ -171,6 +178,21 @@ def main(argv: list[str] | None = None) -> None:
             print(f"| {name} | {seconds:.1f} | {rate:,.0f} |")
         ratio = results["vunet_convlstm_seq"][1] / results["vunet_convlstm"][1]
         print(f"\nvunet_convlstm_seq / vunet_convlstm pixel-months/s: {ratio:.2f} (goal >= 5)")
+        side = min(args.tile, args.size)
+        work = {name: tile_work(make_run_models(scene, name), scene, side) for name in results}
+        seconds = interleaved_seconds(work, args.repeat + 1, warmup=1)
+        flops = {}
+        for name in results:
+            counter = FlopCounterMode(display=False)
+            with counter:
+                tile_work(make_run_models(scene, name), scene, min(64, args.size))()
+            flops[name] = counter.get_total_flops()
+        print("FLOPs of the network work on a 64 px tile (FlopCounterMode, independent of the machine's load): "
+              + ", ".join(f"{name} {f / 1e9:.1f} GFLOP" for name, f in flops.items())
+              + f"; ratio {flops['vunet_convlstm'] / flops['vunet_convlstm_seq']:.2f}")
+        print(f"network work on one {side} px tile, the two timed alternately ({args.repeat + 1} rounds, median): "
+              + ", ".join(f"{name} {sec:.2f} s" for name, sec in seconds.items())
+              + f"; ratio {seconds['vunet_convlstm'] / seconds['vunet_convlstm_seq']:.2f}")
 
     if args.experiment is not None:
         f1 = experiment_f1(args.experiment)
