@@ -12,8 +12,8 @@
 3. With ``--experiment DIR`` (an experiment run with configs/backbones.yaml), the average F1 of the
    VUnetConvLSTM and many-to-many approaches read from its ``table4.csv`` (goal: at most 2 points below).
 
-Run:   python benchmarks/backbones.py                         (about 10 minutes on 2 CPU cores)
-       python benchmarks/backbones.py --size 512 --train-steps 2   (quicker)
+Run:   python benchmarks/backbones.py          (the goal's 1024 px scene; not yet timed on an idle machine)
+       python benchmarks/backbones.py --size 256 --train-steps 1 --repeat 1   (14 min on a heavily loaded one)
 """
 
 from __future__ import annotations
