@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "inference.py": ([], ["--size", "256", "--rss-sizes", "256", "512", "--flops-tiles", "128"]),
     "synthetic_difficulty.py": (["--size", "512"], ["--size", "256"]),
     "stack_memory.py": ([], ["--size", "512", "--months", "3"]),
+    "backbones.py": ([], ["--size", "256", "--train-steps", "2", "--repeat", "1"]),
 }
 
 
