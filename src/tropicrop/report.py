@@ -89,6 +89,10 @@ def read_table4(out: Path) -> list[dict[str, str]]:
             rows = list(csv.DictReader(fh))
         for row in rows:
             float(row["f1"]), float(row["oa"]), float(row["train_seconds"]), float(row["train_hours"])
+            if row.get("parameters"):  # columns of issue 17, absent from older tables
+                int(row["parameters"])
+            if row.get("predict_seconds"):
+                float(row["predict_seconds"])
     except (OSError, KeyError, TypeError, ValueError, csv.Error) as exc:
         raise RunError(path, f"is not a readable Table 4 ({type(exc).__name__}: {exc})", REWRITE) from None
     return rows
