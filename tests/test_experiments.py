@@ -14,6 +14,7 @@ from tropicrop.cli import main
 from tropicrop.config import from_dict
 from tropicrop.errors import ConfigError, RunError
 from tropicrop.experiments import ExperimentConfig, check_experiment, run_experiment
+from tropicrop.layout import ExperimentLayout
 
 
 def tiny_experiment(pair: Path) -> dict:
@@ -75,3 +76,34 @@ def test_training_on_year_b_with_all_labels_is_refused() -> None:
         check_experiment(cfg, None)
     with pytest.raises(ConfigError, match="unknown config key 'approaches"):
         from_dict(ExperimentConfig, {"approaches": [{"name": "x", "trian_on": "a"}]})
+
+
+@pytest.mark.slow
+def test_the_new_temporal_networks_run_as_approaches(tiny_pair: Path, tmp_path: Path) -> None:
+    from tropicrop.models import build
+
+    cfg = tiny_experiment(tiny_pair)
+    utae = {"encoder_channels": [8, 8, 16, 16], "decoder_channels": [16, 8, 8], "head_channels": 8, "d_model": 32,
+            "heads": 4}
+    unet3d = {"encoder_channels": [4, 8, 8, 16], "decoder_channels": [8, 8, 4], "head_channels": 4}
+    cfg["approaches"] = [
+        {"name": "U-TAE", "mode": "all-months", "model": "utae", "options": utae, "train_on": "a", "use": "all"},
+        {"name": "3D U-Net", "mode": "per-month", "model": "unet3d", "options": unet3d, "train_on": "b",
+         "use": "train", "set": ["data.targets=['2020-02-21']"]},
+        {"name": "VUnet seq", "mode": "all-months", "model": "vunet_convlstm_seq", "options": SMALL_NET, "train_on": "a",
+         "use": "all"},
+    ]
+    cfg["train"]["model"]["options"] = {}
+    config = tmp_path / "exp.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "exp"
+    assert main(["experiment", "-c", str(config), "--out", str(out)]) == 0
+    files = ExperimentLayout(out)
+    with open(files.table4, newline="") as fh:
+        table4 = {r["approach"]: r for r in csv.DictReader(fh)}
+    assert table4["U-TAE"]["model"] == "utae"
+    expected = sum(p.numel() for p in build("utae", 2, num_classes=len(json.loads(
+        files.classes.read_text())["names"]), **utae).parameters())
+    assert int(table4["U-TAE"]["parameters"]) == expected
+    report = files.report.read_text()
+    assert f"{expected:,}" in report and "vunet_convlstm_seq" in report

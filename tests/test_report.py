@@ -1,4 +1,5 @@
-"""Report figures and tables on an irregular acquisition calendar (several dates a month, a gap)."""
+"""Report tables and figures: an irregular acquisition calendar (several dates a month, a gap), and a damaged
+table named in one line."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from pathlib import Path
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
+import pytest
 
-from tropicrop.report import per_date_figure, per_date_table, plot_per_date
+from tropicrop.errors import RunError
+from tropicrop.layout import ExperimentLayout
+from tropicrop.report import per_date_figure, per_date_table, plot_per_date, read_table4
 
 # three acquisitions in November, none in December
 DATES = ["2019-10-30", "2019-11-05", "2019-11-17", "2019-11-29", "2020-01-16"]
@@ -47,3 +51,21 @@ def test_per_date_table_keeps_one_column_per_date() -> None:
     assert all(line.count("|") == len(DATES) + 2 for line in lines)
     vunet_f1 = next(line for line in lines if line.startswith("| VUnetConvLSTM F1"))
     assert vunet_f1.split("|")[1 + 1 + DATES.index("2019-11-17")].strip() == ""  # the missing date stays empty
+
+
+HEADER = "approach,f1,oa,train_hours,train_seconds,nets,model,parameters,predict_seconds\n"
+
+
+@pytest.mark.parametrize("row, ok", [
+    ("U-TAE,0.5,0.6,0.001,3.6,1,utae,1234,2.5\n", True),
+    ("old,0.5,0.6,0.001,3.6,1,,,\n", True),  # a table written before model/parameters/prediction seconds
+    ("U-TAE,0.5,0.6,0.001,3.6,1,utae,many,2.5\n", False),
+    ("U-TAE,0.5,0.6,0.001,3.6,1,utae,1234,soon\n", False),
+])
+def test_table4_with_model_columns_is_read_or_named_in_one_line(tmp_path: Path, row: str, ok: bool) -> None:
+    ExperimentLayout(tmp_path).table4.write_text(HEADER + row)
+    if ok:
+        assert read_table4(tmp_path)[0]["approach"] == row.split(",")[0]
+    else:
+        with pytest.raises(RunError, match="table4.csv"):
+            read_table4(tmp_path)

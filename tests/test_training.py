@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tiny import DATES, quick_config, tiny_arrays
+from tiny import DATES, SMALL_NET, quick_config, tiny_arrays
 from tropicrop.config import dump_config, load_config, to_dict
 from tropicrop.errors import ConfigError, RunError, SceneError
+from tropicrop.layout import RunLayout
 from tropicrop.training import TrainBatches, TrainConfig, prepare_data, train
 from tropicrop.windows import EvalBatches
 
@@ -184,3 +185,37 @@ def test_cli_train_refuses_unfinished_run_without_resume(tmp_path: Path) -> None
 def test_dates_in_config_are_iso(make_scene: MakeScene) -> None:
     data = prepare_data(quick_config(make_scene(), **{"data.patch_size": 8, "data.targets": "['2019-12-23']"}))
     assert data.targets == [dt.date(2019, 12, 23)]
+
+
+def test_a_sequence_model_is_trained_on_every_labelled_date_of_the_window() -> None:
+    import torch
+
+    from tropicrop.losses import FocalLoss
+    from tropicrop.training import CropModule
+
+    torch.manual_seed(0)
+    module = CropModule("vunet_convlstm_seq", dict(SMALL_NET), 2, ["no reference", "a", "b", "c"],
+                        {"mean": [0.0, 0.0], "std": [1.0, 1.0]})
+    module.model.eval()  # BatchNorm with running statistics: the same network in both computations
+    images, doy = torch.randn(2, 4, 2, 8, 8), torch.randint(1, 366, (2, 4))
+    valid = torch.tensor([[False, True, True, True], [True, True, True, True]])
+    step_labels = torch.zeros(2, 4, 8, 8, dtype=torch.int64)
+    step_labels[:, 1] = torch.randint(1, 4, (2, 8, 8))
+    step_labels[:, 3] = torch.randint(0, 4, (2, 8, 8))
+    batch = {"images": images, "doy": doy, "valid": valid, "labels": step_labels[:, -1], "step_labels": step_labels}
+    loss = module.training_step(batch, 0)
+    with torch.no_grad():
+        every = module.model.forward_sequence(images, doy, valid)
+    expected = FocalLoss()(every[:, [1, 3]].flatten(0, 1), step_labels[:, [1, 3]].flatten(0, 1))
+    torch.testing.assert_close(loss.detach(), expected)
+    last_only = FocalLoss()(every[:, 3], step_labels[:, 3])
+    assert abs(float(loss) - float(last_only)) > 1e-4
+
+
+@pytest.mark.slow
+def test_sequence_model_trains_from_a_config(tiny_pair: Path, tmp_path: Path) -> None:
+    cfg = quick_config(tiny_pair / "lem1920", **{"model.name": "vunet_convlstm_seq", "trainer.max_epochs": 1,
+                                                 "trainer.steps_per_epoch": 2})
+    summary = train(cfg, tmp_path / "seq")
+    assert summary["model"] == "vunet_convlstm_seq"
+    assert RunLayout(tmp_path / "seq").checkpoint("all-months").is_file()

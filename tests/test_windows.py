@@ -145,3 +145,45 @@ def test_gathered_batch_has_zero_image_and_invalid_flag_at_the_missing_month() -
     batch = data.gather(np.array([[0, 0]]), year[11], size=8)
     assert batch["valid"][0].tolist() == [True] * 10 + [False, True]
     assert (batch["images"][0, 10] == 0).all() and (batch["images"][0, 9] != 0).all()
+
+
+def test_every_step_batches_hold_the_labels_of_every_labelled_date_of_the_window() -> None:
+    images = np.random.default_rng(0).normal(size=(15, 2, 24, 24)).astype(np.float32)
+    labels = np.random.default_rng(1).integers(0, 3, (3, 24, 24)).astype(np.uint8)
+    labelled = [MONTHLY[1], MONTHLY[9], MONTHLY[14]]  # MONTHLY[1] lies before the window of MONTHLY[14]
+    data = SceneTensors(images, labels, np.ones((24, 24), bool), MONTHLY, labelled)
+    batch = data.gather(np.array([[0, 0], [8, 4]]), MONTHLY[14], size=8, every_step=True)
+    steps = batch["step_labels"]
+    assert steps.shape == (2, 12, 8, 8)
+    window = target_window(MONTHLY, MONTHLY[14]).indices.tolist()
+    for t, i in enumerate(window):
+        expected = labels[labelled.index(MONTHLY[i])] if MONTHLY[i] in labelled[1:] else np.zeros((24, 24))
+        np.testing.assert_array_equal(steps[1, t].numpy(), expected[8:16, 4:12])
+    assert (steps[:, -1] == batch["labels"]).all()
+    assert "step_labels" not in data.gather(np.array([[0, 0]]), MONTHLY[14], size=8)
+
+
+def test_augmentation_turns_step_labels_with_their_images() -> None:
+    images = np.zeros((15, 2, 16, 16), dtype=np.float32)
+    images[:, 0] = np.arange(16 * 16).reshape(16, 16)
+    labels = (np.arange(16 * 16).reshape(1, 16, 16) % 251).astype(np.uint8)
+    data = SceneTensors(images, labels, np.ones((16, 16), bool), MONTHLY, [MONTHLY[14]])
+    ds = TrainBatches(data, np.array([[0, 0]]), [MONTHLY[14]], batch_size=8, patch_size=16, seed=0, every_step=True)
+    batch = ds[3]
+    for k in range(8):  # labels were built from the same pixel numbering as band 0: they must still agree
+        pixel = batch["images"][k, -1, 0].long() % 251
+        assert (batch["step_labels"][k, -1] == pixel).all() and (batch["labels"][k] == pixel).all()
+
+
+def test_every_step_batches_have_no_labels_at_a_missing_month() -> None:
+    images = np.random.default_rng(0).normal(size=(15, 2, 16, 16)).astype(np.float32)
+    labels = np.ones((2, 16, 16), dtype=np.uint8)
+    missing = np.zeros(15, dtype=bool)
+    missing[9] = True
+    data = SceneTensors(images, labels, np.ones((16, 16), bool), MONTHLY, [MONTHLY[12], MONTHLY[14]],
+                        missing=missing)
+    batch = data.gather(np.array([[0, 0]]), MONTHLY[14], size=8, every_step=True)
+    window = target_window(MONTHLY, MONTHLY[14], missing=missing)
+    step = int(np.flatnonzero(window.indices == -1)[-1])  # the missing month's step
+    assert not batch["valid"][0, step] and (batch["step_labels"][0, step] == 0).all()
+    assert (batch["step_labels"][0, -3] == 1).all() and (batch["step_labels"][0, -1] == 1).all()

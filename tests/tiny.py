@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 import yaml
 from affine import Affine
+from torch import Tensor
 
 from tropicrop.config import load_config
 from tropicrop.training import TrainConfig
@@ -22,6 +24,14 @@ TRANSFORM = Affine(10.0, 0.0, 400000.0, 0.0, -10.0, 8660000.0)
 # The networks' Table 3 shape with a few filters per layer: trains in seconds on a CPU.
 SMALL_NET = {"encoder_channels": [4, 4, 8, 8], "lstm_channels": 8, "decoder_channels": [8, 4, 4], "head_channels": 4}
 QUICK_CONFIG = Path(__file__).parents[1] / "configs" / "quick.yaml"
+# The temporal networks of issue 17 with a few filters per layer (options for models.build).
+SMALL: dict[str, dict[str, Any]] = {
+    "utae": {"encoder_channels": (8, 8, 16, 16), "decoder_channels": (16, 8, 8), "head_channels": 8,
+             "d_model": 32, "heads": 4, "key_dims": 4},
+    "unet3d": {"encoder_channels": (4, 8, 8, 16), "decoder_channels": (8, 8, 4), "head_channels": 4},
+    "vunet_convlstm_seq": {"encoder_channels": (4, 4, 8, 8), "lstm_channels": 8, "decoder_channels": (8, 4, 4),
+                           "head_channels": 4},
+}
 
 
 def tiny_arrays(h: int = 16, w: int = 20, seed: int = 0) -> dict[str, Any]:
@@ -53,3 +63,23 @@ def drop_image(scene_dir: Path, index: int) -> None:
     data["dates"][index]["image"] = None
     data["dates"][index].pop("label", None)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def make_inputs(b: int = 2, t: int = 5, h: int = 16, w: int = 16, seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+    """Random images (B, T, 2, H, W), day of year (B, T) and an all-True valid mask (B, T)."""
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.randn(b, t, 2, h, w, generator=gen), torch.randint(1, 366, (b, t), generator=gen),
+            torch.ones(b, t, dtype=torch.bool))
+
+
+def like_trained(model: torch.nn.Module) -> torch.nn.Module:
+    """Every parameter and BatchNorm statistic perturbed (fresh zero-initialised parts hide differences),
+    in eval mode."""
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+            if tensor.is_floating_point():
+                tensor.add_(0.1 * torch.randn(tensor.shape, generator=gen))
+                if name.endswith("running_var"):
+                    tensor.clamp_(min=0.5)
+    return model.eval()

@@ -191,6 +191,7 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
         "use": approach.use,
         "role": approach.role,
         "nets": len(summary["nets"]),
+        "parameters": parameter_count(tcfg, scene_b.num_bands, classes.num_classes),  # per network
         "train_seconds": summary["train_seconds"],  # summed over nets, across resumed sessions
         "train_wall_seconds_this_session": train_wall,
         "predict_seconds": predict_wall,
@@ -202,8 +203,17 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
     return record
 
 
+def parameter_count(cfg: TrainConfig, in_channels: int, num_classes: int) -> int:
+    """Parameters of one network of a training configuration (its model with its options)."""
+    from tropicrop.models import build
+
+    model = build(cfg.model.name, in_channels, num_classes=num_classes, **cfg.model.options)
+    return sum(p.numel() for p in model.parameters())
+
+
 def write_tables(out: Path, records: list[dict[str, Any]]) -> tuple[Path, Path]:
-    """``per_date.csv`` (approach, date, oa, f1) and ``table4.csv`` (approach, f1, oa, training hours)."""
+    """``per_date.csv`` (approach, date, oa, f1) and ``table4.csv`` (approach, f1, oa, training hours, nets,
+    model, parameters per network, prediction seconds)."""
     per_date = ExperimentLayout(out).per_date
     with atomic_path(per_date) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
@@ -214,10 +224,12 @@ def write_tables(out: Path, records: list[dict[str, Any]]) -> tuple[Path, Path]:
     table4 = ExperimentLayout(out).table4
     with atomic_path(table4) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["approach", "f1", "oa", "train_hours", "train_seconds", "nets"])
+        w.writerow(["approach", "f1", "oa", "train_hours", "train_seconds", "nets", "model", "parameters",
+                    "predict_seconds"])
         for r in records:
             w.writerow([r["name"], f"{r['f1']:.6f}", f"{r['oa']:.6f}", f"{r['train_seconds'] / 3600:.6f}",
-                        f"{r['train_seconds']:.3f}", r["nets"]])
+                        f"{r['train_seconds']:.3f}", r["nets"], r.get("model", ""), r.get("parameters", ""),
+                        f"{r['predict_seconds']:.3f}" if "predict_seconds" in r else ""])
     return per_date, table4
 
 

@@ -91,6 +91,10 @@ def read_table4(out: Path) -> list[dict[str, str]]:
             rows = list(csv.DictReader(fh))
         for row in rows:
             float(row["f1"]), float(row["oa"]), float(row["train_seconds"]), float(row["train_hours"])
+            if row.get("parameters"):  # columns of issue 17, absent from older tables
+                int(row["parameters"])
+            if row.get("predict_seconds"):
+                float(row["predict_seconds"])
     except (OSError, KeyError, TypeError, ValueError, csv.Error) as exc:
         raise RunError(path, f"is not a readable Table 4 ({type(exc).__name__}: {exc})", REWRITE) from None
     return rows
@@ -254,15 +258,19 @@ def write_report(out: Path) -> Path:
         "",
         "## Table 4: averages over year B's labelled dates",
         "",
-        "| approach | trained on | nets | average F1 (%) | average OA (%) | training (s) | training (h) |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| approach | model | parameters | trained on | nets | average F1 (%) | average OA (%) | training (s) "
+        "| training (h) | prediction (s) |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     by_name = {r["name"]: r for r in records}
     for row in table4:
         r = by_name[row["approach"]]
         where = f"year {r['train_on'].upper()} ({'train split' if r['use'] == 'train' else 'all labels'})"
-        lines.append(f"| {row['approach']} | {where} | {row['nets']} | {100 * float(row['f1']):.1f} | "
-                     f"{100 * float(row['oa']):.1f} | {float(row['train_seconds']):.0f} | {float(row['train_hours']):.3f} |")
+        params = f"{int(row['parameters']):,}" if row.get("parameters") else ""
+        predict = f"{float(row['predict_seconds']):.0f}" if row.get("predict_seconds") else ""
+        lines.append(f"| {row['approach']} | {row.get('model') or r.get('model', '')} | {params} | {where} | {row['nets']} | "
+                     f"{100 * float(row['f1']):.1f} | {100 * float(row['oa']):.1f} | {float(row['train_seconds']):.0f} | "
+                     f"{float(row['train_hours']):.3f} | {predict} |")
     lines += ["", "The paper's Table 4 (real LEM 17/18 → LEM 19/20 data, GTX 1080Ti), for comparison:", "",
               "| approach | F1 (%) | OA (%) | training (h) |", "|---|---:|---:|---:|"]
     lines += [f"| {n} | {f1} | {oa} | {h} |" for n, _, f1, oa, h in PAPER_TABLE4]

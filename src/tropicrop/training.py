@@ -43,7 +43,7 @@ from tropicrop.io.files import atomic_path, write_json
 from tropicrop.layout import RUN_FORMAT_VERSION, RunLayout
 from tropicrop.losses import FocalLoss
 from tropicrop.metrics import confusion_metric, scores_from_confusion
-from tropicrop.models import available_models, build
+from tropicrop.models import MODELS, available_models, build, is_sequence_model
 from tropicrop.precision import AUTO, SHORT_NAMES, resolve_precision
 from tropicrop.runfiles import load_checkpoint, read_class_table, read_json, read_normalizer
 from tropicrop.scene import TRAIN, Scene, load_scene
@@ -169,6 +169,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 class CropModule(L.LightningModule):
     """A registered network trained with the focal loss and Adam; validation macro F1 from a confusion matrix.
 
+    A sequence model (``sequence_output``, e.g. vunet_convlstm_seq) gets batches with the labels of every
+    date of the window and is trained with the loss over every labelled date it decodes; it is validated,
+    like every model, on the window's last date.
+
     Everything needed to predict with it (class names, normalisation, sequence length, target date of a
     per-month net) is stored in its hyperparameters, so a checkpoint is self-contained.
     """
@@ -188,8 +192,15 @@ class CropModule(L.LightningModule):
         return out
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        logits = self(batch["images"], batch["doy"], batch["valid"])
-        loss: torch.Tensor = self.loss(logits.float(), batch["labels"])
+        if "step_labels" in batch:  # a sequence model: the loss at every labelled date of the window
+            step_labels = batch["step_labels"]
+            steps = batch["valid"] & (step_labels > 0).flatten(2).any(2)
+            forward_steps: Any = self.model.forward_steps  # the sequence models' method, not nn.Module's
+            logits = forward_steps(batch["images"], batch["doy"], batch["valid"], steps)
+            labels = step_labels[steps]
+        else:
+            logits, labels = self(batch["images"], batch["doy"], batch["valid"]), batch["labels"]
+        loss: torch.Tensor = self.loss(logits.float(), labels)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["images"].shape[0])
         return loss
 
@@ -233,7 +244,8 @@ class TargetDataModule(L.LightningDataModule):
         c = self.cfg
         rank, world = self._rank_world()
         ds = TrainBatches(self.data, self.train_origins, self.targets, c.optim.batch_size, c.data.patch_size,
-                          seed=c.seed, balance=c.data.balance, augment=c.data.augment)
+                          seed=c.seed, balance=c.data.balance, augment=c.data.augment,
+                          every_step=is_sequence_model(MODELS[c.model.name]))
         sampler = StepSampler(c.trainer.steps_per_epoch, lambda: self.trainer.global_step if self.trainer else 0, rank, world)
         return DataLoader(ds, batch_size=None, sampler=sampler,
                           num_workers=c.trainer.num_workers, persistent_workers=False)

@@ -136,9 +136,10 @@ class SceneTensors:
         """The window ending at ``target``."""
         return target_window(self.dates, target, self.length, self.missing)
 
-    def gather(self, origins: np.ndarray, target: dt.date, size: int) -> dict[str, torch.Tensor]:
+    def gather(self, origins: np.ndarray, target: dt.date, size: int, every_step: bool = False) -> dict[str, torch.Tensor]:
         """Batch of patches (B,) ``origins`` (row, col) at ``target``: images (B,T,C,P,P), doy (B,T),
-        valid (B,T), labels (B,P,P) int64."""
+        valid (B,T), labels (B,P,P) int64; with ``every_step`` also step_labels (B,T,P,P) int64, the labels
+        of every date of the window (0 where a date has none), for networks that classify every date."""
         win = self.window(target)
         b = len(origins)
         t, c = self.length, self.images.shape[1]
@@ -151,12 +152,27 @@ class SceneTensors:
                     images[k, step] = self.images[i, :, r : r + size, col : col + size]
             if li is not None:
                 labels[k] = self.labels[li, r : r + size, col : col + size]
-        return {
+        batch = {
             "images": torch.from_numpy(images),
             "doy": torch.from_numpy(np.broadcast_to(win.doy, (b, t)).copy()),
             "valid": torch.from_numpy(np.broadcast_to(win.valid, (b, t)).copy()),
             "labels": torch.from_numpy(labels),
         }
+        if every_step:
+            batch["step_labels"] = torch.from_numpy(self._step_labels(origins, win, size))
+        return batch
+
+    def _step_labels(self, origins: np.ndarray, win: WindowIndex, size: int) -> np.ndarray:
+        """Labels (B, T, P, P) int64 of every date of window ``win`` at ``origins``; 0 at unlabelled dates."""
+        out = np.zeros((len(origins), len(win.indices), size, size), dtype=np.int64)
+        for step, i in enumerate(win.indices):
+            date = self.dates[int(i)] if i >= 0 else None
+            if date is None or date not in self.label_dates:
+                continue
+            li = self.label_dates.index(date)
+            for k, (r, col) in enumerate(origins):
+                out[k, step] = self.labels[li, r : r + size, col : col + size]
+        return out
 
 
 def load_scene_tensors(
@@ -243,17 +259,19 @@ def split_validation(
 
 # ------------------------------------------------------------------------------------------ datasets
 def augment(batch: dict[str, torch.Tensor], rng: np.random.Generator) -> dict[str, torch.Tensor]:
-    """Random rotation by k * 90 degrees and horizontal flip, the same for a sample's images and labels."""
-    images, labels = batch["images"], batch["labels"]
-    for k in range(images.shape[0]):
+    """Random rotation by k * 90 degrees and horizontal flip, the same for a sample's images and labels
+    (and its per-date ``step_labels``, when the batch has them)."""
+    keys = [key for key in ("images", "labels", "step_labels") if key in batch]
+    for k in range(batch["images"].shape[0]):
         rot = int(rng.integers(4))
         flip = bool(rng.integers(2))
-        img, lab = images[k], labels[k]
-        if rot:
-            img, lab = torch.rot90(img, rot, dims=(-2, -1)), torch.rot90(lab, rot, dims=(-2, -1))
-        if flip:
-            img, lab = torch.flip(img, dims=(-1,)), torch.flip(lab, dims=(-1,))
-        images[k], labels[k] = img, lab
+        for key in keys:
+            x = batch[key][k]
+            if rot:
+                x = torch.rot90(x, rot, dims=(-2, -1))
+            if flip:
+                x = torch.flip(x, dims=(-1,))
+            batch[key][k] = x
     return batch
 
 
@@ -262,14 +280,15 @@ class TrainBatches(Dataset[dict[str, torch.Tensor]]):
 
     Target dates cycle through ``targets`` (all-months mode: a different labelled date per mini-batch;
     per-month mode: one date). Patches are drawn from ``origins`` uniformly, or, with ``balance``, with
-    probability inversely proportional to the frequency of the rarest class they hold at that date.
+    probability inversely proportional to the frequency of the rarest class they hold at that date. With
+    ``every_step`` batches also hold the labels of every date of the window (``step_labels``).
     """
 
     def __init__(self, data: SceneTensors, origins: np.ndarray, targets: Sequence[dt.date], batch_size: int,
-                 patch_size: int, seed: int, balance: bool = False, augment: bool = True) -> None:
+                 patch_size: int, seed: int, balance: bool = False, augment: bool = True, every_step: bool = False) -> None:
         self.data, self.origins, self.targets = data, origins, list(targets)
         self.batch_size, self.patch_size, self.seed = batch_size, patch_size, seed
-        self.augment = augment
+        self.augment, self.every_step = augment, every_step
         self.weights = {d: self._weights(d) for d in self.targets} if balance else None
 
     def _weights(self, target: dt.date) -> np.ndarray | None:
@@ -290,7 +309,7 @@ class TrainBatches(Dataset[dict[str, torch.Tensor]]):
         target = self.targets[n % len(self.targets)]
         p = self.weights.get(target) if self.weights else None
         pick = rng.choice(len(self.origins), size=self.batch_size, replace=len(self.origins) < self.batch_size, p=p)
-        batch = self.data.gather(self.origins[pick], target, self.patch_size)
+        batch = self.data.gather(self.origins[pick], target, self.patch_size, self.every_step)
         if self.augment:
             batch = augment(batch, rng)
         return batch

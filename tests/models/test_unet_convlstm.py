@@ -373,7 +373,7 @@ def test_registry_builds_models_by_name_with_options() -> None:
 
 
 def test_registry_unknown_name_suggests_the_closest() -> None:
-    with pytest.raises(ValueError, match="did you mean 'unet_convlstm'.*available: unet_convlstm"):
+    with pytest.raises(ValueError, match="did you mean 'unet_convlstm'.*available: .*unet_convlstm, vunet_convlstm"):
         build("unet_convlstn", num_classes=4)
 
 
@@ -391,7 +391,7 @@ def test_describe_models_lists_name_parameter_count_and_description() -> None:
     rows = describe_models(in_channels=2, num_classes=7)
     assert [r[0] for r in rows] == available_models()
     for name, count, text in rows:
-        assert count > 1_000_000 and text and "\n" not in text, name
+        assert count > 500_000 and text and "\n" not in text, name
 
 
 def test_split_conv_matches_functional_conv_over_concatenation() -> None:

@@ -22,7 +22,9 @@ px wide), the dates are predicted in groups, one pass over the scene each.
 Every date of a tile is read and encoded once per network (``model.encode``), and the encoder features are
 shared by the 12-date windows of all target months served by that network (``model.decode``): an
 all-months run encodes each date of a tile once for all 12 maps. A per-month run has one network per month,
-each with its own encoder, so sharing happens within a network only.
+each with its own encoder, so sharing happens within a network only. A sequence model
+(``sequence_output``, e.g. vunet_convlstm_seq) maps every target month of a tile from one ConvLSTM pass
+(:func:`sequence_probabilities`); a network without shared encoding (e.g. unet3d) runs ``forward`` per window.
 
 Outputs in ``OUT`` (each written under a temporary name and renamed when complete; a date counts as done
 when its map exists, so a re-run after a crash finishes only the missing dates)::
@@ -50,7 +52,7 @@ from tropicrop.inference.mapfiles import NODATA, PROB_SCALE, Outputs, class_colo
 from tropicrop.inference.predict import make_plans, predict_run, predict_scene
 from tropicrop.inference.run import Net, RunModels, load_run, prepare_for_inference, select_device
 from tropicrop.inference.stream import BlendSums, FinishedRows, buffer_bytes, class_map, predict_tile, scaled_probabilities
-from tropicrop.inference.tile import Plan, net_probabilities
+from tropicrop.inference.tile import Plan, net_probabilities, sequence_probabilities
 from tropicrop.inference.tiling import (
     aoi_reader,
     check_tiling,
@@ -92,6 +94,7 @@ __all__ = [
     "run_margin_alignment",
     "scaled_probabilities",
     "select_device",
+    "sequence_probabilities",
     "tile_layout",
     "tile_weights",
     "write_cog",

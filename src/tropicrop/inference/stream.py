@@ -16,9 +16,10 @@ from tqdm import tqdm
 
 from tropicrop.inference.mapfiles import NODATA, PROB_SCALE, Outputs, ScratchMaps, finalise_maps
 from tropicrop.inference.run import RunModels
-from tropicrop.inference.tile import Plan, net_probabilities
+from tropicrop.inference.tile import Plan, net_probabilities, sequence_probabilities
 from tropicrop.inference.tiling import AoiReader, context_window, tile_layout, tile_weights
 from tropicrop.io.rasters import Grid
+from tropicrop.models import is_sequence_model
 from tropicrop.scene import Scene
 
 
@@ -150,8 +151,9 @@ def predict_tile(models: RunModels, scene: Scene, window: Window, plans: Sequenc
         own_pos = {i: k for k, i in enumerate(own)}
         autocast = (torch.autocast(device_type=models.device.type, dtype=models.autocast)
                     if models.autocast is not None else nullcontext())
+        probabilities = sequence_probabilities if is_sequence_model(net.model) else net_probabilities
         with autocast:
-            for plan, probs in net_probabilities(net, frames, own_pos, net_plans):
+            for plan, probs in probabilities(net, frames, own_pos, net_plans):
                 seen = real[[position[int(i)] for i in plan.window.indices if i >= 0]].any(axis=0)
                 sums.add(plan.slot, probs[:, crop[0], crop[1]].cpu().numpy(), weight, seen)
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from tropicrop.inference.run import Net
-from tropicrop.models.interface import SharedEncoding
+from tropicrop.models.interface import SequenceDecoding, SharedEncoding
 from tropicrop.windows import WindowIndex
 
 DECODE_BATCH = 1  # windows decoded at a time: on the CPU batching is no faster, only bigger (not measured on a GPU)
@@ -78,3 +79,61 @@ def net_probabilities(net: Net, frames: Tensor, position: dict[int, int], plans:
         for k, plan in enumerate(chunk):
             yield plan, probs[k]
 
+
+
+def _sequence_runs(plans: Sequence[Plan], position: dict[int, int]) -> list[list[int]]:
+    """Runs of consecutive scene date indices for one ConvLSTM pass each: the encoded dates plus the months
+    without acquisition that lie inside a plan's window (a step that carries the state over, as in
+    training); a gap no window covers starts a new run."""
+    gaps: set[int] = set()
+    for plan in plans:
+        end = int(plan.window.indices[-1])
+        length = len(plan.window.indices)
+        for t, i in enumerate(plan.window.indices):
+            scene_index = end - (length - 1 - t)
+            if i < 0 and scene_index >= 0:
+                gaps.add(scene_index)
+    dates = sorted(set(position) | gaps)
+    runs = [[dates[0]]]
+    for i in dates[1:]:
+        if i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return [run for run in runs if any(i in position for i in run)]
+
+
+def sequence_probabilities(net: Net, frames: Tensor, position: dict[int, int],
+                           plans: Sequence[Plan]) -> Iterator[tuple[Plan, Tensor]]:
+    """Softmax probabilities (K, h, w) float32 of each plan of a sequence model (``sequence_output``, e.g.
+    vunet_convlstm_seq) on one tile, from one ConvLSTM pass: arguments and output as
+    :func:`net_probabilities`.
+
+    Every frame is encoded once (its day of year in its gates), the ConvLSTM runs once over the tile's dates
+    in order (one pass per run of consecutive scene dates, normally one; a month without acquisition inside
+    a window is a padded step that carries the state over), and the states at the target dates are decoded
+    with their own date's skips. A target's state has then seen every date since the start of the pass, not
+    only its 12-date window as in training: it is the many-to-many reading of the network, and the F1 it
+    gives is measured by ``configs/backbones.yaml``. A model with ``padding="zeros"`` (padded dates seen as
+    zero images) or without shared encoding is run window by window instead (:func:`net_probabilities`).
+    """
+    model = net.model
+    if not isinstance(model, SequenceDecoding) or model.padding != "mask":
+        yield from net_probabilities(net, frames, position, plans)
+        return
+    device = frames.device
+    features: Any = model.encode(frames, _frames_doy(plans, position, len(frames), device))  # EncoderFeatures
+    frame_doy: Tensor = features.doy
+    by_target = {int(p.window.indices[-1]): p for p in plans}
+    for run in _sequence_runs(plans, position):
+        targets = [i for i in run if i in by_target]
+        if not targets:
+            continue
+        index = torch.tensor([[position.get(i, -1) for i in run]], dtype=torch.int64, device=device)
+        valid = index >= 0
+        steps = torch.tensor([[i in by_target for i in run]], dtype=torch.bool, device=device)
+        doy = torch.where(valid, frame_doy[index.clamp_min(0)], 0)
+        logits = model.decode_steps(features, index, doy, valid, steps)
+        probs = torch.softmax(logits.float(), dim=1)
+        for k, i in enumerate(targets):
+            yield by_target[i], probs[k]

@@ -304,16 +304,19 @@ class ConvLSTM(nn.Module):
         return torch.einsum("okab,ay,bx->koyx", w_k, rows, cols).reshape(k, -1).to(dtype)  # autocast: bf16 einsum
 
     def recur(self, gates: Tensor, valid: Tensor | None = None, constants: Tensor | None = None,
-              index: Tensor | None = None, constants_in_gates: bool = False) -> Tensor:
+              index: Tensor | None = None, constants_in_gates: bool = False,
+              return_sequence: bool | None = None) -> Tensor:
         """Run the cell over sequences of input gate pre-activations (from :meth:`input_gates`) and the
         constant channels' values ``constants (B, T, k)`` (``None`` with ``constants_in_gates``: the gates
-        already include them); ``valid`` and the output as in ``forward``.
+        already include them); ``valid`` and the output as in ``forward``. ``return_sequence`` overrides
+        the layer's setting for this call (a many-to-many network also needs the last state alone).
 
         ``gates`` is ``(B, T, 4 * hidden, H, W)``, or, with ``index (B, T)`` int64, a table of frames
         ``(N, 4 * hidden, H, W)`` of which step ``t`` of sequence ``b`` uses row ``index[b, t]`` (``-1``:
         zeros); without gradients the steps are then read from the table, never copied into sequences.
         """
         k = self.constant_channels
+        every = self.return_sequence if return_sequence is None else return_sequence
         if gates.dim() != (4 if index is not None else 5) or gates.shape[-3] != 4 * self.hidden_channels:
             want = "(N, {c}, H, W) with index" if index is not None else "(B, T, {c}, H, W)"
             raise ValueError(f"gates must have shape {want.format(c=4 * self.hidden_channels)}, got {tuple(gates.shape)}")
@@ -345,8 +348,8 @@ class ConvLSTM(nn.Module):
             extra = None if constants is None or response is None else (constants.to(response.dtype).transpose(0, 1), response)
             source = steps if steps is not None else gates.transpose(0, 1)
             hs = _run_forward(source, w_h, valid_t, self._padding, store=False, constants=extra,
-                              every_state=self.return_sequence)[0]
-        if self.return_sequence:
+                              every_state=every)[0]
+        if every:
             return hs.transpose(0, 1)
         return hs[-1]
 

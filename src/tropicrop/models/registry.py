@@ -17,14 +17,27 @@ from typing import Any
 
 from torch import nn
 
+from tropicrop.models.unet3d import UNet3D
 from tropicrop.models.unet_convlstm import UnetConvLSTM, VUnetConvLSTM
+from tropicrop.models.utae import UTAE
+from tropicrop.models.vunet_convlstm_seq import VUnetConvLSTMSeq
 
 MODELS: Mapping[str, type[nn.Module]] = MappingProxyType(
     {
         "unet_convlstm": UnetConvLSTM,
         "vunet_convlstm": VUnetConvLSTM,
+        "vunet_convlstm_seq": VUnetConvLSTMSeq,
+        "utae": UTAE,
+        "unet3d": UNet3D,
     }
 )
+
+
+def is_sequence_model(model: nn.Module | type[nn.Module]) -> bool:
+    """Whether ``model`` (or its class) returns logits for every date of a window
+    (``sequence_output = True`` and ``forward_steps``), so training puts the loss on every labelled date
+    and prediction maps every target month of a tile in one pass."""
+    return bool(getattr(model, "sequence_output", False))
 
 
 def available_models() -> list[str]:

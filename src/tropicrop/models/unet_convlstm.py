@@ -237,14 +237,19 @@ class UnetConvLSTM(nn.Module):
         Returns:
             ``(B, K, H, W)`` logits, cropped to ``features.size``.
         """
-        if features.doy is not None:
-            computed = valid if self.padding == "mask" else torch.ones_like(valid)
-            wrong = computed & (features.doy != doy)
-            if bool(wrong.any()):
-                b, t = (int(v) for v in torch.nonzero(wrong)[0])
-                raise ValueError(f"sequence {b}, date {t}: the gates were encoded with day of year "
-                                 f"{int(features.doy[b, t])} but decode got {int(doy[b, t])}")
+        self.check_doy(features, doy, valid)
         return self._decode(features, doy, valid)
+
+    def check_doy(self, features: SequenceFeatures, doy: Tensor, valid: Tensor) -> None:
+        """Raise ValueError if the gates were encoded with another day of year than ``doy`` (B, T)."""
+        if features.doy is None:
+            return
+        computed = valid if self.padding == "mask" else torch.ones_like(valid)
+        wrong = computed & (features.doy != doy)
+        if bool(wrong.any()):
+            b, t = (int(v) for v in torch.nonzero(wrong)[0])
+            raise ValueError(f"sequence {b}, date {t}: the gates were encoded with day of year "
+                             f"{int(features.doy[b, t])} but decode got {int(doy[b, t])}")
 
     def _decode(self, features: SequenceFeatures, doy: Tensor, valid: Tensor) -> Tensor:
         """:meth:`decode` without checking ``features.doy`` against ``doy``."""
@@ -252,42 +257,56 @@ class UnetConvLSTM(nn.Module):
         constants = day_of_year_encoding(doy) if self.use_doy and not in_gates else None
         y = self.lstm.recur(features.gates, valid if self.padding == "mask" else None, constants, features.index,
                             constants_in_gates=in_gates)
-        for up, skip in zip(self.decoder, reversed(features.skips), strict=True):
+        return self.decode_state(y, features.skips, features.size)
+
+    def decode_state(self, state: Tensor, skips: Sequence[Tensor], size: tuple[int, int]) -> Tensor:
+        """The U-Net decoder: ConvLSTM states ``(N, hidden, H_p / 2**L, W_p / 2**L)`` and per level the
+        skip features of the date each state classifies -> ``(N, K, H, W)`` logits cropped to ``size``."""
+        y = state
+        for up, skip in zip(self.decoder, reversed(skips), strict=True):
             y = torch.cat((up(y), skip), dim=1)
         logits: Tensor = self.head(y)
-        height, width = features.size
+        height, width = size
         return logits[..., :height, :width].contiguous()
+
+    def frames_of(self, images: Tensor, doy: Tensor, valid: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The frames to encode ``(N, C, H, W)``, their day of year ``(N,)`` and the ``(B, T)`` index of
+        each date's frame (-1: a padded date): with ``padding="mask"`` the valid dates only, else all."""
+        b, t = valid.shape
+        flat, flat_doy = images.flatten(0, 1), doy.reshape(-1)
+        if self.padding == "mask":
+            keep = valid.reshape(-1)
+            return flat[keep], flat_doy[keep], torch.where(keep, keep.cumsum(0) - 1, -1).view(b, t)
+        return flat, flat_doy, torch.arange(b * t, device=images.device).view(b, t)
 
     def forward(self, images: Tensor, doy: Tensor, valid: Tensor) -> Tensor:
         """``images (B, T, C, H, W)``, ``doy (B, T)``, ``valid (B, T)`` bool -> ``(B, K, H, W)`` logits of
         the last date. With ``padding="mask"`` only valid frames are encoded."""
         self.check_inputs(images, doy, valid)
-        b, t = valid.shape
-        flat, flat_doy = images.flatten(0, 1), doy.reshape(-1)
-        if self.padding == "mask":
-            keep = valid.reshape(-1)
-            frames, frame_doy = flat[keep], flat_doy[keep]
-            index = torch.where(keep, keep.cumsum(0) - 1, -1).view(b, t)
-        else:
-            frames, frame_doy = flat, flat_doy
-            index = torch.arange(b * t, device=images.device).view(b, t)
+        frames, frame_doy, index = self.frames_of(images, doy, valid)
         return self._decode(self.encode(frames, frame_doy).sequence(index), doy, valid)
 
     def check_inputs(self, images: Tensor, doy: Tensor, valid: Tensor) -> None:
         """Raise ValueError with the offending shape if the inputs do not follow the model interface."""
-        if images.dim() != 5 or images.shape[2] != self.in_channels:
-            raise ValueError(f"images must have shape (B, T, {self.in_channels}, H, W), got {tuple(images.shape)}")
-        bt = tuple(images.shape[:2])
-        if tuple(doy.shape) != bt:
-            raise ValueError(f"doy must have shape (B, T) = {bt}, got {tuple(doy.shape)}")
-        if tuple(valid.shape) != bt or valid.dtype != torch.bool:
-            raise ValueError(f"valid must be a bool tensor of shape (B, T) = {bt}, got {valid.dtype} {tuple(valid.shape)}")
-        if not bool(valid[:, -1].all()):
-            bad = torch.nonzero(~valid[:, -1]).flatten().tolist()
-            raise ValueError(
-                f"the last date of every sequence is the date being classified and must be valid; "
-                f"valid[:, -1] is False for batch items {bad}"
-            )
+        check_model_inputs(images, doy, valid, self.in_channels)
+
+
+def check_model_inputs(images: Tensor, doy: Tensor, valid: Tensor, in_channels: int) -> None:
+    """Raise ValueError with the offending shape unless ``images (B, T, in_channels, H, W)``, ``doy (B, T)``
+    and ``valid (B, T)`` bool follow the model interface, with the last date (the one classified) valid."""
+    if images.dim() != 5 or images.shape[2] != in_channels:
+        raise ValueError(f"images must have shape (B, T, {in_channels}, H, W), got {tuple(images.shape)}")
+    bt = tuple(images.shape[:2])
+    if tuple(doy.shape) != bt:
+        raise ValueError(f"doy must have shape (B, T) = {bt}, got {tuple(doy.shape)}")
+    if tuple(valid.shape) != bt or valid.dtype != torch.bool:
+        raise ValueError(f"valid must be a bool tensor of shape (B, T) = {bt}, got {valid.dtype} {tuple(valid.shape)}")
+    if not bool(valid[:, -1].all()):
+        bad = torch.nonzero(~valid[:, -1]).flatten().tolist()
+        raise ValueError(
+            f"the last date of every sequence is the date being classified and must be valid; "
+            f"valid[:, -1] is False for batch items {bad}"
+        )
 
 
 class VUnetConvLSTM(UnetConvLSTM):

@@ -1,0 +1,208 @@
+"""Every registered network: training samples/s and prediction pixel-months/s; and the many-to-many goal.
+
+1. For each network of the registry with its default (recommended) options and random weights: parameters,
+   training samples/s (forward + backward of the paper's batch: 16 windows of 12 dates, 32 x 32, 2 bands;
+   a sequence model decodes and is scored at all 12 dates, as when every month is labelled), and prediction
+   pixel-months/s of the network work on one tile (12 target months of a synthetic LEM scene, every date
+   read once, the way ``predict_scene`` runs each network: shared encoding, or one sequence pass).
+2. The goal figure of issue 17: twelve monthly maps of a ``--size`` (1024) synthetic LEM scene by
+   ``predict_scene`` (tiles <= 256 px, overlap >= 32, blended, COGs written), with vunet_convlstm and with
+   vunet_convlstm_seq (Table-3 sizes, random weights: speed does not depend on training), one after the
+   other in this process; pixel-months/s and their ratio (goal >= 5).
+3. With ``--experiment DIR`` (an experiment run with configs/backbones.yaml), the average F1 of the
+   VUnetConvLSTM and many-to-many approaches read from its ``table4.csv`` (goal: at most 2 points below).
+
+Run:   python benchmarks/backbones.py          (the goal's 1024 px scene; not yet timed on an idle machine)
+       python benchmarks/backbones.py --size 256 --train-steps 1 --repeat 1   (14 min on a heavily loaded one)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from rasterio.windows import Window
+from torch.utils.flop_counter import FlopCounterMode
+
+from inference import make_scene
+from model_throughput import interleaved_seconds, make_batch
+from tropicrop.classes import ClassTable
+from tropicrop.inference import (
+    Net,
+    Plan,
+    RunModels,
+    net_probabilities,
+    predict_scene,
+    prepare_for_inference,
+    sequence_probabilities,
+)
+from tropicrop.layout import ExperimentLayout
+from tropicrop.losses import FocalLoss
+from tropicrop.models import available_models, build, is_sequence_model
+from tropicrop.scene import Scene, load_scene
+from tropicrop.synthetic import CLASSES
+from tropicrop.windows import Normalizer, target_window
+
+
+def training_step(model: Any, loss_fn: FocalLoss, batch: tuple[torch.Tensor, ...]) -> Callable[[], None]:
+    """One forward + backward pass as training runs it (a sequence model: loss at every date)."""
+    images, doy, valid, target = batch
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        if is_sequence_model(model):
+            logits = model.forward_steps(images, doy, valid, valid)
+            labels = target[:, None].expand(-1, valid.shape[1], -1, -1)[valid]
+        else:
+            logits, labels = model(images, doy, valid), target
+        loss_fn(logits, labels).backward()
+
+    return step
+
+
+def make_run_models(scene: Scene, name: str, seed: int = 0) -> RunModels:
+    """A randomly initialised network ``name`` (default options) prepared for inference as ``load_run``
+    does on the CPU, normalised on the scene centre."""
+    torch.manual_seed(seed)
+    classes = ClassTable.from_names(list(CLASSES.values()))
+    model = prepare_for_inference(build(name, scene.num_bands, num_classes=classes.num_classes), torch.device("cpu"))
+    side = min(256, scene.grid.width, scene.grid.height)
+    sample = scene.read_images(Window((scene.grid.width - side) // 2, (scene.grid.height - side) // 2, side, side))
+    normalizer = Normalizer.fit(sample, sample[0, 0] == sample[0, 0])
+    return RunModels(classes=classes, normalizer=normalizer, sequence_length=12, in_channels=scene.num_bands,
+                     nets=[Net("all-months", None, model)])
+
+
+def tile_work(models: RunModels, scene: Scene, side: int) -> Callable[[], None]:
+    """The network work on one ``side`` tile for the scene's labelled dates, as ``predict_scene`` runs it
+    (every date read once; shared encoding, or one sequence pass), without reading or blending."""
+    net = models.nets[0]
+    dates = scene.labelled_dates
+    plans = [Plan(d, k, net, target_window(scene.dates, d, 12, scene.missing)) for k, d in enumerate(dates)]
+    needed = sorted({int(i) for p in plans for i in p.window.indices if i >= 0})
+    raw = scene.read_images(Window(0, 0, side, side), [scene.dates[i] for i in needed])
+    frames = torch.from_numpy(models.normalizer(raw))
+    position = {i: k for k, i in enumerate(needed)}
+    probabilities = sequence_probabilities if is_sequence_model(net.model) else net_probabilities
+
+    def run() -> None:
+        with torch.inference_mode():
+            for _plan, probs in probabilities(net, frames, position, plans):
+                probs.sum()
+
+    return run
+
+
+def tile_seconds(models: RunModels, scene: Scene, side: int, repeat: int) -> float:
+    """Median seconds of :func:`tile_work`."""
+    return interleaved_seconds({"tile": tile_work(models, scene, side)}, repeat, warmup=1)["tile"]
+
+
+def scene_pixel_months(models: RunModels, scene: Scene, tile: int, overlap: int) -> tuple[float, float]:
+    """Seconds and pixel-months/s of ``predict_scene`` for the scene's labelled dates (maps written to a
+    temporary folder)."""
+    dates = list(scene.labelled_dates)
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        predict_scene(models, scene, Path(out), dates, tile=tile, overlap=overlap, progress=False)
+        seconds = time.perf_counter() - start
+    return seconds, scene.grid.width * scene.grid.height * len(dates) / seconds
+
+
+def experiment_f1(folder: Path) -> dict[str, tuple[str, float]]:
+    """approach -> (model, average F1) from an experiment's table4.csv."""
+    with open(ExperimentLayout(folder).table4, newline="") as fh:
+        return {row["approach"]: (row.get("model", ""), float(row["f1"])) for row in csv.DictReader(fh)}
+
+
+def print_network_table(rows: list[tuple[str, int, float, float, float]], threads: int, steps: int, tile: int,
+                        months: int, repeat: int) -> None:
+    """Section 1 as a markdown table."""
+    print(f"\nCPU, {threads} threads, torch {torch.__version__}; default options, random weights. Training: 16 windows "
+          f"x 12 dates x 32 x 32 x 2 bands, forward + backward, median of {steps}. Prediction: network work on one "
+          f"{tile} px tile, {months} target months, median of {repeat}\n")
+    print("| model | parameters | training samples/s | tile seconds | prediction pixel-months/s |")
+    print("|---|---:|---:|---:|---:|")
+    for name, params, samples, seconds, pixel_months in rows:
+        print(f"| {name} | {params:,} | {samples:.1f} | {seconds:.2f} | {pixel_months:,.0f} |")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--size", type=int, default=1024, help="side of the scene of the goal figure")
+    parser.add_argument("--tile", type=int, default=256)
+    parser.add_argument("--overlap", type=int, default=32)
+    parser.add_argument("--predict-tile", type=int, default=256, help="tile side of the per-network figure")
+    parser.add_argument("--train-steps", type=int, default=3, help="timed training steps per network (median)")
+    parser.add_argument("--repeat", type=int, default=2, help="timed tiles per network (median)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "tropicrop-bench")
+    parser.add_argument("--experiment", type=Path, default=None, help="experiment folder of configs/backbones.yaml")
+    parser.add_argument("--skip-scene", action="store_true", help="skip the goal figure (section 2)")
+    parser.add_argument("--skip-networks", action="store_true", help="skip the per-network table (section 1)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    scene = load_scene(make_scene(args.data, args.size))
+    batch = make_batch(16, 12, 32, len(CLASSES) + 1)
+    loss_fn = FocalLoss()
+    rows = []
+    for name in [] if args.skip_networks else available_models():
+        torch.manual_seed(0)
+        model = build(name, 2, num_classes=len(CLASSES) + 1).train()
+        params = sum(p.numel() for p in model.parameters())
+        seconds = interleaved_seconds({"step": training_step(model, loss_fn, batch)}, args.train_steps, warmup=1)["step"]
+        models = make_run_models(scene, name)
+        tile = tile_seconds(models, scene, min(args.predict_tile, args.size), args.repeat)
+        pixel_months = min(args.predict_tile, args.size) ** 2 * len(scene.labelled_dates) / tile
+        rows.append((name, params, 16 / seconds, tile, pixel_months))
+        print(f"  {name}: done", flush=True)
+
+    if rows:
+        print_network_table(rows, args.threads, args.train_steps, args.predict_tile, len(scene.labelled_dates), args.repeat)
+
+    if not args.skip_scene:
+        results = {}
+        for name in ("vunet_convlstm", "vunet_convlstm_seq"):
+            results[name] = scene_pixel_months(make_run_models(scene, name), scene, args.tile, args.overlap)
+        print(f"\nGoal: {len(scene.labelled_dates)} monthly maps of a {args.size} x {args.size} scene by predict_scene "
+              f"(tiles <= {args.tile}, overlap >= {args.overlap}, COGs written), one process\n")
+        print("| model | seconds | pixel-months/s |")
+        print("|---|---:|---:|")
+        for name, (seconds, rate) in results.items():
+            print(f"| {name} | {seconds:.1f} | {rate:,.0f} |")
+        ratio = results["vunet_convlstm_seq"][1] / results["vunet_convlstm"][1]
+        print(f"\nvunet_convlstm_seq / vunet_convlstm pixel-months/s: {ratio:.2f} (goal >= 5)")
+        side = min(args.tile, args.size)
+        work = {name: tile_work(make_run_models(scene, name), scene, side) for name in results}
+        seconds = interleaved_seconds(work, args.repeat + 1, warmup=1)
+        flops = {}
+        for name in results:
+            counter = FlopCounterMode(display=False)
+            with counter:
+                tile_work(make_run_models(scene, name), scene, min(64, args.size))()
+            flops[name] = counter.get_total_flops()
+        print("FLOPs of the network work on a 64 px tile (FlopCounterMode, independent of the machine's load): "
+              + ", ".join(f"{name} {f / 1e9:.1f} GFLOP" for name, f in flops.items())
+              + f"; ratio {flops['vunet_convlstm'] / flops['vunet_convlstm_seq']:.2f}")
+        print(f"network work on one {side} px tile, the two timed alternately ({args.repeat + 1} rounds, median): "
+              + ", ".join(f"{name} {sec:.2f} s" for name, sec in seconds.items())
+              + f"; ratio {seconds['vunet_convlstm'] / seconds['vunet_convlstm_seq']:.2f}")
+
+    if args.experiment is not None:
+        f1 = experiment_f1(args.experiment)
+        by_model = {model: (name, value) for name, (model, value) in f1.items()}
+        if "vunet_convlstm" in by_model and "vunet_convlstm_seq" in by_model:
+            (a, fa), (b, fb) = by_model["vunet_convlstm"], by_model["vunet_convlstm_seq"]
+            print(f"\n{args.experiment}/table4.csv: average F1 {a} {100 * fa:.1f}, {b} {100 * fb:.1f}: "
+                  f"{100 * (fa - fb):+.1f} points below (goal <= 2)")
+
+
+if __name__ == "__main__":
+    main()
