@@ -192,8 +192,8 @@ def generate_year(region: Region, spec: YearSpec, rng: np.random.Generator, *, r
 
 
 def _perennial_variety(rng: np.random.Generator, n_ids: int) -> PerennialVariety:
-    """Per-parcel brightness (sigma 1 dB, within +-2.5 dB) and seasonal amplitude (x0.6..1.6) of perennials."""
-    offset = np.clip(rng.normal(0.0, 1.0, n_ids), -2.5, 2.5)
+    """Per-parcel brightness (sigma 0.8 dB, within +-2 dB) and seasonal amplitude (x0.6..1.6) of perennials."""
+    offset = np.clip(rng.normal(0.0, 0.8, n_ids), -2.0, 2.0)
     gain = np.clip(np.exp(rng.normal(0.0, 0.25, n_ids)), 0.6, 1.6)
     return PerennialVariety(offset, gain)
 

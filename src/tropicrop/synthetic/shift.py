@@ -15,10 +15,10 @@ differ), so a model trained on A should score on B what it scores on B itself. T
   fallow, the paper's Figure 5: millet 4.9 % -> 14.7 % in August), and ~20 % of pastures become cropland
   (the usual conversion in MATOPIBA, e.g. Spera et al. 2016, Global Change Biology 22). A learner that
   used the previous season inside its 12-month window as a hint about the current crop is now misled.
-* ``canopy``: B is a drier year: crop canopies are darker by a crop-specific 0.5-1.5 dB (C-band VH of
+* ``canopy``: B is a drier year: crop canopies are darker by a crop-specific amount (C-band VH of
   soybean and maize varies by 1-3 dB with biomass between fields and years, e.g. Veloso et al. 2017,
-  Remote Sens. Environ. 199), perennial covers green up less and the topsoil is drier.
-* ``radiometric``: B has another relative orbit, 6 deg further in incidence, and a calibration offset.
+  Remote Sens. Environ. 199): 1.5-2.5 dB here; perennial covers green up less and the topsoil is drier.
+* ``radiometric``: B has another relative orbit, 8 deg further in incidence, and a calibration offset.
   Sentinel-1 radiometric stability is specified at 0.5 dB (3 sigma) and measured at about 0.1-0.3 dB,
   with an absolute accuracy of about 1 dB (Schwerdt et al. 2017, Remote Sens. 9(11) 1137; the S1 Annual
   Performance Reports): offsets of 0.3-0.6 dB between years are within spec. The incidence dependence is
@@ -61,13 +61,13 @@ SECOND_YEAR_MIX: Mapping[str, float] = MappingProxyType(
 """Crop-system frequency multipliers of year B (rotation knob; the paper's Figure 5)."""
 PASTURE_CONVERSION = 0.2
 """Share of pastures that become cropland in year B (rotation knob)."""
-DRY_YEAR_CANOPY_DB = (0.5, 1.5)
+DRY_YEAR_CANOPY_DB = (1.5, 2.5)
 """Range of the crop-specific canopy darkening of the drier year B, in dB (canopy knob)."""
-DRY_YEAR_GREENNESS = 0.75
+DRY_YEAR_GREENNESS = 0.6
 """Factor on the dry-to-wet amplitude of perennial covers in the drier year B (canopy knob)."""
 DRY_YEAR_MOISTURE = -0.06
 """Topsoil moisture offset (0..1 scale) of the drier year B (canopy knob)."""
-INCIDENCE_DEG = (36.0, 42.0)
+INCIDENCE_DEG = (35.0, 43.0)
 """Incidence angle at the scene's west edge: year A, year B (radiometric knob: another relative orbit)."""
 CALIBRATION_DB = (0.3, 0.6)
 """Range of B's absolute calibration offset per band, with one sign for both bands (radiometric knob)."""
