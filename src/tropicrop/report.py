@@ -128,6 +128,43 @@ def _drop(per_date: dict[str, dict[str, tuple[float, float]]], name: str) -> tup
     return max(drops) if drops else None
 
 
+def _span(values: Sequence[Any]) -> str:
+    """``min-max`` of sorted ``values`` (one value when they agree; n/a when empty)."""
+    return "n/a" if not values else str(values[0]) if values[0] == values[-1] else f"{values[0]}-{values[-1]}"
+
+
+def training_section(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Report lines: what each approach learnt from (training patches per net), how long its nets trained,
+    and how well its validation F1 predicted its test F1 (the gap, validation minus test), and where each
+    deep approach stands against the classical per-pixel floor (any approach with model ``lightgbm``)."""
+    lines = ["", "## Training data, stopping and validation against test", "",
+             "Every net stops early on its validation macro F1 (patience in the config; the step or round cap is "
+             "only a safety). Validation F1 is on held-out blocks of the training year and area; test F1 on year "
+             "B's test split. For cross-year approaches the gap includes the year shift, which no validation drawn "
+             "from year A can see.", "",
+             "| approach | nets | training patches per net | length per net | validation F1 (%) | test F1 (%) | gap (points) |",
+             "|---|---:|---|---|---:|---:|---:|"]
+    for r in records:
+        nets = list(r.get("net_training", {}).values())
+        patches = sorted(n["train_patches"] for n in nets if n.get("train_patches") is not None)
+        lengths = sorted(n["epochs"] if "epochs" in n else n.get("rounds", 0) for n in nets)
+        unit = "epochs" if nets and "epochs" in nets[0] else "rounds"
+        val = r.get("val_f1")
+        gap = "n/a" if val is None else f"{100 * (val - r['f1']):+.1f}"
+        lines.append(f"| {r['name']} | {r['nets']} | {_span(patches)} | {_span(lengths)} {unit} | "
+                     f"{'n/a' if val is None else f'{100 * val:.1f}'} | {100 * r['f1']:.1f} | {gap} |")
+    floor = [r for r in records if r.get("model") == "lightgbm"]
+    if floor:
+        base = floor[0]
+        lines.append("")
+        for r in records:
+            if r is not base:
+                diff = 100 * (r["f1"] - base["f1"])
+                lines.append(f"- {r['name']} average F1 is {abs(diff):.1f} points {'above' if diff >= 0 else 'below'} "
+                             f"the classical floor ({base['name']}, {100 * base['f1']:.1f}).")
+    return lines
+
+
 def _machine() -> str:
     import lightning
     import torch
@@ -186,6 +223,7 @@ def write_report(out: Path) -> Path:
         gap = 100 * (by_name[PER_MONTH_CROSS]["f1"] - by_name[SINGLE_NET]["f1"])
         side = "below" if gap >= 0 else "above"
         lines.append(f"- {SINGLE_NET} average F1 is {abs(gap):.1f} points {side} {PER_MONTH_CROSS}'s (paper: 2.7 below).")
+    lines += training_section(records)
     lines += ["", "## Figures 8 and 9: per-date OA and average F1", "",
               f"![per-date OA]({fig8.relative_to(out)})", "", f"![per-date F1]({fig9.relative_to(out)})", ""]
     drop = _drop(per_date, SINGLE_NET)
