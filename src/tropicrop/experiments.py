@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from tropicrop.classes import ClassTable, count_by_name, fit_class_table
+from tropicrop.classical import is_classical
 from tropicrop.config import apply_overrides, dump_config, from_dict, load_config, to_dict
 from tropicrop.errors import ConfigError, RunError
 from tropicrop.io.files import atomic_path, write_json
@@ -141,7 +142,9 @@ def approach_train_config(cfg: ExperimentConfig, approach: ApproachConfig, class
     """The training configuration of one approach: the shared settings plus its mode, model and data."""
     base = to_dict(cfg.train)
     base["mode"] = approach.mode
-    base["model"] = {"name": approach.model, "options": {**base["model"]["options"], **approach.options}}
+    # the shared options are network options; a classical model takes only its own
+    shared = {} if is_classical(approach.model) else base["model"]["options"]
+    base["model"] = {"name": approach.model, "options": {**shared, **approach.options}}
     base["data"]["scene"] = cfg.scenes.a if approach.train_on == "a" else cfg.scenes.b
     base["data"]["use"] = approach.use
     base["data"]["classes"] = list(classes.names[1:])
