@@ -319,7 +319,8 @@ def predict_classical(run_dir: Path, scene: Scene | Path, out: Path, dates: Sequ
                 for sink, d in zip(sinks, dates, strict=True):
                     booster, with_doy = run.booster_for(d)
                     feats = window_features(images, scene.dates, d, run.sequence_length, with_doy)
-                    codes = (_argmax(np.asarray(booster.predict(feats)), len(feats)) + 1).astype(np.uint8)
+                    scores = np.asarray(booster.predict(feats, num_threads=run.options.threads))
+                    codes = (_argmax(scores, len(feats)) + 1).astype(np.uint8)
                     has_data = np.isfinite(feats[:, :-2] if with_doy else feats).any(axis=1)
                     codes[~has_data] = NODATA
                     sink.write(codes.reshape(h, grid.width), 1, window=Window(0, r0, grid.width, h))
