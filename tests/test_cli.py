@@ -47,3 +47,14 @@ def test_bad_scene_prints_one_line_naming_the_file_and_exits_2(tmp_path: Path) -
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in out.stderr
     assert str(tmp_path / "scene.yaml") in lines[0]
+
+
+def test_synth_shift_none_writes_a_pair_and_an_unknown_shift_is_one_line_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["synth", str(tmp_path / "pair"), "--preset", "tiny", "--size", "48", "--shift", "none"]) == 0
+    assert (tmp_path / "pair" / "lem1920" / "scene.yaml").is_file()
+    capsys.readouterr()
+    assert main(["synth", str(tmp_path / "other"), "--preset", "tiny", "--size", "48", "--shift", "drought"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "drought" in err[0] and "calendar" in err[0]
+    assert not (tmp_path / "other").exists()

@@ -25,6 +25,8 @@ def tiny_experiment(pair: Path) -> dict:
             {"name": "Baseline 1", "mode": "per-month", "model": "unet_convlstm", "train_on": "b", "use": "train"},
             {"name": "Baseline 2", "mode": "per-month", "model": "unet_convlstm", "train_on": "a", "use": "all"},
             {"name": "VUnetConvLSTM", "mode": "all-months", "model": "vunet_convlstm", "train_on": "a", "use": "all"},
+            {"name": "LightGBM", "mode": "per-month", "model": "lightgbm", "train_on": "b", "use": "train",
+             "options": {"looks": 3, "n_estimators": 20}, "role": "classical baseline"},
         ],
         "train": {
             "model": {"options": SMALL_NET},
@@ -43,13 +45,15 @@ def test_experiment_runs_the_three_approaches_and_writes_the_report(tiny_pair: P
     assert main(["experiment", "-c", str(config), "--out", str(out)]) == 0
     with open(out / "table4.csv", newline="") as fh:
         table4 = list(csv.DictReader(fh))
-    assert [r["approach"] for r in table4] == ["Baseline 1", "Baseline 2", "VUnetConvLSTM"]
+    assert [r["approach"] for r in table4] == ["Baseline 1", "Baseline 2", "VUnetConvLSTM", "LightGBM"]
+    assert all(int(r["train_patches"].split("-")[0]) > 0 for r in table4)
     with open(out / "per_date.csv", newline="") as fh:
         per_date = list(csv.DictReader(fh))
     assert set(per_date[0]) == {"approach", "date", "oa", "f1"}
     b_dates = {d["date"] for d in per_date if d["approach"] == "Baseline 1"}
-    assert len(per_date) == 3 * len(b_dates)
+    assert len(per_date) == 4 * len(b_dates)
     report = (out / "report.md").read_text()
+    assert "validation against test" in report and "the classical floor (LightGBM" in report
     for row in table4:  # the report's numbers are the metric files' numbers
         assert f"{100 * float(row['f1']):.1f}" in report and f"{100 * float(row['oa']):.1f}" in report
     for fig in ("figures/oa_per_date.png", "figures/f1_per_date.png"):

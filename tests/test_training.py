@@ -19,7 +19,7 @@ from tiny import DATES, SMALL_NET, quick_config, tiny_arrays
 from tropicrop.config import dump_config, load_config, to_dict
 from tropicrop.errors import ConfigError, RunError, SceneError
 from tropicrop.layout import RunLayout
-from tropicrop.training import TrainBatches, TrainConfig, prepare_data, train
+from tropicrop.training import TrainBatches, TrainConfig, check_config, prepare_data, train
 from tropicrop.windows import EvalBatches
 
 MakeScene = Callable[..., Path]
@@ -52,6 +52,40 @@ def test_no_test_pixel_ever_reaches_a_training_batch(make_scene: MakeScene) -> N
     for batch in [batches[n] for n in range(40)] + [val[n] for n in range(len(val))]:
         assert not (batch["labels"] == secret).any()
         assert not np.isclose(batch["images"].numpy(), marker).any()
+
+
+def test_context_mode_takes_test_area_images_as_input_but_never_their_labels(make_scene: MakeScene) -> None:
+    arrays = tiny_arrays(h=40, w=40)
+    split = np.ones((40, 40), np.uint8)
+    split[10:22, 12:30] = 2
+    images = arrays["images"]
+    images[:, :, split == 2] = -30.0  # marks test inputs
+    labels = {d: np.where(split == 2, 4, np.random.default_rng(0).integers(1, 4, (40, 40))).astype(np.uint8) for d in DATES[2:]}
+    scene = make_scene(images=images, labels=labels, split=split, classes={1: "Soybean", 2: "Maize", 3: "Soil", 4: "Secret"})
+    sets = {"data.patch_size": 8, "data.stride": 2, "data.classes": "[Soybean, Maize, Soil, Secret]"}
+    strict = prepare_data(quick_config(scene, **sets))
+    data = prepare_data(quick_config(scene, **sets, **{"data.test_inputs": "context"}))
+    assert len(data.train_origins) + len(data.val_origins) > len(strict.train_origins) + len(strict.val_origins)
+    secret = data.classes.names.index("Secret")
+    marker = float(data.normalizer(np.full((1, 2, 1, 1), -30.0, np.float32))[0, 0, 0, 0])
+    batches = [TrainBatches(data.tensors, data.train_origins, data.targets, 16, 8, seed=0)[n] for n in range(20)]
+    assert not any((b["labels"] == secret).any() for b in batches)
+    assert any(np.isclose(b["images"].numpy(), marker).any() for b in batches)     # test images do enter
+    with pytest.raises(ConfigError, match="data.test_inputs"):
+        check_config(quick_config(scene, **{"data.test_inputs": "maybe"}))
+
+
+def test_validation_blocks_of_val_block_pixels_keep_training_patches_off_them() -> None:
+    from tropicrop.windows import split_validation
+
+    rows, cols = np.meshgrid(np.arange(0, 200, 8), np.arange(0, 200, 8), indexing="ij")
+    origins = np.stack([rows.ravel(), cols.ravel()], axis=1)
+    train_o, val_o = split_validation(origins, 16, 0.2, seed=0, block=64)
+    assert len(val_o) > 0 and len(train_o) > 0
+    blocks = {tuple(o) for o in val_o // 64}
+    assert len(blocks) <= 0.35 * len(val_o)                                     # whole blocks, not scattered patches
+    gaps = np.maximum(np.abs(train_o[:, None, 0] - val_o[None, :, 0]), np.abs(train_o[:, None, 1] - val_o[None, :, 1]))
+    assert gaps.min() >= 16
 
 
 def test_target_date_that_is_not_labelled_is_refused_before_training(make_scene: MakeScene) -> None:

@@ -127,8 +127,9 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     from tropicrop.synthetic import write_pair
 
     try:
-        paths = write_pair(Path(args.out), preset=args.preset, size=args.size, seed=args.seed, overwrite=args.overwrite)
-    except ValueError as exc:  # unknown preset or impossible size
+        paths = write_pair(Path(args.out), preset=args.preset, size=args.size, seed=args.seed, overwrite=args.overwrite,
+                           shift=args.shift)
+    except ValueError as exc:  # unknown preset, shift or impossible size
         raise ConfigError(None, str(exc), "see tropicrop synth --help") from None
     for p in paths:
         print(f"wrote {p}")
@@ -153,7 +154,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     for name, net in summary["nets"].items():
         f1 = net.get("best_val_f1")
         f1_text = "n/a" if f1 is None else f"{f1:.3f}"
-        print(f"{name}: best validation macro F1 {f1_text}, {net['epochs']} epochs, {net['train_seconds']:.0f} s")
+        length = f"{net['epochs']} epochs" if "epochs" in net else f"{net.get('rounds')} boosting rounds"
+        patches = f", {net['train_patches']} training patches" if "train_patches" in net else ""
+        print(f"{name}: best validation macro F1 {f1_text}, {length}{patches}, {net['train_seconds']:.0f} s")
     print(f"run directory: {args.run_dir}")
     return 0
 
@@ -283,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="lem", help="lem (the paper's dates) or tiny (tests)")
     p.add_argument("--size", type=int, default=None, help="scene side in pixels (default: the preset's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shift", default="all",
+                   help="causes of the second year's shift: none, calendar, rotation, canopy, radiometric or all (default)")
     p.add_argument("--overwrite", action="store_true", help="replace existing scenes")
     p.set_defaults(func=_cmd_synth)
 

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from tropicrop.classes import ClassTable, count_by_name, fit_class_table
+from tropicrop.classical import is_classical
 from tropicrop.config import apply_overrides, dump_config, from_dict, load_config, to_dict
 from tropicrop.errors import ConfigError, RunError
 from tropicrop.io.files import atomic_path, write_json
@@ -147,7 +148,9 @@ def approach_train_config(cfg: ExperimentConfig, approach: ApproachConfig, class
     """The training configuration of one approach: the shared settings plus its mode, model and data."""
     base = to_dict(cfg.train)
     base["mode"] = approach.mode
-    base["model"] = {"name": approach.model, "options": {**base["model"]["options"], **approach.options}}
+    # the shared options are network options; a classical model takes only its own
+    shared = {} if is_classical(approach.model) else base["model"]["options"]
+    base["model"] = {"name": approach.model, "options": {**shared, **approach.options}}
     base["data"]["scene"] = cfg.scenes.a if approach.train_on == "a" else cfg.scenes.b
     base["data"]["use"] = approach.use
     base["data"]["classes"] = list(classes.names[1:])
@@ -198,6 +201,7 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
         "f1": float(np.mean([d["f1"] for d in per_date])),
         "oa": float(np.mean([d["oa"] for d in per_date])),
         "per_date": per_date,
+        **training_record(summary),
     }
     write_json(done, record)
     return record
@@ -209,6 +213,18 @@ def parameter_count(cfg: TrainConfig, in_channels: int, num_classes: int) -> int
 
     model = build(cfg.model.name, in_channels, num_classes=num_classes, **cfg.model.options)
     return sum(p.numel() for p in model.parameters())
+
+
+def training_record(summary: dict[str, Any]) -> dict[str, Any]:
+    """What each net of a run learnt from and how it stopped: training/validation patches, best validation
+    macro F1 and its length (epochs, or boosting rounds), keyed by net name; plus the mean validation F1."""
+    nets = {
+        name: {key: net.get(key) for key in ("train_patches", "val_patches", "best_val_f1", "epochs", "global_step",
+                                             "rounds", "train_pixels") if key in net}
+        for name, net in summary["nets"].items()
+    }
+    val = [n["best_val_f1"] for n in nets.values() if n.get("best_val_f1") is not None]
+    return {"net_training": nets, "val_f1": float(np.mean(val)) if val else None}
 
 
 def write_tables(out: Path, records: list[dict[str, Any]]) -> tuple[Path, Path]:
@@ -225,11 +241,15 @@ def write_tables(out: Path, records: list[dict[str, Any]]) -> tuple[Path, Path]:
     with atomic_path(table4) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["approach", "f1", "oa", "train_hours", "train_seconds", "nets", "model", "parameters",
-                    "predict_seconds"])
+                    "predict_seconds", "val_f1", "train_patches"])
         for r in records:
+            patches = [n.get("train_patches") for n in r.get("net_training", {}).values() if n.get("train_patches") is not None]
             w.writerow([r["name"], f"{r['f1']:.6f}", f"{r['oa']:.6f}", f"{r['train_seconds'] / 3600:.6f}",
                         f"{r['train_seconds']:.3f}", r["nets"], r.get("model", ""), r.get("parameters", ""),
-                        f"{r['predict_seconds']:.3f}" if "predict_seconds" in r else ""])
+                        f"{r['predict_seconds']:.3f}" if "predict_seconds" in r else "",
+                        "" if r.get("val_f1") is None else f"{r['val_f1']:.6f}",
+                        "" if not patches else f"{min(patches)}-{max(patches)}" if min(patches) != max(patches)
+                        else str(patches[0])])
     return per_date, table4
 
 

@@ -34,7 +34,8 @@ from tropicrop.scene import TEST, load_scene
 # An approach's part in the protocol, declared in the experiment config (``role:``): findings compare
 # approaches by role, so renaming an approach never drops one.
 SAME_YEAR, CROSS_YEAR, PROPOSED = "same-year baseline", "cross-year baseline", "proposed"
-ROLES = (SAME_YEAR, CROSS_YEAR, PROPOSED)
+CLASSICAL = "classical baseline"  # the per-pixel floor every deep approach is measured against
+ROLES = (SAME_YEAR, CROSS_YEAR, PROPOSED, CLASSICAL)
 REWRITE = "run the same tropicrop experiment command again to rewrite it"
 
 # The paper's Table 4 (LEM 17/18 -> LEM 19/20, real Sentinel-1 data), quoted for comparison only:
@@ -195,6 +196,42 @@ def _drop(per_date: dict[str, dict[str, tuple[float, float]]], name: str, refere
     return max(drops) if drops else None
 
 
+def _span(values: Sequence[Any]) -> str:
+    """``min-max`` of sorted ``values`` (one value when they agree; n/a when empty)."""
+    return "n/a" if not values else str(values[0]) if values[0] == values[-1] else f"{values[0]}-{values[-1]}"
+
+
+def training_section(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Report lines: what each approach learnt from (training patches per net), how long its nets trained,
+    and how well its validation F1 predicted its test F1 (the gap, validation minus test), and where each
+    deep approach stands against the classical per-pixel floor (the approach of role ``classical baseline``)."""
+    lines = ["", "## Training data, stopping and validation against test", "",
+             "Every net stops early on its validation macro F1 (patience in the config; the step or round cap is "
+             "only a safety). Validation F1 is on held-out blocks of the training year and area; test F1 on year "
+             "B's test split. For cross-year approaches the gap includes the year shift, which no validation drawn "
+             "from year A can see.", "",
+             "| approach | nets | training patches per net | length per net | validation F1 (%) | test F1 (%) | gap (points) |",
+             "|---|---:|---|---|---:|---:|---:|"]
+    for r in records:
+        nets = list(r.get("net_training", {}).values())
+        patches = sorted(n["train_patches"] for n in nets if n.get("train_patches") is not None)
+        lengths = sorted(n["epochs"] if "epochs" in n else n.get("rounds", 0) for n in nets)
+        unit = "epochs" if nets and "epochs" in nets[0] else "rounds"
+        val = r.get("val_f1")
+        gap = "n/a" if val is None else f"{100 * (val - r['f1']):+.1f}"
+        lines.append(f"| {r['name']} | {r['nets']} | {_span(patches)} | {_span(lengths)} {unit} | "
+                     f"{'n/a' if val is None else f'{100 * val:.1f}'} | {100 * r['f1']:.1f} | {gap} |")
+    base = by_role(records).get(CLASSICAL)
+    if base is not None:
+        lines.append("")
+        for r in records:
+            if r is not base:
+                diff = 100 * (r["f1"] - base["f1"])
+                lines.append(f"- {r['name']} average F1 is {abs(diff):.1f} points {'above' if diff >= 0 else 'below'} "
+                             f"the classical floor ({base['name']}, {100 * base['f1']:.1f}).")
+    return lines
+
+
 def _machine() -> str:
     import lightning
     import torch
@@ -276,6 +313,7 @@ def write_report(out: Path) -> Path:
     lines += [f"| {n} | {f1} | {oa} | {h} |" for n, _, f1, oa, h in PAPER_TABLE4]
     lines += ["", "## Cross-year findings", ""]
     lines += findings(records, per_date)
+    lines += training_section(records)
     lines += ["", "## Figures 8 and 9: per-date OA and average F1", "",
               f"![per-date OA]({fig8.relative_to(out)})", "", f"![per-date F1]({fig9.relative_to(out)})", ""]
     roles = by_role(records)

@@ -37,6 +37,7 @@ from rasterio.windows import Window
 from torch.utils.data import DataLoader, Subset
 
 from tropicrop.classes import ClassTable, count_by_name, fit_class_table
+from tropicrop.classical import CLASSICAL_MODELS, PixelOptions, is_classical, prepare_pixels, train_booster
 from tropicrop.config import dump_config, load_config
 from tropicrop.errors import ConfigError, RunError, SceneError
 from tropicrop.io.files import atomic_path, write_json
@@ -48,6 +49,7 @@ from tropicrop.precision import AUTO, SHORT_NAMES, resolve_precision
 from tropicrop.runfiles import load_checkpoint, read_class_table, read_json, read_normalizer
 from tropicrop.scene import TRAIN, Scene, load_scene
 from tropicrop.windows import (
+    TEST_INPUTS,
     EvalBatches,
     Normalizer,
     SceneTensors,
@@ -75,7 +77,9 @@ class DataConfig:
     patch_size: int = 32
     stride: int = 16
     min_labelled: float = 0.05  # fraction of a patch's pixels that must be labelled (at any date)
+    test_inputs: str = "exclude"  # exclude: no test pixel in a training patch; context: test-area images as input
     val_fraction: float = 0.15
+    val_block: int = 0  # side (px) of the blocks validation is drawn by; 0 = the patch size
     val_limit: int = 1024  # at most this many (patch, date) validation samples
     balance: bool = False  # sample patches inversely to the frequency of their rarest class
     augment: bool = True  # random 90-degree rotations and flips
@@ -137,8 +141,9 @@ def check_config(cfg: TrainConfig, path: Path | None = None) -> None:
         raise ConfigError(path, f"mode is {cfg.mode!r}", f"use one of {', '.join(MODES)}")
     if cfg.data.use not in ("train", "all"):
         raise ConfigError(path, f"data.use is {cfg.data.use!r}", "use 'train' or 'all'")
-    if cfg.model.name not in available_models():
-        raise ConfigError(path, f"model.name {cfg.model.name!r} is not registered", f"available: {', '.join(available_models())}")
+    if cfg.model.name not in available_models() and not is_classical(cfg.model.name):
+        raise ConfigError(path, f"model.name {cfg.model.name!r} is not registered",
+                          f"available: {', '.join([*available_models(), *CLASSICAL_MODELS])}")
     for key, value in (("data.patch_size", cfg.data.patch_size), ("data.stride", cfg.data.stride),
                        ("data.sequence_length", cfg.data.sequence_length), ("optim.batch_size", cfg.optim.batch_size),
                        ("trainer.steps_per_epoch", cfg.trainer.steps_per_epoch), ("trainer.max_epochs", cfg.trainer.max_epochs)):
@@ -147,6 +152,12 @@ def check_config(cfg: TrainConfig, path: Path | None = None) -> None:
     precisions = (AUTO, *SHORT_NAMES, *typing.get_args(_PRECISION_INPUT_STR))
     if str(cfg.trainer.precision).lower() not in precisions:
         raise ConfigError(path, f"trainer.precision is {cfg.trainer.precision!r}", f"use one of {', '.join(precisions)}")
+    if is_classical(cfg.model.name):
+        PixelOptions.from_options(dict(cfg.model.options), path)  # unknown options fail before any data is read
+    if cfg.data.test_inputs not in TEST_INPUTS:
+        raise ConfigError(path, f"data.test_inputs is {cfg.data.test_inputs!r}", f"use one of {', '.join(TEST_INPUTS)}")
+    if cfg.data.val_block < 0:
+        raise ConfigError(path, f"data.val_block is {cfg.data.val_block}", "use 0 (the patch size) or a side in pixels")
     if not 0 <= cfg.data.val_fraction < 1:
         raise ConfigError(path, f"data.val_fraction is {cfg.data.val_fraction}", "use a fraction in [0, 1)")
 
@@ -269,10 +280,12 @@ class PreparedData:
     train_origins: np.ndarray
     val_origins: np.ndarray
     targets: list[dt.date]
+    window: Window | None = None     # the window of the scene that ``tensors`` holds
 
 
-def _region(scene: Scene, use: str, min_size: int) -> tuple[Window, np.ndarray]:
-    """Bounding window (at least ``min_size`` on each side) of the pixels training may use, and their mask."""
+def _region(scene: Scene, use: str, min_size: int, margin: int = 0) -> tuple[Window, np.ndarray]:
+    """Bounding window (at least ``min_size`` on each side, grown by ``margin`` of context) of the pixels
+    training may take labels from, and their mask."""
     if use == "train":
         mask = scene.read_split() == TRAIN
         what = "train pixels (split == 1)"
@@ -283,8 +296,8 @@ def _region(scene: Scene, use: str, min_size: int) -> tuple[Window, np.ndarray]:
         raise SceneError(scene.manifest.path, f"the scene has no {what}", "check the split and labels (tropicrop inspect)")
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     h, w = mask.shape
-    r0, r1 = _grow(int(rows[0]), int(rows[-1]) + 1, min_size, h)
-    c0, c1 = _grow(int(cols[0]), int(cols[-1]) + 1, min_size, w)
+    r0, r1 = _grow(max(0, int(rows[0]) - margin), min(h, int(rows[-1]) + 1 + margin), min_size, h)
+    c0, c1 = _grow(max(0, int(cols[0]) - margin), min(w, int(cols[-1]) + 1 + margin), min_size, w)
     return Window(c0, r0, c1 - c0, r1 - r0), mask[r0:r1, c0:c1]
 
 
@@ -315,7 +328,7 @@ def prepare_data(cfg: TrainConfig, classes: ClassTable | None = None, normalizer
     if d.patch_size > min(scene.grid.width, scene.grid.height):
         raise ConfigError(config_path, f"data.patch_size {d.patch_size} is larger than the scene "
                           f"({scene.grid.width}x{scene.grid.height})", "use a smaller data.patch_size")
-    window, mask = _region(scene, d.use, d.patch_size)
+    window, mask = _region(scene, d.use, d.patch_size, d.patch_size // 2 if d.test_inputs == "context" else 0)
     if classes is None:
         if d.classes:
             classes = ClassTable.from_names(d.classes)
@@ -327,7 +340,7 @@ def prepare_data(cfg: TrainConfig, classes: ClassTable | None = None, normalizer
             classes = fit_class_table(counts, d.other_threshold)
     if normalizer is None:
         normalizer = Normalizer.fit(scene.read_images(window), mask)
-    tensors = load_scene_tensors(scene, classes, normalizer, d.use, d.sequence_length, window)
+    tensors = load_scene_tensors(scene, classes, normalizer, d.use, d.sequence_length, window, d.test_inputs)
     labelled = np.asarray((tensors.labels[[tensors.label_dates.index(t) for t in targets]] > 0).any(axis=0))
     if not labelled.any():
         raise SceneError(scene.manifest.path, f"no labelled pixels in the {d.use} area at the target dates",
@@ -339,10 +352,10 @@ def prepare_data(cfg: TrainConfig, classes: ClassTable | None = None, normalizer
     if len(origins) < 2:
         raise ConfigError(config_path, f"only {len(origins)} training patch(es) of {d.patch_size} px fit the {d.use} area",
                           "lower data.patch_size, data.stride or data.min_labelled")
-    train_o, val_o = split_validation(origins, d.patch_size, d.val_fraction, cfg.seed)
+    train_o, val_o = split_validation(origins, d.patch_size, d.val_fraction, cfg.seed, d.val_block or None)
     if len(train_o) == 0:
         train_o = origins
-    return PreparedData(scene, classes, normalizer, tensors, train_o, val_o, targets)
+    return PreparedData(scene, classes, normalizer, tensors, train_o, val_o, targets, window)
 
 
 # ------------------------------------------------------------------------------------------ run directory
@@ -408,6 +421,8 @@ def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: list[dt.
         "best_checkpoint": "checkpoints/best.ckpt",
         "best_val_f1": float(best_score) if best_score is not None else None,
         "precision": str(trainer.precision),  # what ``trainer.precision`` (e.g. auto) resolved to on this machine
+        "train_patches": _patches_with_labels(data, data.train_origins, targets, cfg.data.patch_size),
+        "val_patches": _patches_with_labels(data, data.val_origins, targets, cfg.data.patch_size),
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "train_seconds": float(timer.time_elapsed("train")),
@@ -416,6 +431,13 @@ def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: list[dt.
     if trainer.is_global_zero:
         write_json(result_path, result)
     return result
+
+
+def _patches_with_labels(data: PreparedData, origins: np.ndarray, targets: list[dt.date], size: int) -> int:
+    """How many of ``origins`` hold a labelled pixel at one of ``targets`` (the patches a net learns from)."""
+    idx = [data.tensors.label_dates.index(t) for t in targets]
+    labelled = np.asarray((data.tensors.labels[idx] > 0).any(axis=0))
+    return sum(bool(labelled[r:r + size, c:c + size].any()) for r, c in origins)
 
 
 def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, force: bool = False,
@@ -447,8 +469,12 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, force: bool 
     log.info("training %s on %s: %d train / %d val patches, classes %s", cfg.mode, data.scene.root,
              len(data.train_origins), len(data.val_origins), list(data.classes.names[1:]))
     nets = {}
+    pixels = prepare_pixels(cfg, data, config_path) if is_classical(cfg.model.name) else None
     for name, targets in net_names(cfg, data.targets):
-        nets[name] = train_net(cfg, data, name, targets, run.net(name))
+        if pixels is not None:  # the classical floor: one LightGBM booster per net, same data and split
+            nets[name] = train_booster(cfg, data, pixels, name, targets, name == ALL_MONTHS, run.net(name), config_path)
+        else:
+            nets[name] = train_net(cfg, data, name, targets, run.net(name))
     summary = {
         "format_version": RUN_FORMAT_VERSION,
         "mode": cfg.mode,
@@ -458,6 +484,8 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, force: bool 
         "nets": nets,
         "precision": sorted({str(n.get("precision", "32-true")) for n in nets.values()}),
         "train_seconds": sum(n["train_seconds"] for n in nets.values()),
+        "train_patches": len(data.train_origins),
+        "val_patches": len(data.val_origins),
     }
     if int(os.environ.get("LOCAL_RANK", "0")) == 0:
         write_json(run.result, summary)

@@ -2,8 +2,9 @@
 
 A *window* for target date ``d`` holds the ``length`` (12 in the paper) acquisitions ending at ``d``;
 acquisitions before the first one are zero images flagged ``valid = False`` (paper, section 4.3). Training
-patches (32 x 32 by default) come from train pixels only: a patch never covers a test pixel (neither as
-input nor as label), and pixels outside the training split are label 0 (ignored by the loss).
+patches (32 x 32 by default) take their labels from train pixels only (pixels outside the training split are
+label 0, ignored by the loss). With ``test_inputs="exclude"`` a patch never covers a test pixel, not even as
+input (the strict rule); with ``"context"`` the images of test-area pixels may be input around train labels.
 
 Batches are built whole by a map-style dataset keyed by a global batch number, so their content depends on
 (seed, epoch, batch) only: a resumed run sees the same batches as an uninterrupted one, and DataLoader
@@ -25,6 +26,9 @@ from torch.utils.data import Dataset, Sampler
 
 from tropicrop.classes import ClassTable
 from tropicrop.scene import TEST, TRAIN, Scene
+
+TEST_INPUTS = ("exclude", "context")
+"""May test-area images be training input? exclude: no (strict rule); context: yes, labels masked."""
 
 
 # ------------------------------------------------------------------------------------------ windows
@@ -182,21 +186,25 @@ def load_scene_tensors(
     use: str = "train",
     length: int = 12,
     window: Window | None = None,
+    test_inputs: str = "exclude",
 ) -> SceneTensors:
     """Read ``scene`` (or ``window`` of it) into memory for training.
 
-    ``use`` = ``train``: labels and inputs from split == 1 only; test pixels are never in a patch.
+    ``use`` = ``train``: labels from split == 1 only; with ``test_inputs`` = ``exclude`` test pixels are
+    never in a patch, with ``context`` their images may be input (their labels stay 0).
     ``use`` = ``all``: every labelled pixel (the paper's Baseline 2 / VUnet train on all LEM 17/18 polygons).
     """
     if use not in ("train", "all"):
         raise ValueError(f"use must be 'train' or 'all', got {use!r}")
+    if test_inputs not in TEST_INPUTS:
+        raise ValueError(f"test_inputs must be one of {', '.join(TEST_INPUTS)}, got {test_inputs!r}")
     images = normalizer(scene.read_images(window))
     lookup = classes.lookup(scene.classes)
     labels = lookup[scene.read_labels(window)]
     if use == "train":
         split = scene.read_split(window)
         labels[:, split != TRAIN] = 0
-        usable = split != TEST
+        usable = split != TEST if test_inputs == "exclude" else np.ones(split.shape, dtype=bool)
     else:
         usable = np.ones(images.shape[-2:], dtype=bool)
     return SceneTensors(images=images, labels=labels, usable=usable, dates=list(scene.dates),

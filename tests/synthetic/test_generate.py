@@ -200,3 +200,72 @@ def test_write_pair_refuses_an_existing_folder_unless_overwrite(tmp_path: Path) 
     with pytest.raises(SceneError, match="already exists"):
         write_pair(tmp_path, "tiny", seed=1)
     write_pair(tmp_path, "tiny", seed=1, overwrite=True)
+
+
+# ------------------------------------------------------------------------------------------ shift knobs
+@pytest.fixture(scope="module")
+def knobs() -> dict[str, Pair]:
+    """The tiny pair under every single knob (and none)."""
+    return {s: generate_pair("tiny", seed=3, shift=s) for s in ("none", "calendar", "rotation", "canopy", "radiometric")}
+
+
+def test_unknown_shift_is_a_value_error_naming_the_choices(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="calendar"):
+        generate_pair("tiny", seed=0, shift="weather")
+    with pytest.raises(ValueError, match="radiometric"):
+        write_pair(tmp_path / "x", "tiny", seed=0, shift="weather")
+    assert not (tmp_path / "x").exists()
+
+
+def test_shift_none_gives_the_second_year_the_first_years_seasons(knobs: dict[str, Pair]) -> None:
+    first, second = knobs["none"]
+    a, b = first.labelled_onset(), second.labelled_onset()
+    assert (a.month, a.day) == (b.month, b.day)
+    share_a, share_b = (np.bincount(y.labels.ravel(), minlength=len(CLASSES) + 1)[1:] / (y.labels > 0).sum()
+                        for y in knobs["none"])
+    assert np.abs(share_a - share_b).sum() < 0.35                           # same distribution, other draws
+
+
+def test_calendar_knob_moves_the_onset_and_rotation_changes_the_crop_mix(knobs: dict[str, Pair]) -> None:
+    a, b = (y.labelled_onset() for y in knobs["calendar"])
+    assert abs((b.replace(year=2000) - a.replace(year=2000)).days) >= 14
+    mix = {s: np.bincount(knobs[s][1].labels.ravel(), minlength=len(CLASSES) + 1)[1:] for s in ("none", "rotation")}
+    assert not np.array_equal(mix["none"], mix["rotation"])
+
+
+def test_canopy_and_radiometric_knobs_change_the_images_but_not_the_labels(knobs: dict[str, Pair]) -> None:
+    base = knobs["none"][1]
+    for s in ("canopy", "radiometric"):
+        year = knobs[s][1]
+        np.testing.assert_array_equal(year.labels, base.labels)
+        assert not np.allclose(year.images, base.images)
+    # another orbit, further in incidence, darkens bare soil more than canopies (cos^3 against cos^1)
+    soil = base.labels[-1] == CLASSES_CODE["Soil"]
+    t = len(base.dates) - 1
+    darker = np.median(base.images[t, 0][soil]) - np.median(knobs["radiometric"][1].images[t, 0][soil])
+    assert darker > 0.3
+
+
+def test_speckle_is_gamma_with_enl_looks_correlated_over_neighbours_and_bands() -> None:
+    from tropicrop.synthetic.backscatter import ENL, correlated_speckle
+
+    s = correlated_speckle(np.random.default_rng(0), (256, 256))
+    assert s.shape == (2, 256, 256) and abs(s.mean() - 1.0) < 0.02
+    assert ENL * 0.85 < 1.0 / s[0].var() < ENL * 1.15                       # single-pixel looks kept
+    log = np.log(s)
+    lag1 = np.corrcoef(log[0, :, :-1].ravel(), log[0, :, 1:].ravel())[0, 1]
+    lag3 = np.corrcoef(log[0, :, :-3].ravel(), log[0, :, 3:].ravel())[0, 1]
+    bands = np.corrcoef(log[0].ravel(), log[1].ravel())[0, 1]
+    assert 0.35 < lag1 < 0.8 and lag3 < 0.1 and 0.15 < bands < 0.45
+
+
+def test_perennial_parcels_of_one_class_differ_by_about_a_decibel(lem: Pair) -> None:
+    year = lem[0]
+    t = len(year.dates) - 1
+    medians = []
+    for pid in np.unique(year.parcel_ids[year.labels[-1] == CLASSES_CODE["Pasture"]]):
+        mask = (year.parcel_ids == pid) & (year.labels[-1] == CLASSES_CODE["Pasture"])
+        if mask.sum() >= 50:
+            medians.append(np.median(year.images[t, 1][mask]))
+    assert len(medians) >= 4
+    assert 0.6 < np.std(medians) < 2.5

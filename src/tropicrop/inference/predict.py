@@ -119,6 +119,13 @@ def predict_run(run_dir: Path, scene: Scene | Path, out: Path, dates: Sequence[d
     ``trainer`` config, and so does the precision unless ``precision`` (``auto``, ``32``, ``bf16``) is given.
     Returns the paths of the maps ``OUT/maps/YYYYMMDD.tif``.
     """
+    from tropicrop.classical import is_classical_run, predict_classical
+
+    if is_classical_run(Path(run_dir)):  # a per-pixel LightGBM run: its own streaming predictor
+        if probabilities or aoi is not None:
+            raise RunError(run_dir, "is a classical (LightGBM) run, which writes class maps only",
+                           "predict it without --probabilities, --parcels and --aoi")
+        return predict_classical(Path(run_dir), scene, Path(out), dates, progress=progress)
     models = load_run(Path(run_dir), precision)
     scene = scene if isinstance(scene, Scene) else load_scene(scene)
     if dates is None:

@@ -10,7 +10,7 @@ calendars and crop proportions shift for the same physical reason as in real yea
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -83,18 +83,18 @@ def season_years(dates: Sequence[dt.date]) -> range:
 
 
 def generate_weather(rng: np.random.Generator, dates: Sequence[dt.date], onset_shift_days: float = 0.0,
-                     moisture_offset: float = 0.0) -> Weather:
-    """Draw seasons (onset shifted by ``onset_shift_days`` +- 5 days) and per-date moisture and greenness."""
+                     moisture_offset: float = 0.0,
+                     season_rng: Callable[[int], np.random.Generator] | None = None) -> Weather:
+    """Draw seasons (onset shifted by ``onset_shift_days`` +- 5 days) and per-date moisture and greenness.
+
+    ``season_rng(year)`` gives the generator of one season's anomalies (onset, end, dry spell); two years
+    that pass the same one relative to their labelled season get the same anomalies (no calendar shift).
+    Without it the seasons draw from ``rng``.
+    """
     seasons = []
     for y in season_years(dates):
-        anomaly = onset_shift_days + float(np.clip(rng.normal(0.0, 4.0), -5.0, 5.0))
-        onset = dt.date(y, *ONSET_CLIMATOLOGY) + dt.timedelta(days=round(anomaly))
-        end = dt.date(y + 1, *RAIN_END_CLIMATOLOGY) + dt.timedelta(days=round(rng.normal(0.0, 8.0) + 0.3 * anomaly))
-        spell = None
-        if rng.random() < 0.6:
-            first = dt.date(y + 1, 1, 1) + dt.timedelta(days=round(rng.uniform(-15, 50)))
-            spell = (first, first + dt.timedelta(days=round(rng.uniform(12, 28))))
-        seasons.append(Season(y, onset, end, spell))
+        srng = season_rng(y) if season_rng is not None else rng
+        seasons.append(_draw_season(srng, y, onset_shift_days))
     start = dates[0] - dt.timedelta(days=150)
     days = [start + dt.timedelta(days=i) for i in range((dates[-1] - start).days + 1)]
     wet_daily, dry_daily = _wetness(days, seasons)
@@ -109,6 +109,18 @@ def generate_weather(rng: np.random.Generator, dates: Sequence[dt.date], onset_s
     moisture = 0.12 + 0.5 * wet + wet * rng.normal(0.05, 0.15, len(dates)) + (1 - wet) * showers
     return Weather(tuple(seasons), wet, np.clip(moisture + moisture_offset, 0.0, 1.0), green_daily[idx],
                    dry_daily[idx])
+
+
+def _draw_season(rng: np.random.Generator, y: int, onset_shift_days: float) -> Season:
+    """One rainy season: onset anomaly within +-5 days around the shift, end, and maybe a dry spell."""
+    anomaly = onset_shift_days + float(np.clip(rng.normal(0.0, 4.0), -5.0, 5.0))
+    onset = dt.date(y, *ONSET_CLIMATOLOGY) + dt.timedelta(days=round(anomaly))
+    end = dt.date(y + 1, *RAIN_END_CLIMATOLOGY) + dt.timedelta(days=round(rng.normal(0.0, 8.0) + 0.3 * anomaly))
+    spell = None
+    if rng.random() < 0.6:
+        first = dt.date(y + 1, 1, 1) + dt.timedelta(days=round(rng.uniform(-15, 50)))
+        spell = (first, first + dt.timedelta(days=round(rng.uniform(12, 28))))
+    return Season(y, onset, end, spell)
 
 
 def _wetness(days: Sequence[dt.date], seasons: Sequence[Season]) -> tuple[np.ndarray, np.ndarray]:
@@ -140,6 +152,23 @@ class Practice:
     vigour_db: Mapping[str, float]    # canopy brightness of each crop this season (biomass, density)
 
 
+@dataclass(frozen=True)
+class Habits:
+    """How the farmers of one year decide per parcel: sowing spread, cultivar choice and crop rotation.
+
+    ``sowing_spread`` widens the sowing window after the onset; each parcel's cultivar cycle factor is drawn
+    from N(``cultivar_mean``, ``cultivar_std``); a parcel repeats last season's system with probability
+    ``repeat``, otherwise it follows ``rotation`` (with probability ``follow``) or draws from the mix.
+    """
+
+    sowing_spread: float = 1.0
+    cultivar_mean: float = 1.0
+    cultivar_std: float = 0.05
+    repeat: float = 0.6
+    rotation: Mapping[str, str] | None = None
+    follow: float = 0.0
+
+
 def season_practice(rng: np.random.Generator, factors: Mapping[str, float]) -> Practice:
     """Draw one season's practice; ``factors`` multiply the system frequencies (a year's crop mix)."""
     mix = {s.name: factors.get(s.name, 1.0) * float(np.exp(rng.normal(0.0, 0.2))) for s in SYSTEMS}
@@ -149,15 +178,24 @@ def season_practice(rng: np.random.Generator, factors: Mapping[str, float]) -> P
 
 
 def plan_parcel(rng: np.random.Generator, seasons: Sequence[Season], practices: Sequence[Practice],
-                pivot: bool) -> list[Stage]:
+                pivot: bool, habits: Habits | None = None) -> list[Stage]:
     """Crop stages of one cropland parcel over all ``seasons`` (one practice per season)."""
+    habits = habits or Habits()
+    by_name = {s.name: s for s in SYSTEMS}
     stages: list[Stage] = []
     previous: System | None = None
     for season, practice in zip(seasons, practices, strict=True):
         system = _draw_system(rng, practice.mix, pivot)
-        if previous is not None and previous.first == "Cotton" and system.first == "Cotton":
-            system = _draw_system(rng, practice.mix, pivot)  # cotton after cotton is avoided
-        stages += _season_stages(rng, season, practice, system, pivot)
+        if previous is not None:
+            u = rng.random()
+            if u < habits.repeat:
+                system = previous
+            elif habits.rotation is not None and u < habits.repeat + (1 - habits.repeat) * habits.follow:
+                system = by_name[habits.rotation[previous.name]]
+            if previous.first == "Cotton" and system.first == "Cotton":
+                system = _draw_system(rng, practice.mix, pivot)  # cotton after cotton is avoided
+        cultivar = float(np.clip(rng.normal(habits.cultivar_mean, habits.cultivar_std), 0.75, 1.25))
+        stages += _season_stages(rng, season, practice, system, pivot, habits.sowing_spread, cultivar)
         previous = system
     return _resolve_overlaps(stages)
 
@@ -168,8 +206,10 @@ def _draw_system(rng: np.random.Generator, mix: Mapping[str, float], pivot: bool
 
 
 def _season_stages(rng: np.random.Generator, season: Season, practice: Practice, system: System,
-                   pivot: bool) -> list[Stage]:
+                   pivot: bool, spread: float = 1.0, cultivar: float = 1.0) -> list[Stage]:
     """First crop sown after the rain onset (earlier under pivots), second crop right after its harvest.
+
+    ``spread`` widens the sowing window (days after its start); ``cultivar`` scales the first crop's cycle.
 
     Cotton follows Bahia's sowing calendar (from about 20 November; 10 November under pivots) as well as
     the rains, so its dates move less from year to year than soybean's.
@@ -179,8 +219,8 @@ def _season_stages(rng: np.random.Generator, season: Season, practice: Practice,
     start = season.onset
     if system.first == "Cotton":
         start = max(season.onset + dt.timedelta(days=15), dt.date(season.year, 11, 10 if pivot else 20))
-    sow = start + dt.timedelta(days=round(rng.uniform(lo, hi)))
-    first = _stage(rng, CROPS[system.first], sow, practice, 0.9 if system.second == "Cotton" else 1.0)
+    sow = start + dt.timedelta(days=round(rng.uniform(lo, lo + spread * (hi - lo))))
+    first = _stage(rng, CROPS[system.first], sow, practice, cultivar * (0.9 if system.second == "Cotton" else 1.0))
     if system.first == "Cotton":
         first = _cap_cotton(first, season)
     if system.second is None:
@@ -216,26 +256,51 @@ def _resolve_overlaps(stages: list[Stage]) -> list[Stage]:
     return out
 
 
+@dataclass(frozen=True)
+class PerennialVariety:
+    """Per-parcel differences of perennial covers, (n_ids,) arrays: management, density, degradation.
+
+    ``offset_db`` is the parcel's canopy brightness (a grazed pasture against a closed one, a dense against
+    an open Cerrado: 1-2 dB between parcels of one class, cf. C-band studies of Cerrado physiognomies such
+    as Bispo et al. 2014); ``gain`` scales its dry-to-wet amplitude; ``amplitude`` scales it for the whole
+    year (a drier year greens up less).
+    """
+
+    offset_db: np.ndarray
+    gain: np.ndarray
+    amplitude: float = 1.0
+
+
 def parcel_states(land_use: Sequence[str], plans: Sequence[Sequence[Stage]], dates: Sequence[dt.date],
-                  weather: Weather) -> States:
-    """Evaluate every parcel on every date: class code, canopy type, cover, vigour and straw (n_ids, T)."""
+                  weather: Weather, variety: PerennialVariety | None = None,
+                  crop_vigour_db: Mapping[str, float] | None = None) -> States:
+    """Evaluate every parcel on every date: class code, canopy type, cover, vigour and straw (n_ids, T).
+
+    ``crop_vigour_db`` darkens (negative) or brightens each crop's canopy for the whole year.
+    """
     greenness = weather.greenness
     n, t = len(land_use), len(dates)
     code = np.zeros((n, t), np.int16)
     canopy = np.zeros((n, t), np.int16)
     cover, vigor, straw, offset = (np.zeros((n, t), np.float32) for _ in range(4))
+    year_db = np.array([(crop_vigour_db or {}).get(c, 0.0) for c in CANOPIES], np.float32)
     for i, use in enumerate(land_use):
         if use == "crop":
             for j, d in enumerate(dates):
                 code[i, j], canopy[i, j], cover[i, j], vigor[i, j], straw[i, j], offset[i, j] = _crop_state(
                     plans[i], d)
             vigor[i] *= 1.0 - 0.4 * weather.stress
+            offset[i] += np.where(cover[i] > 0, year_db[canopy[i]], 0.0)
         elif use in PERENNIALS:
             p = PERENNIALS[use]
             code[i] = CODE.get(use, 0)
             canopy[i] = CANOPIES.index(use)
-            cover[i] = p.cover_dry + (p.cover_wet - p.cover_dry) * greenness
-            vigor[i] = p.vigor_dry + (p.vigor_wet - p.vigor_dry) * greenness
+            amp = 1.0 if variety is None else float(np.clip(variety.gain[i] * variety.amplitude, 0.2, 1.6))
+            green = 1.0 - amp * (1.0 - greenness)      # the dry-season dip, deeper or shallower
+            cover[i] = np.clip(p.cover_dry + (p.cover_wet - p.cover_dry) * green, 0.0, 1.0)
+            vigor[i] = np.clip(p.vigor_dry + (p.vigor_wet - p.vigor_dry) * green, 0.0, 1.0)
+            if variety is not None:
+                offset[i] = variety.offset_db[i]
     return States(code, canopy, cover, vigor, straw, offset)
 
 

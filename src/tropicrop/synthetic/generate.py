@@ -1,34 +1,56 @@
 """Assemble synthetic years from region, weather, calendars and backscatter; write them as scene folders.
 
-Both years of a pair share the region (parcels, soils, split). The second year differs for physical
-reasons: its rains start weeks earlier (so every calendar moves), its crop mix differs (more millet,
-less fallow), some pastures were converted to crops, and its images carry a small calibration offset.
-Every random draw comes from ``np.random.default_rng([seed, stream, ...])``, so one seed fixes everything
-and changing one part does not reshuffle the others.
+Both years of a pair share the region (parcels, soils, split). The second year differs by the causes that
+``shift`` switches on (see ``tropicrop.synthetic.shift``: calendar, rotation, canopy, radiometric); with
+``shift="none"`` it is drawn from the first year's distribution. Every random draw comes from
+``np.random.default_rng([seed, stream, ...])``, so one seed fixes everything and changing one part does not
+reshuffle the others.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from types import MappingProxyType
 
 import geopandas as gpd
 import numpy as np
 from affine import Affine
 
 from tropicrop.synthetic.backscatter import Acquisition, simulate_images
-from tropicrop.synthetic.calendar import Weather, generate_weather, parcel_states, plan_parcel, season_practice
-from tropicrop.synthetic.crops import CLASSES
+from tropicrop.synthetic.calendar import (
+    Habits,
+    PerennialVariety,
+    Practice,
+    Weather,
+    generate_weather,
+    parcel_states,
+    plan_parcel,
+    season_practice,
+    season_years,
+)
+from tropicrop.synthetic.crops import CLASSES, CROPS
 from tropicrop.synthetic.presets import YearSpec, get_preset
 from tropicrop.synthetic.region import Region, generate_region, scale_for
+from tropicrop.synthetic.shift import (
+    CALIBRATION_DB,
+    CULTIVAR_CYCLE,
+    DRY_YEAR_CANOPY_DB,
+    DRY_YEAR_GREENNESS,
+    DRY_YEAR_MOISTURE,
+    HABIT_REPEAT,
+    INCIDENCE_DEG,
+    ONSET_SHIFT_DAYS,
+    PASTURE_CONVERSION,
+    ROTATION,
+    ROTATION_FOLLOW,
+    SECOND_YEAR_MIX,
+    SOWING_SPREAD,
+    YearShift,
+)
 
 BANDS = ("VV", "VH")
-SECOND_YEAR_MIX: Mapping[str, float] = MappingProxyType(
-    {"soy_millet": 2.3, "soy_fallow": 0.6, "cotton": 1.2, "soy_maize": 0.85})
-"""Crop-system frequency multipliers of the second year (the paper's Figure 5: millet 4.9 % -> 14.7 % in August)."""
 
 
 @dataclass(frozen=True)
@@ -61,59 +83,102 @@ class SyntheticYear:
         return self.weather.season(max(set(years), key=years.count)).onset
 
 
-def generate_pair(preset: str = "lem", size: int | None = None, seed: int = 0) -> tuple[SyntheticYear, SyntheticYear]:
+def generate_pair(preset: str = "lem", size: int | None = None, seed: int = 0,
+                  shift: str | YearShift = "all") -> tuple[SyntheticYear, SyntheticYear]:
     """Generate the preset's two years (training year first) over one region of ``size`` x ``size`` pixels.
 
-    Deterministic in ``seed``. Retries the layout (deterministically) in the rare case that a labelled date
-    would lack train pixels, test pixels or three classes.
+    ``shift`` names the causes of the year-to-year shift (``none``, ``calendar``, ``rotation``, ``canopy``,
+    ``radiometric`` or ``all``). Deterministic in ``seed``. Retries the layout (deterministically) in the rare
+    case that a labelled date would lack train pixels, test pixels or three classes.
     """
     spec = get_preset(preset)
+    knobs = shift if isinstance(shift, YearShift) else YearShift.parse(shift)
     size = spec.size if size is None else int(size)
     for attempt in range(20):
         region = generate_region(np.random.default_rng([seed, 0, attempt]), size, spec.train_block)
-        pair = _generate_years(region, spec.years, seed)
+        pair = _generate_years(region, spec.years, seed, knobs)
         if all(_usable(y) for y in pair):
             return pair
     raise RuntimeError(f"could not lay out a usable {preset} scene of {size} px with seed {seed}")
 
 
-def _generate_years(region: Region, years: tuple[YearSpec, YearSpec], seed: int) -> tuple[SyntheticYear, SyntheticYear]:
-    """Year A as drawn; year B with shifted rains, another crop mix, converted pastures and an offset."""
+def labelled_season(spec: YearSpec) -> int:
+    """Year of the season (September to August) that holds most of ``spec``'s labelled dates."""
+    years = [d.year if d.month >= 9 else d.year - 1 for d in spec.labelled_dates]
+    return max(set(years), key=years.count)
+
+
+def _generate_years(region: Region, years: tuple[YearSpec, YearSpec], seed: int,
+                    shift: YearShift) -> tuple[SyntheticYear, SyntheticYear]:
+    """Year A as drawn; year B from the same distribution except for the causes ``shift`` switches on."""
     roughness = _roughness(np.random.default_rng([seed, 2]), region)
     shift_rng = np.random.default_rng([seed, 1])
-    # The second year's rains come 3-4 weeks before the first year's: early soybean fills its first
-    # labelled months, where a model that learnt the late year sees soil (a late second year would leave
-    # those months bare in both years and the shift would hardly show).
-    half_shift = -0.5 * shift_rng.uniform(21.0, 30.0)
-    calibration = tuple(float(v) for v in shift_rng.choice([-1.0, 1.0]) * shift_rng.uniform(0.3, 0.6, 2))
-    first = generate_year(region, years[0], np.random.default_rng([seed, 3]), roughness_db=roughness,
-                          onset_shift_days=-half_shift)
-    second = generate_year(
-        region, years[1], np.random.default_rng([seed, 4]), roughness_db=roughness,
-        onset_shift_days=half_shift, mix_factors=SECOND_YEAR_MIX,
-        land_use=_convert_pastures(np.random.default_rng([seed, 5]), region.land_use),
-        acquisition=Acquisition(calibration_db=(calibration[0], calibration[1])),
-        moisture_offset=float(shift_rng.uniform(-0.05, 0.05)),
-    )
-    return first, second
+    # With the calendar knob, B's rains come 3-4 weeks before A's: early soybean fills its first labelled
+    # months, where a model that learnt the late year sees soil.
+    half_shift = -0.5 * shift_rng.uniform(*ONSET_SHIFT_DAYS) if shift.calendar else 0.0
+    calibration = shift_rng.choice([-1.0, 1.0]) * shift_rng.uniform(*CALIBRATION_DB, 2)
+    dry_canopy = {c: -float(shift_rng.uniform(*DRY_YEAR_CANOPY_DB)) for c in CROPS}
+    variety = _perennial_variety(np.random.default_rng([seed, 6]), region.n_ids)
+    out = []
+    for k, spec in enumerate(years):
+        shifted = k == 1
+        season0 = labelled_season(spec)
+        climate = 11 if shifted and shift.calendar else 10        # same stream = same season anomalies
+
+        def season_rng(y: int, stream: int = climate, s0: int = season0) -> np.random.Generator:
+            return np.random.default_rng([seed, stream, y - s0 + 100])
+
+        practices = [season_practice(np.random.default_rng([seed, 20, y - season0 + 100]),
+                                     SECOND_YEAR_MIX if shifted and shift.rotation else {})
+                     for y in season_years(spec.dates)]
+        if shifted and shift.calendar:       # other cultivar cycles across the region
+            cyc = np.random.default_rng([seed, 21])
+            practices = [replace(p, cycle={c: float(cyc.uniform(0.9, 1.06)) for c in p.cycle}) for p in practices]
+        habits = Habits(
+            sowing_spread=SOWING_SPREAD[int(shifted and shift.calendar)],
+            cultivar_mean=CULTIVAR_CYCLE[int(shifted and shift.calendar)][0],
+            cultivar_std=CULTIVAR_CYCLE[int(shifted and shift.calendar)][1],
+            repeat=HABIT_REPEAT[int(shifted and shift.rotation)],
+            rotation=ROTATION if shifted and shift.rotation else None, follow=ROTATION_FOLLOW,
+        )
+        dry = shifted and shift.canopy
+        year_variety = PerennialVariety(
+            variety.offset_db + np.random.default_rng([seed, 7, k]).normal(0.0, 0.3, region.n_ids),
+            variety.gain, DRY_YEAR_GREENNESS if dry else 1.0)
+        out.append(generate_year(
+            region, spec, np.random.default_rng([seed, 3 + k]), roughness_db=roughness,
+            onset_shift_days=half_shift if shifted else -half_shift, practices=practices, habits=habits,
+            season_rng=season_rng, variety=year_variety, crop_vigour_db=dry_canopy if dry else None,
+            land_use=_convert_pastures(np.random.default_rng([seed, 5]), region.land_use)
+            if shifted and shift.rotation else None,
+            acquisition=Acquisition(near_incidence=INCIDENCE_DEG[int(shifted and shift.radiometric)],
+                                    calibration_db=(float(calibration[0]), float(calibration[1]))
+                                    if shifted and shift.radiometric else (0.0, 0.0)),
+            moisture_offset=DRY_YEAR_MOISTURE if dry else 0.0,
+        ))
+    return out[0], out[1]
 
 
 def generate_year(region: Region, spec: YearSpec, rng: np.random.Generator, *, roughness_db: np.ndarray,
-                  onset_shift_days: float = 0.0, mix_factors: Mapping[str, float] | None = None,
+                  onset_shift_days: float = 0.0, practices: Sequence[Practice] | None = None,
+                  habits: Habits | None = None, season_rng: Callable[[int], np.random.Generator] | None = None,
+                  variety: PerennialVariety | None = None, crop_vigour_db: Mapping[str, float] | None = None,
                   land_use: Sequence[str] | None = None, acquisition: Acquisition | None = None,
                   moisture_offset: float = 0.0) -> SyntheticYear:
     """Generate one year over ``region``: weather, a crop plan per parcel, states, images, labels, parcels.
 
     ``roughness_db`` (n_ids, 2) is the soil roughness of each parcel (shared by the years of a pair);
-    ``onset_shift_days`` moves the rain onset, ``mix_factors`` multiplies crop-system frequencies,
-    ``land_use`` overrides the region's land use per id.
+    ``onset_shift_days`` moves the rain onset, ``practices`` (one per season of ``season_years``) and
+    ``habits`` say what farmers grow and how, ``season_rng`` draws each season's weather anomalies,
+    ``variety`` and ``crop_vigour_db`` set canopy brightness, ``land_use`` overrides the region's per id.
     """
     uses = tuple(region.land_use if land_use is None else land_use)
-    weather = generate_weather(rng, spec.dates, onset_shift_days, moisture_offset)
-    practices = [season_practice(rng, mix_factors or {}) for _ in weather.seasons]
-    plans = [plan_parcel(rng, weather.seasons, practices, bool(region.pivot[i])) if use == "crop" else []
+    weather = generate_weather(rng, spec.dates, onset_shift_days, moisture_offset, season_rng)
+    if practices is None:
+        practices = [season_practice(rng, {}) for _ in weather.seasons]
+    plans = [plan_parcel(rng, weather.seasons, practices, bool(region.pivot[i]), habits) if use == "crop" else []
              for i, use in enumerate(uses)]
-    states = parcel_states(uses, plans, spec.dates, weather)
+    states = parcel_states(uses, plans, spec.dates, weather, variety, crop_vigour_db)
     images = simulate_images(rng, region.pid, states, weather, roughness_db,
                              acquisition or Acquisition(), scale_for(region.size))
     labelled = [spec.dates.index(d) for d in spec.labelled_dates]
@@ -126,6 +191,13 @@ def generate_year(region: Region, spec: YearSpec, rng: np.random.Generator, *, r
     )
 
 
+def _perennial_variety(rng: np.random.Generator, n_ids: int) -> PerennialVariety:
+    """Per-parcel brightness (sigma 0.8 dB, within +-2 dB) and seasonal amplitude (x0.6..1.6) of perennials."""
+    offset = np.clip(rng.normal(0.0, 0.8, n_ids), -2.0, 2.0)
+    gain = np.clip(np.exp(rng.normal(0.0, 0.25, n_ids)), 0.6, 1.6)
+    return PerennialVariety(offset, gain)
+
+
 def _roughness(rng: np.random.Generator, region: Region) -> np.ndarray:
     """(n_ids, 2) soil roughness in dB: a common term plus a small per-band one; roads are smooth."""
     common = rng.normal(0.0, 0.8, (region.n_ids, 1))
@@ -135,10 +207,10 @@ def _roughness(rng: np.random.Generator, region: Region) -> np.ndarray:
 
 
 def _convert_pastures(rng: np.random.Generator, land_use: Sequence[str]) -> tuple[str, ...]:
-    """Turn about 20 % of the pastures into cropland (the usual conversion in the region), keeping one."""
+    """Turn ``PASTURE_CONVERSION`` of the pastures into cropland (the usual conversion), keeping one."""
     uses = list(land_use)
     pastures = [i for i, u in enumerate(uses) if u == "Pasture"]
-    for i in rng.permutation(pastures)[:min(len(pastures) - 1, round(0.2 * len(pastures)))]:
+    for i in rng.permutation(pastures)[:min(len(pastures) - 1, round(PASTURE_CONVERSION * len(pastures)))]:
         uses[int(i)] = "crop"
     return tuple(uses)
 
@@ -172,7 +244,7 @@ def _usable(year: SyntheticYear) -> bool:
 
 
 def write_pair(out: Path, preset: str = "lem", size: int | None = None, seed: int = 0,
-               overwrite: bool = False) -> list[Path]:
+               overwrite: bool = False, shift: str = "all") -> list[Path]:
     """Write the preset's two years as scene folders ``OUT/<name>`` (e.g. lem1718, lem1920); return them.
 
     Refuses (tropicrop.errors.SceneError) before writing anything if a folder exists and not ``overwrite``.
@@ -181,6 +253,7 @@ def write_pair(out: Path, preset: str = "lem", size: int | None = None, seed: in
     from tropicrop.io import write_scene
 
     spec = get_preset(preset)
+    YearShift.parse(shift)                     # refuse an unknown shift before touching the disk
     out = Path(out)
     targets = [out / y.name for y in spec.years]
     for target in targets:
@@ -193,5 +266,5 @@ def write_pair(out: Path, preset: str = "lem", size: int | None = None, seed: in
             labels=dict(zip(year.labelled_dates, year.labels, strict=True)), split=year.split,
             parcels=year.parcels, overwrite=overwrite,
         )
-        for target, year in zip(targets, generate_pair(preset, size, seed), strict=True)
+        for target, year in zip(targets, generate_pair(preset, size, seed, shift), strict=True)
     ]
