@@ -207,10 +207,14 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
     return record
 
 
-def parameter_count(cfg: TrainConfig, in_channels: int, num_classes: int) -> int:
-    """Parameters of one network of a training configuration (its model with its options)."""
+def parameter_count(cfg: TrainConfig, in_channels: int, num_classes: int) -> int | None:
+    """Parameters of one network of a training configuration (its model with its options); None for the
+    classical baseline, whose size (trees grown until early stopping) is not a network's parameter count."""
+    from tropicrop.classical import is_classical
     from tropicrop.models import build
 
+    if is_classical(cfg.model.name):
+        return None
     model = build(cfg.model.name, in_channels, num_classes=num_classes, **cfg.model.options)
     return sum(p.numel() for p in model.parameters())
 
@@ -245,7 +249,8 @@ def write_tables(out: Path, records: list[dict[str, Any]]) -> tuple[Path, Path]:
         for r in records:
             patches = [n.get("train_patches") for n in r.get("net_training", {}).values() if n.get("train_patches") is not None]
             w.writerow([r["name"], f"{r['f1']:.6f}", f"{r['oa']:.6f}", f"{r['train_seconds'] / 3600:.6f}",
-                        f"{r['train_seconds']:.3f}", r["nets"], r.get("model", ""), r.get("parameters", ""),
+                        f"{r['train_seconds']:.3f}", r["nets"], r.get("model", ""),
+                        "" if r.get("parameters") is None else r["parameters"],
                         f"{r['predict_seconds']:.3f}" if "predict_seconds" in r else "",
                         "" if r.get("val_f1") is None else f"{r['val_f1']:.6f}",
                         "" if not patches else f"{min(patches)}-{max(patches)}" if min(patches) != max(patches)
