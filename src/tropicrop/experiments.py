@@ -6,7 +6,10 @@ is tested on, always on B's test split:
 * Baseline 1: per-month UnetConvLSTM nets trained on B's train split (the upper bound);
 * Baseline 2: per-month UnetConvLSTM nets trained on all labelled pixels of A;
 * VUnetConvLSTM: one network trained on A for all months;
-* any other registered model in either mode, by config.
+* any other registered model in either mode, by config;
+* an approach with an ``adapt`` section trains nothing: it adapts an earlier approach's run to year B
+  (``tropicrop.adaptation``: year statistics, AdaBN, day-of-year shift, self-training from B's images
+  only; or, with ``parcels: k``, fine-tuning on k labelled parcels per class of B's train split).
 
 Layout of an experiment directory::
 
@@ -36,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from tropicrop.adaptation import AdaptOptions, check_options
 from tropicrop.classes import ClassTable, count_by_name, fit_class_table
 from tropicrop.config import apply_overrides, dump_config, from_dict, load_config, to_dict
 from tropicrop.errors import ConfigError, RunError
@@ -44,6 +48,13 @@ from tropicrop.scene import TRAIN, Scene, load_scene
 from tropicrop.training import MODES, TrainConfig, train
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class AdaptSection(AdaptOptions):
+    """An approach's ``adapt`` section: which earlier approach's run to adapt, and how (AdaptOptions)."""
+
+    base: str = "VUnetConvLSTM"
 
 
 @dataclass
@@ -57,6 +68,7 @@ class ApproachConfig:
     train_on: str = "a"  # a: year A, b: year B
     use: str = "all"  # train: split == 1 pixels only; all: every labelled pixel
     set: list[str] = field(default_factory=list)  # extra training overrides, key=value
+    adapt: AdaptSection | None = None  # adapt an earlier approach's run to year B instead of training
 
 
 PAPER_APPROACHES: tuple[ApproachConfig, ...] = (
@@ -116,6 +128,12 @@ def check_experiment(cfg: ExperimentConfig, path: Path | None) -> None:
             raise ConfigError(path, f"{where}: train_on {a.train_on!r}", "use 'a' (earlier year) or 'b' (test year)")
         if a.use not in ("train", "all"):
             raise ConfigError(path, f"{where}: use {a.use!r}", "use 'train' or 'all'")
+        if a.adapt is not None:
+            earlier = {slug(b.name) for b in cfg.approaches[: cfg.approaches.index(a)]}
+            if slug(a.adapt.base) not in earlier:
+                raise ConfigError(path, f"{where}: adapt.base {a.adapt.base!r} is not an earlier approach",
+                                  "name an approach listed before it")
+            check_options(a.adapt, path)
         if a.train_on == "b" and a.use == "all":
             raise ConfigError(path, f"{where} trains on all labelled pixels of year B, its test split included",
                               "use 'train' when training on year B")
@@ -163,10 +181,14 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
         finished: dict[str, Any] = json.loads(done.read_text())
         return finished
     run_dir = out / "runs" / name
-    tcfg = approach_train_config(cfg, approach, classes)
-    tcfg.trainer.progress = progress and tcfg.trainer.progress
+    adapted: dict[str, Any] | None = None
     start = time.perf_counter()
-    summary = train(tcfg, run_dir, resume=run_dir.exists())
+    if approach.adapt is not None:
+        summary, adapted = _adapt_approach(approach.adapt, scene_b, out, run_dir, progress)
+    else:
+        tcfg = approach_train_config(cfg, approach, classes)
+        tcfg.trainer.progress = progress and tcfg.trainer.progress
+        summary = train(tcfg, run_dir, resume=run_dir.exists())
     train_wall = time.perf_counter() - start
     pred_dir = out / "predictions" / name
     start = time.perf_counter()
@@ -190,8 +212,39 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
         "oa": float(np.mean([d["oa"] for d in per_date])),
         "per_date": per_date,
     }
+    if adapted is not None:
+        record.update(mode=adapted["mode"], model=adapted["model"], train_on=adapted["train_on"], use=adapted["use"],
+                      adapt=adapted["adapt"], train_seconds=adapted["train_seconds"])
     write_json(done, record)
     return record
+
+
+def _adapt_approach(section: AdaptSection, scene_b: Scene, out: Path, run_dir: Path,
+                    progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Adapt the finished run of approach ``section.base`` to year B into ``run_dir`` (kept if complete).
+
+    Returns the run summary and what the approach record takes from the base and the adaptation: the
+    base's mode, model and training year, and its training time plus the adaptation's.
+    """
+    from tropicrop.adaptation import adapt_run
+
+    base_done = out / "approaches" / f"{slug(section.base)}.json"
+    if not base_done.is_file():
+        raise RunError(out, f"approach {section.base!r} has not finished", "list it before the adapted approaches")
+    base = json.loads(base_done.read_text())
+    if (run_dir / "adaptation.json").is_file() and (run_dir / "result.json").is_file():
+        adaptation = json.loads((run_dir / "adaptation.json").read_text())
+    else:
+        adaptation = adapt_run(out / "runs" / base["slug"], scene_b, run_dir, section, force=True, progress=progress)
+    summary: dict[str, Any] = json.loads((run_dir / "result.json").read_text())
+    info = {
+        "mode": base["mode"], "model": base["model"], "train_on": base["train_on"], "use": base["use"],
+        "train_seconds": base["train_seconds"] + adaptation["seconds"],
+        "adapt": {"base": section.base, "methods": adaptation["methods"], "parcels": adaptation["parcels"],
+                  "doy_offset": adaptation["doy_offset"], "seconds": adaptation["seconds"],
+                  "year_b_labels_read": adaptation["year_b_labels_read"]},
+    }
+    return summary, info
 
 
 def write_tables(out: Path, records: list[dict[str, Any]]) -> tuple[Path, Path]:

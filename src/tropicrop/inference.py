@@ -46,7 +46,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ from tropicrop.io.files import atomic_path, write_json
 from tropicrop.io.rasters import Grid, RasterSource
 from tropicrop.models import UnetConvLSTM
 from tropicrop.scene import Scene, load_scene
-from tropicrop.windows import Normalizer, WindowIndex, day_of_year, target_window
+from tropicrop.windows import Normalizer, WindowIndex, day_of_year, shift_doy, target_window
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,8 @@ class RunModels:
     """Everything prediction needs from a run directory, loaded onto ``device``.
 
     ``autocast`` is the reduced precision (e.g. torch.bfloat16) to run the networks in, or None for float32.
+    ``doy_offset`` (days) is added to the scene's days of year before they reach the networks: an adapted
+    run (``tropicrop adapt``, ``RUN/adaptation.json``) moves the new year's calendar onto the training year's.
     """
 
     classes: ClassTable
@@ -112,6 +114,7 @@ class RunModels:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     autocast: torch.dtype | None = None
     root: Path | None = None
+    doy_offset: int = 0
 
     @property
     def per_month(self) -> bool:
@@ -204,8 +207,11 @@ def load_run(run_dir: Path) -> RunModels:
         nets.append(Net(ckpt.parents[1].name, target, prepare_for_inference(module.model, device)))
     if any(n.target is None for n in nets) and len(nets) > 1:
         raise RunError(run_dir, "mixes an all-months network with per-month ones", "train it again with --force")
+    adaptation = run_dir / "adaptation.json"
+    doy_offset = int(json.loads(adaptation.read_text()).get("doy_offset", 0)) if adaptation.is_file() else 0
     return RunModels(classes=classes, normalizer=normalizer, sequence_length=int(hp["sequence_length"]),
-                     in_channels=int(hp["in_channels"]), nets=nets, device=device, autocast=autocast, root=run_dir)
+                     in_channels=int(hp["in_channels"]), nets=nets, device=device, autocast=autocast, root=run_dir,
+                     doy_offset=doy_offset)
 
 
 # ------------------------------------------------------------------------------------------ dates
@@ -652,8 +658,13 @@ class ScratchMaps:
 
 # ------------------------------------------------------------------------------------------ prediction
 def _plans(models: RunModels, scene: Scene, dates: Sequence[dt.date]) -> list[Plan]:
-    return [Plan(d, k, models.net_for(d), target_window(scene.dates, d, models.sequence_length))
-            for k, d in enumerate(dates)]
+    plans = []
+    for k, d in enumerate(dates):
+        window = target_window(scene.dates, d, models.sequence_length)
+        if models.doy_offset:
+            window = replace(window, doy=shift_doy(window.doy, models.doy_offset))
+        plans.append(Plan(d, k, models.net_for(d), window))
+    return plans
 
 
 def _predict_tile(models: RunModels, scene: Scene, window: Window, plans: Sequence[Plan], weight: np.ndarray,
@@ -856,6 +867,7 @@ def _write_log(out: Path, models: RunModels, scene: Scene, plans: Sequence[Plan]
         "tile": tile,
         "overlap": overlap,
         "device": str(models.device),
+        "doy_offset": models.doy_offset,
         "nets": {p.date.isoformat(): p.net.name for p in plans},
         "seconds": round(seconds, 3),
         "pixel_months_per_s": round(pixels / seconds, 1) if seconds > 0 else None,

@@ -75,6 +75,7 @@ class DataConfig:
     val_limit: int = 1024  # at most this many (patch, date) validation samples
     balance: bool = False  # sample patches inversely to the frequency of their rarest class
     augment: bool = True  # random 90-degree rotations and flips
+    doy_shift: int = 0  # days: random offsets of each sample's days of year in [-doy_shift, doy_shift] (0 = off)
     other_threshold: float = 0.053  # classes below this fraction of samples are merged into Other
     classes: list[str] | None = None  # explicit class names (overrides fitting); may include Other
 
@@ -140,6 +141,8 @@ def check_config(cfg: TrainConfig, path: Path | None = None) -> None:
                        ("trainer.steps_per_epoch", cfg.trainer.steps_per_epoch), ("trainer.max_epochs", cfg.trainer.max_epochs)):
         if value < 1:
             raise ConfigError(path, f"{key} is {value}", "it must be at least 1")
+    if not 0 <= cfg.data.doy_shift <= 182:
+        raise ConfigError(path, f"data.doy_shift is {cfg.data.doy_shift}", "use 0 (off) to 182 days")
     if not 0 <= cfg.data.val_fraction < 1:
         raise ConfigError(path, f"data.val_fraction is {cfg.data.val_fraction}", "use a fraction in [0, 1)")
 
@@ -221,7 +224,8 @@ class TargetDataModule(L.LightningDataModule):
         c = self.cfg
         rank, world = self._rank_world()
         ds = TrainBatches(self.data, self.train_origins, self.targets, c.optim.batch_size, c.data.patch_size,
-                          seed=c.seed, balance=c.data.balance, augment=c.data.augment)
+                          seed=c.seed, balance=c.data.balance, augment=c.data.augment,
+                          doy_shift=c.data.doy_shift)
         sampler = StepSampler(c.trainer.steps_per_epoch, lambda: self.trainer.global_step if self.trainer else 0, rank, world)
         return DataLoader(ds, batch_size=None, sampler=sampler,
                           num_workers=c.trainer.num_workers, persistent_workers=False)
