@@ -211,3 +211,25 @@ def test_shift_estimator_recovers_a_calendar_shift_applied_to_a_synthetic_year(t
     record = adapt_run(run, moved, tmp_path / "adapted", options, progress=False)
     interval = np.diff([d.toordinal() for d in load_scene(moved).dates]).mean()
     assert abs(record["doy_offset"] - 30) <= interval, record["nets"]
+
+
+def _mean_f1(run: Path, scene: Path, out: Path) -> float:
+    from tropicrop.evaluation import evaluate_predictions
+    from tropicrop.inference import predict_run
+
+    predict_run(run, scene, out, tile=48, overlap=8, progress=False)
+    return float(np.mean([d.macro_f1 for d in evaluate_predictions(out, scene, split="test").dates]))
+
+
+@pytest.mark.slow
+def test_adaptation_on_a_pair_without_shift_changes_f1_by_less_than_one_point(tmp_path: Path) -> None:
+    from tropicrop.synthetic import write_pair
+
+    write_pair(tmp_path / "pair", preset="tiny", size=48, seed=1, shift="none")
+    run = _train_tiny(tmp_path / "pair" / "lem1718", tmp_path / "run", steps=25, epochs=4)
+    before = _mean_f1(run, tmp_path / "pair" / "lem1920", tmp_path / "pred0")
+    options = AdaptOptions(adabn_patch_size=24, shift_patch_size=24, shift_step=10,
+                           self_training=SelfTrainingOptions(steps=20, batch_size=8, patch_size=24))
+    adapt_run(run, tmp_path / "pair" / "lem1920", tmp_path / "adapted", options, progress=False)
+    after = _mean_f1(tmp_path / "adapted", tmp_path / "pair" / "lem1920", tmp_path / "pred1")
+    assert abs(after - before) < 0.01, (before, after)

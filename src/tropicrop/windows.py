@@ -44,7 +44,7 @@ def day_of_year(date: dt.date) -> int:
     return date.timetuple().tm_yday
 
 
-def shift_doy(doy: np.ndarray | torch.Tensor, offset: int | np.ndarray | torch.Tensor) -> Any:
+def shift_doy(doy: int | np.ndarray | torch.Tensor, offset: int | np.ndarray | torch.Tensor) -> Any:
     """Day of year (1..365) ``offset`` days later, wrapping around the year: ``doy`` array or tensor of any
     shape, ``offset`` a scalar or broadcastable. Used to move a year's calendar onto another's (adaptation)
     and to augment training dates."""

@@ -11,6 +11,7 @@ any back).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import lightning as L
 import numpy as np
@@ -21,6 +22,9 @@ from torch.utils.data import DataLoader
 from tropicrop.classes import ClassTable
 from tropicrop.scene import TEST, TRAIN, Scene
 from tropicrop.windows import Normalizer, SceneTensors, StepSampler, TrainBatches, patch_origins
+
+if TYPE_CHECKING:
+    from tropicrop.training import CropModule
 
 MIN_PARCEL_PIXELS = 4
 
@@ -62,7 +66,7 @@ def parcel_mask(labels: np.ndarray, train: np.ndarray, k: int, seed: int) -> tup
     return mask, drawn
 
 
-def finetune_on_parcels(module: L.LightningModule, scene: Scene, classes: ClassTable, normalizer: Normalizer,
+def finetune_on_parcels(module: CropModule, scene: Scene, classes: ClassTable, normalizer: Normalizer,
                         k: int, options: FewLabelOptions, length: int, seed: int, accelerator: str = "cpu",
                         progress: bool = False) -> tuple[nn.Module, dict[str, object]]:
     """Fine-tune ``module`` (a CropModule) on ``k`` parcels per class of ``scene``'s train split (in place);

@@ -90,7 +90,8 @@ def adaptation_lines(out: Path, records: list[dict[str, Any]], per_date: PerDate
     names = [r["name"] for r in rows if not r.get("adapt", {}).get("parcels")] + ([ref["name"]] if ref else [])
     subset = {n: per_date[n] for n in names if n in per_date}
     if subset:
-        fig = plot(subset, 1, "Per-date average F1 on year B: adaptation ablation", out / "figures" / "adaptation_f1_per_date.png")
+        fig = plot(subset, 1, "Per-date average F1 on year B: adaptation ablation",
+                   out / "figures" / "adaptation_f1_per_date.png")
         lines += ["", f"![adaptation per-date F1]({fig.relative_to(out)})"]
     few = [r for r in adapted if r["adapt"]["parcels"]]
     if few and main_base is not None:

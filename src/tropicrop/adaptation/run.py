@@ -128,9 +128,8 @@ def adapt_run(run_dir: Path, scene: Scene | Path, out: Path, options: AdaptOptio
     options = options or AdaptOptions()
     check_options(options)
     run_dir, out = Path(run_dir), Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise RunError(out, "already holds a run", "choose another --run-dir or pass --force to replace it")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise RunError(out, "already holds a run", "choose another --run-dir or pass --force to replace it")
     cfg, classes, normalizer, checkpoints, source_result = _load_source(run_dir)
     scene = scene if isinstance(scene, Scene) else load_scene(scene)
     length = cfg.data.sequence_length
