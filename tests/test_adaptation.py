@@ -233,3 +233,58 @@ def test_adaptation_on_a_pair_without_shift_changes_f1_by_less_than_one_point(tm
     adapt_run(run, tmp_path / "pair" / "lem1920", tmp_path / "adapted", options, progress=False)
     after = _mean_f1(tmp_path / "adapted", tmp_path / "pair" / "lem1920", tmp_path / "pred1")
     assert abs(after - before) < 0.01, (before, after)
+
+
+def _experiment(pair: Path) -> dict:
+    fast = {"adabn_batches": 2, "adabn_batch_size": 4, "adabn_patch_size": 16, "shift_step": 60,
+            "shift_patches": 1, "shift_patch_size": 16,
+            "self_training": {"steps": 2, "batch_size": 4, "patch_size": 16},
+            "few_labels": {"steps": 2, "batch_size": 4, "patch_size": 16}}
+    return {
+        "name": "tiny",
+        "scenes": {"a": str(pair / "lem1718"), "b": str(pair / "lem1920")},
+        "approaches": [
+            {"name": "Same-year", "mode": "all-months", "model": "vunet_convlstm", "train_on": "b", "use": "train"},
+            {"name": "VUnetConvLSTM", "mode": "all-months", "model": "vunet_convlstm", "train_on": "a", "use": "all"},
+            {"name": "VUnetConvLSTM + AdaBN", "adapt": {"base": "VUnetConvLSTM", "methods": ["adabn"], **fast}},
+            {"name": "VUnetConvLSTM + adaptation", "adapt": {"base": "VUnetConvLSTM", **fast}},
+            {"name": "VUnetConvLSTM + 1 parcel", "adapt": {"base": "VUnetConvLSTM", "methods": [], "parcels": 1, **fast}},
+        ],
+        "train": {"model": {"options": SMALL}, "data": {"patch_size": 16, "stride": 8, "val_limit": 16},
+                  "trainer": {"max_epochs": 1, "steps_per_epoch": 2, "progress": False}},
+        "predict": {"tile": 48, "overlap": 8},
+    }
+
+
+def test_experiment_refuses_an_adapt_base_that_is_not_an_earlier_approach(tiny_pair: Path) -> None:
+    from tropicrop.config import from_dict
+    from tropicrop.errors import ConfigError
+    from tropicrop.experiments import ExperimentConfig, check_experiment
+
+    raw = _experiment(tiny_pair)
+    raw["approaches"][2]["adapt"]["base"] = "VUnetConvLSTM + adaptation"
+    with pytest.raises(ConfigError, match="not an earlier approach"):
+        check_experiment(from_dict(ExperimentConfig, raw), None)
+    raw = _experiment(tiny_pair)
+    raw["approaches"][2]["adapt"]["methods"] = ["adabn", "dropout"]
+    with pytest.raises(ConfigError, match="unknown adaptation method"):
+        check_experiment(from_dict(ExperimentConfig, raw), None)
+
+
+@pytest.mark.slow
+def test_experiment_adapt_rows_and_the_report_ablation(tiny_pair: Path, tmp_path: Path) -> None:
+    from tropicrop.config import from_dict
+    from tropicrop.experiments import ExperimentConfig, run_experiment
+
+    out = tmp_path / "exp"
+    report = run_experiment(None, out, cfg=from_dict(ExperimentConfig, _experiment(tiny_pair)), progress=False)
+    text = report.read_text()
+    assert "## Adaptation to year B" in text and "| VUnetConvLSTM + adaptation | VUnetConvLSTM |" in text
+    assert (out / "figures" / "few_labels.png").is_file() and (out / "figures" / "adaptation_f1_per_date.png").is_file()
+    record = json.loads((out / "approaches" / "vunetconvlstm-1-parcel.json").read_text())
+    assert record["adapt"]["year_b_labels_read"] is True and record["adapt"]["parcels"] == 1
+    unsupervised = json.loads((out / "approaches" / "vunetconvlstm-adaptation.json").read_text())
+    assert unsupervised["adapt"]["year_b_labels_read"] is False
+    assert unsupervised["adapt"]["methods"] == ["year_stats", "adabn", "doy_shift", "self_training"]
+    with open(out / "table4.csv") as fh:
+        assert "VUnetConvLSTM + adaptation" in fh.read()
