@@ -305,7 +305,13 @@ def run_experiment(config: Path | None, out: Path, overrides: list[str] = (), pr
     log.info("experiment %s: classes %s", cfg.name, list(classes.names[1:]))
     records = []
     for approach in cfg.approaches:
-        print(f"[{approach.name}] training ({approach.mode}, {approach.model}, on year {approach.train_on.upper()})", flush=True)
+        if approach.adapt is not None:
+            what = ", ".join(approach.adapt.methods) + (f" + {approach.adapt.parcels} parcel(s)/class"
+                                                        if approach.adapt.parcels else "")
+            print(f"[{approach.name}] adapting {approach.adapt.base} to year B ({what})", flush=True)
+        else:
+            print(f"[{approach.name}] training ({approach.mode}, {approach.model}, on year {approach.train_on.upper()})",
+                  flush=True)
         record = run_approach(cfg, approach, classes, scene_b, out, progress)
         print(f"[{approach.name}] average F1 {100 * record['f1']:.1f}, OA {100 * record['oa']:.1f}, "
               f"training {record['train_seconds']:.0f} s", flush=True)
