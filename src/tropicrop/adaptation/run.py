@@ -20,7 +20,6 @@ built under a hidden temporary name and renamed when complete.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import shutil
 import time
@@ -37,7 +36,10 @@ from tropicrop.adaptation.selftrain import SelfTrainingOptions, self_train
 from tropicrop.adaptation.timeshift import ShiftEstimate, estimate_shift, source_shares
 from tropicrop.classes import ClassTable
 from tropicrop.errors import ConfigError, RunError, SceneError
+from tropicrop.inference.run import read_doy_offset
 from tropicrop.io.files import atomic_path, write_json
+from tropicrop.layout import RunLayout
+from tropicrop.runfiles import load_checkpoint, read_class_table, read_json, read_normalizer, read_run_result
 from tropicrop.scene import Scene, load_scene
 from tropicrop.windows import Normalizer
 
@@ -76,37 +78,33 @@ def check_options(options: AdaptOptions, path: Path | None = None) -> None:
             raise ConfigError(path, f"unknown adaptation method {m!r}", hint)
     if options.parcels < 0:
         raise ConfigError(path, f"parcels is {options.parcels}", "use 0 (no labels) or a positive count per class")
-    if options.shift_step < 1 or options.shift_min > options.shift_max:
+    if not -182 <= options.shift_min <= options.shift_max <= 182 or options.shift_step < 1:
         raise ConfigError(path, f"shift range {options.shift_min}..{options.shift_max} step {options.shift_step}",
-                          "use shift_min <= shift_max and shift_step >= 1")
+                          "use -182 <= shift_min <= shift_max <= 182 and shift_step >= 1")
 
 
 def _load_source(run_dir: Path) -> tuple[Any, ClassTable, Normalizer, list[Path], dict[str, Any]]:
+    """A finished run's configuration, class table, normalisation, best checkpoints and result, read with
+    the checks of :mod:`tropicrop.runfiles`."""
     from tropicrop.config import load_config
     from tropicrop.training import TrainConfig
 
-    for name in ("config.yaml", "classes.json", "normalization.json", "result.json"):
-        if not (run_dir / name).is_file():
-            raise RunError(run_dir, f"is not a finished run directory (no {name})",
+    run = RunLayout(run_dir)
+    for path in (run.config, run.classes, run.normalization, run.result):
+        if not path.is_file():
+            raise RunError(run_dir, f"is not a finished run directory (no {path.name})",
                            "pass a run written by tropicrop train (or tropicrop adapt)")
-    checkpoints = sorted((run_dir / "nets").glob("*/checkpoints/best.ckpt"))
+    checkpoints = run.best_checkpoints()
     if not checkpoints:
         raise RunError(run_dir, "holds no trained network (no nets/*/checkpoints/best.ckpt)", "train it again with --force")
-    cfg = load_config(TrainConfig, run_dir / "config.yaml")
-    classes = ClassTable.from_dict(json.loads((run_dir / "classes.json").read_text()))
-    normalizer = Normalizer.from_dict(json.loads((run_dir / "normalization.json").read_text()))
-    return cfg, classes, normalizer, checkpoints, json.loads((run_dir / "result.json").read_text())
-
-
-def _source_doy_offset(run_dir: Path) -> int:
-    """An already adapted run's offset (adapting twice adds up)."""
-    path = run_dir / "adaptation.json"
-    return int(json.loads(path.read_text()).get("doy_offset", 0)) if path.is_file() else 0
+    result = read_run_result(run)
+    cfg = load_config(TrainConfig, run.config)
+    return cfg, read_class_table(run.classes), read_normalizer(run.normalization), checkpoints, result
 
 
 def _save_checkpoint(src: Path, dst: Path, module: Any, normalizer: Normalizer) -> None:
     """The source checkpoint with the adapted weights and the new normalisation, written atomically."""
-    ckpt = torch.load(src, map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(src)
     ckpt["state_dict"] = {k: v.detach().cpu() for k, v in module.state_dict().items()}
     ckpt["hyper_parameters"]["normalization"] = normalizer.to_dict()
     for key in ("optimizer_states", "lr_schedulers", "callbacks", "loops"):
@@ -133,7 +131,7 @@ def adapt_run(run_dir: Path, scene: Scene | Path, out: Path, options: AdaptOptio
     cfg, classes, normalizer, checkpoints, source_result = _load_source(run_dir)
     scene = scene if isinstance(scene, Scene) else load_scene(scene)
     length = cfg.data.sequence_length
-    hp0 = torch.load(checkpoints[0], map_location="cpu", weights_only=False)["hyper_parameters"]
+    hp0 = load_checkpoint(checkpoints[0])["hyper_parameters"]
     if scene.num_bands != int(hp0["in_channels"]):
         raise SceneError(scene.manifest.path, f"has {scene.num_bands} band(s) but the run was trained on "
                          f"{hp0['in_channels']}", "adapt to a scene with the training scene's bands")
@@ -143,7 +141,7 @@ def adapt_run(run_dir: Path, scene: Scene | Path, out: Path, options: AdaptOptio
         normalizer = fit_year_statistics(scene)
     data = target_images(scene, normalizer, length)
     targets = adaptation_dates(scene, length)
-    doy_offset = _source_doy_offset(run_dir)
+    doy_offset = read_doy_offset(RunLayout(run_dir))  # an adapted run's offset: adapting twice adds up
     record: dict[str, Any] = {
         "source_run": str(run_dir), "scene": str(scene.root), "methods": methods, "parcels": options.parcels,
         "year_b_labels_read": options.parcels > 0, "options": asdict(options),
@@ -189,18 +187,19 @@ def adapt_run(run_dir: Path, scene: Scene | Path, out: Path, options: AdaptOptio
                 model, net_record["few_labels"] = finetune_on_parcels(
                     module, scene, classes, normalizer, options.parcels, options.few_labels, length, options.seed,
                     progress=progress)
-            _save_checkpoint(ckpt, tmp_out / "nets" / name / "checkpoints" / "best.ckpt", module, normalizer)
-            net_result = json.loads((ckpt.parents[1] / "result.json").read_text()) \
-                if (ckpt.parents[1] / "result.json").is_file() else {"name": name}
-            write_json(tmp_out / "nets" / name / "result.json", {**net_result, "adapted": True})
+            _save_checkpoint(ckpt, RunLayout(tmp_out).checkpoint(name), module, normalizer)
+            source_net = RunLayout(run_dir).net_result(name)
+            net_result = read_json(source_net) if source_net.is_file() else {"name": name}
+            write_json(RunLayout(tmp_out).net_result(name), {**net_result, "adapted": True})
             record["nets"][name] = net_record
         record["doy_offset"] = int(doy_offset)
         record["seconds"] = time.perf_counter() - start
-        shutil.copy2(run_dir / "config.yaml", tmp_out / "config.yaml")
-        write_json(tmp_out / "classes.json", classes.to_dict())
-        write_json(tmp_out / "normalization.json", normalizer.to_dict())
-        write_json(tmp_out / "adaptation.json", record)
-        write_json(tmp_out / "result.json", {**source_result, "adapted_from": str(run_dir), "adaptation": methods,
+        source, adapted = RunLayout(run_dir), RunLayout(tmp_out)
+        shutil.copy2(source.config, adapted.config)
+        write_json(adapted.classes, classes.to_dict())
+        write_json(adapted.normalization, normalizer.to_dict())
+        write_json(adapted.adaptation, record)
+        write_json(adapted.result, {**source_result, "adapted_from": str(run_dir), "adaptation": methods,
                                              "parcels": options.parcels, "scene_adapted_to": str(scene.root)})
         if out.exists():
             shutil.rmtree(out)
