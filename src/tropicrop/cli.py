@@ -209,6 +209,23 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_adapt(args: argparse.Namespace) -> int:
+    from tropicrop.adaptation import METHODS, AdaptOptions, adapt_run
+    from tropicrop.config import apply_overrides, from_dict, to_dict
+
+    methods = list(METHODS) if args.methods in (None, "all") else [m.strip() for m in args.methods.split(",") if m.strip()]
+    raw = to_dict(AdaptOptions(methods=methods, parcels=args.parcels, seed=args.seed))
+    apply_overrides(raw, args.set)
+    options = from_dict(AdaptOptions, raw)
+    record = adapt_run(Path(args.run), Path(args.scene), Path(args.run_dir), options, force=args.force,
+                       progress=sys.stderr.isatty())
+    print(f"adapted with {', '.join(record['methods']) or 'no method'}"
+          + (f" and {record['parcels']} labelled parcel(s) per class" if record["parcels"] else "")
+          + f"; day-of-year offset {record['doy_offset']:+d} days; {record['seconds']:.0f} s")
+    print(f"adapted run: {args.run_dir} (use it with tropicrop predict)")
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from tropicrop.evaluation import evaluate_predictions, format_evaluation
 
@@ -337,6 +354,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: bfloat16 where the CPU/GPU has fast bf16 units, else float32; 32 or bf16 to force one "
                    "(default: the run's trainer.precision)")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("adapt", help="adapt a trained run to a new year's scene from its images (no labels)")
+    p.add_argument("run", help="run directory written by tropicrop train")
+    p.add_argument("scene", help="scene folder of the new year (its labels are not read)")
+    p.add_argument("--run-dir", required=True, help="where to write the adapted run")
+    p.add_argument("--methods", help="comma-separated: year_stats, adabn, doy_shift, self_training (default: all)")
+    p.add_argument("--parcels", type=int, default=0,
+                   help="also fine-tune on this many labelled parcels per class of the scene's train split (reads labels)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="adaptation option, e.g. self_training.steps=100 or shift_step=3")
+    p.add_argument("--force", action="store_true", help="replace a run already in --run-dir")
+    p.set_defaults(func=_cmd_adapt)
 
     p = sub.add_parser("evaluate", help="per-date OA, F1 per class and confusion matrices of predicted maps")
     p.add_argument("out", help="folder written by tropicrop predict")

@@ -6,7 +6,10 @@ is tested on, always on B's test split:
 * Baseline 1: per-month UnetConvLSTM nets trained on B's train split (the upper bound);
 * Baseline 2: per-month UnetConvLSTM nets trained on all labelled pixels of A;
 * VUnetConvLSTM: one network trained on A for all months;
-* any other registered model in either mode, by config.
+* any other registered model in either mode, by config;
+* an approach with an ``adapt`` section trains nothing: it adapts an earlier approach's run to year B
+  (``tropicrop.adaptation``: year statistics, AdaBN, day-of-year shift, self-training from B's images
+  only; or, with ``parcels: k``, fine-tuning on k labelled parcels per class of B's train split).
 
 Layout of an experiment directory::
 
@@ -33,12 +36,13 @@ from typing import Any
 
 import numpy as np
 
+from tropicrop.adaptation import AdaptOptions, check_options
 from tropicrop.classes import ClassTable, count_by_name, fit_class_table
 from tropicrop.classical import is_classical
 from tropicrop.config import apply_overrides, dump_config, from_dict, load_config, to_dict
 from tropicrop.errors import ConfigError, RunError
 from tropicrop.io.files import atomic_path, write_json
-from tropicrop.layout import ExperimentLayout, slug
+from tropicrop.layout import ExperimentLayout, RunLayout, slug
 from tropicrop.report import CROSS_YEAR, PROPOSED, ROLES, SAME_YEAR, write_report
 from tropicrop.runfiles import read_class_table, read_json
 from tropicrop.scene import TRAIN, Scene, load_scene
@@ -46,6 +50,13 @@ from tropicrop.training import MODES, TrainConfig, train
 
 log = logging.getLogger(__name__)
 RESTART_APPROACH = "delete {path} to run that approach again"
+
+
+@dataclass
+class AdaptSection(AdaptOptions):
+    """An approach's ``adapt`` section: which earlier approach's run to adapt, and how (AdaptOptions)."""
+
+    base: str = "VUnetConvLSTM"
 
 
 @dataclass
@@ -60,6 +71,7 @@ class ApproachConfig:
     use: str = "all"  # train: split == 1 pixels only; all: every labelled pixel
     set: list[str] = field(default_factory=list)  # extra training overrides, key=value
     role: str = ""  # its part in the protocol, for the report's findings: one of ROLES, or "" (none)
+    adapt: AdaptSection | None = None  # adapt an earlier approach's run to year B instead of training
 
 
 PAPER_APPROACHES: tuple[ApproachConfig, ...] = (
@@ -123,6 +135,12 @@ def check_experiment(cfg: ExperimentConfig, path: Path | None) -> None:
                               "give each role to one approach")
         if a.role:
             roles[a.role] = a.name
+        if a.adapt is not None:
+            earlier = {slug(b.name) for b in cfg.approaches[: cfg.approaches.index(a)]}
+            if slug(a.adapt.base) not in earlier:
+                raise ConfigError(path, f"{where}: adapt.base {a.adapt.base!r} is not an earlier approach",
+                                  "name an approach listed before it")
+            check_options(a.adapt, path)
         if a.train_on == "b" and a.use == "all":
             raise ConfigError(path, f"{where} trains on all labelled pixels of year B, its test split included",
                               "use 'train' when training on year B")
@@ -172,10 +190,15 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
         finished: dict[str, Any] = read_json(done, RESTART_APPROACH.format(path=done))
         return finished
     run_dir = exp.run(name).root
-    tcfg = approach_train_config(cfg, approach, classes)
-    tcfg.trainer.progress = progress and tcfg.trainer.progress
+    adapted: dict[str, Any] | None = None
+    tcfg: TrainConfig | None = None
     start = time.perf_counter()
-    summary = train(tcfg, run_dir, resume=run_dir.exists())
+    if approach.adapt is not None:
+        summary, adapted = _adapt_approach(approach.adapt, scene_b, out, run_dir, progress)
+    else:
+        tcfg = approach_train_config(cfg, approach, classes)
+        tcfg.trainer.progress = progress and tcfg.trainer.progress
+        summary = train(tcfg, run_dir, resume=run_dir.exists())
     train_wall = time.perf_counter() - start
     pred_dir = exp.predictions(name).root
     start = time.perf_counter()
@@ -194,7 +217,8 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
         "use": approach.use,
         "role": approach.role,
         "nets": len(summary["nets"]),
-        "parameters": parameter_count(tcfg, scene_b.num_bands, classes.num_classes),  # per network
+        "parameters": (parameter_count(tcfg, scene_b.num_bands, classes.num_classes)  # per network
+                       if tcfg is not None else None),
         "train_seconds": summary["train_seconds"],  # summed over nets, across resumed sessions
         "train_wall_seconds_this_session": train_wall,
         "predict_seconds": predict_wall,
@@ -203,6 +227,9 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
         "per_date": per_date,
         **training_record(summary),
     }
+    if adapted is not None:
+        record.update(mode=adapted["mode"], model=adapted["model"], train_on=adapted["train_on"], use=adapted["use"],
+                      adapt=adapted["adapt"], train_seconds=adapted["train_seconds"], parameters=adapted["parameters"])
     write_json(done, record)
     return record
 
@@ -229,6 +256,37 @@ def training_record(summary: dict[str, Any]) -> dict[str, Any]:
     }
     val = [n["best_val_f1"] for n in nets.values() if n.get("best_val_f1") is not None]
     return {"net_training": nets, "val_f1": float(np.mean(val)) if val else None}
+
+
+def _adapt_approach(section: AdaptSection, scene_b: Scene, out: Path, run_dir: Path,
+                    progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Adapt the finished run of approach ``section.base`` to year B into ``run_dir`` (kept if complete).
+
+    Returns the run summary and what the approach record takes from the base and the adaptation: the
+    base's mode, model and training year, and its training time plus the adaptation's.
+    """
+    from tropicrop.adaptation import adapt_run
+
+    exp = ExperimentLayout(out)
+    base_done = exp.record(slug(section.base))
+    if not base_done.is_file():
+        raise RunError(out, f"approach {section.base!r} has not finished", "list it before the adapted approaches")
+    base = read_json(base_done, RESTART_APPROACH.format(path=base_done))
+    run = RunLayout(run_dir)
+    if run.adaptation.is_file() and run.result.is_file():
+        adaptation = read_json(run.adaptation, RESTART_APPROACH.format(path=run_dir))
+    else:
+        adaptation = adapt_run(exp.run(base["slug"]).root, scene_b, run_dir, section, force=True, progress=progress)
+    summary: dict[str, Any] = read_json(run.result, RESTART_APPROACH.format(path=run_dir))
+    info = {
+        "mode": base["mode"], "model": base["model"], "train_on": base["train_on"], "use": base["use"],
+        "parameters": base.get("parameters"),
+        "train_seconds": base["train_seconds"] + adaptation["seconds"],
+        "adapt": {"base": section.base, "methods": adaptation["methods"], "parcels": adaptation["parcels"],
+                  "doy_offset": adaptation["doy_offset"], "seconds": adaptation["seconds"],
+                  "year_b_labels_read": adaptation["year_b_labels_read"]},
+    }
+    return summary, info
 
 
 def write_tables(out: Path, records: list[dict[str, Any]]) -> tuple[Path, Path]:
@@ -296,7 +354,13 @@ def run_experiment(config: Path | None, out: Path, overrides: list[str] = (), pr
     log.info("experiment %s: classes %s", cfg.name, list(classes.names[1:]))
     records = []
     for approach in cfg.approaches:
-        print(f"[{approach.name}] training ({approach.mode}, {approach.model}, on year {approach.train_on.upper()})", flush=True)
+        if approach.adapt is not None:
+            what = ", ".join(approach.adapt.methods) + (f" + {approach.adapt.parcels} parcel(s)/class"
+                                                        if approach.adapt.parcels else "")
+            print(f"[{approach.name}] adapting {approach.adapt.base} to year B ({what})", flush=True)
+        else:
+            print(f"[{approach.name}] training ({approach.mode}, {approach.model}, on year {approach.train_on.upper()})",
+                  flush=True)
         record = run_approach(cfg, approach, classes, scene_b, out, progress)
         print(f"[{approach.name}] average F1 {100 * record['f1']:.1f}, OA {100 * record['oa']:.1f}, "
               f"training {record['train_seconds']:.0f} s", flush=True)

@@ -7,6 +7,7 @@ Every module that writes or reads these folders takes its paths from here, so a 
     RUN/normalization.json         per-band mean/std of dB values on the training pixels
     RUN/nets/NAME/checkpoints/{best,last}.ckpt, RUN/nets/NAME/logs/, RUN/nets/NAME/result.json
     RUN/result.json                written when every net has finished; holds the run's ``format_version``
+    RUN/adaptation.json            an adapted run only: how it was adapted and the day-of-year offset to predict with
 
     OUT/classes.json               map code i = model class index i (0 = no data)
     OUT/maps/YYYYMMDD.tif, .png    class map (COG) and its quick-look
@@ -71,6 +72,11 @@ class RunLayout:
     @property
     def result(self) -> Path:
         return self.root / "result.json"
+
+    @property
+    def adaptation(self) -> Path:
+        """``RUN/adaptation.json``: written by ``tropicrop adapt`` (methods, day-of-year offset for prediction)."""
+        return self.root / "adaptation.json"
 
     @property
     def nets(self) -> Path:

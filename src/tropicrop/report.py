@@ -325,6 +325,9 @@ def write_report(out: Path) -> Path:
         fig = plot_maps(out, cfg["scenes"]["b"], records, map_date, figures / f"maps_{map_date}.png")
         if fig is not None:
             lines += [f"## Maps of {map_date}", "", f"![maps]({fig.relative_to(out)})", ""]
+    from tropicrop.adaptation.report import adaptation_lines
+
+    lines += adaptation_lines(out, records, per_date, plot_per_date)
     lines += ["## Per-date figures", "", *per_date_table(per_date)]
     report = exp.report
     with atomic_path(report) as tmp:

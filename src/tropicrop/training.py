@@ -83,6 +83,7 @@ class DataConfig:
     val_limit: int = 1024  # at most this many (patch, date) validation samples
     balance: bool = False  # sample patches inversely to the frequency of their rarest class
     augment: bool = True  # random 90-degree rotations and flips
+    doy_shift: int = 0  # days: random offsets of each sample's days of year in [-doy_shift, doy_shift] (0 = off)
     other_threshold: float = 0.053  # classes below this fraction of samples are merged into Other
     classes: list[str] | None = None  # explicit class names (overrides fitting); may include Other
 
@@ -158,6 +159,8 @@ def check_config(cfg: TrainConfig, path: Path | None = None) -> None:
         raise ConfigError(path, f"data.test_inputs is {cfg.data.test_inputs!r}", f"use one of {', '.join(TEST_INPUTS)}")
     if cfg.data.val_block < 0:
         raise ConfigError(path, f"data.val_block is {cfg.data.val_block}", "use 0 (the patch size) or a side in pixels")
+    if not 0 <= cfg.data.doy_shift <= 182:
+        raise ConfigError(path, f"data.doy_shift is {cfg.data.doy_shift}", "use 0 (off) to 182 days")
     if not 0 <= cfg.data.val_fraction < 1:
         raise ConfigError(path, f"data.val_fraction is {cfg.data.val_fraction}", "use a fraction in [0, 1)")
 
@@ -256,7 +259,7 @@ class TargetDataModule(L.LightningDataModule):
         rank, world = self._rank_world()
         ds = TrainBatches(self.data, self.train_origins, self.targets, c.optim.batch_size, c.data.patch_size,
                           seed=c.seed, balance=c.data.balance, augment=c.data.augment,
-                          every_step=is_sequence_model(MODELS[c.model.name]))
+                          every_step=is_sequence_model(MODELS[c.model.name]), doy_shift=c.data.doy_shift)
         sampler = StepSampler(c.trainer.steps_per_epoch, lambda: self.trainer.global_step if self.trainer else 0, rank, world)
         return DataLoader(ds, batch_size=None, sampler=sampler,
                           num_workers=c.trainer.num_workers, persistent_workers=False)

@@ -18,6 +18,7 @@ import datetime as dt
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,6 +46,13 @@ class WindowIndex:
 def day_of_year(date: dt.date) -> int:
     """Day of year, 1..366."""
     return date.timetuple().tm_yday
+
+
+def shift_doy(doy: int | np.ndarray | torch.Tensor, offset: int | np.ndarray | torch.Tensor) -> Any:
+    """Day of year (1..365) ``offset`` days later, wrapping around the year: ``doy`` array or tensor of any
+    shape, ``offset`` a scalar or broadcastable. Used to move a year's calendar onto another's (adaptation)
+    and to augment training dates."""
+    return (doy - 1 + offset) % 365 + 1
 
 
 def months_before(date: dt.date, months: int) -> dt.date:
@@ -290,13 +298,17 @@ class TrainBatches(Dataset[dict[str, torch.Tensor]]):
     per-month mode: one date). Patches are drawn from ``origins`` uniformly, or, with ``balance``, with
     probability inversely proportional to the frequency of the rarest class they hold at that date. With
     ``every_step`` batches also hold the labels of every date of the window (``step_labels``).
+    ``doy_shift`` > 0 moves each sample's days of year by one random offset in [-doy_shift, doy_shift]
+    (the shift-augmentation baseline of TimeMatch, Nyborg et al. 2022: a network that has seen its seasons
+    a few weeks early or late depends less on the calendar of its training year).
     """
 
     def __init__(self, data: SceneTensors, origins: np.ndarray, targets: Sequence[dt.date], batch_size: int,
-                 patch_size: int, seed: int, balance: bool = False, augment: bool = True, every_step: bool = False) -> None:
+                 patch_size: int, seed: int, balance: bool = False, augment: bool = True, every_step: bool = False,
+                 doy_shift: int = 0) -> None:
         self.data, self.origins, self.targets = data, origins, list(targets)
         self.batch_size, self.patch_size, self.seed = batch_size, patch_size, seed
-        self.augment, self.every_step = augment, every_step
+        self.augment, self.every_step, self.doy_shift = augment, every_step, doy_shift
         self.weights = {d: self._weights(d) for d in self.targets} if balance else None
 
     def _weights(self, target: dt.date) -> np.ndarray | None:
@@ -320,6 +332,9 @@ class TrainBatches(Dataset[dict[str, torch.Tensor]]):
         batch = self.data.gather(self.origins[pick], target, self.patch_size, self.every_step)
         if self.augment:
             batch = augment(batch, rng)
+        if self.doy_shift > 0:
+            offsets = rng.integers(-self.doy_shift, self.doy_shift + 1, size=(self.batch_size, 1))
+            batch["doy"] = shift_doy(batch["doy"], torch.from_numpy(offsets))
         return batch
 
 

@@ -8,6 +8,7 @@ import math
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from tropicrop.layout import PredictionLayout
 from tropicrop.precision import precision_label
 from tropicrop.runfiles import read_json
 from tropicrop.scene import Scene, load_scene
-from tropicrop.windows import target_window
+from tropicrop.windows import shift_doy, target_window
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,14 @@ BUFFER_BYTES = 2 * 1024**3  # above this, target dates are predicted in groups, 
 
 
 def make_plans(models: RunModels, scene: Scene, dates: Sequence[dt.date]) -> list[Plan]:
-    return [Plan(d, k, models.net_for(d), target_window(scene.dates, d, models.sequence_length, scene.missing))
-            for k, d in enumerate(dates)]
+    """One plan per date: its network and window; an adapted run's windows carry its shifted days of year."""
+    plans = []
+    for k, d in enumerate(dates):
+        window = target_window(scene.dates, d, models.sequence_length, scene.missing)
+        if models.doy_offset:
+            window = replace(window, doy=shift_doy(window.doy, models.doy_offset))
+        plans.append(Plan(d, k, models.net_for(d), window))
+    return plans
 
 
 def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt.date], *, tile: int = 256,
@@ -98,6 +105,7 @@ def _write_log(out: Path, models: RunModels, scene: Scene, plans: Sequence[Plan]
         "margin": margin,
         "device": str(models.device),
         "precision": precision_label(models.autocast),
+        "doy_offset": models.doy_offset,
         "nets": {p.date.isoformat(): p.net.name for p in plans},
         "seconds": round(seconds, 3),
         "pixel_months_per_s": round(pixels / seconds, 1) if seconds > 0 else None,

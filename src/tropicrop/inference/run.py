@@ -21,11 +21,14 @@ from tropicrop.runfiles import (
     load_checkpoint,
     network_from_checkpoint,
     read_class_table,
+    read_json,
     read_normalizer,
     read_run_result,
     read_yaml_mapping,
 )
 from tropicrop.windows import Normalizer, day_of_year
+
+ADAPT_AGAIN = "adapt the run again with: tropicrop adapt ... --force"
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class RunModels:
     """Everything prediction needs from a run directory, loaded onto ``device``.
 
     ``autocast`` is the reduced precision (e.g. torch.bfloat16) to run the networks in, or None for float32.
+    ``doy_offset`` (days) is added to the scene's days of year before they reach the networks: an adapted
+    run (``tropicrop adapt``, ``RUN/adaptation.json``) moves the new year's calendar onto the training year's.
     """
 
     classes: ClassTable
@@ -52,6 +57,7 @@ class RunModels:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     autocast: torch.dtype | None = None
     root: Path | None = None
+    doy_offset: int = 0
 
     @property
     def per_month(self) -> bool:
@@ -145,4 +151,17 @@ def load_run(run_dir: Path, precision: str | None = None) -> RunModels:
     if any(n.target is None for n in nets) and len(nets) > 1:
         raise RunError(run_dir, "mixes an all-months network with per-month ones", "train it again with --force")
     return RunModels(classes=classes, normalizer=normalizer, sequence_length=int(hp.get("sequence_length", 12)),
-                     in_channels=int(hp["in_channels"]), nets=nets, device=device, autocast=autocast, root=run_dir)
+                     in_channels=int(hp["in_channels"]), nets=nets, device=device, autocast=autocast, root=run_dir,
+                     doy_offset=read_doy_offset(run))
+
+
+def read_doy_offset(run: RunLayout) -> int:
+    """The day-of-year offset of an adapted run (``RUN/adaptation.json``), 0 for a run that was not adapted."""
+    if not run.adaptation.is_file():
+        return 0
+    record = read_json(run.adaptation, ADAPT_AGAIN)
+    offset = record.get("doy_offset", 0) if isinstance(record, dict) else None
+    if isinstance(offset, bool) or not isinstance(offset, int) or not -182 <= offset <= 182:
+        raise RunError(run.adaptation, f"has doy_offset {offset!r}, not a whole number of days in [-182, 182]",
+                       ADAPT_AGAIN)
+    return offset

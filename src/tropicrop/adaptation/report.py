@@ -1,0 +1,131 @@
+"""The experiment report's adaptation section: the ablation table, the per-date curve and the few-label curve.
+
+Rows come from the finished approaches' records (``approaches/SLUG.json``): the adapted ones (an ``adapt``
+entry), their bases, approaches trained with day-of-year augmentation (``data.doy_shift`` > 0 in their run
+config) and the reference trained on year B (Baseline 1 if present, else the first approach trained on B).
+The *gap recovered* is (F1 - base F1) / (reference F1 - base F1): 100 % means the adapted network scores
+what a network trained on year B's own labels scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import yaml
+
+from tropicrop.io.files import atomic_path
+
+PerDate = dict[str, dict[str, tuple[float, float]]]
+
+
+def _doy_shift(out: Path, record: dict[str, Any]) -> int:
+    cfg = out / "runs" / record["slug"] / "config.yaml"
+    if not cfg.is_file():
+        return 0
+    data = (yaml.safe_load(cfg.read_text()) or {}).get("data", {})
+    return int(data.get("doy_shift", 0) or 0)
+
+
+def reference_record(records: list[dict[str, Any]], preferred: str = "Baseline 1") -> dict[str, Any] | None:
+    """The same-year reference: ``preferred`` if present, else the first approach trained on year B."""
+    own = [r for r in records if r.get("train_on") == "b" and not r.get("adapt")]
+    return next((r for r in own if r["name"] == preferred), own[0] if own else None)
+
+
+def _describe(out: Path, r: dict[str, Any]) -> tuple[str, str]:
+    """(base, methods) cells of an ablation row."""
+    if r.get("adapt"):
+        a = r["adapt"]
+        methods = ", ".join(a["methods"]) or "-"
+        if a.get("parcels"):
+            methods = f"{methods} + {a['parcels']} labelled parcel(s)/class" if a["methods"] else \
+                f"{a['parcels']} labelled parcel(s)/class"
+        return a["base"], methods
+    shift = _doy_shift(out, r)
+    return "-", (f"doy augmentation ±{shift} d (training)" if shift else "none (trained on year A)")
+
+
+def adaptation_lines(out: Path, records: list[dict[str, Any]], per_date: PerDate,
+                     plot: Callable[[PerDate, int, str, Path], Path]) -> list[str]:
+    """Markdown lines of the adaptation section (empty if no approach is adapted or augmented)."""
+    adapted = [r for r in records if r.get("adapt")]
+    augmented = [r for r in records if not r.get("adapt") and r.get("train_on") == "a" and _doy_shift(out, r)]
+    if not adapted and not augmented:
+        return []
+    by_name = {r["name"]: r for r in records}
+    bases = {r["adapt"]["base"] for r in adapted}
+    ref = reference_record(records)
+    cross = [r for r in records if r.get("train_on") == "a" and not r.get("adapt") and not _doy_shift(out, r)]
+    main_base = by_name.get(next(iter(sorted(bases)), "")) or (cross[0] if cross else None)
+    rows = [r for r in records if r["name"] in bases or r in adapted or r in augmented]
+    lines = ["## Adaptation to year B", "",
+             "Unsupervised rows use year B's images only; rows with labelled parcels also read that many parcels "
+             "per class of B's train split. Gap recovered = (F1 - base F1) / (reference F1 - base F1)"
+             + (f", reference: {ref['name']} ({100 * ref['f1']:.1f} F1)." if ref else " (no reference trained on B)."),
+             "", "| approach | base | adaptation | year-B labels | doy offset (d) | average F1 (%) | average OA (%) "
+             "| ΔF1 vs base | gap recovered |", "|---|---|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        base_name, methods = _describe(out, r)
+        base = by_name.get(base_name) if r.get("adapt") else (main_base if r in augmented else None)
+        delta = 100 * (r["f1"] - base["f1"]) if base else None
+        gap = 100 * (ref["f1"] - base["f1"]) if (base and ref) else None
+        recovered = f"{100 * delta / gap:.0f} %" if (delta is not None and gap and gap > 0) else ""
+        labels = f"{r['adapt']['parcels']} parcels/class" if r.get("adapt", {}).get("parcels") else "none"
+        offset = f"{r['adapt']['doy_offset']:+d}" if r.get("adapt") else ""
+        lines.append(f"| {r['name']} | {base_name} | {methods} | {labels} | {offset} | {100 * r['f1']:.1f} | "
+                     f"{100 * r['oa']:.1f} | {'' if delta is None else f'{delta:+.1f}'} | {recovered} |")
+    single = [r for r in adapted if len(r["adapt"]["methods"]) == 1 and not r["adapt"]["parcels"]]
+    candidates = [(r["f1"] - by_name[r["adapt"]["base"]]["f1"], r["adapt"]["methods"][0]) for r in single
+                  if r["adapt"]["base"] in by_name]
+    candidates += [(r["f1"] - main_base["f1"], "doy augmentation") for r in augmented if main_base]
+    if candidates:
+        gain, method = max(candidates)
+        lines += ["", f"- Method alone with the largest gain: **{method}** ({100 * gain:+.1f} F1 points)."]
+    names = [r["name"] for r in rows if not r.get("adapt", {}).get("parcels")] + ([ref["name"]] if ref else [])
+    subset = {n: per_date[n] for n in names if n in per_date}
+    if subset:
+        fig = plot(subset, 1, "Per-date average F1 on year B: adaptation ablation",
+                   out / "figures" / "adaptation_f1_per_date.png")
+        lines += ["", f"![adaptation per-date F1]({fig.relative_to(out)})"]
+    few = [r for r in adapted if r["adapt"]["parcels"]]
+    if few and main_base is not None:
+        fig = plot_few_labels(few, main_base, ref, [r for r in adapted if not r["adapt"]["parcels"]],
+                              out / "figures" / "few_labels.png")
+        lines += ["", "### Few labels: average F1 against labelled parcels per class", "",
+                  "| parcels per class | " + " | ".join(str(r["adapt"]["parcels"]) for r in few) + " |",
+                  "|---|" + "---:|" * len(few),
+                  "| average F1 (%) | " + " | ".join(f"{100 * r['f1']:.1f}" for r in few) + " |",
+                  "", f"![few labels]({fig.relative_to(out)})"]
+    return [*lines, ""]
+
+
+def plot_few_labels(few: list[dict[str, Any]], base: dict[str, Any], ref: dict[str, Any] | None,
+                    unsupervised: list[dict[str, Any]], path: Path) -> Path:
+    """Average F1 against k labelled parcels per class, with the base (k = 0), the best unsupervised
+    adaptation and the same-year reference as horizontal lines."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    pts = sorted((r["adapt"]["parcels"], 100 * r["f1"]) for r in few)
+    ax.plot([k for k, _ in pts], [f for _, f in pts], marker="o", label="fine-tuned on k parcels/class")
+    ax.axhline(100 * base["f1"], color="gray", ls="--", label=f"{base['name']} (no adaptation)")
+    if unsupervised:
+        best = max(unsupervised, key=lambda r: r["f1"])
+        ax.axhline(100 * best["f1"], color="tab:green", ls="-.", label=f"best unsupervised: {best['name']}")
+    if ref is not None:
+        ax.axhline(100 * ref["f1"], color="black", ls=":", label=f"{ref['name']} (year B labels)")
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled parcels per class of year B")
+    ax.set_ylabel("average F1 (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path

@@ -1,0 +1,146 @@
+"""Temporal shift estimation (after TimeMatch, Nyborg et al., ISPRS J. 2022), with no label of the new year.
+
+A network fed the day of year (VUnetConvLSTM) has learnt *when* each crop looks like what. If the new
+year's season runs three weeks early, its images carry the right appearance at the wrong dates and the
+network hesitates. Offsetting the new year's days of year by ``o`` and predicting a sample of it, the
+offset that moves its calendar onto the training year's gives the most confident predictions (lowest
+mean entropy, TimeMatch's criterion) and class shares closest to the training year's (the agreement of
+predicted shares with the training labels' shares at the matching time of year; it guards against an
+offset that makes the network confidently predict one class everywhere). The score of an offset is the
+sum of both, each on a 0..1 scale: mean entropy / log(classes) and the Jensen-Shannon divergence in bits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from tropicrop.adaptation.data import PatchSampler
+from tropicrop.classes import ClassTable
+from tropicrop.scene import TRAIN, Scene
+from tropicrop.windows import day_of_year, shift_doy
+
+
+@dataclass(frozen=True)
+class ClassShares:
+    """The training year's class shares (classes 1..K-1, summing to 1) at each of its labelled days of year."""
+
+    doy: tuple[int, ...]
+    shares: tuple[tuple[float, ...], ...]
+
+    def at(self, doy: int) -> np.ndarray:
+        """Shares of the labelled date nearest to ``doy`` on the circle of the year."""
+        d = np.abs(np.asarray(self.doy) - doy)
+        return np.asarray(self.shares[int(np.argmin(np.minimum(d, 365 - d)))])
+
+
+def source_shares(scene: Scene, classes: ClassTable, use: str) -> ClassShares | None:
+    """Class shares of the training year (labels allowed: it is year A) over the pixels a run trained on
+    (``use`` = ``train``: split == 1; ``all``: every labelled pixel), at each labelled date; None if it has
+    no labelled pixel of the table's classes."""
+    lookup = classes.lookup(scene.classes)
+    mask = scene.read_split() == TRAIN if use == "train" and scene.has_split else None
+    doys, shares = [], []
+    for date, labels in zip(scene.labelled_dates, scene.read_labels(), strict=True):
+        codes = lookup[labels[mask] if mask is not None else labels.ravel()]
+        counts = np.bincount(codes.ravel(), minlength=classes.num_classes)[1:].astype(np.float64)
+        if counts.sum() > 0:
+            doys.append(day_of_year(date))
+            shares.append(tuple(float(v) for v in counts / counts.sum()))
+    return ClassShares(tuple(doys), tuple(shares)) if doys else None
+
+
+def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen-Shannon divergence of two distributions, in bits (0 = equal, 1 = disjoint)."""
+    m = 0.5 * (p + q)
+
+    def kl(a: np.ndarray) -> float:
+        nz = a > 0
+        return float(np.sum(a[nz] * np.log2(a[nz] / m[nz])))
+
+    return 0.5 * kl(p) + 0.5 * kl(q)
+
+
+@dataclass
+class ShiftEstimate:
+    """The offsets tried, their scores and the chosen one (days added to the new year's days of year)."""
+
+    offset: int
+    offsets: list[int]
+    entropy: list[float]
+    share_divergence: list[float | None]
+    score: list[float]
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def _window_probabilities(model: Any, sampler: PatchSampler, origin: np.ndarray, targets: Sequence[dt.date],
+                          offset: int) -> list[torch.Tensor]:
+    """Softmax over classes 1..K-1 (K-1, P, P) of one patch at every target date, days moved by ``offset``.
+
+    A model with ``encode``/``decode`` and masked padding (UnetConvLSTM, VUnetConvLSTM) encodes each date
+    of the patch once for all target windows, as full-scene inference does; other models run ``forward``
+    per window. Class 0, *no reference*, is never predicted.
+    """
+    data = sampler.data
+    windows = [data.window(t) for t in targets]
+    if not (hasattr(model, "encode") and hasattr(model, "decode") and getattr(model, "padding", "mask") == "mask"):
+        out = []
+        for t in targets:
+            batch = sampler.gather(origin[None], t, offset)
+            out.append(torch.softmax(model(batch["images"], batch["doy"], batch["valid"]).float()[0, 1:], dim=0))
+        return out
+    needed = sorted({int(i) for w in windows for i in w.indices if i >= 0})
+    position = {i: k for k, i in enumerate(needed)}
+    r, c, p = int(origin[0]), int(origin[1]), sampler.patch_size
+    frames = torch.from_numpy(np.ascontiguousarray(data.images[needed, :, r : r + p, c : c + p]))
+    frame_doy = torch.tensor([int(shift_doy(day_of_year(data.dates[i]), offset)) for i in needed])
+    features = model.encode(frames, frame_doy)
+    out = []
+    for w in windows:
+        index = torch.tensor([[position[int(i)] if i >= 0 else -1 for i in w.indices]])
+        doy = torch.from_numpy(np.asarray(shift_doy(w.doy, offset)))[None]
+        logits = model.decode(features.sequence(index), doy, torch.from_numpy(w.valid)[None])
+        out.append(torch.softmax(logits.float()[0, 1:], dim=0))
+    return out
+
+
+def estimate_shift(model: nn.Module, sampler: PatchSampler, origins: np.ndarray, offsets: Sequence[int],
+                   shares: ClassShares | None, progress: bool = False) -> ShiftEstimate:
+    """Score every offset in ``offsets`` on the patches ``origins`` (N, 2) at every target date of
+    ``sampler`` and return the best (ties: the smallest absolute offset). ``model`` must be in eval mode."""
+    entropies: list[float] = []
+    divergences: list[float | None] = []
+    targets: Sequence[dt.date] = sampler.targets
+    with torch.no_grad():
+        for offset in tqdm(list(offsets), desc="shift scores", unit="offset", disable=not progress):
+            ent_sum, n_pix = 0.0, 0
+            class_sums: list[np.ndarray | None] = [None] * len(targets)
+            for origin in origins:
+                for k, probs in enumerate(_window_probabilities(model, sampler, origin, targets, int(offset))):
+                    ent = -(probs * torch.log(probs.clamp_min(1e-12))).sum(dim=0) / np.log(max(probs.shape[0], 2))
+                    ent_sum += float(ent.sum())
+                    n_pix += ent.numel()
+                    part = probs.sum(dim=(1, 2)).double().numpy()
+                    prev = class_sums[k]
+                    class_sums[k] = part if prev is None else prev + part
+            div = []
+            if shares is not None:
+                for target, sums in zip(targets, class_sums, strict=True):
+                    if sums is not None:
+                        when = int(shift_doy(day_of_year(target), int(offset)))
+                        div.append(js_divergence(sums / sums.sum(), shares.at(when)))
+            entropies.append(ent_sum / max(n_pix, 1))
+            divergences.append(float(np.mean(div)) if div else None)
+    scores = [e + (d or 0.0) for e, d in zip(entropies, divergences, strict=True)]
+    best = min(range(len(scores)), key=lambda i: (round(scores[i], 9), abs(offsets[i])))
+    return ShiftEstimate(int(offsets[best]), [int(o) for o in offsets], entropies, divergences, scores)
