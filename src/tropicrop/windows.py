@@ -17,6 +17,7 @@ import datetime as dt
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,6 +26,9 @@ from torch.utils.data import Dataset, Sampler
 
 from tropicrop.classes import ClassTable
 from tropicrop.scene import TEST, TRAIN, Scene
+
+if TYPE_CHECKING:
+    from tropicrop.cache import CachedImages  # the images of a training region cached on disk
 
 
 # ------------------------------------------------------------------------------------------ windows
@@ -109,12 +113,13 @@ class Normalizer:
 class SceneTensors:
     """A scene region in memory, ready for batching.
 
-    ``images`` (T, C, H, W) float32 normalised; ``labels`` (L, H, W) uint8 model class indices at the
-    labelled dates, already 0 outside the pixels that may be used; ``usable`` (H, W) bool, pixels whose
-    inputs may enter a batch; ``dates`` all acquisition dates; ``label_dates`` the L labelled dates.
+    ``images`` (T, C, H, W) float32 normalised (in memory, or :class:`CachedImages` normalising on read);
+    ``labels`` (L, H, W) uint8 model class indices at the labelled dates, already 0 outside the pixels that
+    may be used; ``usable`` (H, W) bool, pixels whose inputs may enter a batch; ``dates`` all acquisition
+    dates; ``label_dates`` the L labelled dates.
     """
 
-    images: np.ndarray
+    images: np.ndarray | CachedImages
     labels: np.ndarray
     usable: np.ndarray
     dates: list[dt.date]
