@@ -26,6 +26,8 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "training.py": (["--size", "256", "--steps", "30", "--epochs", "2"], ["--size", "128", "--steps", "10", "--epochs", "1"]),
     "inference.py": ([], ["--size", "256", "--rss-sizes", "256", "512", "--flops-tiles", "128"]),
     "synthetic_difficulty.py": (["--size", "512"], ["--size", "256"]),
+    "training_memory.py": (["--in-memory"], ["--sizes", "256", "512"]),
+    "dask_predict.py": ([], ["--size", "256"]),
 }
 
 

@@ -6,8 +6,9 @@ cache (the default), the training region is read strip by strip into ``RUN/cache
 memory map; ``--in-memory`` measures the previous path (the region read into memory as float32).
 Goal (issue 18): peak RSS at 2048^2 at most 1.25 x that at 1024^2.
 
-Run: ``python benchmarks/training_memory.py --scenes DIR1024 DIR2048`` where each DIR holds ``lem1920/``
-(made by ``tropicrop synth --preset lem --size N --seed 1 DIR``).
+Run: ``python benchmarks/training_memory.py [--sizes 1024 2048] [--data DIR] [--in-memory]``; the scenes are
+``tropicrop synth --preset lem --size N --seed 1 DIR/sN`` (written there when missing; a temporary folder
+without ``--data``).
 """
 
 from __future__ import annotations
@@ -49,14 +50,28 @@ def measure(scene: Path, in_memory: bool, steps: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenes", type=Path, nargs=2, required=True, help="the 1024^2 and 2048^2 synth folders")
+    parser.add_argument("--sizes", type=int, nargs=2, default=[1024, 2048], help="the two scene sides")
+    parser.add_argument("--data", type=Path, default=None, help="folder of the synthetic scenes (kept)")
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--in-memory", action="store_true", help="also measure the previous in-memory path")
     args = parser.parse_args()
-    print("| path | 1024^2 peak RSS MB | 2048^2 peak RSS MB | ratio (goal <= 1.25) |")
+    from tropicrop.synthetic import write_pair
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = args.data or Path(tmp)
+        scenes = []
+        for size in args.sizes:
+            if not (data / f"s{size}" / "lem1920" / "scene.yaml").is_file():
+                write_pair(data / f"s{size}", preset="lem", size=size, seed=1, overwrite=True)
+            scenes.append(data / f"s{size}" / "lem1920")
+        table(scenes, args.sizes, args.steps, args.in_memory)
+
+
+def table(scenes: list[Path], sizes: list[int], steps: int, also_in_memory: bool) -> None:
+    print(f"| path | {sizes[0]}^2 peak RSS MB | {sizes[1]}^2 peak RSS MB | ratio (goal <= 1.25) |")
     print("|---|---:|---:|---:|")
-    for in_memory in ([False, True] if args.in_memory else [False]):
-        small, large = (measure(d / "lem1920", in_memory, args.steps) for d in args.scenes)
+    for in_memory in ([False, True] if also_in_memory else [False]):
+        small, large = (measure(scene, in_memory, steps) for scene in scenes)
         ratio = large["peak_rss_mb"] / small["peak_rss_mb"]
         name = "in memory (before)" if in_memory else "on-disk cache"
         print(f"| {name} | {small['peak_rss_mb']:.0f} | {large['peak_rss_mb']:.0f} | {ratio:.2f} |", flush=True)

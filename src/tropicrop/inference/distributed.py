@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from distributed import WorkerPlugin
 
-from tropicrop.errors import ConfigError, SceneError
+from tropicrop.errors import ConfigError, RunError, SceneError
 from tropicrop.inference.blocks import Block, Rect, block_maps, plan_blocks, shared_tiles, tile_sums
 from tropicrop.inference.dates import check_dates
 from tropicrop.inference.mapfiles import NODATA, Outputs, ScratchMaps, finalise_maps, write_classes
@@ -238,7 +238,7 @@ def predict_distributed(run_dir: Path, scenes: Sequence[Path], out: Path, *,
 def _predict_scene(client: Any, models: RunModels, run_dir: Path, scene: Scene, out: Path,
                    dates: Sequence[dt.date] | Literal["all"] | None, tile: int, overlap: int, probabilities: bool,
                    aoi: str | Path | None, block: int, progress: bool) -> SceneResult:
-    from distributed import as_completed
+    from distributed import KilledWorker, as_completed
     from tqdm import tqdm
 
     if scene.num_bands != models.in_channels:
@@ -278,7 +278,12 @@ def _predict_scene(client: Any, models: RunModels, run_dir: Path, scene: Scene, 
     with tqdm(total=len(block_futures) + len(date_futures), unit="task", disable=not progress,
               desc=f"{scene.name}: {len(missing)} block(s), {len(todo)} map(s)") as bar:
         for future in as_completed([*block_futures, *date_futures]):
-            result = future.result()  # re-raises a task's error here, once its retries are spent
+            try:
+                result = future.result()  # re-raises a task's error here, once its retries are spent
+            except KilledWorker as exc:
+                raise RunError(out, f"Dask gave up: {exc}".split(". The last worker")[0],
+                               "look at the worker logs (out of memory?), then run the same command again: "
+                               "finished blocks are kept") from None
             if future.key in block_keys:
                 computed += int(result)
             bar.update(1)

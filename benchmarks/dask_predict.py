@@ -8,7 +8,7 @@ workers. Two figures for Dask: the prediction alone (from ``predict.json``) and 
 starting the cluster. The cores of this machine are shared with other work: absolute figures are noise,
 the ratio is the finding.
 
-Run: ``python benchmarks/distributed.py [--size 512] [--workers 2] [--cores 2]``.
+Run: ``python benchmarks/dask_predict.py [--size 512] [--workers 2] [--cores 2]``.
 """
 
 from __future__ import annotations
