@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -259,7 +259,7 @@ def _predict_scene(client: Any, models: RunModels, run_dir: Path, scene: Scene, 
     job = Job(str(run_dir), str(scene.root.resolve()), str(out), "", todo, tile, overlap, probabilities,
               None if aoi is None else str(Path(aoi).resolve()))
     per_block = _block_tiles(models, len(todo), tile, block)
-    job = Job(**{**job.__dict__, "scratch": str(out / f".blocks-{_scratch_key(job, per_block)}")})
+    job = replace(job, scratch=str(out / f".blocks-{_scratch_key(job, per_block)}"))
     Path(job.scratch).mkdir(exist_ok=True)
     blocks = plan_blocks(scene.grid, tile, overlap, per_block)
     missing = [b for b in blocks if not _block_file(job, b, "codes").is_file()]
