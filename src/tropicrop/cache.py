@@ -166,6 +166,28 @@ def _fit(scene: Scene, window: Window, mask: np.ndarray, progress: bool) -> Norm
     return stats.normalizer()
 
 
+class _NpyWriter:
+    """A ``.npy`` of shape (..., H, W) written by strips of rows with plain writes (``os.pwrite``), not
+    through a memory map whose dirty pages would count in this process's resident memory."""
+
+    def __init__(self, path: Path, dtype: type, shape: tuple[int, ...]) -> None:
+        np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape).flush()  # header + sparse file
+        self.offset = int(np.load(path, mmap_mode="r").offset)
+        self.shape, self.itemsize = shape, np.dtype(dtype).itemsize
+        self.fd = os.open(path, os.O_WRONLY)
+
+    def write_rows(self, top: int, rows: np.ndarray) -> None:
+        """Write ``rows`` (..., n, W) at rows ``[top, top + n)`` of every leading index."""
+        h, w = self.shape[-2:]
+        flat = np.ascontiguousarray(rows).reshape(-1, rows.shape[-2] * w)  # one contiguous run per leading index
+        for k, run in enumerate(flat):
+            os.pwrite(self.fd, run.tobytes(), self.offset + (k * h + top) * w * self.itemsize)
+
+    def close(self) -> None:
+        os.fsync(self.fd)
+        os.close(self.fd)
+
+
 def _build(scene: Scene, classes: ClassTable, normalizer: Normalizer, use: str, window: Window, folder: Path,
            key: dict[str, Any], progress: bool) -> None:
     """Write the cache into a temporary folder beside ``folder``, strip by strip, and rename it."""
@@ -174,23 +196,20 @@ def _build(scene: Scene, classes: ClassTable, normalizer: Normalizer, use: str, 
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.partial-"))
     try:
-        images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.float16,
-                                           shape=(len(scene.dates), scene.num_bands, h, w))
-        labels = np.lib.format.open_memmap(tmp / "labels.npy", mode="w+", dtype=np.uint8,
-                                           shape=(len(scene.labelled_dates), h, w))
+        images = _NpyWriter(tmp / "images.npy", np.float16, (len(scene.dates), scene.num_bands, h, w))
+        labels = _NpyWriter(tmp / "labels.npy", np.uint8, (len(scene.labelled_dates), h, w))
         usable = np.ones((h, w), dtype=bool)
         for top, strip in _strips(scene, window, "caching", progress):
             rows = slice(top, top + int(strip.height))
-            images[:, :, rows] = normalizer(scene.read_images(strip)).astype(np.float16)
+            images.write_rows(top, normalizer(scene.read_images(strip)).astype(np.float16))
             strip_labels = lookup[scene.read_labels(strip)]
             if use == "train":
                 split = scene.read_split(strip)
                 strip_labels[:, split != TRAIN] = 0
                 usable[rows] = split != TEST
-            labels[:, rows] = strip_labels
-        images.flush()
-        labels.flush()
-        del images, labels
+            labels.write_rows(top, strip_labels)
+        images.close()
+        labels.close()
         np.save(tmp / "usable.npy", usable)
         (tmp / "cache.json").write_text(json.dumps({"key": key, "normalizer": normalizer.to_dict()}))
         try:
