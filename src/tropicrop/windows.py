@@ -17,7 +17,7 @@ import datetime as dt
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -27,8 +27,15 @@ from torch.utils.data import Dataset, Sampler
 from tropicrop.classes import ClassTable
 from tropicrop.scene import TEST, TRAIN, Scene
 
-if TYPE_CHECKING:
-    from tropicrop.cache import CachedImages  # the images of a training region cached on disk
+
+class ImageStack(Protocol):
+    """What batching needs of a region's images (T, C, H, W): their shape and normalised float32 slices (an
+    array in memory, or :class:`tropicrop.cache.CachedImages` read from disk)."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    def __getitem__(self, key: Any) -> np.ndarray: ...
 
 
 # ------------------------------------------------------------------------------------------ windows
@@ -113,13 +120,13 @@ class Normalizer:
 class SceneTensors:
     """A scene region in memory, ready for batching.
 
-    ``images`` (T, C, H, W) float32 normalised (in memory, or :class:`CachedImages` normalising on read);
+    ``images`` (T, C, H, W) float32 normalised (in memory, or an :class:`ImageStack` on disk);
     ``labels`` (L, H, W) uint8 model class indices at the labelled dates, already 0 outside the pixels that
     may be used; ``usable`` (H, W) bool, pixels whose inputs may enter a batch; ``dates`` all acquisition
     dates; ``label_dates`` the L labelled dates.
     """
 
-    images: np.ndarray | CachedImages
+    images: np.ndarray | ImageStack
     labels: np.ndarray
     usable: np.ndarray
     dates: list[dt.date]
