@@ -143,3 +143,17 @@ def test_several_scenes_write_one_folder_each(pair: dict[str, Path], client: Any
     assert set(result) == {"lem1920", "lem1718"}
     for name in result:
         assert len(list((out / name / "maps").glob("*.tif"))) == len(result[name].maps) > 0
+
+
+def test_cli_predict_with_workers_passes_precision_and_margin(pair: dict[str, Path], tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from tropicrop.cli import main
+
+    out = tmp_path / "cli"
+    args = ["predict", str(pair["run"]), str(pair["scene"]), "--out", str(out), "--dates", "2020-03-16,2020-05-15",
+            "--tile", "24", "--overlap", "8", "--probabilities", "--precision", "32", "--workers", "1", "--block", "2"]
+    assert main(args) == 0
+    assert "4 block(s) computed" in capsys.readouterr().out
+    same_maps(out, pair["single-32"])
+    assert json.loads((out / "predict.json").read_text())[-1]["margin"] == json.loads(
+        (pair["single-32"] / "predict.json").read_text())[-1]["margin"]
