@@ -28,6 +28,8 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "synthetic_difficulty.py": (["--size", "512"], ["--size", "256"]),
     "stack_memory.py": ([], ["--size", "512", "--months", "3"]),
     "precision_accuracy.py": (["--seeds", "0", "1", "2"], ["--seeds", "0", "1", "--epochs", "4"]),
+    "training_memory.py": (["--in-memory"], ["--sizes", "256", "512"]),
+    "dask_predict.py": ([], ["--size", "256"]),
     "backbones.py": ([], ["--size", "256", "--train-steps", "2", "--repeat", "1"]),
 }
 # with a GPU, model_throughput.py measures it as well; inference.py runs a second time on it

@@ -189,23 +189,47 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from tropicrop.inference import parse_dates, predict_run
     from tropicrop.scene import load_scene
 
-    scene = load_scene(args.scene)
+    scenes = [load_scene(s) for s in args.scene]
     if args.parcels:  # a bad parcels file fails now, not after the maps
         from tropicrop.parcels import read_parcels
 
-        read_parcels(Path(args.parcels), scene.grid.crs)
-    # per-parcel answers need the class probabilities: --parcels turns them on
-    paths = predict_run(Path(args.run_dir), scene, Path(args.out), dates=parse_dates(args.dates, scene), tile=args.tile,
-                        overlap=args.overlap, probabilities=args.probabilities or bool(args.parcels),
-                        progress=sys.stderr.isatty(), aoi=Path(args.aoi) if args.aoi else None, precision=args.precision,
-                        margin=args.margin)
-    print(f"{len(paths)} map(s) in {Path(args.out) / 'maps'}")
+        for scene in scenes:
+            read_parcels(Path(args.parcels), scene.grid.crs)
+    every = args.dates is not None and args.dates.strip().lower() == "all"
+    dates = None if every else parse_dates(args.dates, scenes[0])
+    aoi = Path(args.aoi) if args.aoi else None
+    progress = sys.stderr.isatty()
+    probabilities = args.probabilities or bool(args.parcels)  # per-parcel answers need the class probabilities
+    outs = {scene.name: Path(args.out) if len(scenes) == 1 else Path(args.out) / scene.name for scene in scenes}
+    maps: dict[str, list[Path]] = {}
+    if args.workers is not None or args.scheduler is not None:
+        from tropicrop.inference.distributed import predict_distributed
+
+        results = predict_distributed(Path(args.run_dir), [Path(s) for s in args.scene], Path(args.out),
+                                      dates="all" if every else dates, tile=args.tile,
+                                      overlap=args.overlap, probabilities=probabilities, aoi=aoi,
+                                      workers=args.workers, scheduler=args.scheduler, block=args.block,
+                                      torch_threads=args.torch_threads, progress=progress,
+                                      precision=args.precision, margin=args.margin)
+        for name, result in results.items():
+            print(f"{name}: {len(result.maps)} map(s), {result.blocks_computed} block(s) computed, "
+                  f"{result.blocks_reused} reused")
+            maps[name] = result.maps
+    else:
+        for scene in scenes:
+            out = outs[scene.name]
+            scene_dates = list(scene.dates) if every else dates
+            maps[scene.name] = predict_run(Path(args.run_dir), scene, out, dates=scene_dates, tile=args.tile,
+                                           overlap=args.overlap, probabilities=probabilities, progress=progress,
+                                           aoi=aoi, precision=args.precision, margin=args.margin)
+            print(f"{len(maps[scene.name])} map(s) in {out / 'maps'}")
     if args.parcels:
         from tropicrop.layout import parse_stamp
         from tropicrop.parcels import parcel_answers
 
-        dates = [d for d in (parse_stamp(p.stem) for p in paths) if d is not None]
-        print(f"per-parcel classes: {parcel_answers(Path(args.out), Path(args.parcels), dates)}")
+        for name, paths in maps.items():
+            stamps = [d for d in (parse_stamp(p.stem) for p in paths) if d is not None]
+            print(f"per-parcel classes: {parcel_answers(outs[name], Path(args.parcels), stamps)}")
     return 0
 
 
@@ -337,8 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="crop maps (COG + PNG) of a scene for every requested month, from a run directory")
     p.add_argument("run_dir", help="run directory written by tropicrop train")
-    p.add_argument("scene", help="scene folder (holding scene.yaml) to map")
-    p.add_argument("--out", required=True, help="output folder (maps/, probabilities/, classes.json)")
+    p.add_argument("scene", nargs="+", help="scene folder(s) (holding scene.yaml) to map")
+    p.add_argument("--out", required=True, help="output folder (maps/, probabilities/, classes.json); with several "
+                   "scenes, OUT/<scene name>/")
     p.add_argument("--dates", help="'all' or YYYY-MM-DD,... (default: the labelled dates, or every date with a full "
                    "12-date window when the scene has no labels)")
     p.add_argument("--tile", type=int, default=256, help="tile side in pixels (default 256)")
@@ -353,6 +378,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("auto", "32", "bf16"), default=None,
                    help="auto: bfloat16 where the CPU/GPU has fast bf16 units, else float32; 32 or bf16 to force one "
                    "(default: the run's trainer.precision)")
+    p.add_argument("--workers", type=int, help="predict on a local Dask cluster of this many worker processes")
+    p.add_argument("--scheduler", help="predict on the dask.distributed cluster at this address (tcp://host:8786)")
+    p.add_argument("--block", type=int, default=4, help="with Dask: block side in tiles (default 4)")
+    p.add_argument("--torch-threads", type=int, help="with Dask: torch threads per worker (default: cores / workers "
+                   "locally, cores / worker threads on a cluster)")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("adapt", help="adapt a trained run to a new year's scene from its images (no labels)")

@@ -36,6 +36,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from rasterio.windows import Window
 from torch.utils.data import DataLoader, Subset
 
+from tropicrop.cache import cached_scene_tensors
 from tropicrop.classes import ClassTable, count_by_name, fit_class_table
 from tropicrop.classical import CLASSICAL_MODELS, PixelOptions, is_classical, prepare_pixels, train_booster
 from tropicrop.config import dump_config, load_config
@@ -313,8 +314,12 @@ def _grow(start: int, stop: int, size: int, limit: int) -> tuple[int, int]:
 
 
 def prepare_data(cfg: TrainConfig, classes: ClassTable | None = None, normalizer: Normalizer | None = None,
-                 config_path: Path | None = None) -> PreparedData:
-    """Load the training scene, fit (or take) the class table and normalisation, and cut patches."""
+                 config_path: Path | None = None, cache_dir: Path | None = None) -> PreparedData:
+    """Load the training scene, fit (or take) the class table and normalisation, and cut patches.
+
+    With ``cache_dir`` the training region is read through an on-disk cache (:mod:`tropicrop.cache`) and
+    memory does not grow with the scene; without it the region is read into memory.
+    """
     d = cfg.data
     scene = load_scene(d.scene)
     if cfg.data.use == "train" and not scene.has_split:
@@ -341,9 +346,13 @@ def prepare_data(cfg: TrainConfig, classes: ClassTable | None = None, normalizer
                 raise SceneError(scene.manifest.path, f"no labelled pixels in the {d.use} area at the target dates",
                                  "check the split and labels (tropicrop inspect)")
             classes = fit_class_table(counts, d.other_threshold)
-    if normalizer is None:
-        normalizer = Normalizer.fit(scene.read_images(window), mask)
-    tensors = load_scene_tensors(scene, classes, normalizer, d.use, d.sequence_length, window, d.test_inputs)
+    if cache_dir is not None:
+        tensors, normalizer = cached_scene_tensors(scene, classes, normalizer, d.use, d.sequence_length, window, mask,
+                                                   cache_dir, test_inputs=d.test_inputs)
+    else:
+        if normalizer is None:
+            normalizer = Normalizer.fit(scene.read_images(window), mask)
+        tensors = load_scene_tensors(scene, classes, normalizer, d.use, d.sequence_length, window, d.test_inputs)
     labelled = np.asarray((tensors.labels[[tensors.label_dates.index(t) for t in targets]] > 0).any(axis=0))
     if not labelled.any():
         raise SceneError(scene.manifest.path, f"no labelled pixels in the {d.use} area at the target dates",
@@ -465,7 +474,7 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, force: bool 
     if resume and run.classes.is_file():
         classes = read_class_table(run.classes)
         normalizer = read_normalizer(run.normalization)
-    data = prepare_data(cfg, classes, normalizer, config_path)
+    data = prepare_data(cfg, classes, normalizer, config_path, cache_dir=run.cache)
     dump_config(cfg, run.config)
     write_json(run.classes, data.classes.to_dict())
     write_json(run.normalization, data.normalizer.to_dict())
@@ -492,6 +501,7 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, force: bool 
     }
     if int(os.environ.get("LOCAL_RANK", "0")) == 0:
         write_json(run.result, summary)
+        shutil.rmtree(run.cache, ignore_errors=True)  # only a finished run's resume would have reused it
     return summary
 
 

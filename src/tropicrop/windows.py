@@ -18,7 +18,7 @@ import datetime as dt
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -30,6 +30,16 @@ from tropicrop.scene import TEST, TRAIN, Scene
 
 TEST_INPUTS = ("exclude", "context")
 """May test-area images be training input? exclude: no (strict rule); context: yes, labels masked."""
+
+
+class ImageStack(Protocol):
+    """What batching needs of a region's images (T, C, H, W): their shape and normalised float32 slices (an
+    array in memory, or :class:`tropicrop.cache.CachedImages` read from disk)."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    def __getitem__(self, key: Any) -> np.ndarray: ...
 
 
 # ------------------------------------------------------------------------------------------ windows
@@ -131,12 +141,13 @@ class Normalizer:
 class SceneTensors:
     """A scene region in memory, ready for batching.
 
-    ``images`` (T, C, H, W) float32 normalised; ``labels`` (L, H, W) uint8 model class indices at the
-    labelled dates, already 0 outside the pixels that may be used; ``usable`` (H, W) bool, pixels whose
-    inputs may enter a batch; ``dates`` all acquisition dates; ``label_dates`` the L labelled dates.
+    ``images`` (T, C, H, W) float32 normalised (in memory, or an :class:`ImageStack` on disk);
+    ``labels`` (L, H, W) uint8 model class indices at the labelled dates, already 0 outside the pixels that
+    may be used; ``usable`` (H, W) bool, pixels whose inputs may enter a batch; ``dates`` all acquisition
+    dates; ``label_dates`` the L labelled dates.
     """
 
-    images: np.ndarray
+    images: np.ndarray | ImageStack
     labels: np.ndarray
     usable: np.ndarray
     dates: list[dt.date]

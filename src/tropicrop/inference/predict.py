@@ -80,7 +80,7 @@ def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt
         plans = make_plans(models, scene, todo[start : start + group])
         empty += stream_plans(models, scene, out, plans, outputs, tile, overlap, probabilities, progress, reader,
                               context)
-        _write_log(out, models, scene, plans, tile, overlap, time.perf_counter() - clock, context[0])
+        write_log(out, models, scene, plans, tile, overlap, time.perf_counter() - clock, context[0])
     if empty:
         raise SceneError(scene.manifest.path, "no pixel (inside the AOI) has a real image in the window of "
                          f"{', '.join(map(str, empty))}; no map written",
@@ -88,10 +88,10 @@ def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt
     return [outputs[d].map for d in dates]
 
 
-def _write_log(out: Path, models: RunModels, scene: Scene, plans: Sequence[Plan], tile: int, overlap: int,
-               seconds: float, margin: int = 0) -> None:
+def write_log(out: Path, models: RunModels, scene: Scene, plans: Sequence[Plan], tile: int, overlap: int,
+              seconds: float, margin: int = 0, **extra: object) -> None:
     """Append this session to OUT/predict.json (run, scene, tiling, margin, device, precision, the net per date,
-    throughput)."""
+    throughput; ``extra``: what a distributed session adds)."""
     path = PredictionLayout(out).log
     sessions = read_json(path, "delete it (it only logs earlier predictions) and predict again") if path.is_file() else []
     if not isinstance(sessions, list):
@@ -109,6 +109,7 @@ def _write_log(out: Path, models: RunModels, scene: Scene, plans: Sequence[Plan]
         "nets": {p.date.isoformat(): p.net.name for p in plans},
         "seconds": round(seconds, 3),
         "pixel_months_per_s": round(pixels / seconds, 1) if seconds > 0 else None,
+        **extra,
     })
     write_json(path, sessions)
 
@@ -136,16 +137,23 @@ def predict_run(run_dir: Path, scene: Scene | Path, out: Path, dates: Sequence[d
         return predict_classical(Path(run_dir), scene, Path(out), dates, progress=progress)
     models = load_run(Path(run_dir), precision)
     scene = scene if isinstance(scene, Scene) else load_scene(scene)
-    if dates is None:
-        dates = default_dates(scene, models.sequence_length)
-        if models.per_month:
-            served = [d for d in dates if any(n.target is not None and n.target.month == d.month for n in models.nets)]
-            if len(served) < len(dates):
-                skipped = ", ".join(str(d) for d in dates if d not in served)
-                warnings.warn(f"{run_dir}: no per-month network for {skipped}; not predicted", stacklevel=2)
-            if not served:
-                models.net_for(dates[0])  # raises RunError naming the networks
-            dates = served
+    dates = resolve_dates(models, scene, dates)
     return predict_scene(models, scene, Path(out), dates, tile=tile, overlap=overlap, probabilities=probabilities,
                          progress=progress, aoi=aoi, margin=margin)
 
+
+def resolve_dates(models: RunModels, scene: Scene, dates: Sequence[dt.date] | None) -> list[dt.date]:
+    """``dates``, or by default every labelled date (per-month runs: those of a month the run has a network
+    for; a warning names the others), or for a scene without labels every date with a full window."""
+    if dates is not None:
+        return list(dates)
+    dates = default_dates(scene, models.sequence_length)
+    if models.per_month:
+        served = [d for d in dates if any(n.target is not None and n.target.month == d.month for n in models.nets)]
+        if len(served) < len(dates):
+            skipped = ", ".join(str(d) for d in dates if d not in served)
+            warnings.warn(f"{models.root}: no per-month network for {skipped}; not predicted", stacklevel=3)
+        if not served:
+            models.net_for(dates[0])  # raises RunError naming the networks
+        dates = served
+    return dates
