@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tiny import like_trained, make_inputs
 from tropicrop.inference.prepare import fold_batchnorm, prepare_for_inference
 from tropicrop.models import (
     ConvLSTM,
@@ -20,28 +21,6 @@ from tropicrop.models.reference import ConvLSTMCell
 
 NETWORKS = ["unet_convlstm", "vunet_convlstm"]
 TINY = {"encoder_channels": (4, 4, 8, 8), "lstm_channels": 8, "decoder_channels": (8, 4, 4), "head_channels": 4}
-
-
-def make_inputs(b: int = 2, t: int = 5, h: int = 16, w: int = 16, seed: int = 0) -> tuple[Tensor, ...]:
-    """Random images (B, T, 2, H, W), day of year (B, T) and an all-True valid mask (B, T)."""
-    gen = torch.Generator().manual_seed(seed)
-    images = torch.randn(b, t, 2, h, w, generator=gen)
-    doy = torch.randint(1, 366, (b, t), generator=gen)
-    valid = torch.ones(b, t, dtype=torch.bool)
-    return images, doy, valid
-
-
-def like_trained(model: torch.nn.Module) -> torch.nn.Module:
-    """Perturb every parameter and BatchNorm statistic as training would (a fresh network maps zero images
-    to exactly zero features, which hides differences) and return the model in eval mode."""
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
-            if tensor.is_floating_point():
-                tensor.add_(0.1 * torch.randn(tensor.shape, generator=gen))
-                if name.endswith("running_var"):
-                    tensor.clamp_(min=0.5)
-    return model.eval()
 
 
 def naive_convlstm(layer: ConvLSTM, x: Tensor, valid: Tensor | None = None) -> Tensor:
