@@ -83,3 +83,13 @@ def like_trained(model: torch.nn.Module) -> torch.nn.Module:
                 if name.endswith("running_var"):
                     tensor.clamp_(min=0.5)
     return model.eval()
+
+
+def with_padded_dates(images: Tensor, doy: Tensor, valid: Tensor, k: int, scale: float = 1.0
+                      ) -> tuple[Tensor, Tensor, Tensor]:
+    """The same windows with ``k`` padded dates in front: random images times ``scale`` (garbage the network
+    must ignore), random days of year, ``valid`` False."""
+    b, _, c, h, w = images.shape
+    return (torch.cat([scale * torch.randn(b, k, c, h, w), images], dim=1),
+            torch.cat([torch.randint(1, 366, (b, k)), doy], dim=1),
+            torch.cat([torch.zeros(b, k, dtype=torch.bool), valid], dim=1))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tiny import SMALL, like_trained, make_inputs
+from tiny import SMALL, like_trained, make_inputs, with_padded_dates
 from tropicrop.losses import FocalLoss
 from tropicrop.models import build, describe_models
 
@@ -31,9 +31,7 @@ def test_leading_padded_dates_give_the_shorter_windows_output(name: str) -> None
     model = like_trained(build(name, num_classes=5, **SMALL[name]))
     images, doy, valid = make_inputs(2, 4, 24, 20)
     k = 3
-    pad_images = torch.cat([100 * torch.randn(2, k, 2, 24, 20), images], dim=1)  # garbage at padded dates
-    pad_doy = torch.cat([torch.randint(1, 366, (2, k)), doy], dim=1)
-    pad_valid = torch.cat([torch.zeros(2, k, dtype=torch.bool), valid], dim=1)
+    pad_images, pad_doy, pad_valid = with_padded_dates(images, doy, valid, k, scale=100)  # garbage at padded dates
     with torch.no_grad():
         expected = model(images, doy, valid)
         got = model(pad_images, pad_doy, pad_valid)

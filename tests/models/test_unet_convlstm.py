@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tiny import like_trained, make_inputs
+from tiny import like_trained, make_inputs, with_padded_dates
 from tropicrop.inference.prepare import fold_batchnorm, prepare_for_inference
 from tropicrop.models import (
     ConvLSTM,
@@ -193,9 +193,7 @@ def test_network_leading_padded_dates_give_unpadded_output(name: str) -> None:
     model = like_trained(build(name, num_classes=5))
     images, doy, valid = make_inputs(2, 4, 16, 16)
     k = 3
-    pad_images = torch.cat([torch.randn(2, k, 2, 16, 16), images], dim=1)
-    pad_doy = torch.cat([torch.randint(1, 366, (2, k)), doy], dim=1)
-    pad_valid = torch.cat([torch.zeros(2, k, dtype=torch.bool), valid], dim=1)
+    pad_images, pad_doy, pad_valid = with_padded_dates(images, doy, valid, k)
     with torch.no_grad():
         expected = model(images, doy, valid)
         got = model(pad_images, pad_doy, pad_valid)
