@@ -300,7 +300,8 @@ def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: NetTarge
     )
     dm = TargetDataModule(data, targets, cfg)
     scenes = net_scenes(data, targets, cfg.data.patch_size)
-    trainer = _make_trainer(cfg, net_dir, has_val=sum(s["val_patches"] for s in scenes) > 0)
+    has_val = any(len(part.val_origins) for part, dates in zip(data.scenes, targets, strict=True) if dates)
+    trainer = _make_trainer(cfg, net_dir, has_val=has_val)
     last = net_dir / "checkpoints" / "last.ckpt"
     if last.is_file():
         load_checkpoint(last)  # a damaged or tampered checkpoint: one line naming it, before Lightning reads it
