@@ -173,3 +173,12 @@ def test_a_two_year_per_month_run_records_its_scenes_and_predicts(make_scene: Ma
     assert [p.stem for p in maps] == ["20201115", "20201221"]
     with rasterio.open(maps[-1]) as ds:
         assert (ds.height, ds.width) == (24, 28)
+
+
+def test_adaptation_compares_with_the_class_shares_of_every_training_scene() -> None:
+    from tropicrop.adaptation.timeshift import ClassShares, merge_shares
+
+    a, b = ClassShares((50,), ((0.5, 0.5),)), ClassShares((200,), ((0.9, 0.1),))
+    both = merge_shares([a, b])
+    assert both is not None and both.at(55).tolist() == [0.5, 0.5] and both.at(190).tolist() == [0.9, 0.1]
+    assert merge_shares([]) is None

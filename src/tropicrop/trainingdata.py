@@ -300,7 +300,7 @@ def _targets(scenes: list[Scene], wanted: list[dt.date] | None, config_path: Pat
         where = scenes[0].root if len(scenes) == 1 else "any scene of data.scene"
         raise ConfigError(config_path, f"target date {missing[0]} is not labelled in {where}",
                           f"labelled dates: {', '.join(map(str, sorted(labelled)))}")
-    out = [[t for t in s.labelled_dates if t in wanted] for s in scenes]
+    out = [[t for t in wanted if t in s.labelled_dates] for s in scenes]  # in the order given, as with one scene
     for scene, chosen in zip(scenes, out, strict=True):
         if not chosen:
             raise ConfigError(config_path, f"none of data.targets is labelled in {scene.root}",
