@@ -83,7 +83,7 @@ def end_to_end(scene: Path, model_name: str, steps: int, workers: int, precision
             times.append(time.perf_counter())
 
         module.on_train_batch_start = on_batch_start  # type: ignore[method-assign]
-        trainer.fit(module, datamodule=TargetDataModule(data.tensors, data.train_origins, data.val_origins, data.targets, cfg))
+        trainer.fit(module, datamodule=TargetDataModule(data, data.scene_targets, cfg))
         end = time.perf_counter()
     # skip 3 warm-up steps; the last interval ends with fit's end (includes the final checkpoint write)
     return steps * cfg.optim.batch_size / (end - times[3])

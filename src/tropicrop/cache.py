@@ -8,7 +8,8 @@ rounding), once to write ``RUN/cache/``: normalised images as float16 (half of f
 a slice and a conversion to float32, through a memory map whose pages are released every
 :data:`READS_PER_MAP` reads, so the pages a long training run has touched do not accumulate in its
 resident memory. The folder is built under a temporary name and renamed when
-complete; a resumed run whose cache matches the scene, region and class table reuses it.
+complete; a resumed run whose cache matches the scene, region and class table reuses it. A run of several
+scenes has one such folder per scene and fits one normalisation over all of them (:func:`fit_normalizer`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import mmap
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,7 +144,7 @@ def cached_scene_tensors(scene: Scene, classes: ClassTable, normalizer: Normaliz
         if folder.exists():
             log.info("rebuilding the stale training cache %s", folder)
             shutil.rmtree(folder)
-        normalizer = normalizer or _fit(scene, window, mask, progress)
+        normalizer = normalizer or fit_normalizer([(scene, window, mask)], progress)
         _build(scene, classes, normalizer, use, test_inputs, window, folder, key, progress)
         meta = json.loads(meta_path.read_text())
     tensors = SceneTensors(images=CachedImages(folder / "images.npy"),
@@ -162,12 +163,15 @@ def _strips(scene: Scene, window: Window, what: str, progress: bool) -> Iterator
         yield top, Window(c0, r0 + top, w, min(rows, h - top))
 
 
-def _fit(scene: Scene, window: Window, mask: np.ndarray, progress: bool) -> Normalizer:
-    """The normalisation of the pixels where ``mask`` (h, w) is true, over all dates, strip by strip."""
-    stats = _Stats.zeros(scene.num_bands)
-    for top, strip in _strips(scene, window, "normalising", progress):
-        raw = scene.read_images(strip)  # (T, C, n, w) float32 dB, NaN = no data
-        stats.add(np.moveaxis(raw[:, :, mask[top : top + int(strip.height)]], 1, 0).reshape(scene.num_bands, -1))
+def fit_normalizer(regions: Sequence[tuple[Scene, Window, np.ndarray]], progress: bool = False) -> Normalizer:
+    """The normalisation of the pixels where ``mask`` (h, w) is true in ``window`` of each scene of
+    ``regions`` ``[(scene, window, mask)]``, over all their dates together, strip by strip (the scenes
+    must have the same bands)."""
+    stats = _Stats.zeros(regions[0][0].num_bands)
+    for scene, window, mask in regions:
+        for top, strip in _strips(scene, window, "normalising", progress):
+            raw = scene.read_images(strip)  # (T, C, n, w) float32 dB, NaN = no data
+            stats.add(np.moveaxis(raw[:, :, mask[top : top + int(strip.height)]], 1, 0).reshape(scene.num_bands, -1))
     return stats.normalizer()
 
 

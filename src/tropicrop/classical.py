@@ -7,9 +7,9 @@ booster on every labelled date with the target's day of year as (sin, cos). Feat
 normalised VV/VH dB values of the window's ``sequence_length`` dates (missing for padding, which LightGBM
 handles natively), after an optional ``looks`` x ``looks`` mean of the normalised dB images (a cheap
 stand-in for the spatial context of the convolutional networks). Training and validation pixels are the
-labelled pixels of the networks' own training and validation patches (``training.prepare_data``), and the
-boosting stops early on validation macro F1, the networks' stopping rule. Models are saved in LightGBM's
-text format (never pickle)::
+labelled pixels of the networks' own training and validation patches (``trainingdata.prepare_data``, of
+one scene or several), and the boosting stops early on validation macro F1, the networks' stopping rule.
+Models are saved in LightGBM's text format (never pickle)::
 
     RUN/config.yaml, classes.json, normalization.json, result.json     as for the networks
     RUN/nets/NAME/model.txt, result.json                               one booster per network
@@ -141,50 +141,56 @@ def _argmax(scores: np.ndarray, n: int) -> np.ndarray:
 
 @dataclass
 class PixelData:
-    """What every booster of a run learns from: its options, the normalised images of the training window,
-    the training and validation pixel areas, and the pixel sampler."""
+    """What every booster of a run learns from: its options, and per training scene the normalised images
+    of its training window and its training and validation pixel areas; the pixel sampler."""
 
     options: PixelOptions
-    images: np.ndarray
-    areas: dict[str, np.ndarray]
+    images: list[np.ndarray]
+    areas: list[dict[str, np.ndarray]]
     num_classes: int
     rng: np.random.Generator
 
 
 def prepare_pixels(cfg: Any, data: Any, config_path: Path | None = None) -> PixelData:
-    """Pixels of ``data`` (``training.PreparedData`` of ``cfg``, a ``training.TrainConfig``): the labelled
-    pixels of the networks' own training and validation patches."""
+    """Pixels of ``data`` (``trainingdata.PreparedData`` of ``cfg``, a ``training.TrainConfig``): the
+    labelled pixels of the networks' own training and validation patches, in each training scene."""
     opts = PixelOptions.from_options(dict(cfg.model.options), config_path)
-    images = normalise(data.scene.read_images(data.window), data.normalizer, opts.looks)
     size = cfg.data.patch_size
-    shape = data.tensors.labels.shape[-2:]
-    # a pixel whose mean filter could reach an unusable (test) pixel is left out, so no test input leaks
-    usable = uniform_filter(data.tensors.usable.astype(np.float32), size=opts.looks, mode="nearest") > 0.999
-    areas = {"train": _patch_pixels(data.train_origins, size, shape) & usable,
-             "val": _patch_pixels(data.val_origins, size, shape) & usable}
+    images, areas = [], []
+    for part in data.scenes:
+        images.append(normalise(part.scene.read_images(part.window), data.normalizer, opts.looks))
+        shape = part.tensors.labels.shape[-2:]
+        # a pixel whose mean filter could reach an unusable (test) pixel is left out, so no test input leaks
+        usable = uniform_filter(part.tensors.usable.astype(np.float32), size=opts.looks, mode="nearest") > 0.999
+        areas.append({"train": _patch_pixels(part.train_origins, size, shape) & usable,
+                      "val": _patch_pixels(part.val_origins, size, shape) & usable})
     return PixelData(opts, images, areas, data.classes.num_classes, np.random.default_rng(cfg.seed))
 
 
-def train_booster(cfg: Any, data: Any, pixels: PixelData, name: str, targets: list[dt.date], with_doy: bool,
+def train_booster(cfg: Any, data: Any, pixels: PixelData, name: str, targets: list[list[dt.date]], with_doy: bool,
                   net_dir: Path, config_path: Path | None = None) -> dict[str, Any]:
-    """Train net ``name`` (its ``targets``) into ``net_dir``: model.txt, then result.json, which marks it done
-    (a finished net is read back, not trained again). Returns the net's result."""
+    """Train net ``name`` (its ``targets`` in each scene of ``data``) into ``net_dir``: model.txt, then
+    result.json, which marks it done (a finished net is read back, not trained again). Returns the net's result."""
     import lightgbm as lgb
+
+    from tropicrop.trainingdata import net_scenes
 
     if (net_dir / "result.json").is_file():
         return dict(read_json(net_dir / "result.json"))
-    opts, tensors, k = pixels.options, data.tensors, pixels.num_classes
+    opts, k = pixels.options, pixels.num_classes
     sets = {}
-    for part, area in pixels.areas.items():
+    for part in ("train", "val"):
         xs, ys = [], []
-        for target in targets:
-            labels = tensors.labels[tensors.label_dates.index(target)]
-            idx = np.flatnonzero(area & (labels > 0))
-            if part == "train" and idx.size > opts.max_pixels:
-                idx = pixels.rng.choice(idx, opts.max_pixels, replace=False)
-            feats = window_features(pixels.images, tensors.dates, target, cfg.data.sequence_length, with_doy)
-            xs.append(feats[idx])
-            ys.append(labels.ravel()[idx].astype(np.int64) - 1)
+        for scene_data, images, areas, dates in zip(data.scenes, pixels.images, pixels.areas, targets, strict=True):
+            tensors, area = scene_data.tensors, areas[part]
+            for target in dates:
+                labels = tensors.labels[tensors.label_dates.index(target)]
+                idx = np.flatnonzero(area & (labels > 0))
+                if part == "train" and idx.size > opts.max_pixels:
+                    idx = pixels.rng.choice(idx, opts.max_pixels, replace=False)
+                feats = window_features(images, tensors.dates, target, cfg.data.sequence_length, with_doy)
+                xs.append(feats[idx])
+                ys.append(labels.ravel()[idx].astype(np.int64) - 1)
         sets[part] = (np.concatenate(xs), np.concatenate(ys))
     x_train, y_train = sets["train"]
     x_val, y_val = sets["val"]
@@ -218,10 +224,10 @@ def train_booster(cfg: Any, data: Any, pixels: PixelData, name: str, targets: li
     net_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(net_dir / "model.txt") as tmp:
         booster.save_model(str(tmp), num_iteration=best)
-    result = {"name": name, "targets": [t.isoformat() for t in targets], "model_file": "model.txt",
-              "best_val_f1": val_f1, "rounds": int(best), "train_pixels": len(y_train),
-              "val_pixels": len(y_val), "train_patches": len(data.train_origins),
-              "val_patches": len(data.val_origins), "train_seconds": seconds}
+    result = {"name": name, "targets": sorted({t.isoformat() for dates in targets for t in dates}),
+              "model_file": "model.txt", "best_val_f1": val_f1, "rounds": int(best), "train_pixels": len(y_train),
+              "val_pixels": len(y_val), "train_patches": data.train_patches, "val_patches": data.val_patches,
+              "scenes": net_scenes(data, targets, cfg.data.patch_size), "train_seconds": seconds}
     write_json(net_dir / "result.json", result)
     return result
 

@@ -8,7 +8,8 @@ Every module that writes or reads these folders takes its paths from here, so a 
     RUN/nets/NAME/checkpoints/{best,last}.ckpt, RUN/nets/NAME/logs/, RUN/nets/NAME/result.json
     RUN/result.json                written when every net has finished; holds the run's ``format_version``
     RUN/adaptation.json            an adapted run only: how it was adapted and the day-of-year offset to predict with
-    RUN/cache/                     the training region as float16 dB + uint8 labels (while the run is unfinished)
+    RUN/cache/                     the training region as float16 dB + uint8 labels (while the run is unfinished;
+                                   several scenes: RUN/cache/NAME-HASH/ for each)
 
     OUT/classes.json               map code i = model class index i (0 = no data)
     OUT/maps/YYYYMMDD.tif, .png    class map (COG) and its quick-look

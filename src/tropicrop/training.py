@@ -1,13 +1,16 @@
 """Training on PyTorch Lightning: the configuration, the LightningModule, the DataModule and a run directory.
 
 Two modes (paper, section 4.2): ``per-month`` trains one network per labelled target date (the Baselines),
-``all-months`` trains one network with a different target date per mini-batch (VUnetConvLSTM). A run
-directory holds everything needed to predict and to resume::
+``all-months`` trains one network with a different target date per mini-batch (VUnetConvLSTM). The data
+may come from several scenes (``data.scene`` a list; :mod:`tropicrop.trainingdata`): per-month mode then
+trains one network per calendar month on that month's dates of every scene. A run directory holds
+everything needed to predict and to resume::
 
     RUN/config.yaml          the exact resolved configuration
     RUN/classes.json         the model's class table (index 0 = no reference)
     RUN/normalization.json   per-band mean/std of dB values on the training pixels
-    RUN/nets/NAME/           NAME = all-months, or the target date YYYY-MM-DD in per-month mode
+    RUN/nets/NAME/           NAME = all-months, or the target date YYYY-MM-DD in per-month mode (several
+                             scenes: the month's date in the first scene that has it)
         checkpoints/best.ckpt, last.ckpt    (written atomically)
         logs/csv/version_N/metrics.csv, logs/tensorboard/version_N/   (one version per session)
         result.json          written when the net has finished (its presence marks it done)
@@ -16,7 +19,6 @@ directory holds everything needed to predict and to resume::
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import shutil
@@ -33,14 +35,11 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.plugins.precision.precision import _PRECISION_INPUT_STR
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from rasterio.windows import Window
 from torch.utils.data import DataLoader, Subset
 
-from tropicrop.cache import cached_scene_tensors
-from tropicrop.classes import ClassTable, count_by_name, fit_class_table
 from tropicrop.classical import CLASSICAL_MODELS, PixelOptions, is_classical, prepare_pixels, train_booster
 from tropicrop.config import dump_config, load_config
-from tropicrop.errors import ConfigError, RunError, SceneError
+from tropicrop.errors import ConfigError, RunError
 from tropicrop.io.files import atomic_path, write_json
 from tropicrop.layout import RUN_FORMAT_VERSION, RunLayout
 from tropicrop.losses import FocalLoss
@@ -48,18 +47,20 @@ from tropicrop.metrics import confusion_metric, scores_from_confusion
 from tropicrop.models import MODELS, available_models, build, is_sequence_model
 from tropicrop.precision import AUTO, SHORT_NAMES, resolve_precision
 from tropicrop.runfiles import load_checkpoint, read_class_table, read_json, read_normalizer
-from tropicrop.scene import TRAIN, Scene, load_scene
-from tropicrop.windows import (
-    TEST_INPUTS,
-    EvalBatches,
-    Normalizer,
-    SceneTensors,
-    StepSampler,
-    TrainBatches,
-    load_scene_tensors,
-    patch_origins,
-    split_validation,
+from tropicrop.trainingdata import (
+    DataConfig,
+    NetTargets,
+    PreparedData,
+    ScenesTrainBatches,
+    net_scenes,
+    net_targets,
+    prepare_data,
+    scene_paths,
+    scenes_eval_batches,
 )
+from tropicrop.windows import TEST_INPUTS, StepSampler, TrainBatches
+
+__all__ = ["DataConfig", "PreparedData", "TrainBatches", "prepare_data"]  # re-exported: their home before the split
 
 log = logging.getLogger(__name__)
 MODES = ("per-month", "all-months")
@@ -67,28 +68,6 @@ ALL_MONTHS = "all-months"
 
 
 # ------------------------------------------------------------------------------------------ configuration
-@dataclass
-class DataConfig:
-    """Where training samples come from and how they are cut."""
-
-    scene: str = "data/tiny/lem1920"  # scene folder (relative to the working directory)
-    use: str = "train"  # train: split == 1 only; all: every labelled pixel (paper: all LEM 17/18 polygons)
-    targets: list[dt.date] | None = None  # target dates (YAML dates or 'YYYY-MM-DD'); default every labelled date
-    sequence_length: int = 12
-    patch_size: int = 32
-    stride: int = 16
-    min_labelled: float = 0.05  # fraction of a patch's pixels that must be labelled (at any date)
-    test_inputs: str = "exclude"  # exclude: no test pixel in a training patch; context: test-area images as input
-    val_fraction: float = 0.15
-    val_block: int = 0  # side (px) of the blocks validation is drawn by; 0 = the patch size
-    val_limit: int = 1024  # at most this many (patch, date) validation samples
-    balance: bool = False  # sample patches inversely to the frequency of their rarest class
-    augment: bool = True  # random 90-degree rotations and flips
-    doy_shift: int = 0  # days: random offsets of each sample's days of year in [-doy_shift, doy_shift] (0 = off)
-    other_threshold: float = 0.053  # classes below this fraction of samples are merged into Other
-    classes: list[str] | None = None  # explicit class names (overrides fitting); may include Other
-
-
 @dataclass
 class ModelConfig:
     """Which registered network, and its options (see ``tropicrop models``)."""
@@ -162,6 +141,8 @@ def check_config(cfg: TrainConfig, path: Path | None = None) -> None:
         raise ConfigError(path, f"data.val_block is {cfg.data.val_block}", "use 0 (the patch size) or a side in pixels")
     if not 0 <= cfg.data.doy_shift <= 182:
         raise ConfigError(path, f"data.doy_shift is {cfg.data.doy_shift}", "use 0 (off) to 182 days")
+    if not scene_paths(cfg.data.scene):
+        raise ConfigError(path, "data.scene is an empty list", "give a scene folder or a list of them")
     if not 0 <= cfg.data.val_fraction < 1:
         raise ConfigError(path, f"data.val_fraction is {cfg.data.val_fraction}", "use a fraction in [0, 1)")
 
@@ -243,13 +224,11 @@ def predict_classes(logits: torch.Tensor) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------ data
 class TargetDataModule(L.LightningDataModule):
-    """Training and validation batches of one scene region for the given target dates."""
+    """Training and validation batches of the training scenes for one network's target dates."""
 
-    def __init__(self, data: SceneTensors, train_origins: np.ndarray, val_origins: np.ndarray,
-                 targets: list[dt.date], cfg: TrainConfig) -> None:
+    def __init__(self, data: PreparedData, targets: NetTargets, cfg: TrainConfig) -> None:
         super().__init__()
-        self.data, self.train_origins, self.val_origins = data, train_origins, val_origins
-        self.targets, self.cfg = targets, cfg
+        self.data, self.targets, self.cfg = data, targets, cfg
 
     def _rank_world(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -258,124 +237,26 @@ class TargetDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader[dict[str, torch.Tensor]]:
         c = self.cfg
         rank, world = self._rank_world()
-        ds = TrainBatches(self.data, self.train_origins, self.targets, c.optim.batch_size, c.data.patch_size,
-                          seed=c.seed, balance=c.data.balance, augment=c.data.augment,
-                          every_step=is_sequence_model(MODELS[c.model.name]), doy_shift=c.data.doy_shift)
+        parts = [TrainBatches(s.tensors, s.train_origins, t, c.optim.batch_size, c.data.patch_size, seed=c.seed,
+                              balance=c.data.balance, augment=c.data.augment,
+                              every_step=is_sequence_model(MODELS[c.model.name]), doy_shift=c.data.doy_shift)
+                 for s, t in zip(self.data.scenes, self.targets, strict=True) if t]
         sampler = StepSampler(c.trainer.steps_per_epoch, lambda: self.trainer.global_step if self.trainer else 0, rank, world)
-        return DataLoader(ds, batch_size=None, sampler=sampler,
+        return DataLoader(ScenesTrainBatches(parts, c.seed), batch_size=None, sampler=sampler,
                           num_workers=c.trainer.num_workers, persistent_workers=False)
 
     def val_dataloader(self) -> DataLoader[dict[str, torch.Tensor]]:
         c = self.cfg
         rank, world = self._rank_world()
-        ds = EvalBatches(self.data, self.val_origins, self.targets, max(c.optim.batch_size, 32), c.data.patch_size,
-                         seed=c.seed, limit=c.data.val_limit)
+        ds = scenes_eval_batches(self.data, self.targets, max(c.optim.batch_size, 32), c.data.patch_size, c.seed,
+                                 c.data.val_limit)
         return DataLoader(Subset(ds, range(rank, len(ds), world)), batch_size=None, num_workers=c.trainer.num_workers)
 
 
-@dataclass
-class PreparedData:
-    """A training scene read into memory with its class table, normalisation and patch origins."""
-
-    scene: Scene
-    classes: ClassTable
-    normalizer: Normalizer
-    tensors: SceneTensors
-    train_origins: np.ndarray
-    val_origins: np.ndarray
-    targets: list[dt.date]
-    window: Window | None = None     # the window of the scene that ``tensors`` holds
-
-
-def _region(scene: Scene, use: str, min_size: int, margin: int = 0) -> tuple[Window, np.ndarray]:
-    """Bounding window (at least ``min_size`` on each side, grown by ``margin`` of context) of the pixels
-    training may take labels from, and their mask."""
-    if use == "train":
-        mask = scene.read_split() == TRAIN
-        what = "train pixels (split == 1)"
-    else:
-        mask = (scene.read_labels() > 0).any(axis=0)
-        what = "labelled pixels"
-    if not mask.any():
-        raise SceneError(scene.manifest.path, f"the scene has no {what}", "check the split and labels (tropicrop inspect)")
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    h, w = mask.shape
-    r0, r1 = _grow(max(0, int(rows[0]) - margin), min(h, int(rows[-1]) + 1 + margin), min_size, h)
-    c0, c1 = _grow(max(0, int(cols[0]) - margin), min(w, int(cols[-1]) + 1 + margin), min_size, w)
-    return Window(c0, r0, c1 - c0, r1 - r0), mask[r0:r1, c0:c1]
-
-
-def _grow(start: int, stop: int, size: int, limit: int) -> tuple[int, int]:
-    """Widen [start, stop) to at least ``size`` pixels, staying inside [0, limit) (``size <= limit``)."""
-    if stop - start >= size:
-        return start, stop
-    start = max(0, min(start - (size - (stop - start)) // 2, limit - size))
-    return start, start + size
-
-
-def prepare_data(cfg: TrainConfig, classes: ClassTable | None = None, normalizer: Normalizer | None = None,
-                 config_path: Path | None = None, cache_dir: Path | None = None) -> PreparedData:
-    """Load the training scene, fit (or take) the class table and normalisation, and cut patches.
-
-    With ``cache_dir`` the training region is read through an on-disk cache (:mod:`tropicrop.cache`) and
-    memory does not grow with the scene; without it the region is read into memory.
-    """
-    d = cfg.data
-    scene = load_scene(d.scene)
-    if cfg.data.use == "train" and not scene.has_split:
-        raise SceneError(scene.manifest.path, "data.use is 'train' but the scene has no split", "add a split or set data.use=all")
-    if not scene.labelled_dates:
-        raise SceneError(scene.manifest.path, "the scene has no labelled dates", "add label rasters or vector labels")
-    targets = scene.labelled_dates
-    if d.targets:
-        targets = list(d.targets)
-        missing = [t for t in targets if t not in scene.labelled_dates]
-        if missing:
-            raise ConfigError(config_path, f"target date {missing[0]} is not labelled in {scene.root}",
-                              f"labelled dates: {', '.join(map(str, scene.labelled_dates))}")
-    if d.patch_size > min(scene.grid.width, scene.grid.height):
-        raise ConfigError(config_path, f"data.patch_size {d.patch_size} is larger than the scene "
-                          f"({scene.grid.width}x{scene.grid.height})", "use a smaller data.patch_size")
-    window, mask = _region(scene, d.use, d.patch_size, d.patch_size // 2 if d.test_inputs == "context" else 0)
-    if classes is None:
-        if d.classes:
-            classes = ClassTable.from_names(d.classes)
-        else:
-            counts = count_by_name(scene.read_labels(window, targets)[:, mask], scene.classes)
-            if not counts:
-                raise SceneError(scene.manifest.path, f"no labelled pixels in the {d.use} area at the target dates",
-                                 "check the split and labels (tropicrop inspect)")
-            classes = fit_class_table(counts, d.other_threshold)
-    if cache_dir is not None:
-        tensors, normalizer = cached_scene_tensors(scene, classes, normalizer, d.use, d.sequence_length, window, mask,
-                                                   cache_dir, test_inputs=d.test_inputs)
-    else:
-        if normalizer is None:
-            normalizer = Normalizer.fit(scene.read_images(window), mask)
-        tensors = load_scene_tensors(scene, classes, normalizer, d.use, d.sequence_length, window, d.test_inputs)
-    labelled = np.asarray((tensors.labels[[tensors.label_dates.index(t) for t in targets]] > 0).any(axis=0))
-    if not labelled.any():
-        raise SceneError(scene.manifest.path, f"no labelled pixels in the {d.use} area at the target dates",
-                         "check the split and labels (tropicrop inspect)")
-    try:
-        origins = patch_origins(labelled, tensors.usable, d.patch_size, d.stride, d.min_labelled)
-    except ValueError as exc:
-        raise ConfigError(config_path, str(exc), "use a smaller data.patch_size") from None
-    if len(origins) < 2:
-        raise ConfigError(config_path, f"only {len(origins)} training patch(es) of {d.patch_size} px fit the {d.use} area",
-                          "lower data.patch_size, data.stride or data.min_labelled")
-    train_o, val_o = split_validation(origins, d.patch_size, d.val_fraction, cfg.seed, d.val_block or None)
-    if len(train_o) == 0:
-        train_o = origins
-    return PreparedData(scene, classes, normalizer, tensors, train_o, val_o, targets, window)
-
-
 # ------------------------------------------------------------------------------------------ run directory
-def net_names(cfg: TrainConfig, targets: list[dt.date]) -> list[tuple[str, list[dt.date]]]:
-    """The networks of a run: ``[(name, target dates)]``."""
-    if cfg.mode == ALL_MONTHS:
-        return [(ALL_MONTHS, targets)]
-    return [(t.isoformat(), [t]) for t in targets]
+def net_names(cfg: TrainConfig, data: PreparedData) -> list[tuple[str, NetTargets]]:
+    """The networks of a run: ``[(name, target dates in each scene)]`` (see :func:`trainingdata.net_targets`)."""
+    return net_targets(data, cfg.mode != ALL_MONTHS, ALL_MONTHS)
 
 
 def _make_trainer(cfg: TrainConfig, net_dir: Path, has_val: bool) -> L.Trainer:
@@ -404,7 +285,7 @@ def _make_trainer(cfg: TrainConfig, net_dir: Path, has_val: bool) -> L.Trainer:
     )
 
 
-def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: list[dt.date], net_dir: Path) -> dict[str, Any]:
+def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: NetTargets, net_dir: Path) -> dict[str, Any]:
     """Train (or resume) one network into ``net_dir``; returns and writes its result.json."""
     result_path = net_dir / "result.json"
     if result_path.is_file():
@@ -412,13 +293,15 @@ def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: list[dt.
         return done
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = CropModule(
-        model_name=cfg.model.name, model_options=dict(cfg.model.options), in_channels=data.scene.num_bands,
+        model_name=cfg.model.name, model_options=dict(cfg.model.options), in_channels=data.num_bands,
         class_names=list(data.classes.names), normalization=data.normalizer.to_dict(),
         sequence_length=cfg.data.sequence_length, target=None if name == ALL_MONTHS else name,
         lr=cfg.optim.lr, focal_gamma=cfg.optim.focal_gamma, weight_decay=cfg.optim.weight_decay,
     )
-    dm = TargetDataModule(data.tensors, data.train_origins, data.val_origins, targets, cfg)
-    trainer = _make_trainer(cfg, net_dir, has_val=len(data.val_origins) > 0)
+    dm = TargetDataModule(data, targets, cfg)
+    scenes = net_scenes(data, targets, cfg.data.patch_size)
+    has_val = any(len(part.val_origins) for part, dates in zip(data.scenes, targets, strict=True) if dates)
+    trainer = _make_trainer(cfg, net_dir, has_val=has_val)
     last = net_dir / "checkpoints" / "last.ckpt"
     if last.is_file():
         load_checkpoint(last)  # a damaged or tampered checkpoint: one line naming it, before Lightning reads it
@@ -429,12 +312,13 @@ def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: list[dt.
     best_score = getattr(ckpt, "best_model_score", None)
     result = {
         "name": name,
-        "targets": [t.isoformat() for t in targets],
+        "targets": sorted({t.isoformat() for dates in targets for t in dates}),
         "best_checkpoint": "checkpoints/best.ckpt",
         "best_val_f1": float(best_score) if best_score is not None else None,
         "precision": str(trainer.precision),  # what ``trainer.precision`` (e.g. auto) resolved to on this machine
-        "train_patches": _patches_with_labels(data, data.train_origins, targets, cfg.data.patch_size),
-        "val_patches": _patches_with_labels(data, data.val_origins, targets, cfg.data.patch_size),
+        "train_patches": sum(s["train_patches"] for s in scenes),
+        "val_patches": sum(s["val_patches"] for s in scenes),
+        "scenes": scenes,  # the target dates of each scene it learned from, and their patches
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "train_seconds": float(timer.time_elapsed("train")),
@@ -443,13 +327,6 @@ def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: list[dt.
     if trainer.is_global_zero:
         write_json(result_path, result)
     return result
-
-
-def _patches_with_labels(data: PreparedData, origins: np.ndarray, targets: list[dt.date], size: int) -> int:
-    """How many of ``origins`` hold a labelled pixel at one of ``targets`` (the patches a net learns from)."""
-    idx = [data.tensors.label_dates.index(t) for t in targets]
-    labelled = np.asarray((data.tensors.labels[idx] > 0).any(axis=0))
-    return sum(bool(labelled[r:r + size, c:c + size].any()) for r, c in origins)
 
 
 def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, force: bool = False,
@@ -478,11 +355,12 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, force: bool 
     dump_config(cfg, run.config)
     write_json(run.classes, data.classes.to_dict())
     write_json(run.normalization, data.normalizer.to_dict())
-    log.info("training %s on %s: %d train / %d val patches, classes %s", cfg.mode, data.scene.root,
-             len(data.train_origins), len(data.val_origins), list(data.classes.names[1:]))
+    log.info("training %s on %s: %d train / %d val patches, classes %s", cfg.mode,
+             ", ".join(str(s.scene.root) for s in data.scenes), data.train_patches, data.val_patches,
+             list(data.classes.names[1:]))
     nets = {}
     pixels = prepare_pixels(cfg, data, config_path) if is_classical(cfg.model.name) else None
-    for name, targets in net_names(cfg, data.targets):
+    for name, targets in net_names(cfg, data):
         if pixels is not None:  # the classical floor: one LightGBM booster per net, same data and split
             nets[name] = train_booster(cfg, data, pixels, name, targets, name == ALL_MONTHS, run.net(name), config_path)
         else:
@@ -491,13 +369,15 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, force: bool 
         "format_version": RUN_FORMAT_VERSION,
         "mode": cfg.mode,
         "model": cfg.model.name,
-        "scene": str(data.scene.root),
+        "scene": str(data.scenes[0].scene.root) if isinstance(cfg.data.scene, str) else [str(s.scene.root) for s in data.scenes],
+        "scenes": [{"scene": str(s.scene.root), "targets": [t.isoformat() for t in s.targets],
+                    "train_patches": len(s.train_origins), "val_patches": len(s.val_origins)} for s in data.scenes],
         "classes": list(data.classes.names),
         "nets": nets,
         "precision": sorted({str(n.get("precision", "32-true")) for n in nets.values()}),
         "train_seconds": sum(n["train_seconds"] for n in nets.values()),
-        "train_patches": len(data.train_origins),
-        "val_patches": len(data.val_origins),
+        "train_patches": data.train_patches,
+        "val_patches": data.val_patches,
     }
     if int(os.environ.get("LOCAL_RANK", "0")) == 0:
         write_json(run.result, summary)

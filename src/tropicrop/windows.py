@@ -336,8 +336,11 @@ class TrainBatches(Dataset[dict[str, torch.Tensor]]):
         return 2**31 - 1  # indexed by global batch number; the sampler bounds an epoch
 
     def __getitem__(self, n: int) -> dict[str, torch.Tensor]:
+        return self.batch(n, self.targets[n % len(self.targets)])
+
+    def batch(self, n: int, target: dt.date) -> dict[str, torch.Tensor]:
+        """Batch number ``n`` at ``target`` (one of ``targets``): its draws depend on (seed, n) only."""
         rng = np.random.default_rng([self.seed, n])
-        target = self.targets[n % len(self.targets)]
         p = self.weights.get(target) if self.weights else None
         pick = rng.choice(len(self.origins), size=self.batch_size, replace=len(self.origins) < self.batch_size, p=p)
         batch = self.data.gather(self.origins[pick], target, self.patch_size, self.every_step)

@@ -26,7 +26,7 @@ def main() -> None:
     module = CropModule(model_name=cfg.model.name, model_options=cfg.model.options, in_channels=2,
                         class_names=list(data.classes.names), normalization=data.normalizer.to_dict())
     trainer = _make_trainer(cfg, out / "net", has_val=len(data.val_origins) > 0)
-    trainer.fit(module, datamodule=TargetDataModule(data.tensors, data.train_origins, data.val_origins, data.targets, cfg))
+    trainer.fit(module, datamodule=TargetDataModule(data, data.scene_targets, cfg))
     digest = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):
         digest.update(name.encode())

@@ -33,7 +33,7 @@ from tropicrop.adaptation.batchnorm import adapt_batchnorm
 from tropicrop.adaptation.data import PatchSampler, adaptation_dates, fit_year_statistics, grid_origins, target_images
 from tropicrop.adaptation.fewlabels import FewLabelOptions, finetune_on_parcels
 from tropicrop.adaptation.selftrain import SelfTrainingOptions, self_train
-from tropicrop.adaptation.timeshift import ShiftEstimate, estimate_shift, source_shares
+from tropicrop.adaptation.timeshift import ShiftEstimate, estimate_shift, merge_shares, source_shares
 from tropicrop.classes import ClassTable
 from tropicrop.errors import ConfigError, RunError, SceneError
 from tropicrop.inference.run import read_doy_offset
@@ -41,6 +41,7 @@ from tropicrop.io.files import atomic_path, write_json
 from tropicrop.layout import RunLayout
 from tropicrop.runfiles import load_checkpoint, read_class_table, read_json, read_normalizer, read_run_result
 from tropicrop.scene import Scene, load_scene
+from tropicrop.trainingdata import scene_paths
 from tropicrop.windows import Normalizer
 
 log = logging.getLogger(__name__)
@@ -219,7 +220,8 @@ def _estimate(model: Any, sampler: PatchSampler, scene: Scene, cfg: Any, classes
         return None
     shares = None
     try:
-        shares = source_shares(load_scene(cfg.data.scene), classes, cfg.data.use)
+        found = [source_shares(load_scene(path), classes, cfg.data.use) for path in scene_paths(cfg.data.scene)]
+        shares = merge_shares([f for f in found if f is not None])  # several training scenes: every labelled date
     except Exception as exc:  # the training scene may have moved: entropy alone then decides
         log.warning("training scene %s not readable (%s): shift scored by entropy only", cfg.data.scene, exc)
     origins = grid_origins(sampler.data, options.shift_patch_size, options.shift_patches, options.seed)

@@ -57,6 +57,13 @@ def source_shares(scene: Scene, classes: ClassTable, use: str) -> ClassShares | 
     return ClassShares(tuple(doys), tuple(shares)) if doys else None
 
 
+def merge_shares(found: list[ClassShares]) -> ClassShares | None:
+    """The shares of several training scenes together (each of their labelled dates); None if none."""
+    if not found:
+        return None
+    return ClassShares(tuple(d for f in found for d in f.doy), tuple(s for f in found for s in f.shares))
+
+
 def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
     """Jensen-Shannon divergence of two distributions, in bits (0 = equal, 1 = disjoint)."""
     m = 0.5 * (p + q)
