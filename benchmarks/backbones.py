@@ -5,10 +5,11 @@
    a sequence model decodes and is scored at all 12 dates, as when every month is labelled), and prediction
    pixel-months/s of the network work on one tile (12 target months of a synthetic LEM scene, every date
    read once, the way ``predict_scene`` runs each network: shared encoding, or one sequence pass).
-2. The goal figure of issue 17: twelve monthly maps of a ``--size`` (1024) synthetic LEM scene by
-   ``predict_scene`` (tiles <= 256 px, overlap >= 32, blended, COGs written), with vunet_convlstm and with
-   vunet_convlstm_seq (Table-3 sizes, random weights: speed does not depend on training), one after the
-   other in this process; pixel-months/s and their ratio (goal >= 5).
+2. The goal figures of issues 17 and 21: twelve monthly maps of a ``--size`` (1024) synthetic LEM scene by
+   ``predict_scene`` (tiles <= 256 px, overlap >= 32, blended, COGs and PNGs written), with vunet_convlstm
+   and vunet_convlstm_seq (Table-3 sizes, random weights: speed does not depend on training), in float32
+   and in bf16 autocast, one after the other in this process; pixel-months/s and the ratios: many-to-many /
+   N-to-1 (goal >= 5), bf16 / float32 (goal >= 1.7), many-to-many bf16 / N-to-1 float32 (goal >= 8).
 3. With ``--experiment DIR`` (an experiment run with configs/backbones.yaml), the average F1 of the
    VUnetConvLSTM and many-to-many approaches read from its ``table4.csv`` (goal: at most 2 points below).
 
@@ -23,6 +24,7 @@ import csv
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,9 @@ from tropicrop.models import available_models, build, is_sequence_model
 from tropicrop.scene import Scene, load_scene
 from tropicrop.synthetic import CLASSES
 from tropicrop.windows import Normalizer, target_window
+
+PRECISIONS = {"32": None, "bf16": torch.bfloat16}
+"""``--precisions`` -> the autocast dtype of ``RunModels`` (None: float32)."""
 
 
 def training_step(model: Any, loss_fn: FocalLoss, batch: tuple[torch.Tensor, ...]) -> Callable[[], None]:
@@ -133,6 +138,47 @@ def print_network_table(rows: list[tuple[str, int, float, float, float]], thread
         print(f"| {name} | {params:,} | {samples:.1f} | {seconds:.2f} | {pixel_months:,.0f} |")
 
 
+def scene_goal(scene: Scene, args: argparse.Namespace) -> None:
+    """Section 2: the goal figures of issues 17 and 21 on one scene, every (network, precision) pair by
+    ``predict_scene`` one after the other, then the network work of one tile timed alternately."""
+    results: dict[tuple[str, str], tuple[float, float]] = {}
+    for precision in args.precisions:
+        for name in ("vunet_convlstm", "vunet_convlstm_seq"):
+            models = replace(make_run_models(scene, name), autocast=PRECISIONS[precision])
+            results[name, precision] = scene_pixel_months(models, scene, args.tile, args.overlap)
+    print(f"\nGoal: {len(scene.labelled_dates)} monthly maps of a {args.size} x {args.size} scene by predict_scene "
+          f"(tiles <= {args.tile}, overlap >= {args.overlap}, COGs and PNGs written), one process, {args.threads} threads\n")
+    print("| model | precision | seconds | pixel-months/s |")
+    print("|---|---|---:|---:|")
+    for (name, precision), (seconds, rate) in results.items():
+        print(f"| {name} | {precision} | {seconds:.1f} | {rate:,.0f} |")
+    rate = {key: value[1] for key, value in results.items()}
+    for precision in args.precisions:
+        print(f"vunet_convlstm_seq / vunet_convlstm pixel-months/s, {precision}: "
+              f"{rate['vunet_convlstm_seq', precision] / rate['vunet_convlstm', precision]:.2f} (issue 17 goal >= 5)")
+    if {"32", "bf16"} <= set(args.precisions):
+        for name in ("vunet_convlstm", "vunet_convlstm_seq"):
+            print(f"{name} bf16 / float32 pixel-months/s: {rate[name, 'bf16'] / rate[name, '32']:.2f} "
+                  "(issue 21 goal >= 1.7)")
+        print(f"vunet_convlstm_seq in bf16 / vunet_convlstm in float32: "
+              f"{rate['vunet_convlstm_seq', 'bf16'] / rate['vunet_convlstm', '32']:.2f} (issue 21 goal >= 8)")
+    side = min(args.tile, args.size)
+    work = {name: tile_work(make_run_models(scene, name), scene, side) for name in ("vunet_convlstm", "vunet_convlstm_seq")}
+    seconds = interleaved_seconds(work, args.repeat + 1, warmup=1)
+    flops = {}
+    for name in work:
+        counter = FlopCounterMode(display=False)
+        with counter:
+            tile_work(make_run_models(scene, name), scene, min(64, args.size))()
+        flops[name] = counter.get_total_flops()
+    print("FLOPs of the network work on a 64 px tile (FlopCounterMode, independent of the machine's load): "
+          + ", ".join(f"{name} {f / 1e9:.1f} GFLOP" for name, f in flops.items())
+          + f"; ratio {flops['vunet_convlstm'] / flops['vunet_convlstm_seq']:.2f}")
+    print(f"network work on one {side} px tile in float32, the two timed alternately ({args.repeat + 1} rounds, "
+          "median): " + ", ".join(f"{name} {sec:.2f} s" for name, sec in seconds.items())
+          + f"; ratio {seconds['vunet_convlstm'] / seconds['vunet_convlstm_seq']:.2f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--size", type=int, default=1024, help="side of the scene of the goal figure")
@@ -146,6 +192,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--experiment", type=Path, default=None, help="experiment folder of configs/backbones.yaml")
     parser.add_argument("--skip-scene", action="store_true", help="skip the goal figure (section 2)")
     parser.add_argument("--skip-networks", action="store_true", help="skip the per-network table (section 1)")
+    parser.add_argument("--precisions", nargs="+", choices=sorted(PRECISIONS), default=["32", "bf16"],
+                        help="precisions of the goal figure (bf16: autocast, as predict --precision bf16)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -168,32 +216,7 @@ def main(argv: list[str] | None = None) -> None:
         print_network_table(rows, args.threads, args.train_steps, args.predict_tile, len(scene.labelled_dates), args.repeat)
 
     if not args.skip_scene:
-        results = {}
-        for name in ("vunet_convlstm", "vunet_convlstm_seq"):
-            results[name] = scene_pixel_months(make_run_models(scene, name), scene, args.tile, args.overlap)
-        print(f"\nGoal: {len(scene.labelled_dates)} monthly maps of a {args.size} x {args.size} scene by predict_scene "
-              f"(tiles <= {args.tile}, overlap >= {args.overlap}, COGs written), one process\n")
-        print("| model | seconds | pixel-months/s |")
-        print("|---|---:|---:|")
-        for name, (seconds, rate) in results.items():
-            print(f"| {name} | {seconds:.1f} | {rate:,.0f} |")
-        ratio = results["vunet_convlstm_seq"][1] / results["vunet_convlstm"][1]
-        print(f"\nvunet_convlstm_seq / vunet_convlstm pixel-months/s: {ratio:.2f} (goal >= 5)")
-        side = min(args.tile, args.size)
-        work = {name: tile_work(make_run_models(scene, name), scene, side) for name in results}
-        seconds = interleaved_seconds(work, args.repeat + 1, warmup=1)
-        flops = {}
-        for name in results:
-            counter = FlopCounterMode(display=False)
-            with counter:
-                tile_work(make_run_models(scene, name), scene, min(64, args.size))()
-            flops[name] = counter.get_total_flops()
-        print("FLOPs of the network work on a 64 px tile (FlopCounterMode, independent of the machine's load): "
-              + ", ".join(f"{name} {f / 1e9:.1f} GFLOP" for name, f in flops.items())
-              + f"; ratio {flops['vunet_convlstm'] / flops['vunet_convlstm_seq']:.2f}")
-        print(f"network work on one {side} px tile, the two timed alternately ({args.repeat + 1} rounds, median): "
-              + ", ".join(f"{name} {sec:.2f} s" for name, sec in seconds.items())
-              + f"; ratio {seconds['vunet_convlstm'] / seconds['vunet_convlstm_seq']:.2f}")
+        scene_goal(scene, args)
 
     if args.experiment is not None:
         f1 = experiment_f1(args.experiment)

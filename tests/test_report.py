@@ -69,3 +69,26 @@ def test_table4_with_model_columns_is_read_or_named_in_one_line(tmp_path: Path, 
     else:
         with pytest.raises(RunError, match="table4.csv"):
             read_table4(tmp_path)
+
+
+def _record(name: str, role: str, seconds: float, stopped: list[str]) -> dict[str, object]:
+    nets = {f"net{i}": {"train_patches": 40, "epochs": 5, "best_val_f1": 0.5, "stopped_by": s}
+            for i, s in enumerate(stopped)}
+    return {"name": name, "role": role, "f1": 0.4, "oa": 0.5, "nets": len(nets), "train_seconds": seconds,
+            "val_f1": 0.5, "net_training": nets}
+
+
+def test_a_time_ratio_of_nets_that_reached_the_cap_is_called_a_bound() -> None:
+    from tropicrop.report import CROSS_YEAR, PROPOSED, findings, training_section
+
+    early = [_record("B2", CROSS_YEAR, 100.0, ["early stopping"] * 3), _record("V", PROPOSED, 20.0, ["early stopping"])]
+    capped = [early[0], _record("V", PROPOSED, 20.0, ["cap"])]
+    ratio = next(line for line in findings(early, {}) if "training time" in line)
+    assert "0.200" in ratio and "bound" not in ratio
+    ratio = next(line for line in findings(capped, {}) if "training time" in line)
+    assert "a bound, not a finding: nets of V reached the step cap" in ratio
+    table = training_section(capped)
+    assert any(line.startswith("| B2 | 3 |") and "| 3 of 3 |" in line for line in table)
+    assert any(line.startswith("| V | 1 |") and "| 0 of 1 |" in line for line in table)
+    assert any("Some nets of V reached the config's cap" in line for line in table)
+    assert not any("reached the config's cap" in line for line in training_section(early))

@@ -32,6 +32,8 @@ def test_quick_config_parses_and_unknown_keys_name_the_close_match(tmp_path: Pat
         quick_config(tmp_path, **{"trainer.max_epoch": 3})
     with pytest.raises(ConfigError, match="must be an integer"):
         quick_config(tmp_path, **{"trainer.max_epochs": "many"})
+    with pytest.raises(ConfigError, match=r"trainer.min_epochs is 9.*between 0 and trainer.max_epochs \(3\)"):
+        check_config(quick_config(tmp_path, **{"trainer.max_epochs": 3, "trainer.min_epochs": 9}))
 
 
 def test_no_test_pixel_ever_reaches_a_training_batch(make_scene: MakeScene) -> None:
@@ -154,6 +156,8 @@ def test_two_runs_with_one_seed_agree_and_write_the_run_directory(tiny_pair: Pat
     second = train(cfg, tmp_path / "b")
     assert val_metrics(tmp_path / "a") == val_metrics(tmp_path / "b")
     assert first["nets"]["all-months"]["best_val_f1"] == second["nets"]["all-months"]["best_val_f1"]
+    # the quick config's cap is far below its patience: the net reached the cap, and says so
+    assert first["nets"]["all-months"]["stopped_by"] == "cap"
     run = tmp_path / "a"
     for name in ("config.yaml", "classes.json", "normalization.json", "result.json",
                  "nets/all-months/checkpoints/best.ckpt", "nets/all-months/checkpoints/last.ckpt"):

@@ -41,6 +41,8 @@ from tropicrop.layout import PredictionLayout, RunLayout, stamp
 from tropicrop.metrics import scores_from_confusion
 from tropicrop.palette import class_colors
 from tropicrop.runfiles import (
+    CAP,
+    EARLY_STOPPING,
     RETRAIN,
     read_class_table,
     read_json,
@@ -73,7 +75,7 @@ class PixelOptions:
     num_leaves: int = 31
     min_child_samples: int = 20
     feature_fraction: float = 0.8
-    threads: int = 1                # LightGBM threads (OpenMP spins badly on a shared, oversubscribed CPU)
+    threads: int = 0                # LightGBM threads (0: OpenMP's default, every core; 1 on a shared, oversubscribed CPU)
 
     @classmethod
     def from_options(cls, options: dict[str, Any], path: Path | None = None) -> PixelOptions:
@@ -226,6 +228,7 @@ def train_booster(cfg: Any, data: Any, pixels: PixelData, name: str, targets: li
         booster.save_model(str(tmp), num_iteration=best)
     result = {"name": name, "targets": sorted({t.isoformat() for dates in targets for t in dates}),
               "model_file": "model.txt", "best_val_f1": val_f1, "rounds": int(best), "train_pixels": len(y_train),
+              "stopped_by": EARLY_STOPPING if booster.current_iteration() < opts.n_estimators else CAP,
               "val_pixels": len(y_val), "train_patches": data.train_patches, "val_patches": data.val_patches,
               "scenes": net_scenes(data, targets, cfg.data.patch_size), "train_seconds": seconds}
     write_json(net_dir / "result.json", result)

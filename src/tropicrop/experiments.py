@@ -251,7 +251,7 @@ def training_record(summary: dict[str, Any]) -> dict[str, Any]:
     macro F1 and its length (epochs, or boosting rounds), keyed by net name; plus the mean validation F1."""
     nets = {
         name: {key: net.get(key) for key in ("train_patches", "val_patches", "best_val_f1", "epochs", "global_step",
-                                             "rounds", "train_pixels") if key in net}
+                                             "rounds", "train_pixels", "stopped_by") if key in net}
         for name, net in summary["nets"].items()
     }
     val = [n["best_val_f1"] for n in nets.values() if n.get("best_val_f1") is not None]

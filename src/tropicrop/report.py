@@ -28,7 +28,7 @@ from tropicrop.errors import RunError
 from tropicrop.io.files import atomic_path
 from tropicrop.layout import ExperimentLayout, slug
 from tropicrop.palette import class_colors
-from tropicrop.runfiles import read_class_table, read_json, read_yaml_mapping
+from tropicrop.runfiles import CAP, EARLY_STOPPING, read_class_table, read_json, read_yaml_mapping
 from tropicrop.scene import TEST, load_scene
 
 # An approach's part in the protocol, declared in the experiment config (``role:``): findings compare
@@ -201,6 +201,11 @@ def _span(values: Sequence[Any]) -> str:
     return "n/a" if not values else str(values[0]) if values[0] == values[-1] else f"{values[0]}-{values[-1]}"
 
 
+def _capped(record: dict[str, Any]) -> bool:
+    """Whether a net of the approach reached the config's step (round) cap before early stopping fired."""
+    return any(n.get("stopped_by") == CAP for n in record.get("net_training", {}).values())
+
+
 def training_section(records: Sequence[dict[str, Any]]) -> list[str]:
     """Report lines: what each approach learnt from (training patches per net), how long its nets trained,
     and how well its validation F1 predicted its test F1 (the gap, validation minus test), and where each
@@ -210,8 +215,9 @@ def training_section(records: Sequence[dict[str, Any]]) -> list[str]:
              "only a safety). Validation F1 is on held-out blocks of the training year and area; test F1 on year "
              "B's test split. For cross-year approaches the gap includes the year shift, which no validation drawn "
              "from year A can see.", "",
-             "| approach | nets | training patches per net | length per net | validation F1 (%) | test F1 (%) | gap (points) |",
-             "|---|---:|---|---|---:|---:|---:|"]
+             "| approach | nets | training patches per net | length per net | stopped early | validation F1 (%) "
+             "| test F1 (%) | gap (points) |",
+             "|---|---:|---|---|---:|---:|---:|---:|"]
     for r in records:
         nets = list(r.get("net_training", {}).values())
         patches = sorted(n["train_patches"] for n in nets if n.get("train_patches") is not None)
@@ -219,8 +225,15 @@ def training_section(records: Sequence[dict[str, Any]]) -> list[str]:
         unit = "epochs" if nets and "epochs" in nets[0] else "rounds"
         val = r.get("val_f1")
         gap = "n/a" if val is None else f"{100 * (val - r['f1']):+.1f}"
-        lines.append(f"| {r['name']} | {r['nets']} | {_span(patches)} | {_span(lengths)} {unit} | "
+        stopped = [n["stopped_by"] for n in nets if "stopped_by" in n]
+        early = f"{stopped.count(EARLY_STOPPING)} of {len(stopped)}" if stopped else "n/a"
+        lines.append(f"| {r['name']} | {r['nets']} | {_span(patches)} | {_span(lengths)} {unit} | {early} | "
                      f"{'n/a' if val is None else f'{100 * val:.1f}'} | {100 * r['f1']:.1f} | {gap} |")
+    capped = [r["name"] for r in records if _capped(r)]
+    if capped:
+        lines += ["", f"Some nets of {', '.join(capped)} reached the config's cap before the early-stopping rule "
+                  "fired: their training time was set by the cap, not found, so the time ratios that involve them "
+                  "are bounds, not findings."]
     base = by_role(records).get(CLASSICAL)
     if base is not None:
         lines.append("")
@@ -263,8 +276,10 @@ def findings(records: Sequence[dict[str, Any]], per_date: dict[str, dict[str, tu
     if single is not None and cross is not None and cross["train_seconds"] > 0:
         p_single, p_cross = paper_row(PROPOSED), paper_row(CROSS_YEAR)
         frac, paper_frac = single["train_seconds"] / cross["train_seconds"], p_single[3] / p_cross[3]
+        capped = [r["name"] for r in (single, cross) if _capped(r)]
+        bound = f"; a bound, not a finding: nets of {' and '.join(capped)} reached the step cap" if capped else ""
         lines.append(f"- {single['name']} training time is {frac:.3f} of {cross['name']}'s ({100 * (frac - 1):+.1f} %; "
-                     f"paper Table 4: {paper_frac:.3f}, {100 * (paper_frac - 1):+.1f} %).")
+                     f"paper Table 4: {paper_frac:.3f}, {100 * (paper_frac - 1):+.1f} %{bound}).")
         gap, paper_gap = 100 * (cross["f1"] - single["f1"]), p_cross[1] - p_single[1]
         side, paper_side = ("below" if gap >= 0 else "above"), ("below" if paper_gap >= 0 else "above")
         lines.append(f"- {single['name']} average F1 is {abs(gap):.1f} points {side} {cross['name']}'s "

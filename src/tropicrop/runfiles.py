@@ -27,6 +27,10 @@ from tropicrop.layout import RUN_FORMAT_VERSION, RunLayout
 from tropicrop.models import build
 from tropicrop.windows import Normalizer
 
+EARLY_STOPPING, CAP = "early stopping", "cap"
+"""Values of ``stopped_by`` in a net's result.json: its validation F1 stopped improving, or it reached the
+step (boosting round) cap of the config, so its length was set by the config rather than found."""
+
 RETRAIN = "train it again (tropicrop train --force) or copy the run again from its source"
 
 

@@ -46,7 +46,7 @@ from tropicrop.losses import FocalLoss
 from tropicrop.metrics import confusion_metric, scores_from_confusion
 from tropicrop.models import MODELS, available_models, build, is_sequence_model
 from tropicrop.precision import AUTO, SHORT_NAMES, resolve_precision
-from tropicrop.runfiles import load_checkpoint, read_class_table, read_json, read_normalizer
+from tropicrop.runfiles import CAP, EARLY_STOPPING, load_checkpoint, read_class_table, read_json, read_normalizer
 from tropicrop.trainingdata import (
     DataConfig,
     NetTargets,
@@ -93,6 +93,7 @@ class TrainerConfig:
     max_epochs: int = 30
     steps_per_epoch: int = 50
     patience: int = 5  # early stopping on validation macro F1
+    min_epochs: int = 0  # epochs before early stopping may stop a net (a slow start is not a plateau)
     accelerator: str = "cpu"
     devices: int | str = 1
     strategy: str = "auto"
@@ -130,6 +131,9 @@ def check_config(cfg: TrainConfig, path: Path | None = None) -> None:
                        ("trainer.steps_per_epoch", cfg.trainer.steps_per_epoch), ("trainer.max_epochs", cfg.trainer.max_epochs)):
         if value < 1:
             raise ConfigError(path, f"{key} is {value}", "it must be at least 1")
+    if not 0 <= cfg.trainer.min_epochs <= cfg.trainer.max_epochs:
+        raise ConfigError(path, f"trainer.min_epochs is {cfg.trainer.min_epochs}",
+                          f"it must be between 0 and trainer.max_epochs ({cfg.trainer.max_epochs})")
     precisions = (AUTO, *SHORT_NAMES, *typing.get_args(_PRECISION_INPUT_STR))
     if str(cfg.trainer.precision).lower() not in precisions:
         raise ConfigError(path, f"trainer.precision is {cfg.trainer.precision!r}", f"use one of {', '.join(precisions)}")
@@ -276,7 +280,8 @@ def _make_trainer(cfg: TrainConfig, net_dir: Path, has_val: bool) -> L.Trainer:
     return L.Trainer(
         accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
         precision=resolve_precision(t.precision, t.accelerator),  # type: ignore[arg-type]
-        max_epochs=t.max_epochs, limit_train_batches=t.steps_per_epoch, limit_val_batches=None if has_val else 0,
+        max_epochs=t.max_epochs, min_epochs=t.min_epochs or None, limit_train_batches=t.steps_per_epoch,
+        limit_val_batches=None if has_val else 0,
         callbacks=callbacks, logger=loggers,
         plugins=[AtomicCheckpointIO()], deterministic=t.deterministic, use_distributed_sampler=False,
         benchmark=not t.deterministic,  # cuDNN autotuning (GPU): patches have one size, so it pays off
@@ -320,6 +325,7 @@ def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: NetTarge
         "val_patches": sum(s["val_patches"] for s in scenes),
         "scenes": scenes,  # the target dates of each scene it learned from, and their patches
         "epochs": trainer.current_epoch,
+        "stopped_by": EARLY_STOPPING if getattr(trainer.early_stopping_callback, "stopped_epoch", 0) > 0 else CAP,
         "global_step": trainer.global_step,
         "train_seconds": float(timer.time_elapsed("train")),
         "session_seconds": time.perf_counter() - start,
