@@ -111,3 +111,32 @@ def test_the_new_temporal_networks_run_as_approaches(tiny_pair: Path, tmp_path: 
     assert int(table4["U-TAE"]["parameters"]) == expected
     report = files.report.read_text()
     assert f"{expected:,}" in report and "vunet_convlstm_seq" in report
+
+
+def test_an_experiment_may_gain_approaches_but_not_change_its_finished_ones(tmp_path: Path) -> None:
+    from tropicrop.experiments import extends
+
+    base = tiny_experiment(tmp_path)
+    previous = from_dict(ExperimentConfig, base)
+    added = {**base, "name": "tiny + adaptation",
+             "approaches": [*base["approaches"], {"name": "VUnetConvLSTM + AdaBN",
+                                                  "adapt": {"base": "VUnetConvLSTM", "methods": ["adabn"]}}]}
+    assert extends(previous, from_dict(ExperimentConfig, added))
+    assert extends(previous, previous)
+    dropped = {**base, "approaches": base["approaches"][1:]}
+    assert not extends(previous, from_dict(ExperimentConfig, dropped))
+    changed = {**base, "approaches": [{**base["approaches"][0], "use": "all", "train_on": "a"}, *base["approaches"][1:]]}
+    assert not extends(previous, from_dict(ExperimentConfig, changed))
+    other_seed = {**base, "train": {**base["train"], "seed": 3}}
+    assert not extends(previous, from_dict(ExperimentConfig, other_seed))
+
+
+def test_the_adaptation_config_extends_the_demo() -> None:
+    from tropicrop.config import load_config
+    from tropicrop.experiments import extends
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    demo = load_config(ExperimentConfig, root / "demo.yaml")
+    adaptation = load_config(ExperimentConfig, root / "adaptation.yaml")
+    check_experiment(adaptation, root / "adaptation.yaml")
+    assert extends(demo, adaptation) and len(adaptation.approaches) > len(demo.approaches)

@@ -316,6 +316,16 @@ def write_tables(out: Path, records: list[dict[str, Any]]) -> tuple[Path, Path]:
     return per_date, table4
 
 
+def extends(previous: ExperimentConfig, cfg: ExperimentConfig) -> bool:
+    """Whether ``cfg`` is ``previous`` with approaches added: same shared settings and every earlier approach
+    unchanged, so their finished results stay valid and only the new approaches run (e.g. adaptation rows
+    added to a finished demo)."""
+    old, new = to_dict(previous), to_dict(cfg)
+    old_approaches, new_approaches = old.pop("approaches"), new.pop("approaches")
+    old.pop("name"), new.pop("name")  # the title of the report
+    return old == new and all(a in new_approaches for a in old_approaches)
+
+
 def run_experiment(config: Path | None, out: Path, overrides: list[str] = (), progress: bool = True,  # type: ignore[assignment]
                    cfg: ExperimentConfig | None = None) -> Path:
     """``tropicrop experiment``: run every approach of the config into ``out`` and write the report.
@@ -332,11 +342,9 @@ def run_experiment(config: Path | None, out: Path, overrides: list[str] = (), pr
             raise ConfigError(None, "no config given", "pass -c CONFIG.yaml (see configs/demo.yaml)")
         cfg = load_config(ExperimentConfig, config, list(overrides))
     check_experiment(cfg, config)
-    if saved.is_file():
-        previous = load_config(ExperimentConfig, saved)
-        if to_dict(previous) != to_dict(cfg):
-            raise RunError(out, "holds an experiment with another configuration",
-                           "choose another --out, or delete it to start again")
+    if saved.is_file() and not extends(load_config(ExperimentConfig, saved), cfg):
+        raise RunError(out, "holds an experiment with another configuration",
+                       "choose another --out, or delete it to start again (approaches may only be added)")
     out.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, saved)
     scene_a, scene_b = load_scene(cfg.scenes.a), load_scene(cfg.scenes.b)
