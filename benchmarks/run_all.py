@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "precision_accuracy.py": (["--seeds", "0", "1", "2"], ["--seeds", "0", "1", "--epochs", "4"]),
     "training_memory.py": (["--in-memory"], ["--sizes", "256", "512"]),
     "dask_predict.py": ([], ["--size", "256"]),
+    "cache_accuracy.py": (["--seeds", "0", "1", "2"], ["--seeds", "0", "1"]),
     "backbones.py": ([], ["--size", "256", "--train-steps", "2", "--repeat", "1"]),
 }
 # with a GPU, model_throughput.py measures it as well; inference.py runs a second time on it

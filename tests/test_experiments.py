@@ -131,12 +131,13 @@ def test_an_experiment_may_gain_approaches_but_not_change_its_finished_ones(tmp_
     assert not extends(previous, from_dict(ExperimentConfig, other_seed))
 
 
-def test_the_adaptation_config_extends_the_demo() -> None:
+@pytest.mark.parametrize("name", ["adaptation.yaml", "backbones.yaml"])
+def test_configs_run_after_the_demo_extend_it(name: str) -> None:
     from tropicrop.config import load_config
     from tropicrop.experiments import extends
 
     root = Path(__file__).resolve().parents[1] / "configs"
     demo = load_config(ExperimentConfig, root / "demo.yaml")
-    adaptation = load_config(ExperimentConfig, root / "adaptation.yaml")
-    check_experiment(adaptation, root / "adaptation.yaml")
+    adaptation = load_config(ExperimentConfig, root / name)
+    check_experiment(adaptation, root / name)
     assert extends(demo, adaptation) and len(adaptation.approaches) > len(demo.approaches)

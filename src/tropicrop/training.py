@@ -357,7 +357,7 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, force: bool 
     if resume and run.classes.is_file():
         classes = read_class_table(run.classes)
         normalizer = read_normalizer(run.normalization)
-    data = prepare_data(cfg, classes, normalizer, config_path, cache_dir=run.cache)
+    data = prepare_data(cfg, classes, normalizer, config_path, cache_dir=run.cache if cfg.data.cache else None)
     dump_config(cfg, run.config)
     write_json(run.classes, data.classes.to_dict())
     write_json(run.normalization, data.normalizer.to_dict())

@@ -65,6 +65,7 @@ class DataConfig:
     doy_shift: int = 0  # days: random offsets of each sample's days of year in [-doy_shift, doy_shift] (0 = off)
     other_threshold: float = 0.053  # classes below this fraction of samples are merged into Other
     classes: list[str] | None = None  # explicit class names (overrides fitting); may include Other
+    cache: bool = True  # read patches from an on-disk float16 cache (bounded memory); false: hold in memory
 
 
 class HasData(Protocol):
