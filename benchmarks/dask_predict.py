@@ -8,7 +8,8 @@ workers. Two figures for Dask: the prediction alone (from ``predict.json``) and 
 starting the cluster. The cores of this machine are shared with other work: absolute figures are noise,
 the ratio is the finding.
 
-Run: ``python benchmarks/dask_predict.py [--size 512] [--workers 2] [--cores 2]``.
+Run: ``python benchmarks/dask_predict.py [--size 1024] [--workers 2] [--cores 2] [--block 4]``. The scene must give
+several blocks per worker: with fewer blocks than workers some workers idle and the ratio says nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--size", type=int, default=1024, help="scene side: enough tiles for several blocks per worker")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--block", type=int, default=4)
@@ -71,6 +72,9 @@ def main() -> None:
     print(f"| Dask, including cluster start | {pixel_months / whole:.0f} | {per_core_whole:.0f} | "
           f"{per_core_whole / per_core_single:.2f} |")
     print(f"maps identical pixel for pixel: {identical}")
+    if dask_log["blocks"] < 2 * args.workers:
+        print(f"note: {dask_log['blocks']} block(s) for {args.workers} workers: a larger --size or a smaller --block "
+              "is needed for a per-core figure")
 
 
 if __name__ == "__main__":

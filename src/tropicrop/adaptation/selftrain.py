@@ -19,6 +19,7 @@ teacher is the adapted network.
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,7 +145,9 @@ def self_train(model: nn.Module, sampler: PatchSampler, options: SelfTrainingOpt
                         logger=False, enable_checkpointing=False, enable_progress_bar=progress,
                         enable_model_summary=False, deterministic=True, num_sanity_val_steps=0,
                         limit_val_batches=0)
-    trainer.fit(module, train_dataloaders=loader)
+    with warnings.catch_warnings():  # the teacher and the frozen BatchNorm layers are in eval mode on purpose
+        warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode", category=UserWarning)
+        trainer.fit(module, train_dataloaders=loader)
     teacher = module.teacher.cpu().eval()
     stats = {"steps": float(trainer.global_step), "selected_fraction": module.selected / max(module.seen, 1),
              **{f"pseudo_share_{k + 1}": float(v) for k, v in enumerate(module.class_freq)}}
