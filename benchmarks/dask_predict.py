@@ -8,7 +8,7 @@ workers. Two figures for Dask: the prediction alone (from ``predict.json``) and 
 starting the cluster. The cores of this machine are shared with other work: absolute figures are noise,
 the ratio is the finding.
 
-Run: ``python benchmarks/dask_predict.py [--size 1024] [--workers 2] [--cores 2] [--block 4]``. The scene must give
+Run: ``python benchmarks/dask_predict.py [--size 1024] [--workers 2] [--cores 2] [--block 2]``. The scene must give
 several blocks per worker: with fewer blocks than workers some workers idle and the ratio says nothing.
 """
 
@@ -62,7 +62,8 @@ def main() -> None:
     per_core_dask = dask_log["pixel_months_per_s"] / cores_dask
     per_core_whole = pixel_months / whole / cores_dask
     print(f"lem {args.size}^2 scene, {len(single['nets'])} dates, tile {single['tile']}, {args.workers} workers x "
-          f"{cores_dask // args.workers} torch threads, blocks of {dask_log['block_tiles']} tiles ({dask_log['blocks']}); "
+          f"{cores_dask // args.workers} torch threads, blocks of {dask_log['block_tiles']} x {dask_log['block_tiles']} "
+          f"tiles ({dask_log['blocks']} blocks); "
           "shared CPU cores: absolute figures are contended")
     print("| path | pixel-months/s | per core | vs single process (goal >= 0.8) |")
     print("|---|---:|---:|---:|")

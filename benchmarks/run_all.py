@@ -29,7 +29,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "stack_memory.py": ([], ["--size", "512", "--months", "3"]),
     "precision_accuracy.py": (["--seeds", "0", "1", "2"], ["--seeds", "0", "1", "--epochs", "4"]),
     "training_memory.py": (["--in-memory"], ["--sizes", "256", "512"]),
-    "dask_predict.py": ([], ["--size", "512", "--block", "1"]),
+    "dask_predict.py": (["--block", "2"], ["--size", "512", "--block", "1"]),
     "cache_accuracy.py": (["--seeds", "0", "1", "2"], ["--seeds", "0", "1"]),
     "backbones.py": ([], ["--size", "256", "--train-steps", "2", "--repeat", "1"]),
 }

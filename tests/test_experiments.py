@@ -131,7 +131,7 @@ def test_an_experiment_may_gain_approaches_but_not_change_its_finished_ones(tmp_
     assert not extends(previous, from_dict(ExperimentConfig, other_seed))
 
 
-@pytest.mark.parametrize("name", ["adaptation.yaml", "backbones.yaml"])
+@pytest.mark.parametrize("name", ["adaptation.yaml"])
 def test_configs_run_after_the_demo_extend_it(name: str) -> None:
     from tropicrop.config import load_config
     from tropicrop.experiments import extends
