@@ -167,3 +167,16 @@ def test_a_classical_run_is_refused_with_one_line(tmp_path: Path) -> None:
     (run / "config.yaml").write_text(f"model:\n  name: {next(iter(CLASSICAL_MODELS))}\n")
     with pytest.raises(RunError, match="classical"):  # before any cluster is started or scene read
         predict_distributed(run, [tmp_path / "no-scene"], tmp_path / "out", progress=False, client=object())
+
+
+def test_workers_get_allocator_thresholds_for_tensors() -> None:
+    """Dask's nanny freezes glibc's mmap threshold at 128 KiB (MALLOC_TRIM_THRESHOLD_); the worker plugin
+    sets thresholds for tile-sized tensors again (1.5x slower blocks without, benchmarks/dask_predict.py)."""
+    import ctypes.util
+    import platform
+
+    from tropicrop.inference.distributed import malloc_for_tensors
+
+    if platform.system() != "Linux" or "glibc" not in (platform.libc_ver()[0] or "") or not ctypes.util.find_library("c"):
+        pytest.skip("glibc only")
+    assert malloc_for_tensors() is True
