@@ -37,7 +37,7 @@ from tropicrop.adaptation.timeshift import ShiftEstimate, estimate_shift, merge_
 from tropicrop.classes import ClassTable
 from tropicrop.errors import ConfigError, RunError, SceneError
 from tropicrop.inference.run import read_doy_offset
-from tropicrop.io.files import atomic_path, write_json
+from tropicrop.io.files import atomic_folder, atomic_path, write_json
 from tropicrop.layout import RunLayout
 from tropicrop.runfiles import load_checkpoint, read_class_table, read_json, read_normalizer, read_run_result
 from tropicrop.scene import Scene, load_scene
@@ -148,11 +148,7 @@ def adapt_run(run_dir: Path, scene: Scene | Path, out: Path, options: AdaptOptio
         "year_b_labels_read": options.parcels > 0, "options": asdict(options),
         "adaptation_dates": [d.isoformat() for d in targets], "normalization": normalizer.to_dict(), "nets": {},
     }
-    tmp_out = out.parent / f".{out.name}.partial"
-    if tmp_out.exists():
-        shutil.rmtree(tmp_out)
-    tmp_out.mkdir(parents=True)
-    try:
+    with atomic_folder(out) as tmp_out:
         for ckpt in checkpoints:
             name = ckpt.parents[1].name
             module = CropModule.load_from_checkpoint(ckpt, map_location="cpu")
@@ -202,12 +198,6 @@ def adapt_run(run_dir: Path, scene: Scene | Path, out: Path, options: AdaptOptio
         write_json(adapted.adaptation, record)
         write_json(adapted.result, {**source_result, "adapted_from": str(run_dir), "adaptation": methods,
                                              "parcels": options.parcels, "scene_adapted_to": str(scene.root)})
-        if out.exists():
-            shutil.rmtree(out)
-        tmp_out.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp_out, ignore_errors=True)
-        raise
     log.info("adapted %s to %s with %s (doy offset %+d) in %s", run_dir, scene.root, methods, doy_offset, out)
     return record
 

@@ -21,8 +21,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
-import shutil
-import uuid
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -51,7 +49,7 @@ from tropicrop.io.acquisitions import (
     parse_month,
     to_linear_power,
 )
-from tropicrop.io.files import write_json
+from tropicrop.io.files import atomic_folder, write_json
 from tropicrop.io.manifest import MANIFEST_NAME, DateEntry, Manifest, write_manifest
 from tropicrop.io.rasters import Grid
 from tropicrop.io.stack_labels import LabelPlan, plan_labels
@@ -274,9 +272,8 @@ def stack_scene(acquisitions: Sequence[Acquisition], out: Path, grid: Grid, open
     dates = {m: composite_date(m) for m in months}
     if labels is not None:
         labels.check_dates(dates, monthly)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     n_blocks = sum(1 for _ in blocks(grid, block))
-    try:
+    with atomic_folder(out) as tmp:
         entries, record = [], []
         bar = tqdm(total=n_blocks * sum(1 for a in monthly.values() if a), desc=f"stacking {len(months)} months",
                    unit="block", disable=not progress)
@@ -301,13 +298,6 @@ def stack_scene(acquisitions: Sequence[Acquisition], out: Path, grid: Grid, open
         write_manifest(manifest)
         write_json(tmp / "stack.json", {"source": source, "composite": method, "grid": _grid_record(grid),
                                         "block": block, "months": record})
-        if out.exists():
-            shutil.rmtree(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return out
 
 

@@ -7,8 +7,6 @@ temporary name and renamed when complete, so a crash never leaves a half-written
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from tropicrop.errors import SceneError
+from tropicrop.io.files import atomic_folder
 from tropicrop.io.manifest import MANIFEST_NAME, DateEntry, Manifest, write_manifest
 from tropicrop.io.rasters import write_geotiff
 
@@ -52,8 +51,7 @@ def write_scene(
     for d in labels:
         if d not in dates:
             raise ValueError(f"label date {d} is not one of the image dates")
-    tmp = out_dir.with_name(f".{out_dir.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with atomic_folder(out_dir) as tmp:
         entries = []
         for t, d in enumerate(dates):
             stamp = d.strftime("%Y%m%d")
@@ -78,11 +76,4 @@ def write_scene(
             split=split_path,
         )
         write_manifest(manifest)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp.rename(out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return out_dir
