@@ -151,7 +151,9 @@ def malloc_for_tensors() -> bool:
     except OSError:
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # mallopt parameters of <malloc.h>
-    return bool(libc.mallopt(m_mmap_threshold, 32 * 1024**2)) and bool(libc.mallopt(m_trim_threshold, 64 * 1024**2))
+    mmap_set = libc.mallopt(m_mmap_threshold, 32 * 1024**2)
+    trim_set = libc.mallopt(m_trim_threshold, 64 * 1024**2)  # set even if the first one was refused
+    return bool(mmap_set) and bool(trim_set)
 
 
 class TorchThreads(WorkerPlugin):
