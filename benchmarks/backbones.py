@@ -4,17 +4,20 @@
    training samples/s (forward + backward of the paper's batch: 16 windows of 12 dates, 32 x 32, 2 bands;
    a sequence model decodes and is scored at all 12 dates, as when every month is labelled), and prediction
    pixel-months/s of the network work on one tile (12 target months of a synthetic LEM scene, every date
-   read once, the way ``predict_scene`` runs each network: shared encoding, or one sequence pass).
+   read once, the way ``predict_scene`` runs each network: shared encoding, or one sequence pass); in each
+   of ``--precisions`` (float32, and bf16 autocast as ``trainer.precision: bf16-mixed`` and ``predict
+   --precision bf16`` run), timed alternately.
 2. The goal figures of issues 17 and 21: twelve monthly maps of a ``--size`` (1024) synthetic LEM scene by
    ``predict_scene`` (tiles <= 256 px, overlap >= 32, blended, COGs and PNGs written), with vunet_convlstm
-   and vunet_convlstm_seq (Table-3 sizes, random weights: speed does not depend on training), in float32
-   and in bf16 autocast, one after the other in this process; pixel-months/s and the ratios: many-to-many /
-   N-to-1 (goal >= 5), bf16 / float32 (goal >= 1.7), many-to-many bf16 / N-to-1 float32 (goal >= 8).
+   and vunet_convlstm_seq (Table-3 sizes, or a ConvLSTM of ``--lstm-channels``; random weights: speed does
+   not depend on training), in float32 and in bf16 autocast, one after the other in this process;
+   pixel-months/s and the ratios: many-to-many / N-to-1 (goal >= 5), bf16 / float32 (goal >= 1.7),
+   many-to-many bf16 / N-to-1 float32 (goal >= 8).
 3. With ``--experiment DIR`` (an experiment run with configs/backbones.yaml), the average F1 of the
    VUnetConvLSTM and many-to-many approaches read from its ``table4.csv`` (goal: at most 2 points below).
 
-Run:   python benchmarks/backbones.py          (the goal's 1024 px scene; not yet timed on an idle machine)
-       python benchmarks/backbones.py --size 256 --train-steps 1 --repeat 1   (14 min on a heavily loaded one)
+Run:   python benchmarks/backbones.py          (the goal's 1024 px scene; about 8 minutes on 2 idle cores)
+       python benchmarks/backbones.py --size 1024 --skip-networks --lstm-channels 64   (the experiments' width)
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from inference import make_scene
 from model_throughput import interleaved_seconds, make_batch
 from tropicrop.classes import ClassTable
+from tropicrop.config import load_config
+from tropicrop.experiments import ExperimentConfig
 from tropicrop.inference import (
     Net,
     Plan,
@@ -71,12 +76,13 @@ def training_step(model: Any, loss_fn: FocalLoss, batch: tuple[torch.Tensor, ...
     return step
 
 
-def make_run_models(scene: Scene, name: str, seed: int = 0) -> RunModels:
-    """A randomly initialised network ``name`` (default options) prepared for inference as ``load_run``
-    does on the CPU, normalised on the scene centre."""
+def make_run_models(scene: Scene, name: str, seed: int = 0, **options: Any) -> RunModels:
+    """A randomly initialised network ``name`` (default options, or ``options``) prepared for inference as
+    ``load_run`` does on the CPU, normalised on the scene centre."""
     torch.manual_seed(seed)
     classes = ClassTable.from_names(list(CLASSES.values()))
-    model = prepare_for_inference(build(name, scene.num_bands, num_classes=classes.num_classes), torch.device("cpu"))
+    model = prepare_for_inference(build(name, scene.num_bands, num_classes=classes.num_classes, **options),
+                                  torch.device("cpu"))
     side = min(256, scene.grid.width, scene.grid.height)
     sample = scene.read_images(Window((scene.grid.width - side) // 2, (scene.grid.height - side) // 2, side, side))
     normalizer = Normalizer.fit(sample, sample[0, 0] == sample[0, 0])
@@ -84,9 +90,10 @@ def make_run_models(scene: Scene, name: str, seed: int = 0) -> RunModels:
                      nets=[Net("all-months", None, model)])
 
 
-def tile_work(models: RunModels, scene: Scene, side: int) -> Callable[[], None]:
+def tile_work(models: RunModels, scene: Scene, side: int, autocast: torch.dtype | None = None) -> Callable[[], None]:
     """The network work on one ``side`` tile for the scene's labelled dates, as ``predict_scene`` runs it
-    (every date read once; shared encoding, or one sequence pass), without reading or blending."""
+    (every date read once; shared encoding, or one sequence pass; under bf16 autocast with ``autocast``),
+    without reading or blending."""
     net = models.nets[0]
     dates = scene.labelled_dates
     plans = [Plan(d, k, net, target_window(scene.dates, d, 12, scene.missing)) for k, d in enumerate(dates)]
@@ -97,16 +104,23 @@ def tile_work(models: RunModels, scene: Scene, side: int) -> Callable[[], None]:
     probabilities = sequence_probabilities if is_sequence_model(net.model) else net_probabilities
 
     def run() -> None:
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=autocast or torch.float32, enabled=autocast is not None):
             for _plan, probs in probabilities(net, frames, position, plans):
                 probs.sum()
 
     return run
 
 
-def tile_seconds(models: RunModels, scene: Scene, side: int, repeat: int) -> float:
-    """Median seconds of :func:`tile_work`."""
-    return interleaved_seconds({"tile": tile_work(models, scene, side)}, repeat, warmup=1)["tile"]
+def autocast_step(step: Callable[[], None], autocast: torch.dtype | None) -> Callable[[], None]:
+    """``step`` under CPU autocast to ``autocast`` (as Lightning's ``bf16-mixed``), or as it is."""
+    if autocast is None:
+        return step
+
+    def run() -> None:
+        with torch.autocast("cpu", dtype=autocast):
+            step()
+
+    return run
 
 
 def scene_pixel_months(models: RunModels, scene: Scene, tile: int, overlap: int) -> tuple[float, float]:
@@ -120,34 +134,47 @@ def scene_pixel_months(models: RunModels, scene: Scene, tile: int, overlap: int)
     return seconds, scene.grid.width * scene.grid.height * len(dates) / seconds
 
 
-def experiment_f1(folder: Path) -> dict[str, tuple[str, float]]:
-    """approach -> (model, average F1) from an experiment's table4.csv."""
-    with open(ExperimentLayout(folder).table4, newline="") as fh:
-        return {row["approach"]: (row.get("model", ""), float(row["f1"])) for row in csv.DictReader(fh)}
+def experiment_pairs(folder: Path) -> list[tuple[str, float, str, float]]:
+    """``(N-to-1 approach, its F1, many-to-many approach, its F1)`` for every vunet_convlstm approach of an
+    experiment and the vunet_convlstm_seq approach with the same options (the same width), from its config
+    and ``table4.csv``."""
+    layout = ExperimentLayout(folder)
+    with open(layout.table4, newline="") as fh:
+        f1 = {row["approach"]: float(row["f1"]) for row in csv.DictReader(fh)}
+    approaches = [a for a in load_config(ExperimentConfig, layout.config).approaches if a.name in f1]
+    pairs = []
+    for a in approaches:
+        for b in approaches:
+            if (a.model, b.model) == ("vunet_convlstm", "vunet_convlstm_seq") and a.options == b.options:
+                pairs.append((a.name, f1[a.name], b.name, f1[b.name]))
+    return pairs
 
 
-def print_network_table(rows: list[tuple[str, int, float, float, float]], threads: int, steps: int, tile: int,
+def print_network_table(rows: list[tuple[str, int, str, float, float, float]], threads: int, steps: int, tile: int,
                         months: int, repeat: int) -> None:
     """Section 1 as a markdown table."""
     print(f"\nCPU, {threads} threads, torch {torch.__version__}; default options, random weights. Training: 16 windows "
           f"x 12 dates x 32 x 32 x 2 bands, forward + backward, median of {steps}. Prediction: network work on one "
-          f"{tile} px tile, {months} target months, median of {repeat}\n")
-    print("| model | parameters | training samples/s | tile seconds | prediction pixel-months/s |")
-    print("|---|---:|---:|---:|---:|")
-    for name, params, samples, seconds, pixel_months in rows:
-        print(f"| {name} | {params:,} | {samples:.1f} | {seconds:.2f} | {pixel_months:,.0f} |")
+          f"{tile} px tile, {months} target months, median of {repeat}; the precisions of a network timed alternately\n")
+    print("| model | parameters | precision | training samples/s | tile seconds | prediction pixel-months/s |")
+    print("|---|---:|---|---:|---:|---:|")
+    for name, params, precision, samples, seconds, pixel_months in rows:
+        print(f"| {name} | {params:,} | {precision} | {samples:.1f} | {seconds:.2f} | {pixel_months:,.0f} |")
 
 
 def scene_goal(scene: Scene, args: argparse.Namespace) -> None:
     """Section 2: the goal figures of issues 17 and 21 on one scene, every (network, precision) pair by
     ``predict_scene`` one after the other, then the network work of one tile timed alternately."""
+    options = {} if args.lstm_channels is None else {"lstm_channels": args.lstm_channels}
     results: dict[tuple[str, str], tuple[float, float]] = {}
     for precision in args.precisions:
         for name in ("vunet_convlstm", "vunet_convlstm_seq"):
-            models = replace(make_run_models(scene, name), autocast=PRECISIONS[precision])
+            models = replace(make_run_models(scene, name, **options), autocast=PRECISIONS[precision])
             results[name, precision] = scene_pixel_months(models, scene, args.tile, args.overlap)
+    width = f"ConvLSTM {args.lstm_channels}" if options else "Table-3 sizes (ConvLSTM 256)"
     print(f"\nGoal: {len(scene.labelled_dates)} monthly maps of a {args.size} x {args.size} scene by predict_scene "
-          f"(tiles <= {args.tile}, overlap >= {args.overlap}, COGs and PNGs written), one process, {args.threads} threads\n")
+          f"(tiles <= {args.tile}, overlap >= {args.overlap}, COGs and PNGs written), {width}, one process, "
+          f"{args.threads} threads\n")
     print("| model | precision | seconds | pixel-months/s |")
     print("|---|---|---:|---:|")
     for (name, precision), (seconds, rate) in results.items():
@@ -163,13 +190,14 @@ def scene_goal(scene: Scene, args: argparse.Namespace) -> None:
         print(f"vunet_convlstm_seq in bf16 / vunet_convlstm in float32: "
               f"{rate['vunet_convlstm_seq', 'bf16'] / rate['vunet_convlstm', '32']:.2f} (issue 21 goal >= 8)")
     side = min(args.tile, args.size)
-    work = {name: tile_work(make_run_models(scene, name), scene, side) for name in ("vunet_convlstm", "vunet_convlstm_seq")}
+    work = {name: tile_work(make_run_models(scene, name, **options), scene, side)
+            for name in ("vunet_convlstm", "vunet_convlstm_seq")}
     seconds = interleaved_seconds(work, args.repeat + 1, warmup=1)
     flops = {}
     for name in work:
         counter = FlopCounterMode(display=False)
         with counter:
-            tile_work(make_run_models(scene, name), scene, min(64, args.size))()
+            tile_work(make_run_models(scene, name, **options), scene, min(64, args.size))()
         flops[name] = counter.get_total_flops()
     print("FLOPs of the network work on a 64 px tile (FlopCounterMode, independent of the machine's load): "
           + ", ".join(f"{name} {f / 1e9:.1f} GFLOP" for name, f in flops.items())
@@ -193,7 +221,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-scene", action="store_true", help="skip the goal figure (section 2)")
     parser.add_argument("--skip-networks", action="store_true", help="skip the per-network table (section 1)")
     parser.add_argument("--precisions", nargs="+", choices=sorted(PRECISIONS), default=["32", "bf16"],
-                        help="precisions of the goal figure (bf16: autocast, as predict --precision bf16)")
+                        help="precisions of both sections (bf16: autocast, as predict --precision bf16)")
+    parser.add_argument("--lstm-channels", type=int, default=None,
+                        help="ConvLSTM width of the goal figure's networks (default: Table 3, 256)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -205,11 +235,15 @@ def main(argv: list[str] | None = None) -> None:
         torch.manual_seed(0)
         model = build(name, 2, num_classes=len(CLASSES) + 1).train()
         params = sum(p.numel() for p in model.parameters())
-        seconds = interleaved_seconds({"step": training_step(model, loss_fn, batch)}, args.train_steps, warmup=1)["step"]
+        step = training_step(model, loss_fn, batch)
+        steps = interleaved_seconds({p: autocast_step(step, PRECISIONS[p]) for p in args.precisions}, args.train_steps,
+                                    warmup=1)
         models = make_run_models(scene, name)
-        tile = tile_seconds(models, scene, min(args.predict_tile, args.size), args.repeat)
-        pixel_months = min(args.predict_tile, args.size) ** 2 * len(scene.labelled_dates) / tile
-        rows.append((name, params, 16 / seconds, tile, pixel_months))
+        side = min(args.predict_tile, args.size)
+        tiles = interleaved_seconds({p: tile_work(models, scene, side, PRECISIONS[p]) for p in args.precisions},
+                                    args.repeat, warmup=1)
+        for p in args.precisions:
+            rows.append((name, params, p, 16 / steps[p], tiles[p], side**2 * len(scene.labelled_dates) / tiles[p]))
         print(f"  {name}: done", flush=True)
 
     if rows:
@@ -219,13 +253,9 @@ def main(argv: list[str] | None = None) -> None:
         scene_goal(scene, args)
 
     if args.experiment is not None:
-        f1 = experiment_f1(args.experiment)
-        by_model = {model: (name, value) for name, (model, value) in f1.items()}
-        if "vunet_convlstm" in by_model and "vunet_convlstm_seq" in by_model:
-            (a, fa), (b, fb) = by_model["vunet_convlstm"], by_model["vunet_convlstm_seq"]
-            print(f"\n{args.experiment}/table4.csv: average F1 {a} {100 * fa:.1f}, {b} {100 * fb:.1f}: "
-                  f"{100 * (fa - fb):+.1f} points below (goal <= 2)")
-
+        for a, fa, b, fb in experiment_pairs(args.experiment):
+            print(f"\n{args.experiment}/table4.csv: average F1 {a} {100 * fa:.1f}, {b} {100 * fb:.1f}; "
+                  f"many-to-many minus N-to-1 {100 * (fb - fa):+.1f} points (goal >= -2)")
 
 if __name__ == "__main__":
     main()

@@ -27,6 +27,7 @@ NODATA = 0  # map code of pixels without a prediction (outside the AOI, or no re
 PROB_SCALE = 255  # probabilities are stored as round(p * 255) in uint8
 COG_BLOCK = 256
 QUICKLOOK_SIDE = 1024  # longest side of the PNG quick-look, in pixels
+LEGEND_INCHES = 2.5  # width of the quick-look's legend column
 
 def _scratch_profile(grid: Grid, count: int) -> dict[str, Any]:
     """Uncompressed striped GeoTIFF: windowed writes of any rows go straight to disk."""
@@ -59,18 +60,20 @@ def write_quicklook(map_path: Path, png: Path, names: Sequence[str], title: str)
     colors = class_colors(names)
     cmap = ListedColormap([_rgba(colors[i]) for i in range(len(names))])
     aspect = shape[1] / shape[0]
-    fig = Figure(figsize=(min(12.0, 4.0 * aspect + 2.5), 4.5), dpi=150)
+    width = min(12.0, 4.0 * aspect + LEGEND_INCHES)
+    fig = Figure(figsize=(width, 4.5), dpi=150)
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    # a fixed layout (the map left, the legend in the last LEGEND_INCHES) rather than tight_layout, which
+    # draws the figure once more only to measure it: a third of a quick-look's time
+    ax = fig.add_axes((0.02, 0.03, 1.0 - (LEGEND_INCHES + 0.1) / width, 0.86))
     ax.imshow(codes, cmap=cmap, vmin=-0.5, vmax=len(names) - 0.5, interpolation="nearest")
     ax.set_title(title)
     ax.set_axis_off()
     handles = [Patch(facecolor=_rgba(colors[i]), edgecolor="black", linewidth=0.3, label=names[i])
                for i in range(1, len(names))]
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False, fontsize=8)
-    fig.tight_layout()
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, format="png")
+    with atomic_path(png) as tmp:  # zlib level 1: a quick-look, not an archive; encoding at 6 took as long as drawing
+        fig.savefig(tmp, format="png", pil_kwargs={"compress_level": 1})
     return png
 
 
