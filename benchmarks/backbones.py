@@ -31,7 +31,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+import torch.profiler
 from rasterio.windows import Window
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -125,8 +127,14 @@ def autocast_step(step: Callable[[], None], autocast: torch.dtype | None) -> Cal
 
 def scene_pixel_months(models: RunModels, scene: Scene, tile: int, overlap: int) -> tuple[float, float]:
     """Seconds and pixel-months/s of ``predict_scene`` for the scene's labelled dates (maps written to a
-    temporary folder)."""
+    temporary folder), after an untimed warm-up on the first tile alone (an AOI of one pixel), so that the
+    one-off costs of a process (oneDNN kernels made for each shape, GDAL drivers, matplotlib's fonts) are
+    not charged to whichever configuration happens to run first."""
     dates = list(scene.labelled_dates)
+    first_tile = np.zeros(scene.grid.shape, dtype=bool)
+    first_tile[0, 0] = True
+    with tempfile.TemporaryDirectory() as warm:
+        predict_scene(models, scene, Path(warm), dates, tile=tile, overlap=overlap, progress=False, aoi=first_tile)
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         predict_scene(models, scene, Path(out), dates, tile=tile, overlap=overlap, progress=False)
@@ -162,6 +170,28 @@ def print_network_table(rows: list[tuple[str, int, str, float, float, float]], t
         print(f"| {name} | {params:,} | {precision} | {samples:.1f} | {seconds:.2f} | {pixel_months:,.0f} |")
 
 
+def network_section(scene: Scene, args: argparse.Namespace) -> None:
+    """Section 1: every registered network's training samples/s and tile pixel-months/s in each precision."""
+    batch = make_batch(16, 12, 32, len(CLASSES) + 1)
+    loss_fn = FocalLoss()
+    rows = []
+    side = min(args.predict_tile, args.size)
+    for name in available_models():
+        torch.manual_seed(0)
+        model = build(name, 2, num_classes=len(CLASSES) + 1).train()
+        params = sum(p.numel() for p in model.parameters())
+        step = training_step(model, loss_fn, batch)
+        steps = interleaved_seconds({p: autocast_step(step, PRECISIONS[p]) for p in args.precisions}, args.train_steps,
+                                    warmup=1)
+        models = make_run_models(scene, name)
+        tiles = interleaved_seconds({p: tile_work(models, scene, side, PRECISIONS[p]) for p in args.precisions},
+                                    args.repeat, warmup=1)
+        for p in args.precisions:
+            rows.append((name, params, p, 16 / steps[p], tiles[p], side**2 * len(scene.labelled_dates) / tiles[p]))
+        print(f"  {name}: done", flush=True)
+    print_network_table(rows, args.threads, args.train_steps, args.predict_tile, len(scene.labelled_dates), args.repeat)
+
+
 def scene_goal(scene: Scene, args: argparse.Namespace) -> None:
     """Section 2: the goal figures of issues 17 and 21 on one scene, every (network, precision) pair by
     ``predict_scene`` one after the other, then the network work of one tile timed alternately."""
@@ -177,8 +207,8 @@ def scene_goal(scene: Scene, args: argparse.Namespace) -> None:
           f"{args.threads} threads\n")
     print("| model | precision | seconds | pixel-months/s |")
     print("|---|---|---:|---:|")
-    for (name, precision), (seconds, rate) in results.items():
-        print(f"| {name} | {precision} | {seconds:.1f} | {rate:,.0f} |")
+    for (name, precision), (sec, pixel_months) in results.items():
+        print(f"| {name} | {precision} | {sec:.1f} | {pixel_months:,.0f} |")
     rate = {key: value[1] for key, value in results.items()}
     for precision in args.precisions:
         print(f"vunet_convlstm_seq / vunet_convlstm pixel-months/s, {precision}: "
@@ -190,8 +220,8 @@ def scene_goal(scene: Scene, args: argparse.Namespace) -> None:
         print(f"vunet_convlstm_seq in bf16 / vunet_convlstm in float32: "
               f"{rate['vunet_convlstm_seq', 'bf16'] / rate['vunet_convlstm', '32']:.2f} (issue 21 goal >= 8)")
     side = min(args.tile, args.size)
-    work = {name: tile_work(make_run_models(scene, name, **options), scene, side)
-            for name in ("vunet_convlstm", "vunet_convlstm_seq")}
+    work: dict[str, Callable[[], object]] = {name: tile_work(make_run_models(scene, name, **options), scene, side)
+                                             for name in ("vunet_convlstm", "vunet_convlstm_seq")}
     seconds = interleaved_seconds(work, args.repeat + 1, warmup=1)
     flops = {}
     for name in work:
@@ -205,6 +235,15 @@ def scene_goal(scene: Scene, args: argparse.Namespace) -> None:
     print(f"network work on one {side} px tile in float32, the two timed alternately ({args.repeat + 1} rounds, "
           "median): " + ", ".join(f"{name} {sec:.2f} s" for name, sec in seconds.items())
           + f"; ratio {seconds['vunet_convlstm'] / seconds['vunet_convlstm_seq']:.2f}")
+    if args.profile:
+        for precision in args.precisions:
+            for name in ("vunet_convlstm", "vunet_convlstm_seq"):
+                run = tile_work(make_run_models(scene, name, **options), scene, side, PRECISIONS[precision])
+                run()
+                with torch.profiler.profile() as prof:
+                    run()
+                print(f"\ntorch.profiler, network work on one {side} px tile, {name}, {precision}:")
+                print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -222,35 +261,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-networks", action="store_true", help="skip the per-network table (section 1)")
     parser.add_argument("--precisions", nargs="+", choices=sorted(PRECISIONS), default=["32", "bf16"],
                         help="precisions of both sections (bf16: autocast, as predict --precision bf16)")
+    parser.add_argument("--profile", action="store_true",
+                        help="after the goal figure, a torch.profiler table of each network's tile work per precision")
     parser.add_argument("--lstm-channels", type=int, default=None,
                         help="ConvLSTM width of the goal figure's networks (default: Table 3, 256)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    scene = load_scene(make_scene(args.data, args.size))
-    batch = make_batch(16, 12, 32, len(CLASSES) + 1)
-    loss_fn = FocalLoss()
-    rows = []
-    for name in [] if args.skip_networks else available_models():
-        torch.manual_seed(0)
-        model = build(name, 2, num_classes=len(CLASSES) + 1).train()
-        params = sum(p.numel() for p in model.parameters())
-        step = training_step(model, loss_fn, batch)
-        steps = interleaved_seconds({p: autocast_step(step, PRECISIONS[p]) for p in args.precisions}, args.train_steps,
-                                    warmup=1)
-        models = make_run_models(scene, name)
-        side = min(args.predict_tile, args.size)
-        tiles = interleaved_seconds({p: tile_work(models, scene, side, PRECISIONS[p]) for p in args.precisions},
-                                    args.repeat, warmup=1)
-        for p in args.precisions:
-            rows.append((name, params, p, 16 / steps[p], tiles[p], side**2 * len(scene.labelled_dates) / tiles[p]))
-        print(f"  {name}: done", flush=True)
-
-    if rows:
-        print_network_table(rows, args.threads, args.train_steps, args.predict_tile, len(scene.labelled_dates), args.repeat)
-
-    if not args.skip_scene:
-        scene_goal(scene, args)
+    if not (args.skip_networks and args.skip_scene):
+        scene = load_scene(make_scene(args.data, args.size))
+        if not args.skip_networks:
+            network_section(scene, args)
+        if not args.skip_scene:
+            scene_goal(scene, args)
 
     if args.experiment is not None:
         for a, fa, b, fb in experiment_pairs(args.experiment):

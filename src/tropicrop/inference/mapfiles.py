@@ -64,7 +64,7 @@ def write_quicklook(map_path: Path, png: Path, names: Sequence[str], title: str)
     fig = Figure(figsize=(width, 4.5), dpi=150)
     FigureCanvasAgg(fig)
     # a fixed layout (the map left, the legend in the last LEGEND_INCHES) rather than tight_layout, which
-    # draws the figure once more only to measure it: a third of a quick-look's time
+    # draws the figure once more only to measure it
     ax = fig.add_axes((0.02, 0.03, 1.0 - (LEGEND_INCHES + 0.1) / width, 0.86))
     ax.imshow(codes, cmap=cmap, vmin=-0.5, vmax=len(names) - 0.5, interpolation="nearest")
     ax.set_title(title)
@@ -72,7 +72,7 @@ def write_quicklook(map_path: Path, png: Path, names: Sequence[str], title: str)
     handles = [Patch(facecolor=_rgba(colors[i]), edgecolor="black", linewidth=0.3, label=names[i])
                for i in range(1, len(names))]
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False, fontsize=8)
-    with atomic_path(png) as tmp:  # zlib level 1: a quick-look, not an archive; encoding at 6 took as long as drawing
+    with atomic_path(png) as tmp:  # zlib level 1: a quick-look, not an archive (README, Performance)
         fig.savefig(tmp, format="png", pil_kwargs={"compress_level": 1})
     return png
 
