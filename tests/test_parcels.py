@@ -87,6 +87,23 @@ def test_parcel_answers_equal_a_direct_computation(tmp_path: Path) -> None:
             assert row["pixels"] == pytest.approx(pixels)
 
 
+def test_attributes_named_like_answer_columns_are_kept_under_another_name(tmp_path: Path) -> None:
+    dates = DATES[3:]
+    out, maps, _ = prediction_dir(tmp_path, dates)
+    frame = gpd.GeoDataFrame({"parcel": [7, 8, 9, 10], "date": ["2019-11-02"] * 4, "class": ["x"] * 4,
+                              "class_input": ["y"] * 4}, geometry=[pixel_box(*b) for b in BOXES], crs=CRS)
+    frame.to_file(tmp_path / "own.gpkg")
+    result = gpd.read_file(parcel_answers(out, tmp_path / "own.gpkg"), layer=LAYER)
+    assert result["parcel_input"].tolist() == [7, 8, 9, 10] * len(dates)
+    assert result["date_input"].tolist() == ["2019-11-02"] * 4 * len(dates)
+    assert result["class_input"].tolist() == ["y"] * 4 * len(dates)  # the user's own column, untouched
+    assert result["class_input_input"].tolist() == ["x"] * 4 * len(dates)
+    assert result["parcel"].tolist() == [0, 1, 2, 3] * len(dates)
+    assert sorted(set(result["date"])) == [d.isoformat() for d in dates]
+    first = result[result["date"] == dates[0].isoformat()]
+    assert first["code"].tolist() == [direct_answer(maps[dates[0]], np.zeros((3, H, W)), b)[0] for b in BOXES]
+
+
 def test_parcels_in_another_crs_are_reprojected(tmp_path: Path) -> None:
     dates = DATES[3:]
     out, _, _ = prediction_dir(tmp_path, dates)

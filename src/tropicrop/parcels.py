@@ -10,9 +10,11 @@ on the files that ``tropicrop predict`` wrote (``OUT/maps/YYYYMMDD.tif`` and ``O
 * ``pixels``: the parcel's predicted pixels (coverage-weighted), 0 for a parcel off the map.
 
 ``OUT/parcels.gpkg`` holds one feature per parcel and predicted date (the parcel's attributes, ``parcel``
-= its row in the input file, ``date``), in the parcels' own CRS; statistics are computed on a copy
-reprojected to the maps' CRS. :func:`parcel_scores` scores parcels against a scene's reference (the
-majority of the reference labels in the parcel, on the chosen split) for ``evaluate --by parcel``.
+= its row in the input file, ``date``), in the parcels' own CRS; an attribute of the input that bears the
+name of one of these columns (a field id called ``parcel``, a sowing ``date``) is kept as ``NAME_input``.
+Statistics are computed on a copy reprojected to the maps' CRS. :func:`parcel_scores` scores parcels
+against a scene's reference (the majority of the reference labels in the parcel, on the chosen split) for
+``evaluate --by parcel``.
 """
 
 from __future__ import annotations
@@ -35,10 +37,28 @@ from tropicrop.layout import PredictionLayout, parse_stamp
 from tropicrop.scene import Scene
 
 LAYER = "parcels"
+ANSWER_COLUMNS = ("parcel", "date", "class", "code", "share", "probability", "pixels")
+"""The columns that ``OUT/parcels.gpkg`` adds to the parcels' own attributes."""
+
+
+def _renamed_clashes(columns: Sequence[str]) -> dict[str, str]:
+    """``{name: name_input}`` for the input attributes named like an answer column (``_input`` repeated
+    until the name is free), so that the answers never overwrite or collide with a user's attribute."""
+    taken = set(columns) | set(ANSWER_COLUMNS)
+    renamed = {}
+    for name in columns:
+        if name in ANSWER_COLUMNS:
+            new = f"{name}_input"
+            while new in taken:
+                new += "_input"
+            taken.add(new)
+            renamed[name] = new
+    return renamed
 
 
 def read_parcels(path: Path, crs: rasterio.crs.CRS | None) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    """The parcels as read (with a ``parcel`` row number) and a copy in ``crs`` for the statistics."""
+    """The parcels as read (with a ``parcel`` row number; attributes named like an answer column renamed,
+    :func:`_renamed_clashes`) and a copy in ``crs`` for the statistics."""
     if not Path(path).is_file():
         raise SceneError(path, "parcels file not found", "give a vector file of field polygons (GeoPackage, Shapefile...)")
     try:
@@ -50,6 +70,7 @@ def read_parcels(path: Path, crs: rasterio.crs.CRS | None) -> tuple[gpd.GeoDataF
         raise SceneError(path, "holds no polygon", "give the field polygons")
     if frame.crs is None and crs is not None:
         raise SceneError(path, "has no CRS", "set the parcels' CRS so they can be placed on the maps")
+    frame = frame.rename(columns=_renamed_clashes([str(c) for c in frame.columns if c != frame.geometry.name]))
     frame.insert(0, "parcel", np.arange(len(frame), dtype=np.int64))
     on_grid = frame if crs is None or frame.crs == crs else frame.to_crs(crs)
     return frame, on_grid[["parcel", "geometry"]]
