@@ -4,6 +4,7 @@ after the file is rewritten or truncated, in a forked child and in other threads
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 from pathlib import Path
 
@@ -19,11 +20,11 @@ from tropicrop.io.rasters import _OPEN_FILES
 TRANSFORM = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 9000000.0)
 
 
-def image(path: Path, value: float, size: int = 64) -> Path:
+def image(path: Path, value: float, size: int = 64, **profile: object) -> Path:
     """A 2-band float32 GeoTIFF of ``size``² holding ``value + row`` (tiled 16 px, so windows span blocks)."""
     rows = np.arange(size, dtype=np.float32)[:, None] * np.ones((1, size), np.float32)
     data = np.stack([rows + value, rows - value])
-    return write_geotiff(path, data, "EPSG:32723", TRANSFORM, blockxsize=16, blockysize=16)
+    return write_geotiff(path, data, "EPSG:32723", TRANSFORM, blockxsize=16, blockysize=16, **profile)
 
 
 def test_windows_read_through_the_open_file_equal_a_fresh_open(tmp_path: Path) -> None:
@@ -42,6 +43,18 @@ def test_a_rewritten_file_is_read_anew(tmp_path: Path) -> None:
     image(path, 5.0)  # atomically replaced, as an export would
     assert src.read(Window(0, 0, 8, 8))[0, 0, 0] == 5.0
     assert sum(key[0] == str(path) for key in _OPEN_FILES.datasets) == 1  # the old handle was closed
+
+
+def test_a_file_replaced_by_one_of_the_same_size_and_time_is_read_anew(tmp_path: Path) -> None:
+    path = image(tmp_path / "a.tif", 1.0, compress="none")
+    src = RasterSource(path)
+    assert src.read(Window(0, 0, 8, 8))[0, 0, 0] == 1.0
+    stat = path.stat()
+    other = image(tmp_path / "b.tif", 2.0, compress="none")
+    assert other.stat().st_size == stat.st_size
+    os.utime(other, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the same size and modification time
+    other.replace(path)
+    assert src.read(Window(0, 0, 8, 8))[0, 0, 0] == 2.0
 
 
 def test_a_file_truncated_after_a_read_fails_with_the_file_named(tmp_path: Path) -> None:
