@@ -2,16 +2,20 @@
 
 Prediction reads each date of a scene once per tile; tiles overlap and are not aligned with the files'
 internal blocks, so with a file opened per window every window inflates its blocks anew, while an open
-dataset keeps them in GDAL's block cache (``tropicrop.io.rasters._OpenFiles``). This reads the windows that
-``predict_scene`` reads (every date of a synthetic LEM scene, ``--tile`` px tiles with ``--overlap``) both
-ways, alternately, and prints seconds and the ratio.
+dataset keeps them in GDAL's block cache (``tropicrop.io.rasters._OpenFiles``, the cache bounded by
+``READ_CACHE_BYTES`` while reading). This reads the windows that ``predict_scene`` reads (every date of a
+synthetic LEM scene, ``--tile`` px tiles with ``--overlap``, row by row) both ways, each round in a fresh
+process, and prints seconds, the memory the reading added (peak RSS minus RSS before) and the ratio.
 
-Run:   python benchmarks/reading.py --size 1024
+Run:   python benchmarks/reading.py --size 1024     (a 2048² scene: --size 2048)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,10 +23,33 @@ from pathlib import Path
 import rasterio
 from rasterio.windows import Window
 
-from inference import make_scene
+from inference import make_scene, memory_mb, reset_peak
 from tropicrop.inference.tiling import tile_layout
-from tropicrop.io.rasters import _OPEN_FILES
 from tropicrop.scene import load_scene
+
+METHODS = ("a file opened per window", "files kept open (RasterSource.read)")
+
+
+def child(scene_dir: Path, method: str, tile: int, overlap: int) -> None:
+    """Read every tile window of every date one way; print seconds and MiB as JSON."""
+    scene = load_scene(scene_dir)
+    tw, cols = tile_layout(scene.grid.width, tile, overlap)
+    th, rows = tile_layout(scene.grid.height, tile, overlap)
+    windows = [Window(c, r, tw, th) for r in rows for c in cols]  # as predict_scene cuts the scene
+    sources = [src for src in scene.images if src is not None]
+    before = memory_mb("VmRSS")
+    reset_peak()
+    start = time.perf_counter()
+    for w in windows:
+        for src in sources:
+            if method == METHODS[0]:
+                with rasterio.open(src.path) as ds:
+                    ds.read(window=w)
+            else:
+                src.read(w)
+    seconds = time.perf_counter() - start
+    print(json.dumps({"seconds": seconds, "added_mb": memory_mb("VmHWM") - before, "windows": len(windows),
+                      "dates": len(sources)}))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,38 +59,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--overlap", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "tropicrop-bench")
+    parser.add_argument("--child", nargs=2, metavar=("SCENE", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    scene = load_scene(make_scene(args.data, args.size))
-    tw, cols = tile_layout(scene.grid.width, args.tile, args.overlap)
-    th, rows = tile_layout(scene.grid.height, args.tile, args.overlap)
-    windows = [Window(c, r, tw, th) for r in rows for c in cols]  # as predict_scene cuts the scene
-    sources = [src for src in scene.images if src is not None]
-
-    def per_window() -> None:
-        for w in windows:
-            for src in sources:
-                with rasterio.open(src.path) as ds:
-                    ds.read(window=w)
-
-    def kept_open() -> None:
-        _OPEN_FILES.datasets.clear()
-        for w in windows:
-            for src in sources:
-                src.read(w)
-
-    seconds: dict[str, list[float]] = {"a file opened per window": [], "files kept open (RasterSource.read)": []}
+    if args.child:
+        child(Path(args.child[0]), args.child[1], args.tile, args.overlap)
+        return
+    scene = make_scene(args.data, args.size)
+    results: dict[str, list[dict[str, float]]] = {m: [] for m in METHODS}
     for _ in range(args.rounds):
-        for name, run in zip(seconds, (per_window, kept_open), strict=True):
-            start = time.perf_counter()
-            run()
-            seconds[name].append(time.perf_counter() - start)
-    median = {name: sorted(v)[len(v) // 2] for name, v in seconds.items()}
-    print(f"{len(windows)} windows x {len(sources)} dates of a {args.size}² scene (tile {args.tile}, overlap "
-          f"{args.overlap}), median of {args.rounds}:")
-    for name, sec in median.items():
-        print(f"  {name}: {sec:.2f} s")
-    first, second = median.values()
-    print(f"  ratio {first / second:.2f}")
+        for method in METHODS:
+            cmd = [sys.executable, __file__, "--child", str(scene), method, "--tile", str(args.tile),
+                   "--overlap", str(args.overlap)]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            results[method].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    first = results[METHODS[0]][0]
+    print(f"{int(first['windows'])} windows x {int(first['dates'])} dates of a {args.size}² scene (tile {args.tile}, "
+          f"overlap {args.overlap}), each round in a fresh process, median of {args.rounds}:")
+    median = {}
+    for method, runs in results.items():
+        seconds = sorted(r["seconds"] for r in runs)[len(runs) // 2]
+        added = sorted(r["added_mb"] for r in runs)[len(runs) // 2]
+        median[method] = seconds
+        print(f"  {method}: {seconds:.2f} s, memory added {added:.0f} MiB")
+    print(f"  ratio {median[METHODS[0]] / median[METHODS[1]]:.2f}")
 
 
 if __name__ == "__main__":

@@ -120,3 +120,29 @@ def test_at_most_limit_files_stay_open(tmp_path: Path, monkeypatch: pytest.Monke
     assert len(_OPEN_FILES.datasets) <= 3
     assert [h.closed for h in handles] == [True, True, True, False, False, False]
     assert sources[0].read(Window(8, 8, 8, 8))[0, 0, 0] == 8.0  # reopened on demand
+
+
+def test_reads_bound_gdals_block_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Open files keep their inflated blocks in GDAL's cache, whose default limit grows with the machine's
+    memory: while a source reads, the limit is READ_CACHE_BYTES, and afterwards it is what it was."""
+    from rasterio._env import get_gdal_config
+
+    from tropicrop.io import rasters
+
+    src = RasterSource(image(tmp_path / "a.tif", 1.0))
+    seen: list[object] = []
+    real_get = rasters._OPEN_FILES.get
+
+    class Spy:
+        def __init__(self, ds: object) -> None:
+            self.ds = ds
+
+        def read(self, **kwargs: object) -> np.ndarray:
+            seen.append(get_gdal_config("GDAL_CACHEMAX"))
+            return self.ds.read(**kwargs)  # type: ignore[attr-defined, no-any-return]
+
+    before = get_gdal_config("GDAL_CACHEMAX")
+    monkeypatch.setattr(rasters._OPEN_FILES, "get", lambda path: Spy(real_get(path)))
+    src.read(Window(0, 0, 8, 8))
+    assert [int(str(v)) for v in seen] == [rasters.READ_CACHE_BYTES]
+    assert get_gdal_config("GDAL_CACHEMAX") == before

@@ -101,15 +101,21 @@ def _cause(exc: BaseException) -> str:
     return text if deepest is exc else f"GDAL: {text}"
 
 
+READ_CACHE_BYTES = 128 * 2**20
+"""GDAL's block cache while a source reads. With files kept open GDAL keeps their inflated blocks up to its
+cache limit, by default 5 % of the machine's memory (1.2 GB here, 6 GB on a 128 GB server), so a prediction's
+memory would grow with the scene and the machine. ``python benchmarks/reading.py``, 23 dates: a 1024² scene
+read in 0.75 s (2.97 s with a file opened per window), a 2048² one in 4.81 s (11.10 s), both adding about
+148 MiB; without the bound the 1024² scene took 0.67 s and kept every block (about 200 MB)."""
+
+
 class _OpenFiles(threading.local):
     """Open rasterio datasets of this thread in this process, the most recently read last, at most
     :attr:`limit` (the oldest is closed first).
 
     Keyed by path, inode, size and modification time: a file replaced (written elsewhere and renamed over,
     as every writer here does) or rewritten since it was opened is opened again (a truncated file then fails
-    to read, as it should). After a fork the child starts with an empty cache. The 25 overlapping tiles x 23
-    dates of a 1024² scene: 2.85 s with a file opened per window, 0.67 s kept open
-    (``python benchmarks/reading.py --size 1024``).
+    to read, as it should). After a fork the child starts with an empty cache. Figures: :data:`READ_CACHE_BYTES`.
     """
 
     limit = 64
@@ -206,7 +212,7 @@ class RasterSource:
         indexes = [b + 1 for b in bands] if bands is not None else None
         with gdal_messages() as messages:
             try:
-                with _quiet():
+                with _quiet(), rasterio.Env(GDAL_CACHEMAX=READ_CACHE_BYTES):
                     out: np.ndarray = _OPEN_FILES.get(self.path).read(indexes=indexes, window=w)
             except OSError as exc:  # rasterio's read errors, or the file removed since it was described
                 _OPEN_FILES.drop(self.path)
