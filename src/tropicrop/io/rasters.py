@@ -106,7 +106,7 @@ READ_CACHE_BYTES = 128 * 2**20
 cache limit, by default 5 % of the machine's memory (1.2 GB here, 6 GB on a 128 GB server), so a prediction's
 memory would grow with the scene and the machine. ``python benchmarks/reading.py``, 23 dates: a 1024² scene
 read in 0.75 s (2.97 s with a file opened per window), a 2048² one in 4.81 s (11.10 s), both adding about
-148 MiB; without the bound the 1024² scene took 0.67 s and kept every block (about 200 MB)."""
+148 MiB; without the bound the 1024² scene took 0.67 s and kept every block (about 185 MB more)."""
 
 
 class _OpenFiles(threading.local):
