@@ -134,10 +134,8 @@ class _OpenFiles(threading.local):
         if ds is not None:
             self.datasets.move_to_end(key)
             return ds
-        for old in [k for k in self.datasets if k[0] == key[0]]:  # an earlier version of the file
-            self.datasets.pop(old).close()
-        with _quiet():
-            ds = rasterio.open(path)
+        self.drop(path)  # an earlier version of the file, if any
+        ds = rasterio.open(path)  # warnings: RasterSource.read reads under _quiet
         self.datasets[key] = ds
         while len(self.datasets) > self.limit:
             self.datasets.popitem(last=False)[1].close()
