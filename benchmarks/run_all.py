@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "cache_accuracy.py": (["--seeds", "0", "1", "2"], ["--seeds", "0", "1"]),
     "backbones.py": ([], ["--size", "256", "--train-steps", "2", "--repeat", "1"]),
     "reading.py": ([], ["--size", "512", "--rounds", "1"]),
+    "quicklook.py": ([], ["--size", "512", "--rounds", "1"]),
 }
 # with a GPU, model_throughput.py measures it as well; inference.py runs a second time on it
 GPU_BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
