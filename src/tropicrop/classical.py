@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import rasterio
@@ -34,8 +34,6 @@ from tqdm import tqdm
 
 from tropicrop.classes import ClassTable
 from tropicrop.errors import ConfigError, RunError
-from tropicrop.inference.dates import default_dates
-from tropicrop.inference.mapfiles import NODATA, Outputs, write_classes, write_cog, write_quicklook
 from tropicrop.io.files import atomic_path, write_json
 from tropicrop.layout import PredictionLayout, RunLayout, stamp
 from tropicrop.metrics import scores_from_confusion
@@ -53,6 +51,7 @@ from tropicrop.runfiles import (
 from tropicrop.scene import Scene, load_scene
 from tropicrop.windows import Normalizer, day_of_year, target_window
 
+ALL_MONTHS = "all-months"  # the net name of an all-months run (as in tropicrop.training)
 CLASSICAL_MODELS = ("lightgbm",)
 """Model names served by this module rather than the network registry."""
 MISSING = np.nan
@@ -102,20 +101,74 @@ def normalise(images_db: np.ndarray, normalizer: Normalizer, looks: int) -> np.n
 
 
 def window_features(images: np.ndarray, dates: Sequence[dt.date], target: dt.date, length: int,
-                    with_doy: bool) -> np.ndarray:
+                    with_doy: bool, missing: np.ndarray | None = None) -> np.ndarray:
     """(H*W, length*C [+ 2]) features at ``target``: the window's normalised images (``images`` (T, C, H, W)
-    over ``dates``; padded steps are missing) and, ``with_doy``, the target's day of year as (sin, cos)."""
-    win = target_window(dates, target, length)
-    t, c, h, w = len(win.indices), images.shape[1], images.shape[2], images.shape[3]
+    over ``dates``; padded steps and months without acquisition (``missing``) are missing) and, ``with_doy``,
+    the target's day of year as (sin, cos)."""
+    win = target_window(dates, target, length, missing)
+    return pixel_features(images, win.indices, day_of_year(target) if with_doy else None)
+
+
+def pixel_features(images: np.ndarray, rows: Sequence[int] | np.ndarray, doy: int | None) -> np.ndarray:
+    """(h*w, len(rows)*C [+ 2]) float32 features of one window: step t is image ``rows[t]`` of ``images``
+    (N, C, h, w) normalised (-1: a padded step, all missing); with ``doy`` the target's day of year as
+    (sin, cos) of a 365.25-day year."""
+    t, c, h, w = len(rows), images.shape[1], images.shape[2], images.shape[3]
     x = np.full((t, c, h * w), MISSING, np.float32)
-    for step, i in enumerate(win.indices):
+    for step, i in enumerate(rows):
         if i >= 0:
             x[step] = images[int(i)].reshape(c, -1)
     parts = [x.reshape(t * c, -1)]
-    if with_doy:
-        angle = 2 * np.pi * day_of_year(target) / 365.25
+    if doy is not None:
+        angle = 2 * np.pi * doy / 365.25
         parts.append(np.repeat(np.array([[np.sin(angle)], [np.cos(angle)]], np.float32), h * w, axis=1))
     return np.concatenate(parts).T
+
+
+# ------------------------------------------------------------------------------------------ models
+@runtime_checkable
+class PixelModel(Protocol):
+    """A trained per-pixel classifier, as prediction serves it (``inference.kinds.PixelPredictor``): a new
+    per-pixel model is one class with these members (features: :func:`pixel_features`)."""
+
+    @property
+    def looks(self) -> int:
+        """Side of the mean filter its features were made with: its context radius is ``looks // 2``."""
+        ...
+
+    @property
+    def with_doy(self) -> bool:
+        """Whether its features end with the target's day of year (an all-months model)."""
+        ...
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """Probabilities (n, K - 1) of classes 1..K-1 for features (n, F)."""
+        ...
+
+
+@dataclass(frozen=True)
+class LightGBMPixels:
+    """One LightGBM booster of a run (``nets/NAME/model.txt``) as a :class:`PixelModel`."""
+
+    booster: Any
+    looks: int
+    with_doy: bool
+    threads: int = 0
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        scores = np.asarray(self.booster.predict(features, num_threads=self.threads))
+        return scores if scores.ndim == 2 else scores.reshape(-1, len(features)).T
+
+    @classmethod
+    def load(cls, path: Path, options: PixelOptions, with_doy: bool) -> LightGBMPixels:
+        """The booster in LightGBM's text file ``path``; RunError naming it if it is not one."""
+        import lightgbm as lgb
+
+        try:
+            booster = lgb.Booster(model_file=str(path))
+        except lgb.basic.LightGBMError as exc:
+            raise RunError(path, f"is not a LightGBM model file ({str(exc).splitlines()[0]})", RETRAIN) from None
+        return cls(booster, options.looks, with_doy, options.threads)
 
 
 # ------------------------------------------------------------------------------------------ training
@@ -291,6 +344,26 @@ def load_pixel_run(run_dir: Path) -> PixelRun:
                     PixelOptions.from_options(dict(model.get("options") or {}), run.config))
 
 
+def load_pixel_models(run: RunLayout, model_cfg: dict[str, Any],
+                      data_cfg: dict[str, Any]) -> list[tuple[str, dt.date | None, LightGBMPixels]]:
+    """Every per-pixel model of a finished classical run, as (net name, target date or None, model), sorted
+    by name; RunError naming the file for a damaged one or a run without any."""
+    options = PixelOptions.from_options(dict(model_cfg.get("options") or {}), run.config)
+    models = []
+    for path in sorted(run.nets.glob("*/model.txt")):
+        name = path.parent.name
+        try:
+            target = None if name == ALL_MONTHS else dt.date.fromisoformat(name)
+        except ValueError:
+            raise RunError(path.parent, f"is named {name!r}, neither {ALL_MONTHS} nor a target date", RETRAIN) from None
+        models.append((name, target, LightGBMPixels.load(path, options, with_doy=target is None)))
+    if not models:
+        raise RunError(run.root, "holds no nets/*/model.txt", RETRAIN)
+    if any(target is None for _, target, _ in models) and len(models) > 1:
+        raise RunError(run.root, "mixes an all-months model with per-month ones", "train it again with --force")
+    return models
+
+
 def predict_classical(run_dir: Path, scene: Scene | Path, out: Path, dates: Sequence[dt.date] | None = None,
                       progress: bool = True, block_pixels: int = 262144) -> list[Path]:
     """Class maps ``OUT/maps/YYYYMMDD.tif`` (COG + PNG, as the networks') of ``scene`` with a classical run.
@@ -298,6 +371,9 @@ def predict_classical(run_dir: Path, scene: Scene | Path, out: Path, dates: Sequ
     Streams row blocks of about ``block_pixels`` pixels (with a halo for the mean filter), so memory does not
     grow with the scene. ``dates`` defaults as for the networks (labelled dates; per-month: served months).
     """
+    from tropicrop.inference.dates import default_dates
+    from tropicrop.inference.mapfiles import NODATA, Outputs, write_classes, write_cog, write_quicklook
+
     run = load_pixel_run(Path(run_dir))
     scene = scene if isinstance(scene, Scene) else load_scene(scene)
     if dates is None:

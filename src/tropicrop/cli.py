@@ -187,6 +187,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from tropicrop.inference import parse_dates, predict_run
+    from tropicrop.inference.session import scene_folders
     from tropicrop.scene import load_scene
 
     scenes = [load_scene(s) for s in args.scene]
@@ -200,7 +201,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     aoi = Path(args.aoi) if args.aoi else None
     progress = sys.stderr.isatty()
     probabilities = args.probabilities or bool(args.parcels)  # per-parcel answers need the class probabilities
-    outs = {scene.name: Path(args.out) if len(scenes) == 1 else Path(args.out) / scene.name for scene in scenes}
+    outs = scene_folders(Path(args.out), scenes)
     maps: dict[str, list[Path]] = {}
     if args.workers is not None or args.scheduler is not None:
         from tropicrop.inference.distributed import predict_distributed
@@ -218,8 +219,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     else:
         for scene in scenes:
             out = outs[scene.name]
-            scene_dates = list(scene.dates) if every else dates
-            maps[scene.name] = predict_run(Path(args.run_dir), scene, out, dates=scene_dates, tile=args.tile,
+            maps[scene.name] = predict_run(Path(args.run_dir), scene, out, dates="all" if every else dates, tile=args.tile,
                                            overlap=args.overlap, probabilities=probabilities, progress=progress,
                                            aoi=aoi, precision=args.precision, margin=args.margin)
             print(f"{len(maps[scene.name])} map(s) in {out / 'maps'}")

@@ -104,6 +104,10 @@ class RunLayout:
         """Every ``nets/*/checkpoints/best.ckpt``, sorted by net name."""
         return sorted(self.nets.glob("*/checkpoints/best.ckpt"))
 
+    def model_files(self) -> list[Path]:
+        """The files prediction reads each model from: best checkpoints, or per-pixel ``nets/*/model.txt``."""
+        return [*self.best_checkpoints(), *sorted(self.nets.glob("*/model.txt"))]
+
 
 @dataclass(frozen=True)
 class PredictionLayout:

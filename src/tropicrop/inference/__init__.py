@@ -48,11 +48,14 @@ reads each tile with its margin, blends and finishes rows; :mod:`.mapfiles` writ
 """
 
 from tropicrop.inference.dates import check_dates, default_dates, parse_dates
+from tropicrop.inference.kinds import NetworkPredictor, PixelPredictor, SequencePredictor, predictor_for
 from tropicrop.inference.mapfiles import NODATA, PROB_SCALE, Outputs, class_colors, write_cog, write_quicklook
-from tropicrop.inference.predict import make_plans, predict_run, predict_scene
-from tropicrop.inference.run import Net, RunModels, load_run, prepare_for_inference, select_device
+from tropicrop.inference.predict import predict_run, predict_scene
+from tropicrop.inference.predictor import Net, Plan, Predictor, TileInput
+from tropicrop.inference.run import RunModels, load_run, prepare_for_inference, select_device
+from tropicrop.inference.session import make_plans, resolve_dates
 from tropicrop.inference.stream import BlendSums, FinishedRows, buffer_bytes, class_map, predict_tile, scaled_probabilities
-from tropicrop.inference.tile import Plan, net_probabilities, sequence_probabilities
+from tropicrop.inference.tile import net_probabilities, sequence_probabilities
 from tropicrop.inference.tiling import (
     aoi_reader,
     check_tiling,
@@ -70,9 +73,14 @@ __all__ = [
     "BlendSums",
     "FinishedRows",
     "Net",
+    "NetworkPredictor",
     "Outputs",
+    "PixelPredictor",
     "Plan",
+    "Predictor",
     "RunModels",
+    "SequencePredictor",
+    "TileInput",
     "aoi_reader",
     "buffer_bytes",
     "check_dates",
@@ -88,8 +96,10 @@ __all__ = [
     "predict_run",
     "predict_scene",
     "predict_tile",
+    "predictor_for",
     "prepare_for_inference",
     "ramp",
+    "resolve_dates",
     "run_margin",
     "run_margin_alignment",
     "scaled_probabilities",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from collections.abc import Sequence
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +15,10 @@ from rasterio.windows import Window
 from tqdm import tqdm
 
 from tropicrop.inference.mapfiles import NODATA, PROB_SCALE, Outputs, ScratchMaps, finalise_maps
+from tropicrop.inference.predictor import Plan, TileInput
 from tropicrop.inference.run import RunModels
-from tropicrop.inference.tile import Plan, net_probabilities, sequence_probabilities
 from tropicrop.inference.tiling import AoiReader, context_window, tile_layout, tile_weights
 from tropicrop.io.rasters import Grid
-from tropicrop.models import is_sequence_model
 from tropicrop.scene import Scene
 
 
@@ -129,9 +128,9 @@ def scaled_probabilities(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 def predict_tile(models: RunModels, scene: Scene, window: Window, plans: Sequence[Plan], weight: np.ndarray,
                  sums: BlendSums, margin: tuple[int, int] = (0, 1)) -> None:
-    """Read every date the tile's windows need once, run each network on its plans, add to ``sums`` (the
-    tile's block). With ``margin`` (pixels, alignment; :func:`~tropicrop.inference.tiling.run_margin`) the
-    networks run on the tile with that much scene around it (:func:`~tropicrop.inference.tiling.context_window`),
+    """Read every date the tile's windows need once, run each model's predictor on its plans, add to ``sums``
+    (the tile's block). With ``margin`` (pixels, alignment; :func:`~tropicrop.inference.tiling.run_margin`) the
+    models see the tile with that much scene around it (:func:`~tropicrop.inference.tiling.context_window`),
     and the probabilities are cropped to the tile."""
     needed = sorted({int(i) for p in plans for i in p.window.indices if i >= 0})
     read = context_window(window, scene.grid, *margin) if margin[0] > 0 else window
@@ -140,22 +139,15 @@ def predict_tile(models: RunModels, scene: Scene, window: Window, plans: Sequenc
     raw = scene.read_images(read, [scene.dates[i] for i in needed])  # (N, C, h, w) dB, NaN = no data
     real = np.isfinite(raw[..., crop[0], crop[1]]).any(axis=1)  # (N, h, w): the tile's pixel has data at that date
     position = {i: k for k, i in enumerate(needed)}
+    tile = TileInput(raw, position, crop, models.normalizer, models.device, models.autocast)
     sums.weight += weight
     by_net: dict[str, list[Plan]] = {}
     for p in plans:
         by_net.setdefault(p.net.name, []).append(p)
     for net_plans in by_net.values():
-        net = net_plans[0].net
-        own = sorted({int(i) for p in net_plans for i in p.window.indices if i >= 0})
-        frames = torch.from_numpy(models.normalizer(raw[[position[i] for i in own]])).to(models.device)
-        own_pos = {i: k for k, i in enumerate(own)}
-        autocast = (torch.autocast(device_type=models.device.type, dtype=models.autocast)
-                    if models.autocast is not None else nullcontext())
-        probabilities = sequence_probabilities if is_sequence_model(net.model) else net_probabilities
-        with autocast:
-            for plan, probs in probabilities(net, frames, own_pos, net_plans):
-                seen = real[[position[int(i)] for i in plan.window.indices if i >= 0]].any(axis=0)
-                sums.add(plan.slot, probs[:, crop[0], crop[1]].cpu().numpy(), weight, seen)
+        for plan, probs in net_plans[0].net.predictor.tile_probabilities(tile, net_plans):
+            seen = real[[position[int(i)] for i in plan.window.indices if i >= 0]].any(axis=0)
+            sums.add(plan.slot, probs, weight, seen)
 
 
 def buffer_bytes(grid: Grid, dates: int, classes: int, tile: int, overlap: int, probabilities: bool) -> int:
