@@ -18,37 +18,25 @@ Models are saved in LightGBM's text format (never pickle)::
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-import rasterio
-from rasterio.windows import Window
 from scipy.ndimage import uniform_filter
-from tqdm import tqdm
 
-from tropicrop.classes import ClassTable
 from tropicrop.errors import ConfigError, RunError
 from tropicrop.io.files import atomic_path, write_json
-from tropicrop.layout import PredictionLayout, RunLayout, stamp
+from tropicrop.layout import RunLayout
 from tropicrop.metrics import scores_from_confusion
-from tropicrop.palette import class_colors
 from tropicrop.runfiles import (
     CAP,
     EARLY_STOPPING,
     RETRAIN,
-    read_class_table,
     read_json,
-    read_normalizer,
-    read_run_result,
-    read_yaml_mapping,
 )
-from tropicrop.scene import Scene, load_scene
 from tropicrop.windows import Normalizer, day_of_year, target_window
 
 ALL_MONTHS = "all-months"  # the net name of an all-months run (as in tropicrop.training)
@@ -243,7 +231,8 @@ def train_booster(cfg: Any, data: Any, pixels: PixelData, name: str, targets: li
                 idx = np.flatnonzero(area & (labels > 0))
                 if part == "train" and idx.size > opts.max_pixels:
                     idx = pixels.rng.choice(idx, opts.max_pixels, replace=False)
-                feats = window_features(images, tensors.dates, target, cfg.data.sequence_length, with_doy)
+                feats = window_features(images, tensors.dates, target, cfg.data.sequence_length, with_doy,
+                                        tensors.missing)
                 xs.append(feats[idx])
                 ys.append(labels.ravel()[idx].astype(np.int64) - 1)
         sets[part] = (np.concatenate(xs), np.concatenate(ys))
@@ -288,62 +277,7 @@ def train_booster(cfg: Any, data: Any, pixels: PixelData, name: str, targets: li
     return result
 
 
-# ------------------------------------------------------------------------------------------ prediction
-@dataclass
-class PixelRun:
-    """A trained classical run: boosters by net name, class table, normalisation, options."""
-
-    root: Path
-    mode: str
-    boosters: dict[str, Any]
-    classes: ClassTable
-    normalizer: Normalizer
-    sequence_length: int
-    options: PixelOptions
-
-    def booster_for(self, date: dt.date) -> tuple[Any, bool]:
-        """(booster, with day of year) serving ``date``: the all-months one, or the per-month net of its month."""
-        if "all-months" in self.boosters:
-            return self.boosters["all-months"], True
-        for name, booster in self.boosters.items():
-            if dt.date.fromisoformat(name).month == date.month:
-                return booster, False
-        raise RunError(self.root, f"has no per-month model for {date:%B} ({date})",
-                       f"its models: {', '.join(sorted(self.boosters))}")
-
-
-def is_classical_run(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds a classical run (its config.yaml names a classical model)."""
-    path = RunLayout(Path(run_dir)).config
-    if not path.is_file():
-        return False
-    model = read_yaml_mapping(path).get("model")
-    return isinstance(model, dict) and is_classical(str(model.get("name", "")))
-
-
-def load_pixel_run(run_dir: Path) -> PixelRun:
-    """Load a finished classical run through ``runfiles`` (each file checked); no Lightning, no torch."""
-    import lightgbm as lgb
-
-    run = RunLayout(Path(run_dir))
-    if not run.result.is_file():
-        raise RunError(run.root, "holds no finished classical run", "train it first: tropicrop train -c CONFIG --run-dir RUN")
-    read_run_result(run)  # a damaged or newer-format summary is refused here
-    cfg = read_yaml_mapping(run.config)
-    model, data = cfg.get("model") or {}, cfg.get("data") or {}
-    boosters = {}
-    for net in sorted(run.nets.glob("*/model.txt")):
-        try:
-            boosters[net.parent.name] = lgb.Booster(model_file=str(net))
-        except lgb.basic.LightGBMError as exc:
-            raise RunError(net, f"is not a LightGBM model file ({str(exc).splitlines()[0]})", RETRAIN) from None
-    if not boosters:
-        raise RunError(run.root, "holds no nets/*/model.txt", RETRAIN)
-    return PixelRun(run.root, str(cfg.get("mode", "per-month")), boosters, read_class_table(run.classes),
-                    read_normalizer(run.normalization), int(data.get("sequence_length", 12)),
-                    PixelOptions.from_options(dict(model.get("options") or {}), run.config))
-
-
+# ------------------------------------------------------------------------------------------ loading
 def load_pixel_models(run: RunLayout, model_cfg: dict[str, Any],
                       data_cfg: dict[str, Any]) -> list[tuple[str, dt.date | None, LightGBMPixels]]:
     """Every per-pixel model of a finished classical run, as (net name, target date or None, model), sorted
@@ -362,78 +296,3 @@ def load_pixel_models(run: RunLayout, model_cfg: dict[str, Any],
     if any(target is None for _, target, _ in models) and len(models) > 1:
         raise RunError(run.root, "mixes an all-months model with per-month ones", "train it again with --force")
     return models
-
-
-def predict_classical(run_dir: Path, scene: Scene | Path, out: Path, dates: Sequence[dt.date] | None = None,
-                      progress: bool = True, block_pixels: int = 262144) -> list[Path]:
-    """Class maps ``OUT/maps/YYYYMMDD.tif`` (COG + PNG, as the networks') of ``scene`` with a classical run.
-
-    Streams row blocks of about ``block_pixels`` pixels (with a halo for the mean filter), so memory does not
-    grow with the scene. ``dates`` defaults as for the networks (labelled dates; per-month: served months).
-    """
-    from tropicrop.inference.dates import default_dates
-    from tropicrop.inference.mapfiles import NODATA, Outputs, write_classes, write_cog, write_quicklook
-
-    run = load_pixel_run(Path(run_dir))
-    scene = scene if isinstance(scene, Scene) else load_scene(scene)
-    if dates is None:
-        dates = default_dates(scene, run.sequence_length)
-        if run.mode != "all-months":
-            served = [d for d in dates if any(dt.date.fromisoformat(n).month == d.month for n in run.boosters)]
-            if len(served) < len(dates):
-                warnings.warn(f"{run_dir}: no per-month model for {', '.join(str(d) for d in dates if d not in served)}; "
-                              "not predicted", stacklevel=2)
-            if not served:
-                run.booster_for(dates[0])      # raises RunError naming the run's models
-            dates = served
-    out = Path(out)
-    layout = PredictionLayout(out)
-    layout.maps.mkdir(parents=True, exist_ok=True)
-    write_classes(out, run.classes)
-    grid = scene.grid
-    names = list(run.classes.names)
-    rows = max(1, block_pixels // max(grid.width, 1))
-    halo = run.options.looks // 2
-    start = time.perf_counter()
-    paths = []
-    with tempfile.TemporaryDirectory(dir=out) as scratch:
-        scratch_paths = [Path(scratch) / f"{stamp(d)}.tif" for d in dates]
-        profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": 1, "dtype": "uint8",
-                   "crs": grid.crs, "transform": grid.transform, "nodata": NODATA}
-        sinks = [rasterio.open(p, "w", **profile) for p in scratch_paths]
-        try:
-            for r0 in tqdm(range(0, grid.height, rows), desc="classical predict", disable=not progress):
-                top, bottom = max(0, r0 - halo), min(grid.height, r0 + rows + halo)
-                raw = scene.read_images(Window(0, top, grid.width, bottom - top))
-                keep = slice(r0 - top, r0 - top + min(rows, grid.height - r0))
-                images = normalise(raw, run.normalizer, run.options.looks)[..., keep, :]
-                h = images.shape[-2]
-                for sink, d in zip(sinks, dates, strict=True):
-                    booster, with_doy = run.booster_for(d)
-                    feats = window_features(images, scene.dates, d, run.sequence_length, with_doy)
-                    scores = np.asarray(booster.predict(feats, num_threads=run.options.threads))
-                    codes = (_argmax(scores, len(feats)) + 1).astype(np.uint8)
-                    has_data = np.isfinite(feats[:, :-2] if with_doy else feats).any(axis=1)
-                    codes[~has_data] = NODATA
-                    sink.write(codes.reshape(h, grid.width), 1, window=Window(0, r0, grid.width, h))
-        finally:
-            for sink in sinks:
-                sink.close()
-        colors = class_colors(names)
-        for src, d in zip(scratch_paths, dates, strict=True):
-            with rasterio.open(src, "r+") as ds:
-                ds.write_colormap(1, colors)
-            outputs = Outputs.of(out, d, probabilities=False)
-            with atomic_path(outputs.map) as tmp:
-                write_cog(src, tmp, "MODE")
-                write_quicklook(tmp, outputs.png, names, f"{run.root.name}: {d}")
-            paths.append(outputs.map)
-    seconds = time.perf_counter() - start
-    log = layout.log
-    sessions = read_json(log, "delete it (it only logs earlier predictions) and predict again") if log.is_file() else []
-    if not isinstance(sessions, list):
-        raise RunError(log, "is not a prediction log (a JSON list)", "delete it and predict again")
-    sessions.append({"run": str(run.root), "scene": str(scene.root), "model": "lightgbm", "seconds": round(seconds, 3),
-                     "dates": [d.isoformat() for d in dates]})
-    write_json(log, sessions)
-    return paths
