@@ -56,10 +56,11 @@ def test_lightgbm_run_learns_saves_text_models_and_predicts_through_predict_run(
     scene = separable_scene(make_scene)
     summary = train(lgb_config(scene, mode), tmp_path / "run")
     nets = ["all-months"] if mode == "all-months" else [d.isoformat() for d in DATES[2:]]
-    assert sorted(summary["nets"]) == nets and summary["train_patches"] > 0
+    assert sorted(summary.nets) == nets and summary.train_patches > 0
     for name in nets:
         model = (tmp_path / "run" / "nets" / name / "model.txt").read_text()
-        assert model.startswith("tree") and summary["nets"][name]["train_pixels"] > 0
+        net = summary.nets[name]
+        assert model.startswith("tree") and net.details["train_pixels"] > 0 and net.unit == "rounds" and net.length > 0
     loaded = load_run(tmp_path / "run")
     assert loaded.per_month == (mode == "per-month") and {n.predictor.kind for n in loaded.nets} == {"pixel"}
     maps = predict_run(tmp_path / "run", scene, tmp_path / "pred", progress=False)

@@ -31,6 +31,7 @@ from tropicrop.errors import ConfigError, RunError
 from tropicrop.io.files import atomic_path, write_json
 from tropicrop.layout import RunLayout
 from tropicrop.metrics import scores_from_confusion
+from tropicrop.results import ROUNDS, NetResult
 from tropicrop.runfiles import (
     CAP,
     EARLY_STOPPING,
@@ -210,17 +211,10 @@ def prepare_pixels(cfg: Any, data: Any, config_path: Path | None = None) -> Pixe
     return PixelData(opts, images, areas, data.classes.num_classes, np.random.default_rng(cfg.seed))
 
 
-def train_booster(cfg: Any, data: Any, pixels: PixelData, name: str, targets: list[list[dt.date]], with_doy: bool,
-                  net_dir: Path, config_path: Path | None = None) -> dict[str, Any]:
-    """Train net ``name`` (its ``targets`` in each scene of ``data``) into ``net_dir``: model.txt, then
-    result.json, which marks it done (a finished net is read back, not trained again). Returns the net's result."""
-    import lightgbm as lgb
-
-    from tropicrop.trainingdata import net_scenes
-
-    if (net_dir / "result.json").is_file():
-        return dict(read_json(net_dir / "result.json"))
-    opts, k = pixels.options, pixels.num_classes
+def _pixel_sets(cfg: Any, data: Any, pixels: PixelData, targets: list[list[dt.date]],
+                with_doy: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Features and class indices (0-based) of the training and validation pixels at ``targets``."""
+    opts = pixels.options
     sets = {}
     for part in ("train", "val"):
         xs, ys = [], []
@@ -236,8 +230,22 @@ def train_booster(cfg: Any, data: Any, pixels: PixelData, name: str, targets: li
                 xs.append(feats[idx])
                 ys.append(labels.ravel()[idx].astype(np.int64) - 1)
         sets[part] = (np.concatenate(xs), np.concatenate(ys))
-    x_train, y_train = sets["train"]
-    x_val, y_val = sets["val"]
+    return sets
+
+
+def train_booster(cfg: Any, data: Any, pixels: PixelData, name: str, targets: list[list[dt.date]], with_doy: bool,
+                  net_dir: Path, config_path: Path | None = None) -> NetResult:
+    """Train net ``name`` (its ``targets`` in each scene of ``data``) into ``net_dir``: model.txt, then
+    result.json, which marks it done (a finished net is read back, not trained again). Returns the net's result."""
+    import lightgbm as lgb
+
+    from tropicrop.trainingdata import net_scenes
+
+    if (net_dir / "result.json").is_file():
+        return NetResult.from_dict(read_json(net_dir / "result.json"), net_dir / "result.json")
+    opts, k = pixels.options, pixels.num_classes
+    sets = _pixel_sets(cfg, data, pixels, targets, with_doy)
+    (x_train, y_train), (x_val, y_val) = sets["train"], sets["val"]
     if len(y_train) == 0:
         raise ConfigError(config_path, f"net {name}: no labelled training pixel", "check the split and labels")
     params = {
@@ -268,13 +276,40 @@ def train_booster(cfg: Any, data: Any, pixels: PixelData, name: str, targets: li
     net_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(net_dir / "model.txt") as tmp:
         booster.save_model(str(tmp), num_iteration=best)
-    result = {"name": name, "targets": sorted({t.isoformat() for dates in targets for t in dates}),
-              "model_file": "model.txt", "best_val_f1": val_f1, "rounds": int(best), "train_pixels": len(y_train),
-              "stopped_by": EARLY_STOPPING if booster.current_iteration() < opts.n_estimators else CAP,
-              "val_pixels": len(y_val), "train_patches": data.train_patches, "val_patches": data.val_patches,
-              "scenes": net_scenes(data, targets, cfg.data.patch_size), "train_seconds": seconds}
-    write_json(net_dir / "result.json", result)
+    result = NetResult(
+        name=name, targets=sorted({t.isoformat() for dates in targets for t in dates}), best_val_f1=val_f1,
+        length=int(best), unit=ROUNDS,
+        stopped_by=EARLY_STOPPING if booster.current_iteration() < opts.n_estimators else CAP,
+        train_patches=data.train_patches, val_patches=data.val_patches, train_seconds=seconds,
+        scenes=net_scenes(data, targets, cfg.data.patch_size),
+        details={"model_file": "model.txt", "train_pixels": len(y_train), "val_pixels": len(y_val)})
+    write_json(net_dir / "result.json", result.to_dict())
     return result
+
+
+class BoosterTrainer:
+    """The trainer of a per-pixel LightGBM run: the pixels of the networks' own patches, one booster per net."""
+
+    kind = "pixel"
+    shares_network_options = False  # an experiment's shared model options are network options
+
+    def __init__(self) -> None:
+        self._pixels: PixelData | None = None
+
+    def parameters(self, cfg: Any, in_channels: int, num_classes: int) -> int | None:
+        """None: a booster's size (trees grown until early stopping) is not a network's parameter count."""
+        return None
+
+    def prepare(self, cfg: Any, data: Any, config_path: Path | None = None) -> None:
+        """Read the training pixels once for every net of the run."""
+        self._pixels = prepare_pixels(cfg, data, config_path)
+
+    def train(self, cfg: Any, data: Any, name: str, targets: list[list[dt.date]], net_dir: Path,
+              config_path: Path | None = None) -> NetResult:
+        if self._pixels is None:
+            self.prepare(cfg, data, config_path)
+        assert self._pixels is not None
+        return train_booster(cfg, data, self._pixels, name, targets, name == ALL_MONTHS, net_dir, config_path)
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -296,3 +331,7 @@ def load_pixel_models(run: RunLayout, model_cfg: dict[str, Any],
     if any(target is None for _, target, _ in models) and len(models) > 1:
         raise RunError(run.root, "mixes an all-months model with per-month ones", "train it again with --force")
     return models
+
+
+PIXEL_TRAINERS: dict[str, type[BoosterTrainer]] = {"lightgbm": BoosterTrainer}
+"""The trainer of each per-pixel model name (``model.name``); every other name is a registered network."""

@@ -151,12 +151,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     config = Path(args.config) if args.config else None
     summary = train_from_files(config, Path(args.run_dir), args.set, resume=args.resume, force=args.force)
-    for name, net in summary["nets"].items():
-        f1 = net.get("best_val_f1")
-        f1_text = "n/a" if f1 is None else f"{f1:.3f}"
-        length = f"{net['epochs']} epochs" if "epochs" in net else f"{net.get('rounds')} boosting rounds"
-        patches = f", {net['train_patches']} training patches" if "train_patches" in net else ""
-        print(f"{name}: best validation macro F1 {f1_text}, {length}{patches}, {net['train_seconds']:.0f} s")
+    for name, net in summary.nets.items():
+        f1 = "n/a" if net.best_val_f1 is None else f"{net.best_val_f1:.3f}"
+        print(f"{name}: best validation macro F1 {f1}, {net.length} {net.unit}, {net.train_patches} training patches, "
+              f"{net.train_seconds:.0f} s")
     print(f"run directory: {args.run_dir}")
     return 0
 

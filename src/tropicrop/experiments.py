@@ -38,15 +38,15 @@ import numpy as np
 
 from tropicrop.adaptation import AdaptOptions, check_options
 from tropicrop.classes import ClassTable, count_by_name, fit_class_table
-from tropicrop.classical import is_classical
 from tropicrop.config import apply_overrides, dump_config, from_dict, load_config, to_dict
 from tropicrop.errors import ConfigError, RunError
 from tropicrop.io.files import atomic_path, write_json
 from tropicrop.layout import ExperimentLayout, RunLayout, slug
 from tropicrop.report import CROSS_YEAR, PROPOSED, ROLES, SAME_YEAR, write_report
+from tropicrop.results import RunResult
 from tropicrop.runfiles import read_class_table, read_json
 from tropicrop.scene import TRAIN, Scene, load_scene
-from tropicrop.training import MODES, TrainConfig, train
+from tropicrop.training import MODES, TrainConfig, train, trainer_for
 
 log = logging.getLogger(__name__)
 RESTART_APPROACH = "delete {path} to run that approach again"
@@ -166,8 +166,8 @@ def approach_train_config(cfg: ExperimentConfig, approach: ApproachConfig, class
     """The training configuration of one approach: the shared settings plus its mode, model and data."""
     base = to_dict(cfg.train)
     base["mode"] = approach.mode
-    # the shared options are network options; a classical model takes only its own
-    shared = {} if is_classical(approach.model) else base["model"]["options"]
+    # the shared options are network options; a per-pixel model takes only its own
+    shared = base["model"]["options"] if trainer_for(approach.model).shares_network_options else {}
     base["model"] = {"name": approach.model, "options": {**shared, **approach.options}}
     base["data"]["scene"] = cfg.scenes.a if approach.train_on == "a" else cfg.scenes.b
     base["data"]["use"] = approach.use
@@ -216,10 +216,10 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
         "train_on": approach.train_on,
         "use": approach.use,
         "role": approach.role,
-        "nets": len(summary["nets"]),
+        "nets": len(summary.nets),
         "parameters": (parameter_count(tcfg, scene_b.num_bands, classes.num_classes)  # per network
                        if tcfg is not None else None),
-        "train_seconds": summary["train_seconds"],  # summed over nets, across resumed sessions
+        "train_seconds": summary.train_seconds,  # summed over nets, across resumed sessions
         "train_wall_seconds_this_session": train_wall,
         "predict_seconds": predict_wall,
         "f1": float(np.mean([d["f1"] for d in per_date])),
@@ -235,31 +235,22 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
 
 
 def parameter_count(cfg: TrainConfig, in_channels: int, num_classes: int) -> int | None:
-    """Parameters of one network of a training configuration (its model with its options); None for the
-    classical baseline, whose size (trees grown until early stopping) is not a network's parameter count."""
-    from tropicrop.classical import is_classical
-    from tropicrop.models import build
-
-    if is_classical(cfg.model.name):
-        return None
-    model = build(cfg.model.name, in_channels, num_classes=num_classes, **cfg.model.options)
-    return sum(p.numel() for p in model.parameters())
+    """Parameters of one network of a training configuration (its model with its options); None for a
+    per-pixel model, whose size (trees grown until early stopping) is not a network's parameter count."""
+    return trainer_for(cfg.model.name).parameters(cfg, in_channels, num_classes)
 
 
-def training_record(summary: dict[str, Any]) -> dict[str, Any]:
+def training_record(summary: RunResult) -> dict[str, Any]:
     """What each net of a run learnt from and how it stopped: training/validation patches, best validation
-    macro F1 and its length (epochs, or boosting rounds), keyed by net name; plus the mean validation F1."""
-    nets = {
-        name: {key: net.get(key) for key in ("train_patches", "val_patches", "best_val_f1", "epochs", "global_step",
-                                             "rounds", "train_pixels", "stopped_by") if key in net}
-        for name, net in summary["nets"].items()
-    }
-    val = [n["best_val_f1"] for n in nets.values() if n.get("best_val_f1") is not None]
+    macro F1 and its length (epochs, or boosting rounds, with its unit), keyed by net name; plus the mean
+    validation F1."""
+    nets = {name: net.summary() for name, net in summary.nets.items()}
+    val = [n.best_val_f1 for n in summary.nets.values() if n.best_val_f1 is not None]
     return {"net_training": nets, "val_f1": float(np.mean(val)) if val else None}
 
 
 def _adapt_approach(section: AdaptSection, scene_b: Scene, out: Path, run_dir: Path,
-                    progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+                    progress: bool) -> tuple[RunResult, dict[str, Any]]:
     """Adapt the finished run of approach ``section.base`` to year B into ``run_dir`` (kept if complete).
 
     Returns the run summary and what the approach record takes from the base and the adaptation: the
@@ -277,7 +268,7 @@ def _adapt_approach(section: AdaptSection, scene_b: Scene, out: Path, run_dir: P
         adaptation = read_json(run.adaptation, RESTART_APPROACH.format(path=run_dir))
     else:
         adaptation = adapt_run(exp.run(base["slug"]).root, scene_b, run_dir, section, force=True, progress=progress)
-    summary: dict[str, Any] = read_json(run.result, RESTART_APPROACH.format(path=run_dir))
+    summary = RunResult.from_dict(read_json(run.result, RESTART_APPROACH.format(path=run_dir)), run.result)
     info = {
         "mode": base["mode"], "model": base["model"], "train_on": base["train_on"], "use": base["use"],
         "parameters": base.get("parameters"),
