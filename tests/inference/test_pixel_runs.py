@@ -142,3 +142,27 @@ def test_a_lightgbm_run_on_two_dask_workers_gives_the_single_process_maps(pixel_
         for kind in ("maps", "probabilities"):
             np.testing.assert_array_equal(read(tmp_path / "one" / kind / path.name),
                                           read(tmp_path / "two" / kind / path.name), err_msg=f"{kind}/{path.name}")
+
+
+def test_a_lightgbm_run_adapts_with_year_statistics_and_skips_the_network_methods(pixel_runs: dict[str, Path],
+                                                                                  tmp_path: Path) -> None:
+    from tropicrop.adaptation import AdaptOptions, adapt_run
+    from tropicrop.adaptation.data import fit_year_statistics
+    from tropicrop.errors import ConfigError
+
+    source, other = pixel_runs["per-month"], pixel_runs["other_year"]
+    record = adapt_run(source, other, tmp_path / "adapted", progress=False)  # every method chosen (the default)
+    assert record["methods"] == ["year_stats"] and record["skipped"] == ["adabn", "doy_shift", "self_training"]
+    stats = fit_year_statistics(load_scene(other)).to_dict()
+    assert json.loads((tmp_path / "adapted" / "normalization.json").read_text()) == stats
+    assert stats != json.loads((source / "normalization.json").read_text())
+    for model in source.glob("nets/*/model.txt"):
+        assert (tmp_path / "adapted" / "nets" / model.parent.name / "model.txt").read_bytes() == model.read_bytes()
+    maps = predict_run(tmp_path / "adapted", other, tmp_path / "pred", tile=24, overlap=8, progress=False)
+    expected = reference_maps(tmp_path / "adapted", other)  # the boosters on the new year's statistics
+    unadapted = reference_maps(source, other)
+    assert any((expected[d] != unadapted[d]).any() for d in expected)  # the statistics changed the maps
+    for path, codes in zip(maps, expected.values(), strict=True):
+        np.testing.assert_array_equal(read(path)[0], codes, err_msg=path.name)
+    with pytest.raises(ConfigError, match="no chosen adaptation method .*adabn.* applies to a pixel run"):
+        adapt_run(source, other, tmp_path / "x", AdaptOptions(methods=["adabn"]), progress=False)
