@@ -286,12 +286,12 @@ def test_dates_beyond_the_memory_budget_are_predicted_in_groups_with_the_same_re
 
 # ------------------------------------------------------------------------------------------ runs and options
 def test_per_month_run_predicts_another_year_with_the_net_of_the_same_month(runs: dict[str, Path], tmp_path: Path) -> None:
-    with pytest.warns(UserWarning, match="no per-month network for 2018-01-14"):
+    with pytest.warns(UserWarning, match="no per-month model for 2018-01-14"):
         paths = predict_run(runs["pm"], runs["other_year"], tmp_path / "pm", tile=48, overlap=16, progress=False)
     assert [p.name for p in paths] == ["20180219.tif", "20180315.tif"]
     log = json.loads((tmp_path / "pm" / "predict.json").read_text())[-1]
     assert log["nets"] == {"2018-02-19": FEB.isoformat(), "2018-03-15": MAR.isoformat()}
-    with pytest.raises(RunError, match="no per-month network for May"):
+    with pytest.raises(RunError, match="no per-month model for May"):
         predict_run(runs["pm"], runs["scene"], tmp_path / "pm2", dates=[MAY], progress=False)
 
 

@@ -40,11 +40,15 @@ A ``kill -9`` leaves at most a hidden ``OUT/.partial-*`` scratch folder (removed
 and hidden ``.*.tmp.tif`` files, never a file under a final name.
 
 Modules, in the order of the flow: :mod:`.run` loads a run (through :mod:`tropicrop.runfiles`, without
-Lightning) and :mod:`.prepare` readies its networks; :mod:`.dates` picks the target dates; :mod:`.tiling`
-lays out tiles, the context margin they are read with (measured by :mod:`tropicrop.models.context`), their
-blending weights and the area of interest; :mod:`.tile` runs one tile through the networks; :mod:`.stream`
-reads each tile with its margin, blends and finishes rows; :mod:`.mapfiles` writes COGs and quick-looks;
-:mod:`.predict` ties them together.
+Lightning), deciding once the kind of each model: :mod:`.predictor` is the one interface every kind offers
+(a network, a sequence network, a per-pixel model such as LightGBM; :mod:`.kinds` implements it) and
+:mod:`.prepare` readies networks; :mod:`.dates` picks the target dates; :mod:`.session` is what the
+single-process and Dask paths share (dates, checks, outputs, plans, the log); :mod:`.tiling` lays out
+tiles, the context margin they are read with (a network's measured by :mod:`tropicrop.models.context`, a
+per-pixel model's multilook radius), their blending weights and the area of interest; :mod:`.tile` runs
+one tile through a network; :mod:`.stream` reads each tile with its margin, blends and finishes rows;
+:mod:`.mapfiles` writes COGs and quick-looks; :mod:`.predict` ties them together in one process,
+:mod:`.blocks` and :mod:`.distributed` on Dask.
 """
 
 from tropicrop.inference.dates import check_dates, default_dates, parse_dates

@@ -69,8 +69,8 @@ class RunModels:
         same = [n for n in self.nets if n.target is not None and n.target.month == date.month]
         if not same:
             have = ", ".join(n.name for n in self.nets)
-            raise RunError(self.root, f"has no per-month network for {date:%B} (target {date})",
-                           f"its networks are {have}; predict dates of those months (--dates)")
+            raise RunError(self.root, f"has no per-month model for {date:%B} (target {date})",
+                           f"its models are {have}; predict dates of those months (--dates)")
         return min(same, key=lambda n: _doy_distance(date, n.target))  # type: ignore[arg-type]
 
 
