@@ -116,7 +116,7 @@ def _cmd_stack(args: argparse.Namespace) -> int:
                  like=args.like, crs=args.crs, resolution=args.resolution, bounds=bounds, resampling=args.resampling,
                  parcels=args.parcels, label_columns=_pairs(args.label_columns, "--label-columns"),
                  split_column=args.split_column, classes=classes or None, name=args.name, overwrite=args.overwrite,
-                 block=args.block, progress=sys.stderr.isatty())
+                 block=args.block, progress=sys.stderr.isatty(), date_pattern=args.date_pattern)
     scene = load_scene(path)
     gaps = [str(d) for d, gap in zip(scene.dates, scene.missing, strict=True) if gap]
     print(f"wrote {path}: {scene!r}" + (f"; no acquisition (padding): {', '.join(gaps)}" if gaps else ""))
@@ -307,7 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", help="last month YYYY-MM (default: month of the last acquisition)")
     p.add_argument("--composite", choices=("median", "mean", "first"), default="median",
                    help="per-month reduction of linear power (default median)")
-    p.add_argument("--units", choices=("dB", "linear", "amplitude"), help="units of the input values (default: detected)")
+    p.add_argument("--units", choices=("dB", "linear", "amplitude", "gfmap-uint16"),
+                   help="units of the input values (default: detected); gfmap-uint16: openEO GFMap/WorldCereal packing, "
+                   "dB = 20 log10(DN) - 83")
+    p.add_argument("--date-pattern", help="regular expression whose one group is the date in each file name (for "
+                   "names with two dates or none in the usual forms)")
     p.add_argument("--like", help="raster whose grid (CRS, transform, size) to stack onto")
     p.add_argument("--crs", help="target CRS, e.g. EPSG:32722 (default: the first acquisition's)")
     p.add_argument("--resolution", type=float, help="target pixel size in CRS units (default: the first acquisition's)")

@@ -315,12 +315,13 @@ def stack(sources: Sequence[str | Path], out: Path, *, start: str | None = None,
           resolution: float | None = None, bounds: Sequence[float] | None = None, resampling: str = "bilinear",
           parcels: str | Path | None = None, label_columns: Mapping[str, str] | None = None,
           split_column: str | None = None, classes: Mapping[int, str] | None = None, name: str | None = None,
-          overwrite: bool = False, block: int = BLOCK, progress: bool = True) -> Path:
+          overwrite: bool = False, block: int = BLOCK, progress: bool = True, date_pattern: str | None = None) -> Path:
     """Build the scene ``out`` from ``sources``: acquisition files/folders, or one STAC ItemCollection JSON.
 
     See the module docstring; ``start``/``end`` are ``YYYY-MM`` (default: the first and last acquisition's
     month), the grid options are those of :func:`target_grid`, and ``parcels`` with ``label_columns``
-    (date -> column) and ``split_column`` become the scene's vector labels and split.
+    (date -> column) and ``split_column`` become the scene's vector labels and split; ``date_pattern`` reads
+    the files' dates (see :func:`~tropicrop.io.acquisitions.time_from_name`).
     """
     if resampling not in RESAMPLING:
         raise StackError(None, f"--resampling {resampling!r}", f"use one of {', '.join(RESAMPLING)}")
@@ -334,7 +335,7 @@ def stack(sources: Sequence[str | Path], out: Path, *, start: str | None = None,
         open_month = open_stac(resampling, block)
         source = f"stac:{sources[0]}"
     else:
-        acquisitions = find_acquisitions(sources, units)
+        acquisitions = find_acquisitions(sources, units, date_pattern)
         open_month = open_warped(resampling)
         source = "files"
     if not acquisitions:
