@@ -56,15 +56,25 @@ class BandRef:
 
 @dataclass(frozen=True)
 class Acquisition:
-    """One Sentinel-1 acquisition: a name (for messages), its time, VV and VH bands and their unit;
-    ``item`` is the STAC item it came from, if any."""
+    """One Sentinel-1 acquisition: a name (for messages), its time, its VV and/or VH band (None: not stacked,
+    a single-polarisation scene) and their unit; ``item`` is the STAC item it came from, if any."""
 
     name: str
     time: dt.datetime
-    vv: BandRef
-    vh: BandRef
+    vv: BandRef | None
+    vh: BandRef | None
     units: str
     item: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        """The polarisations stacked, in scene order (VV before VH)."""
+        return tuple(p for p, r in zip(POLARISATIONS, (self.vv, self.vh), strict=True) if r is not None)
+
+    @property
+    def refs(self) -> tuple[BandRef, ...]:
+        """The band of each of :attr:`bands`, in that order."""
+        return tuple(r for r in (self.vv, self.vh) if r is not None)
 
     @property
     def month(self) -> tuple[int, int]:
@@ -76,7 +86,7 @@ class MonthReader(Protocol):
     """Reads the acquisitions of one month on a window of the target grid (files: io.stack; STAC: io.stac)."""
 
     def read(self, window: Window) -> np.ndarray:
-        """Linear power (k, 2, h, w) float32 of the month's k acquisitions (VV, VH), NaN = no data."""
+        """Linear power (k, C, h, w) float32 of the month's k acquisitions (C = their bands), NaN = no data."""
         ...
 
 
@@ -156,6 +166,15 @@ def detect_units(href: str, band: int, where: str | None = None) -> str:
     return units_from_values(sample.compressed().astype(np.float64), where, integers)
 
 
+def check_bands(bands: Sequence[str]) -> tuple[str, ...]:
+    """``--bands`` as polarisations in scene order (VV, VH); StackError for anything else."""
+    names = {b.strip().upper() for b in bands}
+    wanted = tuple(p for p in POLARISATIONS if p in names)
+    if not wanted or names - set(POLARISATIONS):
+        raise StackError(None, f"--bands {','.join(bands)!r}", "give VV, VH or VV,VH")
+    return wanted
+
+
 def check_date_pattern(date_pattern: str | None) -> None:
     """StackError for a ``--date-pattern`` that is not a regular expression with exactly one group."""
     if date_pattern is None:
@@ -207,10 +226,9 @@ def _band_polarisations(path: Path, descriptions: Sequence[str | None], count: i
             found[pol] = i
     if not found and count == 2:
         return {"VV": 1, "VH": 2}  # undescribed two-band file: the usual VV, VH order (scene convention)
-    missing = [p for p in POLARISATIONS if p not in found]
-    if missing:
-        raise StackError(path, f"has {count} band(s) but no {' or '.join(missing)} band (descriptions "
-                         f"{list(descriptions)})", "give VV and VH as two bands described VV/VH, or two files _VV/_VH")
+    if not found:
+        raise StackError(path, f"has {count} band(s) but no VV or VH band (descriptions {list(descriptions)})",
+                         "give VV and VH as two bands described VV/VH, or two files _VV/_VH")
     return found
 
 
@@ -252,14 +270,16 @@ def _group_key(info: _FileInfo) -> tuple[Path, str]:
     return info.path.parent, POL_TOKEN.sub("*", info.path.stem)
 
 
-def find_acquisitions(sources: Sequence[str | Path], units: str | None = None,
-                      date_pattern: str | None = None) -> list[Acquisition]:
+def find_acquisitions(sources: Sequence[str | Path], units: str | None = None, date_pattern: str | None = None,
+                      bands: Sequence[str] = POLARISATIONS) -> list[Acquisition]:
     """Every acquisition in ``sources`` (files and folders, searched recursively), sorted by time.
 
     VV and VH come from one two-band file or from two single-band files of the same name up to the
     polarisation token. ``units`` forces the unit of every file; None detects it per file. ``date_pattern``
-    reads the date from the names (see :func:`time_from_name`).
+    reads the date from the names (see :func:`time_from_name`); ``bands`` are the polarisations to stack
+    (``("VV",)`` for a single-polarisation scene).
     """
+    wanted = check_bands(bands)
     check_units(units)
     check_date_pattern(date_pattern)
     groups: dict[tuple[Path, str], list[_FileInfo]] = {}
@@ -268,24 +288,25 @@ def find_acquisitions(sources: Sequence[str | Path], units: str | None = None,
         groups.setdefault(_group_key(info), []).append(info)
     acquisitions = []
     for (folder, key), infos in groups.items():
-        bands: dict[str, BandRef] = {}
+        refs: dict[str, BandRef] = {}
         for info in infos:
             for pol, index in info.bands.items():
-                if pol in bands:
-                    raise StackError(info.path, f"{pol} of acquisition {key} is given twice (also {bands[pol].href})",
+                if pol in refs:
+                    raise StackError(info.path, f"{pol} of acquisition {key} is given twice (also {refs[pol].href})",
                                      "keep one file per polarisation")
-                bands[pol] = BandRef(str(info.path), index)
-        missing = [p for p in POLARISATIONS if p not in bands]
+                refs[pol] = BandRef(str(info.path), index)
+        missing = [p for p in wanted if p not in refs]
         if missing:
-            raise StackError(infos[0].path, f"has no {' / '.join(missing)} partner: mixed polarisations",
-                             f"add the {'/'.join(missing)} file of this acquisition (same name, _{missing[0]}) or leave it out")
-        vv_units = units or detect_units(bands["VV"].href, bands["VV"].band)
-        vh_units = units or detect_units(bands["VH"].href, bands["VH"].band)
-        if vv_units != vh_units:
-            raise StackError(bands["VH"].href, f"VH looks {vh_units} but VV ({bands['VV'].href}) looks {vv_units}",
+            raise StackError(infos[0].path, f"has no {' / '.join(missing)} partner: mixed polarisations", (
+                f"add the {'/'.join(missing)} file of this acquisition (same name, _{missing[0]}), leave it out, "
+                f"or pass --bands {'/'.join(p for p in refs if p in POLARISATIONS)} for a single-polarisation scene"))
+        found = {p: units or detect_units(refs[p].href, refs[p].band) for p in wanted}
+        if len(set(found.values())) > 1:
+            raise StackError(refs["VH"].href, f"VH looks {found['VH']} but VV ({refs['VV'].href}) looks {found['VV']}",
                              "pass --units, or re-export both in one unit")
         time = min(info.time for info in infos)
-        acquisitions.append(Acquisition(name=str(folder / key), time=time, vv=bands["VV"], vh=bands["VH"], units=vv_units))
+        acquisitions.append(Acquisition(name=str(folder / key), time=time, vv=refs.get("VV") if "VV" in wanted else None,
+                                        vh=refs.get("VH") if "VH" in wanted else None, units=found[wanted[0]]))
     return sorted(acquisitions, key=lambda a: (a.time, a.name))
 
 
