@@ -34,14 +34,28 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bounds_decimals(crs: str | None) -> int:
+    """Decimals that show bounds to about a metre: 6 for degrees (0.1 m), 1 for metres and pixels."""
+    if not crs:
+        return 1
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    try:
+        return 6 if CRS.from_user_input(crs).is_geographic else 1
+    except CRSError:
+        return 1
+
+
 def format_inspect(info: dict[str, Any]) -> str:
     """Human-readable report of :meth:`Scene.summary` output."""
+    decimals = _bounds_decimals(info.get("crs"))
     lines = [
         f"scene      {info['name']}  ({info['path']})",
         f"size       {info['width']} x {info['height']} pixels, {len(info['bands'])} bands {info['bands']} ({info['units']})",
         f"crs        {info['crs'] or 'none (pixel coordinates)'}",
         f"pixel size {info['pixel_size'][0]:g} x {info['pixel_size'][1]:g}",
-        f"bounds     {', '.join(f'{v:.1f}' for v in info['bounds'])}",
+        f"bounds     {', '.join(f'{v:.{decimals}f}' for v in info['bounds'])}",
     ]
     split = info.get("split_pixels")
     if split:

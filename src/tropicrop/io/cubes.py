@@ -45,6 +45,7 @@ CUBE_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".h5", ".zarr")
 BAND_DIMS = ("bands", "band")
 POL_NAME = re.compile(r"(?<![A-Za-z0-9])(VV|VH)(?![A-Za-z0-9])", re.IGNORECASE)
 UNITS_SAMPLE = 256  # side of the decimated read used to tell dB from linear power
+SPATIAL_DIMS = (("lat", "lon"), ("latitude", "longitude"), ("northing", "easting"), ("Y", "X"))  # besides rioxarray's
 HALO = 2  # source pixels read around a block's footprint for resampling kernels
 
 
@@ -166,8 +167,12 @@ def describe_cube(dataset: xr.Dataset, where: str, bands: Sequence[str] = POLARI
     try:
         y_dim, x_dim = first.rio.y_dim, first.rio.x_dim
     except MissingSpatialDimensionError:
-        raise StackError(where, f"variable {first.name} has no x/y dimensions (dims {first.dims})",
-                         "name the spatial dimensions x/y (or lon/lat)") from None
+        named = [(y, x) for y, x in SPATIAL_DIMS if y in first.dims and x in first.dims]
+        if not named:
+            raise StackError(where, f"variable {first.name} has no x/y dimensions (dims {first.dims})",
+                             "name the spatial dimensions x/y (or lon/lat)") from None
+        y_dim, x_dim = named[0]
+        first = first.rio.set_spatial_dims(x_dim=x_dim, y_dim=y_dim)
     others = [str(d) for d in first.dims if d not in (y_dim, x_dim, band_dim)]
     if len(others) != 1 or not np.issubdtype(data[others[0]].dtype, np.datetime64):
         raise StackError(where, f"variable {first.name} has no time dimension of dates (dims {first.dims})",
