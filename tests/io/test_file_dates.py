@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pytest
+import rasterio
 
 from s1_files import Spec, write_acquisition
 from tropicrop.cli import main
@@ -70,3 +72,32 @@ def test_interval_composite_names_need_the_date_pattern(tmp_path: Path, capsys: 
 def test_date_pattern_without_exactly_one_group_is_refused(tmp_path: Path, pattern: str) -> None:
     with pytest.raises(StackError, match="--date-pattern"):
         find_acquisitions([tmp_path], date_pattern=pattern)
+
+
+def test_packed_integer_geotiff_names_gfmap_units_and_reads_with_them(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    [path] = write_acquisition(tmp_path / "raw", Spec(dt.datetime(2023, 4, 3), "EPSG:32722", "dual"), SIZE, 0)
+    with rasterio.open(path) as ds:
+        db, profile = ds.read(), ds.profile
+    dn = np.round(np.power(10.0, (db + 83.0) / 20.0)).astype(np.uint16)  # the GFMap packing
+    packed = tmp_path / "gfmap" / "S1_20230403.tif"
+    packed.parent.mkdir()
+    with rasterio.open(packed, "w", **{**profile, "dtype": "uint16", "nodata": 0}) as ds:
+        ds.write(dn)
+        ds.descriptions = ("VV", "VH")
+    assert main(["stack", str(packed.parent), "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and packed.name in err and "--units gfmap-uint16" in err
+    assert main(["stack", str(packed.parent), "--out", str(tmp_path / "s"), "--units", "gfmap-uint16"]) == 0
+    images = load_scene(tmp_path / "s").read_images()
+    assert -12 < np.nanmedian(images[:, 0]) < -6 and -19 < np.nanmedian(images[:, 1]) < -13
+
+
+def test_geotiff_without_crs_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "raw" / "openEO_2023-04-03Z.tif"
+    path.parent.mkdir()
+    with rasterio.open(path, "w", driver="GTiff", width=8, height=8, count=2, dtype="float32") as ds:
+        ds.write(np.full((2, 8, 8), -10.0, dtype=np.float32))
+    assert main(["stack", str(path.parent), "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and path.name in err and "has no CRS" in err

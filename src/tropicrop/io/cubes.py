@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import dask
+import netCDF4
 import numpy as np
 import pandas as pd
 import rioxarray  # noqa: F401  (registers the .rio accessor)
@@ -46,6 +47,7 @@ BAND_DIMS = ("bands", "band")
 POL_NAME = re.compile(r"(?<![A-Za-z0-9])(VV|VH)(?![A-Za-z0-9])", re.IGNORECASE)
 UNITS_SAMPLE = 256  # side of the decimated read used to tell dB from linear power
 SPATIAL_DIMS = (("lat", "lon"), ("latitude", "longitude"), ("northing", "easting"), ("Y", "X"))  # besides rioxarray's
+NETCDF_CHUNK_CACHE_MB = 4  # per variable while a cube is open (benchmarks/cube_memory.py)
 HALO = 2  # source pixels read around a block's footprint for resampling kernels
 
 
@@ -58,21 +60,31 @@ def is_cube(path: Path) -> bool:
 
 @contextmanager
 def open_cube(path: Path) -> Iterator[xr.Dataset]:
-    """``path`` opened lazily (nothing read but metadata) and closed afterwards; StackError if unreadable."""
+    """``path`` opened lazily (nothing read but metadata) and closed afterwards; StackError if unreadable.
+
+    While it is open, netCDF's per-variable chunk cache is :data:`NETCDF_CHUNK_CACHE_MB` (the library's
+    default, 64 MiB a variable, filled with decompressed chunks as a large cube is read: +56 MiB on a 2048^2
+    cube), then the previous default is restored.
+    """
     if not path.exists():
         raise StackError(path, "not found", "give a netCDF file or a Zarr store that exists")
+    previous = netCDF4.get_chunk_cache()
+    netCDF4.set_chunk_cache(NETCDF_CHUNK_CACHE_MB * 2**20, *previous[1:])
     try:
-        if path.suffix.lower() == ".zarr" or path.is_dir():
-            dataset = xr.open_zarr(path, decode_coords="all")
-        else:
-            dataset = xr.open_dataset(path, decode_coords="all", cache=False)
-    except Exception as exc:  # netCDF4, h5netcdf and zarr raise many error types for unreadable files
-        raise StackError(path, f"not a readable netCDF/Zarr cube ({type(exc).__name__}: {exc})",
-                         "re-download it, or export it as netCDF (CF) or Zarr") from None
-    try:
-        yield dataset
+        try:
+            if path.suffix.lower() == ".zarr" or path.is_dir():
+                dataset = xr.open_zarr(path, decode_coords="all")
+            else:
+                dataset = xr.open_dataset(path, decode_coords="all", cache=False)
+        except Exception as exc:  # netCDF4, h5netcdf and zarr raise many error types for unreadable files
+            raise StackError(path, f"not a readable netCDF/Zarr cube ({type(exc).__name__}: {exc})",
+                             "re-download it, or export it as netCDF (CF) or Zarr") from None
+        try:
+            yield dataset
+        finally:
+            dataset.close()
     finally:
-        dataset.close()
+        netCDF4.set_chunk_cache(*previous)
 
 
 @dataclass(frozen=True)
