@@ -13,6 +13,7 @@ import pytest
 from s1_files import Spec, write_acquisition
 from test_classical import lgb_config, separable_scene
 from tiny import quick_config
+from tropicrop.adaptation import AdaptOptions, SelfTrainingOptions, adapt_run
 from tropicrop.cli import main
 from tropicrop.errors import SceneError
 from tropicrop.inference import predict_run
@@ -60,6 +61,11 @@ def test_network_trains_and_predicts_on_a_one_band_scene(make_scene: MakeScene, 
     assert maps and all(p.is_file() for p in maps)
     with pytest.raises(SceneError, match=r"has 2 band\(s\).*trained on 1"):
         predict_run(tmp_path / "run", dual, tmp_path / "pred2", progress=False)
+    fast = AdaptOptions(adabn_batches=2, adabn_batch_size=4, adabn_patch_size=16, shift_min=-30, shift_max=30,
+                        shift_step=30, shift_patches=2, shift_patch_size=16,
+                        self_training=SelfTrainingOptions(steps=2, batch_size=4, patch_size=16))
+    record = adapt_run(tmp_path / "run", single, tmp_path / "adapted", fast, progress=False)
+    assert record and (tmp_path / "adapted" / "adaptation.json").is_file()
 
 
 def test_booster_trains_predicts_and_checks_the_band_count_on_a_one_band_scene(make_scene: MakeScene,

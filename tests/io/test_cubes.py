@@ -156,3 +156,13 @@ def test_describe_refuses_two_variables_for_one_polarisation(db: np.ndarray, tmp
     dataset["VV_count"] = dataset["S1-SIGMA0-VV"]
     with pytest.raises(StackError, match="several VV variables"):
         stack_cube(dataset, tmp_path / "scene", progress=False)
+
+
+def test_one_polarisation_of_a_cube_with_bands(db: np.ndarray, tmp_path: Path) -> None:
+    dataset = cube_dataset(db, TIMES).drop_vars("S1-SIGMA0-VV")
+    with pytest.raises(StackError, match="--bands VH"):
+        stack_cube(dataset, tmp_path / "scene", progress=False)
+    scene = load_scene(stack_cube(dataset, tmp_path / "scene", bands=["VH"], progress=False))
+    assert list(scene.bands) == ["VH"]
+    np.testing.assert_allclose(scene_images(tmp_path / "scene")[(2021, 1)][0], expected_composites(db)[(2021, 1)][1],
+                               atol=0.01)
