@@ -1,5 +1,6 @@
 """Single-polarisation scenes (VV-only archives, GAMMA/SNAP single-pol products): stacked with ``--bands VV``,
-trained and predicted by the networks and the booster, refused by a run trained on another band count."""
+trained, predicted and adapted by the networks, trained and predicted by the booster, refused by a run trained on
+another band count."""
 
 from __future__ import annotations
 
