@@ -24,7 +24,7 @@ class FineTuneOptions(Section):
     """Steps of fine-tuning an adapted network on patches of the new year."""
 
     steps: int = Field(100, ge=1, description="optimiser steps")
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(16, ge=1, description="patches per step")
     patch_size: int = Field(32, ge=1, description="side of a patch, pixels")
     lr: float = Field(2e-4, gt=0, description="learning rate (Adam)")
 
@@ -55,17 +55,17 @@ class AdaptOptions(Section):
                                   + ", ".join(METHODS) + " (applied in that order)")
     parcels: int = Field(0, ge=0, description="few labels: fine-tune on this many labelled parcels per class of the "
                          "new year (0 = off)")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, description="seed of every draw of patches")
     adabn_batches: int = Field(16, ge=1, description="batches AdaBN re-estimates BatchNorm statistics on")
-    adabn_batch_size: int = Field(8, ge=1)
-    adabn_patch_size: int = Field(32, ge=1)
+    adabn_batch_size: int = Field(8, ge=1, description="patches per AdaBN batch")
+    adabn_patch_size: int = Field(32, ge=1, description="side of an AdaBN patch, pixels")
     shift_min: int = Field(-60, ge=-MAX_SHIFT, le=MAX_SHIFT, description="smallest day-of-year offset tried")
     shift_max: int = Field(60, ge=-MAX_SHIFT, le=MAX_SHIFT, description="largest day-of-year offset tried")
     shift_step: int = Field(5, ge=1, description="days between offsets tried")
     shift_patches: int = Field(4, ge=1, description="patches the offset is scored on")
-    shift_patch_size: int = Field(64, ge=1)
-    self_training: SelfTrainingOptions = Field(default_factory=SelfTrainingOptions)
-    few_labels: FewLabelOptions = Field(default_factory=FewLabelOptions)
+    shift_patch_size: int = Field(64, ge=1, description="side of a scoring patch, pixels")
+    self_training: SelfTrainingOptions = Field(default_factory=SelfTrainingOptions, description="mean-teacher settings")
+    few_labels: FewLabelOptions = Field(default_factory=FewLabelOptions, description="few-label fine-tuning settings")
 
     @field_validator("methods", mode="before")
     @classmethod

@@ -87,14 +87,16 @@ class ExperimentConfig(Section):
     """The whole experiment: scenes, class grouping, approaches, and the shared training settings."""
 
     name: Text = Field("experiment", description="the report's title")
-    scenes: ScenesConfig = Field(default_factory=ScenesConfig)
+    scenes: ScenesConfig = Field(default_factory=ScenesConfig, description="the two agricultural years")
     classes: list[Text] | None = Field(None, description="explicit class names; default: fitted on the training "
                                        "labels of both years")
     other_threshold: float = Field(0.053, ge=0, lt=1, description="classes below this fraction of the training "
                                    "samples are merged into Other")
-    approaches: list[ApproachConfig] = Field(default_factory=lambda: list(PAPER_APPROACHES), min_length=1)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    predict: PredictConfig = Field(default_factory=PredictConfig)
+    approaches: list[ApproachConfig] = Field(default_factory=lambda: list(PAPER_APPROACHES), min_length=1,
+                                             description="the approaches, in the order they run (default: the "
+                                             "paper's Baseline 1, Baseline 2 and VUnetConvLSTM)")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="the training settings every approach shares")
+    predict: PredictConfig = Field(default_factory=PredictConfig, description="full-scene prediction of year B")
 
     @model_validator(mode="after")
     def _approaches_fit_together(self) -> ExperimentConfig:

@@ -33,10 +33,10 @@ class PixelOptions(Section):
     max_pixels: int = Field(20000, ge=1, description="training pixels drawn per target date")
     n_estimators: int = Field(400, ge=1, description="boosting rounds at most (early stopping on validation macro F1)")
     early_stopping: int = Field(30, ge=1, description="rounds without improvement before stopping")
-    learning_rate: float = Field(0.08, gt=0)
-    num_leaves: int = Field(31, ge=2)
-    min_child_samples: int = Field(20, ge=1)
-    feature_fraction: float = Field(0.8, gt=0, le=1)
+    learning_rate: float = Field(0.08, gt=0, description="shrinkage of each boosting round")
+    num_leaves: int = Field(31, ge=2, description="leaves of each tree at most")
+    min_child_samples: int = Field(20, ge=1, description="training pixels a leaf holds at least")
+    feature_fraction: float = Field(0.8, gt=0, le=1, description="share of the features each tree sees")
     threads: int = Field(0, ge=0, description="LightGBM threads (0: OpenMP's default, every core)")
 
     @classmethod

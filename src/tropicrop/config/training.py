@@ -73,26 +73,26 @@ class OptimConfig(Section):
     """Adam and the focal loss, as in the paper."""
 
     lr: float = Field(1e-3, gt=0, description="Adam's learning rate")
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(16, ge=1, description="patches per training batch")
     focal_gamma: float = Field(2.0, ge=0, description="focusing parameter of the focal loss (0: cross-entropy)")
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0, description="Adam's L2 penalty")
 
 
 class TrainerConfig(Section):
     """Lightning trainer settings: the same code runs on CPU, GPU (bf16) and many devices (DDP)."""
 
     max_epochs: int = Field(30, ge=1, description="cap on epochs (early stopping usually ends a net first)")
-    steps_per_epoch: int = Field(50, ge=1)
+    steps_per_epoch: int = Field(50, ge=1, description="training batches per epoch (then validation)")
     patience: int = Field(5, ge=0, description="epochs without a better validation macro F1 before stopping (0 = off)")
     min_epochs: int = Field(0, ge=0, description="epochs before early stopping may stop a net")
-    accelerator: Accelerator = "cpu"
+    accelerator: Accelerator = Field("cpu", description="Lightning accelerator (auto: a GPU when there is one)")
     devices: Annotated[int, Field(ge=-1)] | Text = Field(1, description="device count, or Lightning's device text")
     strategy: Text = Field("auto", description="Lightning strategy (auto, ddp, ...)")
     precision: PrecisionText = Field("auto", description="auto: bf16-mixed where the hardware has fast bf16, else 32-true")
     num_workers: int = Field(0, ge=0, description="data loader worker processes")
     deterministic: bool = Field(True, description="false: cuDNN autotuning, faster on a GPU, not bit-reproducible")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: torch's choice)")
-    log_every_n_steps: int = Field(10, ge=1)
+    log_every_n_steps: int = Field(10, ge=1, description="steps between logged training losses")
     progress: bool = Field(True, description="progress bars")
 
     @model_validator(mode="after")
@@ -104,11 +104,11 @@ class TrainerConfig(Section):
 
 
 class TrainConfig(Section):
-    """A training run: mode, seed and the four sections above."""
+    """A training run (``tropicrop train -c``): mode, seed and the sections data, model, optim and trainer."""
 
     mode: Mode = Field(ALL_MONTHS, description="per-month: one network per labelled date; all-months: one network")
     seed: int = Field(0, ge=0, description="seed of sampling, initialisation and augmentation")
-    data: DataConfig = Field(default_factory=DataConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    optim: OptimConfig = Field(default_factory=OptimConfig)
-    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    data: DataConfig = Field(default_factory=DataConfig, description="where samples come from and how they are cut")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="which model, with which options")
+    optim: OptimConfig = Field(default_factory=OptimConfig, description="optimiser and loss")
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig, description="Lightning trainer settings")
