@@ -86,7 +86,8 @@ class TrainerConfig(Section):
     patience: int = Field(5, ge=0, description="epochs without a better validation macro F1 before stopping (0 = off)")
     min_epochs: int = Field(0, ge=0, description="epochs before early stopping may stop a net")
     accelerator: Accelerator = Field("cpu", description="Lightning accelerator (auto: a GPU when there is one)")
-    devices: Annotated[int, Field(ge=-1)] | Text = Field(1, description="device count, or Lightning's device text")
+    devices: Annotated[int, Field(ge=-1)] | Text | list[Annotated[int, Field(ge=0)]] = Field(
+        1, description="device count (-1: all), device indices, or Lightning's device text (auto, '0,1')")
     strategy: Text = Field("auto", description="Lightning strategy (auto, ddp, ...)")
     precision: PrecisionText = Field("auto", description="auto: bf16-mixed where the hardware has fast bf16, else 32-true")
     num_workers: int = Field(0, ge=0, description="data loader worker processes")
