@@ -250,12 +250,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _cmd_adapt(args: argparse.Namespace) -> int:
     from tropicrop.adaptation import METHODS, AdaptOptions, adapt_run
-    from tropicrop.config import apply_overrides, from_dict, to_dict
+    from tropicrop.config import apply_overrides, from_dict
 
     methods = list(METHODS) if args.methods in (None, "all") else [m.strip() for m in args.methods.split(",") if m.strip()]
-    raw = to_dict(AdaptOptions(methods=methods, parcels=args.parcels, seed=args.seed))
-    apply_overrides(raw, args.set)
-    options = from_dict(AdaptOptions, raw)
+    raw = apply_overrides({"methods": methods, "parcels": args.parcels, "seed": args.seed}, args.set)
+    options = from_dict(AdaptOptions, raw, overrides=args.set)  # the flags and --set meet one schema
     record = adapt_run(Path(args.run), Path(args.scene), Path(args.run_dir), options, force=args.force,
                        progress=sys.stderr.isatty())
     print(f"adapted with {', '.join(record['methods']) or 'no method'}"
