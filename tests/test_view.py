@@ -27,8 +27,11 @@ from tropicrop.view.inputs import find_inputs
 from tropicrop.view.layers import month_layers
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+# every request that is not file: or data:; the patterns match anywhere in a URL, so each names its "://"
+# (a bare "ws*" also blocks any data: URI whose base64 happens to hold "ws")
+BLOCKED = ["http://*", "https://*", "ws://*", "wss://*", "ftp://*"]
 NAMES = ("Soybean", "Maize", "Soil")
-H, W = 40, 60
+H, W = 120, 160
 METRES_PER_DEGREE = 111_320.0
 
 
@@ -42,8 +45,11 @@ def write_prediction(out: Path, scene: Path, *, confidence: bool = True, parcels
     (out / "maps").mkdir(parents=True)
     (out / "classes.json").write_text(json.dumps(ClassTable.from_names(NAMES).to_dict()))
     rows, cols = np.mgrid[0 : profile["height"], 0 : profile["width"]]
+    rng = np.random.default_rng(0)
     for i, date in enumerate(DATES):
         codes = (1 + (cols // 8 + rows // 8 + i) % len(NAMES)).astype(np.uint8)
+        noise = rng.random(codes.shape) < 0.05  # a real map's speckle: long, varied base64 in the page
+        codes[noise] = rng.integers(1, len(NAMES) + 1, size=int(noise.sum()))
         codes[:3, :3] = 0  # a corner without prediction
         with rasterio.open(out / "maps" / f"{date:%Y%m%d}.tif", "w", nodata=0, **profile) as ds:
             ds.write(codes, 1)
@@ -105,7 +111,7 @@ def test_failed_build_keeps_the_previous_page(prediction: tuple[Path, Path], tmp
 def test_scene_on_another_grid_is_refused(prediction: tuple[Path, Path], make_scene: Callable[..., Path]) -> None:
     out, _ = prediction
     with pytest.raises(Exception, match="not on the grid of the maps"):
-        build_view(out, scene=make_scene())  # 16 x 20 px, the maps are 40 x 60
+        build_view(out, scene=make_scene())  # 16 x 20 px, the maps are 120 x 160
 
 
 def test_overlay_bounds_are_the_maps_footprint_in_wgs84(prediction: tuple[Path, Path]) -> None:
@@ -186,10 +192,26 @@ def browser(tmp_path: Path) -> Iterator[Any]:
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     try:
         driver.execute_cdp_cmd("Network.enable", {})
-        driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["http*", "ws*", "ftp*"]})
+        driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": BLOCKED})
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture
+def web_server() -> Iterator[str]:
+    """A local HTTP server (to show that the browser's network is really blocked)."""
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def open_page(driver: Any, page: Path) -> None:
@@ -202,7 +224,8 @@ def open_page(driver: Any, page: Path) -> None:
         "performance.getEntriesByName('first-overlay').length > 0;"))
 
 
-def test_page_shows_every_month_offline_in_chromium(prediction: tuple[Path, Path], browser: Any, tmp_path: Path) -> None:
+def test_page_shows_every_month_offline_in_chromium(prediction: tuple[Path, Path], browser: Any, tmp_path: Path,
+                                                    web_server: str) -> None:
     from PIL import Image
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -217,6 +240,16 @@ def test_page_shows_every_month_offline_in_chromium(prediction: tuple[Path, Path
             assert (np.abs(pixels.astype(int) - rgba[:3]).sum(axis=1) <= 6).sum() > 100, NAMES[code - 1]
     resources = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert all(name.startswith(("file:", "data:")) for name in resources), resources
+    reached = browser.execute_async_script(  # the block is real: a server that answers cannot be reached
+        "var done = arguments[1]; fetch(arguments[0], {mode: 'no-cors'}).then(() => done(true), () => done(false));",
+        web_server)
+    assert reached is False
+    decoded = browser.execute_async_script(  # every image of every month decodes in the blocked browser
+        "var done = arguments[0]; var uris = [];"
+        "tropicropView.months.forEach(m => [m.classes, m.confidence, m.composite].forEach(u => { if (u) uris.push(u); }));"
+        "Promise.all(uris.map(u => new Promise(ok => { var i = new Image(); i.onload = () => ok(i.naturalWidth > 0);"
+        "i.onerror = () => ok(false); i.src = u; }))).then(done);")
+    assert len(decoded) == 3 * len(DATES) and all(decoded)
 
     labels = [o.get_attribute("label") for o in browser.find_elements(By.CSS_SELECTOR, "#tc-month-list option")]
     assert labels == [d.isoformat() for d in DATES]
