@@ -88,6 +88,15 @@ def test_folder_without_maps_is_a_one_line_error(tmp_path: Path, capsys: pytest.
     assert not (tmp_path / "empty" / "view.html").exists()
 
 
+def test_cli_writes_the_page_where_asked(prediction: tuple[Path, Path], tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    out, scene = prediction
+    page = tmp_path / "pages" / "april.html"
+    assert main(["view", str(out), "--scene", str(scene), "--out", str(page)]) == 0
+    assert page.is_file() and not (out / "view.html").exists()
+    assert f"wrote {page} (4 month(s)" in capsys.readouterr().out
+
+
 def test_map_without_crs_is_refused(prediction: tuple[Path, Path]) -> None:
     out, _ = prediction
     path = out / "maps" / f"{DATES[0]:%Y%m%d}.tif"

@@ -60,8 +60,8 @@ def per_date_svg(rows: list[DateMetrics]) -> str:
     for tick in (0.0, 0.5, 1.0):
         parts.append(f'<line x1="{PAD_LEFT}" x2="{WIDTH - PAD_RIGHT}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" class="grid"/>'
                      f'<text x="{PAD_LEFT - 4}" y="{y(tick) + 4:.1f}" text-anchor="end">{tick:.1f}</text>')
-    for date in (first, last) if len(rows) > 1 else (first,):
-        parts.append(f'<text x="{x(date):.1f}" y="{HEIGHT - 8}" text-anchor="middle">{date:%b %Y}</text>')
+    for date, anchor in ((first, "start"), (last, "end")) if len(rows) > 1 else ((first, "middle"),):
+        parts.append(f'<text x="{x(date):.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}">{date:%b %Y}</text>')
     for i, (key, label, colour) in enumerate(SERIES):
         points = [(x(r.date), y(getattr(r, key)), r) for r in rows if math.isfinite(getattr(r, key))]
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="'

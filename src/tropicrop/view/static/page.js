@@ -107,7 +107,8 @@
     "list=\"tc-month-list\" aria-label=\"month\"><datalist id=\"tc-month-list\">" + options.join("") + "</datalist>" +
     "<span class=\"tc-date\"></span>"}).addTo(map);
   L.control.scale({position: "bottomleft", imperial: false}).addTo(map);
-  new Panel({position: "bottomleft", className: "tc-coords", html: "&nbsp;"}).addTo(map);
+  var HINT = "lat, lon under the cursor";
+  new Panel({position: "bottomleft", className: "tc-coords", html: HINT}).addTo(map);
   if (data.chart) { new Panel({position: "bottomright", className: "tc-chart-panel", html: data.chart}).addTo(map); }
 
   var slider = document.getElementById("tc-month");
@@ -139,7 +140,7 @@
   map.on("mousemove", function (e) {
     coords.textContent = e.latlng.lat.toFixed(5) + "°, " + e.latlng.lng.toFixed(5) + "°";
   });
-  map.on("mouseout", function () { coords.innerHTML = "&nbsp;"; });
+  map.on("mouseout", function () { coords.textContent = HINT; });
   setMonth(0);
   window.tropicropView = {map: map, classes: classes, confidence: confidence, composite: composite,
     parcels: parcels, months: months, setMonth: setMonth};
