@@ -133,6 +133,21 @@ def test_overlay_bounds_are_the_maps_footprint_in_wgs84(prediction: tuple[Path, 
     assert np.allclose([s, w, n, e], [south, west, north, east], atol=1e-9)
 
 
+def test_overlay_of_a_map_in_degrees_keeps_its_bounds(tmp_path: Path) -> None:
+    from rasterio.transform import from_origin
+
+    from tropicrop.view.inputs import Month
+
+    path = tmp_path / "20200421.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=100, height=80, count=1, dtype="uint8", nodata=0,
+                       crs="EPSG:4326", transform=from_origin(-47.0, -12.0, 0.0001, 0.0001)) as ds:
+        ds.write(np.full((1, 80, 100), 2, dtype=np.uint8))
+    layers = month_layers(Month(DATES[0], path, None), class_colors(("no reference", *NAMES)), 1.0)
+    (s, w), (n, e) = layers.bounds
+    assert np.allclose([s, w, n, e], [-12.008, -47.0, -12.0, -46.99], atol=1e-9)
+    assert abs(layers.size[0] - 100) <= 1 and abs(layers.size[1] - 80) <= 1  # about the same pixel count
+
+
 def test_size_rule_caps_the_side_then_shrinks_to_the_budget() -> None:
     assert start_scale(1000, 500) == 1.0
     assert start_scale(4 * MAX_SIDE, 100) == 4.0
