@@ -48,10 +48,10 @@
     var answers = feature.properties.months;
     return answers ? answers[months[current].date] : null;
   }
-  function parcelStyle(feature) {
+  function parcelStyle(feature) {  // dark outlines read on every class colour; a month without an answer dashed
     var answer = answerOf(feature);
-    var colour = answer && answer[0] ? colourOf[answer[0]] || "#222" : "#222";
-    return {color: colour, weight: 2, opacity: 1, fillOpacity: 0.05};
+    var answered = !feature.properties.months || (answer && answer[0]);
+    return {color: "#1a1a1a", weight: 1.5, opacity: 0.9, fill: true, fillOpacity: 0, dashArray: answered ? null : "4 4"};
   }
   function parcelPopup(feature) {
     var html = "<div class=\"tc-popup\"><table>";
