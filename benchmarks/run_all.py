@@ -35,6 +35,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "backbones.py": ([], ["--size", "256", "--train-steps", "2", "--repeat", "1"]),
     "reading.py": ([], ["--size", "512", "--rounds", "1"]),
     "quicklook.py": ([], ["--size", "512", "--rounds", "1"]),
+    "view.py": ([], ["--size", "512", "--rounds", "1"]),  # needs Debian's chromium (apt-get install chromium chromium-driver)
 }
 # with a GPU, model_throughput.py measures it as well; inference.py runs a second time on it
 GPU_BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {

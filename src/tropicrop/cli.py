@@ -278,6 +278,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_view(args: argparse.Namespace) -> int:
+    from tropicrop.view import build_view
+
+    result = build_view(Path(args.out), Path(args.html) if args.html else None, Path(args.scene) if args.scene else None,
+                        Path(args.parcels) if args.parcels else None, progress=sys.stderr.isatty())
+    print(f"wrote {result.path} ({result.months} month(s), {result.size / 1e6:.1f} MB"
+          + (f", overlays at 1/{result.scale:.1f} of the maps' resolution" if result.scale > 1 else "") + ")")
+    return 0
+
+
 def _margin(text: str) -> int | None:
     """``--margin``: ``auto`` (None: measured from the network) or a number of pixels >= 0."""
     if text.strip().lower() == "auto":
@@ -428,6 +438,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="parcel: also score parcels (majority class of reference and map per parcel)")
     p.add_argument("--parcels", help="parcels for --by parcel (default: the scene's vector labels file)")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("view", help="one offline HTML page to flip through the months of a prediction folder")
+    p.add_argument("out", help="folder written by tropicrop predict")
+    p.add_argument("--scene", help="the scene the maps were predicted from: adds a VV/VH composite background")
+    p.add_argument("--parcels", help="parcels answer or field polygons to draw (default: OUT/parcels.gpkg if present)")
+    p.add_argument("--out", dest="html", help="HTML file to write (default: OUT/view.html)")
+    p.set_defaults(func=_cmd_view)
     return parser
 
 
