@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-import tropicrop.windows as sampling
-from tropicrop.windows import patch_origins, split_validation
+import tropicrop.windows.patches as sampling
+from tropicrop.windows.patches import patch_origins, split_validation
 
 
 # ------------------------------------------------------------------------------------------ the reference

@@ -58,7 +58,9 @@ from tropicrop.trainingdata import (
     scene_paths,
     scenes_eval_batches,
 )
-from tropicrop.windows import TEST_INPUTS, StepSampler, TrainBatches
+from tropicrop.windows.datasets import TrainBatches
+from tropicrop.windows.sampler import StepSampler
+from tropicrop.windows.tensors import TEST_INPUTS
 
 __all__ = ["DataConfig", "PreparedData", "TrainBatches", "prepare_data"]  # re-exported: their home before the split
 

@@ -24,7 +24,9 @@ from tropicrop.cli import main
 from tropicrop.config import load_config
 from tropicrop.scene import Scene, load_scene
 from tropicrop.training import TrainConfig, train
-from tropicrop.windows import SceneTensors, TrainBatches, shift_doy
+from tropicrop.windows.datasets import TrainBatches
+from tropicrop.windows.dates import shift_doy
+from tropicrop.windows.tensors import SceneTensors
 
 SMALL = SMALL_NET
 FAST = AdaptOptions(adabn_batches=2, adabn_batch_size=4, adabn_patch_size=16, shift_min=-30, shift_max=30,

@@ -40,7 +40,8 @@ from tropicrop.io.rasters import Grid
 from tropicrop.models import build
 from tropicrop.scene import load_scene
 from tropicrop.training import CropModule, predict_classes
-from tropicrop.windows import Normalizer, target_window
+from tropicrop.windows.dates import target_window
+from tropicrop.windows.normalize import Normalizer
 
 MakeScene = Callable[..., Path]
 FEB, MAR, MAY = dt.date(2020, 2, 21), dt.date(2020, 3, 16), dt.date(2020, 5, 15)
