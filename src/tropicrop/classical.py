@@ -33,7 +33,7 @@ from scipy.ndimage import uniform_filter
 from tqdm import tqdm
 
 from tropicrop.classes import ClassTable
-from tropicrop.errors import ConfigError, RunError
+from tropicrop.errors import ConfigError, RunError, SceneError
 from tropicrop.inference.dates import default_dates
 from tropicrop.inference.mapfiles import NODATA, Outputs, write_classes, write_cog, write_quicklook
 from tropicrop.io.files import atomic_path, write_json
@@ -292,6 +292,13 @@ def load_pixel_run(run_dir: Path) -> PixelRun:
                     PixelOptions.from_options(dict(model.get("options") or {}), run.config))
 
 
+def check_scene_bands(run: PixelRun, scene: Scene) -> None:
+    """SceneError when ``scene`` has another band count than the run was trained on (the networks' check)."""
+    if scene.num_bands != len(run.normalizer.mean):
+        raise SceneError(scene.manifest.path, f"has {scene.num_bands} band(s) {list(scene.bands)} but the run was "
+                         f"trained on {len(run.normalizer.mean)}", "predict a scene with the training scene's bands")
+
+
 def predict_classical(run_dir: Path, scene: Scene | Path, out: Path, dates: Sequence[dt.date] | None = None,
                       progress: bool = True, block_pixels: int = 262144) -> list[Path]:
     """Class maps ``OUT/maps/YYYYMMDD.tif`` (COG + PNG, as the networks') of ``scene`` with a classical run.
@@ -301,6 +308,7 @@ def predict_classical(run_dir: Path, scene: Scene | Path, out: Path, dates: Sequ
     """
     run = load_pixel_run(Path(run_dir))
     scene = scene if isinstance(scene, Scene) else load_scene(scene)
+    check_scene_bands(run, scene)
     if dates is None:
         dates = default_dates(scene, run.sequence_length)
         if run.mode != "all-months":
