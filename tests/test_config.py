@@ -221,7 +221,7 @@ def test_the_choices_match_the_code_that_acts_on_them() -> None:
     from tropicrop.classical import CLASSICAL_MODELS
     from tropicrop.config.models import CLASSICAL
     from tropicrop.precision import AUTO, SHORT_NAMES
-    from tropicrop.windows import TEST_INPUTS
+    from tropicrop.windows.tensors import TEST_INPUTS
 
     assert typing.get_args(TestInputs) == TEST_INPUTS
     assert set(typing.get_args(Precision)) == {AUTO, *SHORT_NAMES, *typing.get_args(_PRECISION_INPUT_STR)}

@@ -20,7 +20,7 @@ from tropicrop.config import dump_config, load_config, to_dict
 from tropicrop.errors import ConfigError, RunError, SceneError
 from tropicrop.layout import RunLayout
 from tropicrop.training import TrainBatches, TrainConfig, prepare_data, train
-from tropicrop.windows import EvalBatches
+from tropicrop.windows.datasets import EvalBatches
 
 MakeScene = Callable[..., Path]
 
@@ -78,7 +78,7 @@ def test_context_mode_takes_test_area_images_as_input_but_never_their_labels(mak
 
 
 def test_validation_blocks_of_val_block_pixels_keep_training_patches_off_them() -> None:
-    from tropicrop.windows import split_validation
+    from tropicrop.windows.patches import split_validation
 
     rows, cols = np.meshgrid(np.arange(0, 200, 8), np.arange(0, 200, 8), indexing="ij")
     origins = np.stack([rows.ravel(), cols.ravel()], axis=1)

@@ -52,7 +52,8 @@ from tropicrop.runfiles import (
     read_yaml_mapping,
 )
 from tropicrop.scene import Scene, load_scene
-from tropicrop.windows import Normalizer, day_of_year, target_window
+from tropicrop.windows.dates import day_of_year, target_window
+from tropicrop.windows.normalize import Normalizer
 
 CLASSICAL_MODELS = ("lightgbm",)
 """Model names served by this module rather than the network registry."""

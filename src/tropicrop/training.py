@@ -56,7 +56,8 @@ from tropicrop.trainingdata import (
     prepare_data,
     scenes_eval_batches,
 )
-from tropicrop.windows import StepSampler, TrainBatches
+from tropicrop.windows.datasets import TrainBatches
+from tropicrop.windows.sampler import StepSampler
 
 # re-exported: their home before the split (the configuration schemas live in tropicrop.config)
 __all__ = ["MODES", "DataConfig", "ModelConfig", "OptimConfig", "PreparedData", "TrainBatches", "TrainConfig",

@@ -32,15 +32,10 @@ from tropicrop.config.training import DataConfig
 from tropicrop.errors import ConfigError, SceneError
 from tropicrop.layout import slug
 from tropicrop.scene import TRAIN, Scene, load_scene
-from tropicrop.windows import (
-    EvalBatches,
-    Normalizer,
-    SceneTensors,
-    TrainBatches,
-    load_scene_tensors,
-    patch_origins,
-    split_validation,
-)
+from tropicrop.windows.datasets import EvalBatches, TrainBatches
+from tropicrop.windows.normalize import Normalizer
+from tropicrop.windows.patches import patch_origins, split_validation
+from tropicrop.windows.tensors import SceneTensors, load_scene_tensors
 
 NetTargets = list[list[dt.date]]
 """The target dates of one network in each scene of a run (aligned with ``PreparedData.scenes``)."""

@@ -14,7 +14,7 @@ from tropicrop.io import stack_cube
 from tropicrop.io.stack import stack
 from tropicrop.scene import load_scene
 from tropicrop.synthetic import write_pair
-from tropicrop.windows import BRIGHT_DB, Normalizer
+from tropicrop.windows.normalize import BRIGHT_DB, Normalizer
 
 SIZE = 24
 TIMES = [dt.datetime(2021, 5, 2), dt.datetime(2021, 5, 14)]

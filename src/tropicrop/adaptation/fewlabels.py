@@ -21,7 +21,11 @@ from torch.utils.data import DataLoader
 from tropicrop.classes import ClassTable
 from tropicrop.config.adaptation import FewLabelOptions
 from tropicrop.scene import TEST, TRAIN, Scene
-from tropicrop.windows import Normalizer, SceneTensors, StepSampler, TrainBatches, patch_origins
+from tropicrop.windows.datasets import TrainBatches
+from tropicrop.windows.normalize import Normalizer
+from tropicrop.windows.patches import patch_origins
+from tropicrop.windows.sampler import StepSampler
+from tropicrop.windows.tensors import SceneTensors
 
 if TYPE_CHECKING:
     from tropicrop.training import CropModule

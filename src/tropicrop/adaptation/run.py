@@ -44,7 +44,7 @@ from tropicrop.layout import RunLayout
 from tropicrop.runfiles import load_checkpoint, read_class_table, read_json, read_normalizer, read_run_result
 from tropicrop.scene import Scene, load_scene
 from tropicrop.trainingdata import scene_paths
-from tropicrop.windows import Normalizer
+from tropicrop.windows.normalize import Normalizer
 
 log = logging.getLogger(__name__)
 

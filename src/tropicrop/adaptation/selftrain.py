@@ -32,7 +32,9 @@ from torch.utils.data import DataLoader, Dataset
 from tropicrop.adaptation.batchnorm import freeze_batchnorm
 from tropicrop.adaptation.data import PatchSampler
 from tropicrop.config.adaptation import SelfTrainingOptions
-from tropicrop.windows import StepSampler, augment, shift_doy
+from tropicrop.windows.augment import augment
+from tropicrop.windows.dates import shift_doy
+from tropicrop.windows.sampler import StepSampler
 
 
 class PseudoBatches(Dataset[dict[str, torch.Tensor]]):
