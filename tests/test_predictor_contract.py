@@ -26,7 +26,8 @@ from tropicrop.inference.predictor import Predictor
 from tropicrop.inference.tiling import run_margin_alignment
 from tropicrop.models import available_models, build
 from tropicrop.scene import load_scene
-from tropicrop.windows import Normalizer, target_window
+from tropicrop.windows.dates import target_window
+from tropicrop.windows.normalize import Normalizer
 
 NUM_CLASSES = 4  # class 0 (no reference) and the three of tiny.CLASSES
 NORMALIZER = Normalizer((-14.0, -14.0), (3.0, 3.0))

@@ -20,13 +20,14 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from scipy.ndimage import uniform_filter
 
+from tropicrop.config.models import PixelOptions  # model.options of lightgbm, a config schema
 from tropicrop.errors import ConfigError, RunError
 from tropicrop.io.files import atomic_path, write_json
 from tropicrop.layout import RunLayout
@@ -38,7 +39,8 @@ from tropicrop.runfiles import (
     RETRAIN,
     read_json,
 )
-from tropicrop.windows import Normalizer, day_of_year, target_window
+from tropicrop.windows.dates import day_of_year, target_window
+from tropicrop.windows.normalize import Normalizer
 
 ALL_MONTHS = "all-months"  # the net name of an all-months run (as in tropicrop.training)
 CLASSICAL_MODELS = ("lightgbm",)
@@ -49,31 +51,6 @@ MISSING = np.nan
 def is_classical(name: str) -> bool:
     """Whether ``model.name`` is a classical (non-network) model."""
     return name in CLASSICAL_MODELS
-
-
-@dataclass(frozen=True)
-class PixelOptions:
-    """``model.options`` of the LightGBM baseline; the defaults suit tens of thousands of pixels per date."""
-
-    looks: int = 3                  # side of the mean filter on normalised dB images (1 = none)
-    max_pixels: int = 20000         # training pixels drawn per target date
-    n_estimators: int = 400         # boosting rounds at most (early stopping on validation macro F1)
-    early_stopping: int = 30        # rounds without improvement before stopping
-    learning_rate: float = 0.08
-    num_leaves: int = 31
-    min_child_samples: int = 20
-    feature_fraction: float = 0.8
-    threads: int = 0                # LightGBM threads (0: OpenMP's default, every core; 1 on a shared, oversubscribed CPU)
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any], path: Path | None = None) -> PixelOptions:
-        """Build from a config's ``model.options``; unknown keys are a ConfigError naming the known ones."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(path, f"model.options.{unknown[0]} is not an option of lightgbm",
-                              f"known: {', '.join(sorted(known))}")
-        return cls(**options)
 
 
 # ------------------------------------------------------------------------------------------ features
@@ -291,7 +268,6 @@ class BoosterTrainer:
     """The trainer of a per-pixel LightGBM run: the pixels of the networks' own patches, one booster per net."""
 
     kind = "pixel"
-    shares_network_options = False  # an experiment's shared model options are network options
 
     def __init__(self) -> None:
         self._pixels: PixelData | None = None

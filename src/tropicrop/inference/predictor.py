@@ -18,7 +18,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from tropicrop.windows import Normalizer, WindowIndex
+from tropicrop.windows.dates import WindowIndex
+from tropicrop.windows.normalize import Normalizer
 
 
 @dataclass(frozen=True)
