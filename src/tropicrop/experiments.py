@@ -50,6 +50,8 @@ from tropicrop.training import MODES, TrainConfig, train
 
 log = logging.getLogger(__name__)
 RESTART_APPROACH = "delete {path} to run that approach again"
+__all__ = ["PAPER_APPROACHES", "AdaptSection", "ApproachConfig", "ExperimentConfig", "PredictConfig", "ScenesConfig",
+           "run_experiment"]
 
 
 @dataclass

@@ -31,6 +31,7 @@ from tropicrop.io.vectors import VectorLayer, class_code_lookup, split_code
 
 TRAIN, TEST, UNUSED = 1, 2, 0
 NO_REFERENCE = 0
+__all__ = ["NO_REFERENCE", "TEST", "TRAIN", "UNUSED", "PixelReport", "Scene", "SceneWarning", "load_scene", "to_db"]
 UNITS_SAMPLE = 256  # side of the central window sampled at load to check dB vs linear
 
 

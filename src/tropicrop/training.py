@@ -60,7 +60,9 @@ from tropicrop.trainingdata import (
 )
 from tropicrop.windows import TEST_INPUTS, StepSampler, TrainBatches
 
-__all__ = ["DataConfig", "PreparedData", "TrainBatches", "prepare_data"]  # re-exported: their home before the split
+# DataConfig, PreparedData, TrainBatches and prepare_data are re-exported: their home before the split
+__all__ = ["MODES", "DataConfig", "ModelConfig", "OptimConfig", "PreparedData", "TrainBatches", "TrainConfig", "TrainerConfig",
+           "prepare_data", "train", "train_from_files"]
 
 log = logging.getLogger(__name__)
 MODES = ("per-month", "all-months")
