@@ -56,7 +56,7 @@ RUN_SETUP = [synth(TINY, "--preset", "tiny", "--seed", "0"),
 ADAPT_OUT, ADAPT_DATA = OUT / "adaptation", OUT / "adaptation-data"
 
 BENCHMARKS: dict[str, Benchmark] = {
-    "model_throughput.py": Benchmark(["--steps", "10"], ["--steps", "4"]),
+    "model_throughput.py": Benchmark(["--steps", "10"], ["--steps", "3", "--warmup", "1", "--threads", "1"]),
     "training.py": Benchmark(["--size", "256", "--steps", "30", "--epochs", "2"],
                              ["--size", "128", "--steps", "10", "--epochs", "1"]),
     "inference.py": Benchmark([], ["--size", "256", "--rss-sizes", "256", "512", "--flops-tiles", "128"]),
