@@ -6,9 +6,12 @@ The documentation's performance and results pages are built from the result file
 so running this and then ``make docs`` refreshes them; nothing is copied by hand.
 
 ``--quick`` uses smaller settings: the figures then describe those settings (every result file records the
-command and the settings it ran with). The default settings (the figures the performance goals name: a
-2048^2 scene, peak memory at 1024^2 and 4096^2, the adaptation ablation at 128 px) take several hours on
-2 CPU cores; ``--only NAME...`` runs some of them.
+command and the settings it ran with). Neither is short on 2 CPU cores shared with other work: on
+2026-12-03 at a load average of 8-14, ``--quick`` took 1-6 minutes for ``stack_memory.py``, ``reading.py`` and
+``quicklook.py`` each, over 6 minutes for ``synthetic_difficulty.py`` and over 35 for ``model_throughput.py``
+(both stopped unfinished); ``adaptation.py`` trains several networks even in ``--quick``. The default
+settings (the figures the performance goals name: a 2048^2 scene, peak memory at 1024^2 and 4096^2, the
+adaptation ablation at 128 px) take hours; ``--only NAME...`` runs some of them.
 
 Benchmarks that need a trained run or an earlier benchmark's output (``tile_invariance.py``,
 ``few_labels.py``) get it from their ``setup`` commands, written under ``benchmarks/out/`` (git-ignored) and
