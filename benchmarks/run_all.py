@@ -8,8 +8,8 @@ so running this and then ``make docs`` refreshes them; nothing is copied by hand
 ``--quick`` uses smaller settings: the figures then describe those settings (every result file records the
 command and the settings it ran with). Neither is short on 2 CPU cores shared with other work: on
 2026-12-03 at a load average of 8-14, ``--quick`` took 1-6 minutes for ``stack_memory.py``, ``reading.py`` and
-``quicklook.py`` each, over 6 minutes for ``synthetic_difficulty.py`` and over 35 for ``model_throughput.py``
-(both stopped unfinished); ``adaptation.py`` trains several networks even in ``--quick``. The default
+``quicklook.py`` each, 2.3 minutes for ``synthetic_difficulty.py`` (with the smaller pixel budget) and over 35
+for ``model_throughput.py`` (stopped unfinished); ``adaptation.py`` trains several networks even in ``--quick``. The default
 settings (the figures the performance goals name: a 2048^2 scene, peak memory at 1024^2 and 4096^2, the
 adaptation ablation at 128 px) take hours; ``--only NAME...`` runs some of them.
 
