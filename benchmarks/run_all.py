@@ -33,7 +33,8 @@ from results_file import results_dir
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUT = HERE / "out"
-HELPERS = ("results_file.py", "run_all.py")  # modules, not benchmarks
+HELPERS = ("results_file.py", "run_all.py", "browser.py",  # modules, not benchmarks
+           "view_screenshot.py")  # writes the viewer guide's screenshot, measures nothing
 CLI = [sys.executable, "-c", "from tropicrop.cli import main; main()"]
 
 
@@ -66,6 +67,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "synthetic_difficulty.py": Benchmark(["--size", "512"], ["--size", "256", "--train-pixels", "6000", "--test-pixels", "20000",
                                                              "--png", ""]),
     "stack_memory.py": Benchmark([], ["--size", "512", "--months", "3"]),
+    "cube_memory.py": Benchmark([], ["--size", "1024", "--acquisitions", "16"]),
     "precision_accuracy.py": Benchmark(["--seeds", "0", "1", "2"], ["--seeds", "0", "1", "--epochs", "4"]),
     "training_memory.py": Benchmark(["--in-memory"], ["--sizes", "256", "512"]),
     "dask_predict.py": Benchmark(["--block", "2"], ["--size", "512", "--block", "1"]),
@@ -73,6 +75,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "backbones.py": Benchmark([], ["--size", "256", "--train-steps", "2", "--repeat", "1"]),
     "reading.py": Benchmark([], ["--size", "512", "--rounds", "1"]),
     "quicklook.py": Benchmark([], ["--size", "512", "--rounds", "1"]),
+    # view.py needs Debian's chromium (apt-get install chromium chromium-driver)
+    "view.py": Benchmark([], ["--size", "512", "--rounds", "1"]),
     "tile_invariance.py": Benchmark(
         [str(QUICK_RUN), str(HELD_OUT / "lem1920"), "--tiles", "128", "256", "512"],
         [str(QUICK_RUN), str(HELD_OUT / "lem1920"), "--tiles", "128", "256", "--methods", "blend", "margin",

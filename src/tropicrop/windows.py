@@ -101,6 +101,7 @@ def target_window(dates: Sequence[dt.date], target: dt.date, length: int = 12,
 
 
 # ------------------------------------------------------------------------------------------ normalisation
+BRIGHT_DB = 20.0  # backscatter above this (dB) is clipped before the normaliser's statistics
 @dataclass(frozen=True)
 class Normalizer:
     """Per-band standardisation of dB values: ``(x - mean) / std``; no-data (NaN) becomes 0 (the mean)."""
@@ -126,8 +127,12 @@ class Normalizer:
 
     @classmethod
     def fit(cls, images: np.ndarray, mask: np.ndarray) -> Normalizer:
-        """Fit on images (T, C, H, W) in dB at pixels where ``mask`` (H, W) is true, over all dates."""
-        values = images[:, :, mask]  # (T, C, N)
+        """Fit on images (T, C, H, W) in dB at pixels where ``mask`` (H, W) is true, over all dates.
+
+        Values above :data:`BRIGHT_DB` (buildings, corner reflectors in real scenes) count as that value, so a
+        few of them do not stretch the statistics; scenes without any (the synthetic ones) are unchanged.
+        """
+        values = np.minimum(images[:, :, mask], np.float32(BRIGHT_DB))  # (T, C, N); NaN stays NaN
         values = np.moveaxis(values, 1, 0).reshape(images.shape[1], -1)
         mean = np.nanmean(values, axis=1)
         std = np.nanstd(values, axis=1)
