@@ -48,6 +48,7 @@ from tropicrop.training import TrainConfig, train
 
 log = logging.getLogger(__name__)
 RESTART_APPROACH = "delete {path} to run that approach again"
+__all__ = ["AdaptSection", "ApproachConfig", "ExperimentConfig", "run_experiment"]  # the schemas live in tropicrop.config
 
 
 def shared_class_table(cfg: ExperimentConfig, scene_a: Scene, scene_b: Scene) -> ClassTable:

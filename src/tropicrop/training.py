@@ -61,7 +61,7 @@ from tropicrop.windows.sampler import StepSampler
 
 # re-exported: their home before the split (the configuration schemas live in tropicrop.config)
 __all__ = ["MODES", "DataConfig", "ModelConfig", "OptimConfig", "PreparedData", "TrainBatches", "TrainConfig",
-           "TrainerConfig", "prepare_data"]
+           "TrainerConfig", "prepare_data", "train", "train_from_files"]
 
 log = logging.getLogger(__name__)
 
