@@ -221,7 +221,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             scene_dates = list(scene.dates) if every else dates
             maps[scene.name] = predict_run(Path(args.run_dir), scene, out, dates=scene_dates, tile=args.tile,
                                            overlap=args.overlap, probabilities=probabilities, progress=progress,
-                                           aoi=aoi, precision=args.precision, margin=args.margin)
+                                           aoi=aoi, precision=args.precision, margin=args.margin,
+                                           calibration=args.calibration, uncertainty=args.uncertainty)
             print(f"{len(maps[scene.name])} map(s) in {out / 'maps'}")
     if args.parcels:
         from tropicrop.layout import parse_stamp
@@ -229,7 +230,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
         for name, paths in maps.items():
             stamps = [d for d in (parse_stamp(p.stem) for p in paths) if d is not None]
-            print(f"per-parcel classes: {parcel_answers(outs[name], Path(args.parcels), stamps)}")
+            print(f"per-parcel classes: {parcel_answers(outs[name], Path(args.parcels), stamps, args.low_confidence)}")
     return 0
 
 
@@ -378,6 +379,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("auto", "32", "bf16"), default=None,
                    help="auto: bfloat16 where the CPU/GPU has fast bf16 units, else float32; 32 or bf16 to force one "
                    "(default: the run's trainer.precision)")
+    p.add_argument("--calibration", choices=("temperature", "none"), default="temperature",
+                   help="probabilities scaled by each net's validation temperature (default), or as the net gives them")
+    p.add_argument("--uncertainty", choices=("entropy", "margin"), help="also write OUT/uncertainty/YYYYMMDD.tif")
+    p.add_argument("--low-confidence", type=float, default=0.5, metavar="P",
+                   help="per-parcel answers count the share of pixels whose confidence is below P (default 0.5)")
     p.add_argument("--workers", type=int, help="predict on a local Dask cluster of this many worker processes")
     p.add_argument("--scheduler", help="predict on the dask.distributed cluster at this address (tcp://host:8786)")
     p.add_argument("--block", type=int, default=4, help="with Dask: block side in tiles (default 4)")

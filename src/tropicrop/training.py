@@ -58,6 +58,7 @@ from tropicrop.trainingdata import (
     scene_paths,
     scenes_eval_batches,
 )
+from tropicrop.valprofile import profile_network, write_profile
 from tropicrop.windows import TEST_INPUTS, StepSampler, TrainBatches
 
 __all__ = ["DataConfig", "PreparedData", "TrainBatches", "prepare_data"]  # re-exported: their home before the split
@@ -314,6 +315,8 @@ def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: NetTarge
     trainer.fit(module, datamodule=dm, ckpt_path=last if last.is_file() else None)
     timer = next(c for c in trainer.callbacks if isinstance(c, Timer))  # type: ignore[attr-defined]
     ckpt = trainer.checkpoint_callback
+    if has_val and trainer.is_global_zero:  # calibration: the best weights' temperature and validation profile
+        _write_val_profile(module, Path(getattr(ckpt, "best_model_path", "") or last), dm, cfg, net_dir)
     best_score = getattr(ckpt, "best_model_score", None)
     result = {
         "name": name,
@@ -333,6 +336,16 @@ def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: NetTarge
     if trainer.is_global_zero:
         write_json(result_path, result)
     return result
+
+
+def _write_val_profile(module: CropModule, best: Path, dm: TargetDataModule, cfg: TrainConfig, net_dir: Path) -> None:
+    """Fit the temperature of the best weights on the validation set (``NET/calibration.json``, see
+    :mod:`tropicrop.valprofile`)."""
+    if best.is_file():
+        module.load_state_dict(load_checkpoint(best)["state_dict"])
+    ds = scenes_eval_batches(dm.data, dm.targets, max(cfg.optim.batch_size, 32), cfg.data.patch_size, cfg.seed,
+                             cfg.data.val_limit)
+    write_profile(net_dir, profile_network(module, ds, cfg.seed))
 
 
 def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, force: bool = False,
