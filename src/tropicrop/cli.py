@@ -161,6 +161,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    import json
+
+    from tropicrop.check import check_run, format_check
+    from tropicrop.inference import parse_dates
+    from tropicrop.scene import load_scene
+
+    scene = load_scene(Path(args.scene))
+    result = check_run(Path(args.run), scene, parse_dates(args.dates, scene), sample=args.sample, seed=args.seed,
+                       estimator=args.estimator, progress=sys.stderr.isatty()).to_dict()
+    print(json.dumps(result, indent=2) if args.json else format_check(result))
+    return 0
+
+
 def _cmd_experiment(args: argparse.Namespace) -> int:
     from tropicrop.experiments import run_experiment
 
@@ -403,6 +417,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="adaptation option, e.g. self_training.steps=100 or shift_step=3")
     p.add_argument("--force", action="store_true", help="replace a run already in --run-dir")
     p.set_defaults(func=_cmd_adapt)
+
+    p = sub.add_parser("check", help="the F1 and OA a run is expected to reach on a scene, from its images only")
+    p.add_argument("run", help="run directory written by tropicrop train (or adapt)")
+    p.add_argument("scene", help="scene folder to check (its labels are not read)")
+    p.add_argument("--dates", help="'all' or YYYY-MM-DD,... (default: as predict)")
+    p.add_argument("--sample", type=float, default=1.0, help="share of the scene's tiles to map (default 1: all)")
+    p.add_argument("--estimator", choices=("atc", "confidence"), default="atc", help="default atc (see the docs)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the tile sample")
+    p.add_argument("--json", action="store_true", help="print JSON (estimated_f1, estimated_oa, dates)")
+    p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("evaluate", help="per-date OA, F1 per class and confusion matrices of predicted maps")
     p.add_argument("out", help="folder written by tropicrop predict")
