@@ -6,16 +6,19 @@ against B's test split (``evaluate``: OA, macro F1, ECE, Brier, accuracy at cove
 (B's images only, the whole scene) for its estimated F1 and OA. Approaches:
 
 * ``Baseline 1``: per-month UnetConvLSTM on B's train split (the same-year baseline),
-* ``Baseline 2``: per-month UnetConvLSTM on all of A (cross-year),
 * ``VUnetConvLSTM``: all-months VUnetConvLSTM on all of A (cross-year),
 * ``LightGBM``: per-month booster on all of A (cross-year classical floor).
 
 The first pair of ``--pairs`` is the TUNING pair: the estimator and the shift threshold of ``check`` are
 chosen on it (its rows are printed but marked ``tuning``); figures are reported on the others.
 
-Quick run (this machine, about 10 minutes on 2 busy cores):
-``python benchmarks/calibration.py --size 64 --months 3 --steps 20 --epochs 4 --pairs 1:all,0:all,2:radiometric``
-Full settings: ``--size 128 --months 12 --steps 40 --epochs 12 --pairs 1:all,0:all,2:radiometric,3:calendar``.
+``check``'s estimates come from the calibrated maps already written (:func:`tropicrop.check.estimate_predictions`,
+what ``check`` computes after its own prediction); ``check --sample 0.25`` is run once per approach for its cost
+and the error sampling adds.
+
+Quick run (this machine, 2 cores shared with other jobs):
+``python benchmarks/calibration.py --size 64 --months 2 --steps 8 --epochs 3 --pairs 1:all,0:all,2:radiometric``
+Full settings: ``--size 128 --months 12 --steps 40 --epochs 12 --batch 16 --pairs 1:all,0:all,2:radiometric,3:calendar``.
 """
 
 from __future__ import annotations
@@ -29,12 +32,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_file import Figure, write_results  # noqa: E402
+from results_file import Figure, write_results
 
 NET = {"lstm_channels": 16, "encoder_channels": [8, 8, 16, 16], "decoder_channels": [16, 8, 8], "head_channels": 8}
 APPROACHES = [  # name, role, mode, model, train on, use
     ("Baseline 1", "same-year", "per-month", "unet_convlstm", "b", "train"),
-    ("Baseline 2", "cross-year", "per-month", "unet_convlstm", "a", "all"),
     ("VUnetConvLSTM", "cross-year", "all-months", "vunet_convlstm", "a", "all"),
     ("LightGBM", "cross-year", "per-month", "lightgbm", "a", "all"),
 ]
@@ -47,6 +49,7 @@ def train_approach(scene: Path, run: Path, mode: str, model: str, use: str, targ
 
     sets = [f"data.scene={scene}", f"mode={mode}", f"model.name={model}", f"data.use={use}", "data.patch_size=16",
             "data.stride=8", "data.val_fraction=0.15", "data.val_limit=256", f"trainer.max_epochs={args.epochs}",
+            f"optim.batch_size={args.batch}",
             f"trainer.steps_per_epoch={args.steps}", "trainer.patience=2", "trainer.progress=false",
             "trainer.precision=32-true", f"seed={args.seed}"]
     if model == "lightgbm":
@@ -61,7 +64,7 @@ def train_approach(scene: Path, run: Path, mode: str, model: str, use: str, targ
 
 def measure(run: Path, year_b: Path, dates: list[Any], work: Path) -> dict[str, Any]:
     """True scores and calibration with and without temperature, and check's estimates (both estimators)."""
-    from tropicrop.check import check_run
+    from tropicrop.check import check_run, estimate_predictions
     from tropicrop.evaluation import evaluate_predictions
     from tropicrop.inference import predict_run
 
@@ -75,13 +78,13 @@ def measure(run: Path, year_b: Path, dates: list[Any], work: Path) -> dict[str, 
         row.update({f"f1{suffix}": result.mean_f1, f"oa{suffix}": result.mean_oa, f"ece{suffix}": cal["ece"],
                     f"brier{suffix}": cal["brier"], f"acc_at_50{suffix}": cal["acc_at_50"],
                     f"acc_at_80{suffix}": cal["acc_at_80"]})
-    for estimator in ("atc", "confidence"):
-        clock = time.perf_counter()
-        est = check_run(run, year_b, dates, estimator=estimator).to_dict()
-        row[f"check_seconds_{estimator}"] = time.perf_counter() - clock
+    for estimator in ("atc", "confidence"):  # check's estimate, from the calibrated maps of the whole scene
+        est = estimate_predictions(run, work / "temperature", dates, estimator).to_dict()
         row[f"est_f1_{estimator}"], row[f"est_oa_{estimator}"] = est["estimated_f1"], est["estimated_oa"]
         row["validation_f1"], row["max_shift"] = est["validation_f1"], max(d["shift"] for d in est["dates"])
+    clock = time.perf_counter()
     sample = check_run(run, year_b, dates, sample=0.25, estimator="atc", tile=32).to_dict()
+    row["check_seconds_sample25"] = time.perf_counter() - clock
     row["est_f1_atc_sample25"] = sample["estimated_f1"]
     return row
 
@@ -126,6 +129,7 @@ def main() -> None:
     parser.add_argument("--months", type=int, default=3, help="target months of year B mapped (per-month nets)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument("--pairs", default="1:all,0:all,2:radiometric", help="SEED:SHIFT,...; the first tunes")
     parser.add_argument("--out", help="keep the pairs, runs and maps here (default: a temporary folder)")

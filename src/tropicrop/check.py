@@ -132,25 +132,32 @@ def check_run(run_dir: Path, scene: Scene | Path, dates: list[dt.date] | None = 
     if estimator not in ESTIMATORS:
         raise ConfigError(None, f"--estimator {estimator!r}", f"use one of {', '.join(ESTIMATORS)}")
     run = RunLayout(Path(run_dir))
-    profiles = read_profiles(run)
+    read_profiles(run)  # a run without profiles fails here, before the prediction
     scene = scene if isinstance(scene, Scene) else load_scene(scene)
     classical = is_classical_run(run.root)
     mask = None if classical else sample_mask(scene.grid, sample, seed, tile)
     start = time.perf_counter()
-    result = CheckResult(run.root, scene.root, estimator, 1.0 if classical else sample)
     with tempfile.TemporaryDirectory(prefix="tropicrop-check-") as tmp:
         maps = predict_run(run.root, scene, Path(tmp), dates, tile=tile, progress=progress, aoi=mask)
         mapped = [d for d in (parse_stamp(p.stem) for p in maps) if d is not None]
-        names = serving_nets(Path(tmp), mapped, profiles)
-        for d in mapped:
-            profile = profiles[names[d]]
-            est: Estimate = estimate_date(profile, count_maps(Path(tmp), d, profile.confusion.shape[0]), d.month,
-                                          estimator)
-            val_oa, val_f1 = validation_scores(profile)
-            result.dates.append({"date": d.isoformat(), "net": names[d], "estimated_oa": est.oa,
-                                 "estimated_f1": est.f1, "validation_oa": val_oa, "validation_f1": val_f1,
-                                 "shift": est.shift, "shifted": est.shifted, "pixels": est.pixels})
+        result = estimate_predictions(run.root, Path(tmp), mapped, estimator)
+    result.scene, result.sample = scene.root, 1.0 if classical else sample
     result.seconds = time.perf_counter() - start
+    return result
+
+
+def estimate_predictions(run_dir: Path, out: Path, dates: list[dt.date], estimator: str = "atc") -> CheckResult:
+    """Estimates from maps and confidence layers already written by ``predict`` (calibrated) into ``out``."""
+    profiles = read_profiles(RunLayout(Path(run_dir)))
+    names = serving_nets(out, dates, profiles)
+    result = CheckResult(Path(run_dir), out, estimator, 1.0)
+    for d in dates:
+        profile = profiles[names[d]]
+        est: Estimate = estimate_date(profile, count_maps(out, d, profile.confusion.shape[0]), d.month, estimator)
+        val_oa, val_f1 = validation_scores(profile)
+        result.dates.append({"date": d.isoformat(), "net": names[d], "estimated_oa": est.oa,
+                             "estimated_f1": est.f1, "validation_oa": val_oa, "validation_f1": val_f1,
+                             "shift": est.shift, "shifted": est.shifted, "pixels": est.pixels})
     return result
 
 
