@@ -99,3 +99,25 @@ def test_estimated_f1_falls_when_the_scene_is_less_confident() -> None:
     assert less.oa < same.oa and less.f1 < same.f1 and less.shift > same.shift
     assert ks_distance(levels.sum(0), levels.sum(0)) == 0.0
     assert np.isnan(_macro_f1(np.zeros((2, 2)), np.zeros(2), np.zeros(2)))
+
+
+@pytest.mark.slow  # five adaptations and five checks
+def test_adapt_auto_keeps_the_candidate_check_estimates_best_without_reading_labels(
+        year_a_run: Path, tiny_pair: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tropicrop.adaptation import AdaptOptions, SelfTrainingOptions
+    from tropicrop.adaptation.auto import CANDIDATES, adapt_auto
+
+    def refuse(self: Scene, *args: object, **kwargs: object) -> np.ndarray:
+        raise AssertionError("adapt --methods auto read a label")
+
+    monkeypatch.setattr(Scene, "read_labels", refuse)
+    fast = AdaptOptions(adabn_batches=2, adabn_batch_size=4, adabn_patch_size=16, shift_min=-30, shift_max=30,
+                        shift_step=30, shift_patches=2, shift_patch_size=16,
+                        self_training=SelfTrainingOptions(steps=2, batch_size=4, patch_size=16))
+    record = adapt_auto(year_a_run, tiny_pair / "lem1920", tmp_path / "auto", fast)
+    candidates = record["auto"]["candidates"]
+    assert [tuple(c["methods"]) for c in candidates] == list(CANDIDATES)
+    best = max(candidates, key=lambda c: c["estimated_f1"])
+    assert record["auto"]["chosen"] == best["methods"] == record["methods"]
+    assert (tmp_path / "auto" / "adaptation.json").is_file() and (tmp_path / "auto" / "result.json").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no candidate left behind

@@ -252,12 +252,22 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
     from tropicrop.adaptation import METHODS, AdaptOptions, adapt_run
     from tropicrop.config import apply_overrides, from_dict, to_dict
 
-    methods = list(METHODS) if args.methods in (None, "all") else [m.strip() for m in args.methods.split(",") if m.strip()]
+    auto = args.methods == "auto"  # five candidates, the one check estimates best (tropicrop.adaptation.auto)
+    methods = (list(METHODS) if args.methods in (None, "all") or auto
+               else [m.strip() for m in args.methods.split(",") if m.strip()])
     raw = to_dict(AdaptOptions(methods=methods, parcels=args.parcels, seed=args.seed))
     apply_overrides(raw, args.set)
     options = from_dict(AdaptOptions, raw)
-    record = adapt_run(Path(args.run), Path(args.scene), Path(args.run_dir), options, force=args.force,
-                       progress=sys.stderr.isatty())
+    if auto:
+        from tropicrop.adaptation.auto import adapt_auto
+
+        record = adapt_auto(Path(args.run), Path(args.scene), Path(args.run_dir), options, force=args.force,
+                            progress=sys.stderr.isatty())
+        print("candidates (estimated F1): " + ", ".join(f"{'+'.join(c['methods'])} {100 * c['estimated_f1']:.1f}"
+                                                        for c in record["auto"]["candidates"]))
+    else:
+        record = adapt_run(Path(args.run), Path(args.scene), Path(args.run_dir), options, force=args.force,
+                           progress=sys.stderr.isatty())
     print(f"adapted with {', '.join(record['methods']) or 'no method'}"
           + (f" and {record['parcels']} labelled parcel(s) per class" if record["parcels"] else "")
           + f"; day-of-year offset {record['doy_offset']:+d} days; {record['seconds']:.0f} s")
@@ -409,7 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run directory written by tropicrop train")
     p.add_argument("scene", help="scene folder of the new year (its labels are not read)")
     p.add_argument("--run-dir", required=True, help="where to write the adapted run")
-    p.add_argument("--methods", help="comma-separated: year_stats, adabn, doy_shift, self_training (default: all)")
+    p.add_argument("--methods", help="comma-separated: year_stats, adabn, doy_shift, self_training (default: all); "
+                   "auto: each alone and all four, keeping the one tropicrop check estimates best")
     p.add_argument("--parcels", type=int, default=0,
                    help="also fine-tune on this many labelled parcels per class of the scene's train split (reads labels)")
     p.add_argument("--seed", type=int, default=0)
