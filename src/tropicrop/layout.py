@@ -6,6 +6,7 @@ Every module that writes or reads these folders takes its paths from here, so a 
     RUN/classes.json               the model's class table (index 0 = no reference)
     RUN/normalization.json         per-band mean/std of dB values on the training pixels
     RUN/nets/NAME/checkpoints/{best,last}.ckpt, RUN/nets/NAME/logs/, RUN/nets/NAME/result.json
+    RUN/nets/NAME/calibration.json the net's temperature and validation profile (tropicrop.valprofile)
     RUN/result.json                written when every net has finished; holds the run's ``format_version``
     RUN/adaptation.json            an adapted run only: how it was adapted and the day-of-year offset to predict with
     RUN/cache/                     the training region as float16 dB + uint8 labels (while the run is unfinished;

@@ -13,6 +13,7 @@ everything needed to predict and to resume::
                              scenes: the month's date in the first scene that has it)
         checkpoints/best.ckpt, last.ckpt    (written atomically)
         logs/csv/version_N/metrics.csv, logs/tensorboard/version_N/   (one version per session)
+        calibration.json     its temperature and validation profile (tropicrop.valprofile), before result.json
         result.json          written when the net has finished (its presence marks it done)
     RUN/result.json          written when every net has finished
 """
