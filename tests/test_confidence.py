@@ -128,3 +128,18 @@ def test_lightgbm_run_writes_a_calibrated_confidence_layer(make_scene: MakeScene
     codes, conf = read(out.map(DATES[-1]))[0], read(out.confidence(DATES[-1]))[0]
     assert conf.shape == codes.shape and ((conf <= 100) | (codes == NODATA)).all()
     assert ((conf == LAYER_NODATA) == (codes == NODATA)).all()
+
+
+def test_evaluate_writes_calibration_from_the_confidence_layer(net_run: tuple[Path, Path], tmp_path: Path) -> None:
+    from tropicrop.evaluation import evaluate_predictions, format_evaluation
+
+    out = tmp_path / "out"
+    predict_run(net_run[0], net_run[1], out, progress=False)
+    result = evaluate_predictions(out, net_run[1], split="test")
+    cal = result.calibration()
+    assert 0 <= cal["ece"] <= 1 and 0 <= cal["brier"] <= 1
+    assert cal["acc_at_100"] == pytest.approx(result.mean_oa, abs=1e-6)  # every scored pixel, as OA counts them
+    rows = (out / "metrics" / "calibration.csv").read_text().splitlines()
+    assert rows[0].startswith("date,ece,brier") and len(rows) == len(result.dates) + 2
+    assert (out / "metrics" / "reliability.png").stat().st_size > 1000
+    assert "ECE" in format_evaluation(result)

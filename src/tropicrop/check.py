@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
+from rasterio.windows import Window
 
 from tropicrop.errors import ConfigError, RunError
 from tropicrop.estimate import ESTIMATORS, SHIFT_THRESHOLD, Estimate, counts_of, estimate_date, validation_scores
@@ -111,21 +112,26 @@ def serving_nets(out: Path, dates: list[dt.date], profiles: dict[str, ValProfile
     return names
 
 
-def count_maps(out: Path, date: dt.date, classes: int) -> np.ndarray:
-    """(classes, 101) counts of one date's map and confidence layer, read window by window."""
+def count_maps(out: Path, date: dt.date, classes: int, mask: np.ndarray | None = None) -> np.ndarray:
+    """(classes, 101) counts of one date's map and confidence layer, read window by window; with ``mask``
+    (H, W) bool, of its pixels only."""
     layout = PredictionLayout(out)
     counts = np.zeros((classes, 101), np.int64)
     with rasterio.open(layout.map(date)) as maps, rasterio.open(layout.confidence(date)) as conf:
         for _, window in maps.block_windows(1):
-            counts += counts_of(maps.read(1, window=window), conf.read(1, window=window), classes)
+            codes = maps.read(1, window=window)
+            if mask is not None:
+                codes = np.where(mask[window.toslices()], codes, 0)
+            counts += counts_of(codes, conf.read(1, window=window), classes)
     return counts
 
 
 def check_run(run_dir: Path, scene: Scene | Path, dates: list[dt.date] | None = None, sample: float = 1.0,
-              seed: int = 0, estimator: str = "atc", progress: bool = False, tile: int = CHECK_TILE) -> CheckResult:
+              seed: int = 0, estimator: str = "atc", progress: bool = False, tile: int = CHECK_TILE,
+              aoi: Path | None = None) -> CheckResult:
     """Estimate the OA and macro F1 ``run_dir`` reaches on ``scene`` at ``dates`` (default: as ``predict``),
     from the scene's images only; ``sample`` is the share of the scene's ``tile``-pixel tiles mapped
-    (networks only)."""
+    (networks only); ``aoi`` (vector or raster, networks only) limits the estimate to the fields in it."""
     from tropicrop.classical import is_classical_run
     from tropicrop.inference import predict_run
 
@@ -136,6 +142,13 @@ def check_run(run_dir: Path, scene: Scene | Path, dates: list[dt.date] | None = 
     scene = scene if isinstance(scene, Scene) else load_scene(scene)
     classical = is_classical_run(run.root)
     mask = None if classical else sample_mask(scene.grid, sample, seed, tile)
+    if aoi is not None:
+        from tropicrop.inference.tiling import aoi_reader
+
+        read = aoi_reader(aoi, scene.grid)
+        assert read is not None
+        inside = read(Window(0, 0, scene.grid.width, scene.grid.height))
+        mask = inside if mask is None else mask & inside
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tropicrop-check-") as tmp:
         maps = predict_run(run.root, scene, Path(tmp), dates, tile=tile, progress=progress, aoi=mask)
@@ -146,14 +159,17 @@ def check_run(run_dir: Path, scene: Scene | Path, dates: list[dt.date] | None = 
     return result
 
 
-def estimate_predictions(run_dir: Path, out: Path, dates: list[dt.date], estimator: str = "atc") -> CheckResult:
-    """Estimates from maps and confidence layers already written by ``predict`` (calibrated) into ``out``."""
+def estimate_predictions(run_dir: Path, out: Path, dates: list[dt.date], estimator: str = "atc",
+                         mask: np.ndarray | None = None) -> CheckResult:
+    """Estimates from maps and confidence layers already written by ``predict`` (calibrated) into ``out``;
+    ``mask`` (H, W) bool limits them to its pixels (e.g. the fields of an AOI)."""
     profiles = read_profiles(RunLayout(Path(run_dir)))
     names = serving_nets(out, dates, profiles)
     result = CheckResult(Path(run_dir), out, estimator, 1.0)
     for d in dates:
         profile = profiles[names[d]]
-        est: Estimate = estimate_date(profile, count_maps(out, d, profile.confusion.shape[0]), d.month, estimator)
+        counts = count_maps(out, d, profile.confusion.shape[0], mask)
+        est: Estimate = estimate_date(profile, counts, d.month, estimator)
         val_oa, val_f1 = validation_scores(profile)
         result.dates.append({"date": d.isoformat(), "net": names[d], "estimated_oa": est.oa,
                              "estimated_f1": est.f1, "validation_oa": val_oa, "validation_f1": val_f1,

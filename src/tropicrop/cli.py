@@ -170,7 +170,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     scene = load_scene(Path(args.scene))
     result = check_run(Path(args.run), scene, parse_dates(args.dates, scene), sample=args.sample, seed=args.seed,
-                       estimator=args.estimator, progress=sys.stderr.isatty()).to_dict()
+                       estimator=args.estimator, progress=sys.stderr.isatty(),
+                       aoi=Path(args.aoi) if args.aoi else None).to_dict()
     print(json.dumps(result, indent=2) if args.json else format_check(result))
     return 0
 
@@ -435,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dates", help="'all' or YYYY-MM-DD,... (default: as predict)")
     p.add_argument("--sample", type=float, default=1.0, help="share of the scene's tiles to map (default 1: all)")
     p.add_argument("--estimator", choices=("atc", "confidence"), default="atc", help="default atc (see the docs)")
+    p.add_argument("--aoi", help="estimate on the fields in this vector file or raster mask only (networks)")
     p.add_argument("--seed", type=int, default=0, help="seed of the tile sample")
     p.add_argument("--json", action="store_true", help="print JSON (estimated_f1, estimated_oa, dates)")
     p.set_defaults(func=_cmd_check)
