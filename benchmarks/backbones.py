@@ -56,7 +56,8 @@ from tropicrop.losses import FocalLoss
 from tropicrop.models import available_models, build, is_sequence_model
 from tropicrop.scene import Scene, load_scene
 from tropicrop.synthetic import CLASSES
-from tropicrop.windows import Normalizer, target_window
+from tropicrop.windows.dates import target_window
+from tropicrop.windows.normalize import Normalizer
 
 PRECISIONS = {"32": None, "bf16": torch.bfloat16}
 """``--precisions`` -> the autocast dtype of ``RunModels`` (None: float32)."""

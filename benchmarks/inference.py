@@ -59,7 +59,8 @@ from tropicrop.precision import cpu_has_fast_bf16
 from tropicrop.scene import Scene, load_scene
 from tropicrop.synthetic import CLASSES, write_pair
 from tropicrop.training import predict_classes
-from tropicrop.windows import Normalizer, target_window
+from tropicrop.windows.dates import target_window
+from tropicrop.windows.normalize import Normalizer
 
 PATCH = 32  # the authors' patch size
 

@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "inference.py": ([], ["--size", "256", "--rss-sizes", "256", "512", "--flops-tiles", "128"]),
     "synthetic_difficulty.py": (["--size", "512"], ["--size", "256"]),
     "stack_memory.py": ([], ["--size", "512", "--months", "3"]),
+    "cube_memory.py": ([], ["--size", "1024", "--acquisitions", "16"]),
     "precision_accuracy.py": (["--seeds", "0", "1", "2"], ["--seeds", "0", "1", "--epochs", "4"]),
     "training_memory.py": (["--in-memory"], ["--sizes", "256", "512"]),
     "dask_predict.py": (["--block", "2"], ["--size", "512", "--block", "1"]),
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "backbones.py": ([], ["--size", "256", "--train-steps", "2", "--repeat", "1"]),
     "reading.py": ([], ["--size", "512", "--rounds", "1"]),
     "quicklook.py": ([], ["--size", "512", "--rounds", "1"]),
+    "view.py": ([], ["--size", "512", "--rounds", "1"]),  # needs Debian's chromium (apt-get install chromium chromium-driver)
 }
 # with a GPU, model_throughput.py measures it as well; inference.py runs a second time on it
 GPU_BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {

@@ -12,7 +12,6 @@ optimistic; the benchmark measures whether the choice matches the best candidate
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import shutil
 import tempfile
@@ -45,7 +44,7 @@ def adapt_auto(run_dir: Path, scene: Path, out: Path, options: AdaptOptions, *, 
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.auto-") as tmp:
         for k, methods in enumerate(CANDIDATES):
             folder = Path(tmp) / f"candidate-{k}"
-            adapt_run(run_dir, scene, folder, dataclasses.replace(options, methods=list(methods)), force=True,
+            adapt_run(run_dir, scene, folder, options.model_copy(update={"methods": list(methods)}), force=True,
                       progress=progress)
             est = check_run(folder, scene, sample=sample, seed=options.seed).to_dict()
             tried.append({"methods": list(methods), "estimated_f1": est["estimated_f1"],

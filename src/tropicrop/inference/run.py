@@ -27,7 +27,8 @@ from tropicrop.runfiles import (
     read_yaml_mapping,
 )
 from tropicrop.valprofile import read_temperature
-from tropicrop.windows import Normalizer, day_of_year
+from tropicrop.windows.dates import day_of_year
+from tropicrop.windows.normalize import Normalizer
 
 ADAPT_AGAIN = "adapt the run again with: tropicrop adapt ... --force"
 
