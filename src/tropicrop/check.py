@@ -191,3 +191,18 @@ def format_check(result: dict[str, Any]) -> str:
     lines.append(f"* unlike the training year (shift > {result['shift_threshold']}): {', '.join(shifted)}"
                  if shifted else f"no month looks unlike the training year (shift <= {result['shift_threshold']})")
     return "\n".join(lines)
+
+
+def check_command(args: Any) -> int:
+    """``tropicrop check``: parse the scene and dates, check, print the table or JSON."""
+    import json
+    import sys
+
+    from tropicrop.inference import parse_dates
+
+    scene = load_scene(Path(args.scene))
+    result = check_run(Path(args.run), scene, parse_dates(args.dates, scene), sample=args.sample, seed=args.seed,
+                       estimator=args.estimator, progress=sys.stderr.isatty(),
+                       aoi=Path(args.aoi) if args.aoi else None).to_dict()
+    print(json.dumps(result, indent=2) if args.json else format_check(result))
+    return 0

@@ -177,18 +177,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    import json
+    from tropicrop.check import check_command
 
-    from tropicrop.check import check_run, format_check
-    from tropicrop.inference import parse_dates
-    from tropicrop.scene import load_scene
-
-    scene = load_scene(Path(args.scene))
-    result = check_run(Path(args.run), scene, parse_dates(args.dates, scene), sample=args.sample, seed=args.seed,
-                       estimator=args.estimator, progress=sys.stderr.isatty(),
-                       aoi=Path(args.aoi) if args.aoi else None).to_dict()
-    print(json.dumps(result, indent=2) if args.json else format_check(result))
-    return 0
+    return check_command(args)
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
@@ -274,12 +265,9 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
     raw = apply_overrides({"methods": methods, "parcels": args.parcels, "seed": args.seed}, args.set)
     options = from_dict(AdaptOptions, raw, overrides=args.set)  # the flags and --set meet one schema
     if auto:
-        from tropicrop.adaptation.auto import adapt_auto
+        from tropicrop.adaptation.auto import adapt_auto_command
 
-        record = adapt_auto(Path(args.run), Path(args.scene), Path(args.run_dir), options, force=args.force,
-                            progress=sys.stderr.isatty())
-        print("candidates (estimated F1): " + ", ".join(f"{'+'.join(c['methods'])} {100 * c['estimated_f1']:.1f}"
-                                                        for c in record["auto"]["candidates"]))
+        record = adapt_auto_command(args, options)
     else:
         record = adapt_run(Path(args.run), Path(args.scene), Path(args.run_dir), options, force=args.force,
                            progress=sys.stderr.isatty())

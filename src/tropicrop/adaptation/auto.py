@@ -61,3 +61,14 @@ def adapt_auto(run_dir: Path, scene: Path, out: Path, options: AdaptOptions, *, 
             shutil.rmtree(out)
         chosen.root.rename(out)
     return record
+
+
+def adapt_auto_command(args: Any, options: AdaptOptions) -> dict[str, Any]:
+    """``tropicrop adapt --methods auto``: adapt, print every candidate's estimate; returns the record."""
+    import sys
+
+    record = adapt_auto(Path(args.run), Path(args.scene), Path(args.run_dir), options, force=args.force,
+                        progress=sys.stderr.isatty())
+    print("candidates (estimated F1): " + ", ".join(f"{'+'.join(c['methods'])} {100 * c['estimated_f1']:.1f}"
+                                                    for c in record["auto"]["candidates"]))
+    return record
