@@ -36,7 +36,8 @@ from tropicrop.classes import ClassTable
 from tropicrop.config.models import PixelOptions  # model.options of lightgbm, a config schema
 from tropicrop.errors import ConfigError, RunError, SceneError
 from tropicrop.inference.dates import default_dates
-from tropicrop.inference.mapfiles import NODATA, Outputs, write_classes, write_cog, write_quicklook
+from tropicrop.inference.mapfiles import LAYER_NODATA, NODATA, Outputs, write_classes, write_cog, write_quicklook
+from tropicrop.inference.stream import confidence_layer, layer_names
 from tropicrop.io.files import atomic_path, write_json
 from tropicrop.layout import PredictionLayout, RunLayout, stamp
 from tropicrop.metrics import scores_from_confusion
@@ -52,6 +53,7 @@ from tropicrop.runfiles import (
     read_yaml_mapping,
 )
 from tropicrop.scene import Scene, load_scene
+from tropicrop.valprofile import build_profile, read_temperature, write_profile
 from tropicrop.windows.dates import day_of_year, target_window
 from tropicrop.windows.normalize import Normalizer
 
@@ -113,9 +115,14 @@ def _macro_f1(truth: np.ndarray, pred: np.ndarray, k: int) -> float:
     return 0.0 if np.isnan(f1) else float(f1)
 
 
+def _as_matrix(scores: np.ndarray, n: int) -> np.ndarray:
+    """(n, K) LightGBM multiclass probabilities from (n, K) or flat class-major (K * n)."""
+    return scores if scores.ndim == 2 else scores.reshape(-1, n).T
+
+
 def _argmax(scores: np.ndarray, n: int) -> np.ndarray:
     """Class index per sample from LightGBM multiclass scores: (n, K), or flat class-major (K * n)."""
-    return (scores if scores.ndim == 2 else scores.reshape(-1, n).T).argmax(axis=1)
+    return _as_matrix(scores, n).argmax(axis=1)
 
 
 @dataclass
@@ -158,6 +165,7 @@ def train_booster(cfg: Any, data: Any, pixels: PixelData, name: str, targets: li
         return dict(read_json(net_dir / "result.json"))
     opts, k = pixels.options, pixels.num_classes
     sets = {}
+    val_months: list[np.ndarray] = []  # each validation pixel's target month (calibration profile)
     for part in ("train", "val"):
         xs, ys = [], []
         for scene_data, images, areas, dates in zip(data.scenes, pixels.images, pixels.areas, targets, strict=True):
@@ -170,6 +178,8 @@ def train_booster(cfg: Any, data: Any, pixels: PixelData, name: str, targets: li
                 feats = window_features(images, tensors.dates, target, cfg.data.sequence_length, with_doy)
                 xs.append(feats[idx])
                 ys.append(labels.ravel()[idx].astype(np.int64) - 1)
+                if part == "val":
+                    val_months.append(np.full(idx.size, target.month, np.int64))
         sets[part] = (np.concatenate(xs), np.concatenate(ys))
     x_train, y_train = sets["train"]
     x_val, y_val = sets["val"]
@@ -198,9 +208,12 @@ def train_booster(cfg: Any, data: Any, pixels: PixelData, name: str, targets: li
     best = booster.best_iteration or booster.current_iteration()
     val_f1 = None
     if len(y_val):
-        val_pred = _argmax(np.asarray(booster.predict(x_val, num_iteration=best)), len(y_val))
-        val_f1 = _macro_f1(y_val + 1, val_pred + 1, k)
+        val_scores = _as_matrix(np.asarray(booster.predict(x_val, num_iteration=best)), len(y_val))
+        val_f1 = _macro_f1(y_val + 1, val_scores.argmax(axis=1) + 1, k)
     net_dir.mkdir(parents=True, exist_ok=True)
+    if len(y_val):  # calibration: a temperature on the booster's log-probabilities (tropicrop.valprofile)
+        write_profile(net_dir, build_profile(np.log(np.maximum(val_scores, 1e-12)), y_val,
+                                             np.concatenate(val_months), cfg.seed))
     with atomic_path(net_dir / "model.txt") as tmp:
         booster.save_model(str(tmp), num_iteration=best)
     result = {"name": name, "targets": sorted({t.isoformat() for dates in targets for t in dates}),
@@ -234,6 +247,21 @@ class PixelRun:
                 return booster, False
         raise RunError(self.root, f"has no per-month model for {date:%B} ({date})",
                        f"its models: {', '.join(sorted(self.boosters))}")
+
+
+def _scaled(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """(n, K) probabilities ``softmax(log p / T)``: a booster's probabilities at temperature ``T``."""
+    if temperature == 1.0:
+        return probs
+    z = np.log(np.maximum(probs, 1e-12)) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    scaled: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return scaled
+
+
+def _net_name(run: PixelRun, booster: Any) -> str:
+    return next(name for name, b in run.boosters.items() if b is booster)
 
 
 def is_classical_run(run_dir: Path) -> bool:
@@ -276,11 +304,14 @@ def check_scene_bands(run: PixelRun, scene: Scene) -> None:
 
 
 def predict_classical(run_dir: Path, scene: Scene | Path, out: Path, dates: Sequence[dt.date] | None = None,
-                      progress: bool = True, block_pixels: int = 262144) -> list[Path]:
+                      progress: bool = True, block_pixels: int = 262144, calibration: str = "temperature",
+                      uncertainty: str | None = None) -> list[Path]:
     """Class maps ``OUT/maps/YYYYMMDD.tif`` (COG + PNG, as the networks') of ``scene`` with a classical run.
 
     Streams row blocks of about ``block_pixels`` pixels (with a halo for the mean filter), so memory does not
     grow with the scene. ``dates`` defaults as for the networks (labelled dates; per-month: served months).
+    The confidence layer (and ``uncertainty``) are written as for the networks, from the boosters'
+    probabilities scaled by each booster's temperature (``calibration="none"``: as LightGBM gives them).
     """
     run = load_pixel_run(Path(run_dir))
     scene = scene if isinstance(scene, Scene) else load_scene(scene)
@@ -310,6 +341,9 @@ def predict_classical(run_dir: Path, scene: Scene | Path, out: Path, dates: Sequ
         profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": 1, "dtype": "uint8",
                    "crs": grid.crs, "transform": grid.transform, "nodata": NODATA}
         sinks = [rasterio.open(p, "w", **profile) for p in scratch_paths]
+        layers = {name: [rasterio.open(p.with_suffix(f".{name}.tif"), "w", **{**profile, "nodata": LAYER_NODATA})
+                         for p in scratch_paths] for name in layer_names(uncertainty)}
+        temperatures = {name: read_temperature(run.root / "nets" / name, calibration) for name in run.boosters}
         try:
             for r0 in tqdm(range(0, grid.height, rows), desc="classical predict", disable=not progress):
                 top, bottom = max(0, r0 - halo), min(grid.height, r0 + rows + halo)
@@ -320,19 +354,28 @@ def predict_classical(run_dir: Path, scene: Scene | Path, out: Path, dates: Sequ
                 for sink, d in zip(sinks, dates, strict=True):
                     booster, with_doy = run.booster_for(d)
                     feats = window_features(images, scene.dates, d, run.sequence_length, with_doy)
-                    scores = np.asarray(booster.predict(feats, num_threads=run.options.threads))
-                    codes = (_argmax(scores, len(feats)) + 1).astype(np.uint8)
+                    scores = _as_matrix(np.asarray(booster.predict(feats, num_threads=run.options.threads)), len(feats))
+                    codes = (scores.argmax(axis=1) + 1).astype(np.uint8)
                     has_data = np.isfinite(feats[:, :-2] if with_doy else feats).any(axis=1)
                     codes[~has_data] = NODATA
-                    sink.write(codes.reshape(h, grid.width), 1, window=Window(0, r0, grid.width, h))
+                    window = Window(0, r0, grid.width, h)
+                    sink.write(codes.reshape(h, grid.width), 1, window=window)
+                    probs = _scaled(scores, temperatures[_net_name(run, booster)]).T.reshape(-1, h, grid.width)
+                    for name, layer_sinks in layers.items():  # class 0 (no reference) first, as the networks'
+                        values = confidence_layer(np.concatenate([np.zeros_like(probs[:1]), probs]),
+                                                  has_data.reshape(h, grid.width), uncertainty if name != "confidence" else None)
+                        layer_sinks[sinks.index(sink)].write(values, 1, window=window)
         finally:
-            for sink in sinks:
+            for sink in [*sinks, *(s for group in layers.values() for s in group)]:
                 sink.close()
         colors = class_colors(names)
         for src, d in zip(scratch_paths, dates, strict=True):
             with rasterio.open(src, "r+") as ds:
                 ds.write_colormap(1, colors)
-            outputs = Outputs.of(out, d, probabilities=False)
+            outputs = Outputs.of(out, d, probabilities=False, confidence=True, uncertainty=uncertainty)
+            for name in layers:
+                final = outputs.confidence if name == "confidence" else outputs.uncertainty
+                write_cog(src.with_suffix(f".{name}.tif"), final, "AVERAGE")  # type: ignore[arg-type]
             with atomic_path(outputs.map) as tmp:
                 write_cog(src, tmp, "MODE")
                 write_quicklook(tmp, outputs.png, names, f"{run.root.name}: {d}")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tropicrop.errors import RunError, SceneError
+from tropicrop.errors import ConfigError, RunError, SceneError
 from tropicrop.inference.dates import check_dates, default_dates
-from tropicrop.inference.mapfiles import Outputs, write_classes
+from tropicrop.inference.mapfiles import UNCERTAINTIES, Outputs, write_classes
 from tropicrop.inference.run import RunModels, load_run
 from tropicrop.inference.stream import buffer_bytes, stream_plans
 from tropicrop.inference.tile import Plan
@@ -46,8 +46,13 @@ def make_plans(models: RunModels, scene: Scene, dates: Sequence[dt.date]) -> lis
 
 def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt.date], *, tile: int = 256,
                   overlap: int = 0, probabilities: bool = False, progress: bool = True,
-                  aoi: np.ndarray | str | Path | None = None, margin: int | None = None) -> list[Path]:
+                  aoi: np.ndarray | str | Path | None = None, margin: int | None = None,
+                  uncertainty: str | None = None) -> list[Path]:
     """Predict ``dates`` of ``scene`` with in-memory ``models`` into ``out`` (see the package docstring).
+
+    Beside each map, the confidence layer ``OUT/confidence/YYYYMMDD.tif`` (the networks' calibrated
+    probability of the mapped class, percent) and, with ``uncertainty`` (``entropy`` or ``margin``),
+    ``OUT/uncertainty/YYYYMMDD.tif``.
 
     Each tile is read with ``margin`` pixels of scene context around it, cropped off before blending;
     ``None`` measures the margin the networks need (:func:`~tropicrop.inference.tiling.run_margin`), 0 reads
@@ -64,7 +69,9 @@ def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt
     dates = check_dates(scene, dates, models.sequence_length)
     for d in dates:
         models.net_for(d)  # RunError now, before anything is written, for a month without a network
-    outputs = {d: Outputs.of(out, d, probabilities) for d in dates}
+    if uncertainty is not None and uncertainty not in UNCERTAINTIES:
+        raise ConfigError(None, f"uncertainty {uncertainty!r} is not known", f"use one of {', '.join(UNCERTAINTIES)}")
+    outputs = {d: Outputs.of(out, d, probabilities, confidence=True, uncertainty=uncertainty) for d in dates}
     write_classes(out, models.classes)
     todo = [d for d in dates if not outputs[d].done()]
     if len(todo) < len(dates):
@@ -79,7 +86,7 @@ def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt
         clock = time.perf_counter()
         plans = make_plans(models, scene, todo[start : start + group])
         empty += stream_plans(models, scene, out, plans, outputs, tile, overlap, probabilities, progress, reader,
-                              context)
+                              context, uncertainty)
         write_log(out, models, scene, plans, tile, overlap, time.perf_counter() - clock, context[0])
     if empty:
         raise SceneError(scene.manifest.path, "no pixel (inside the AOI) has a real image in the window of "
@@ -117,7 +124,7 @@ def write_log(out: Path, models: RunModels, scene: Scene, plans: Sequence[Plan],
 def predict_run(run_dir: Path, scene: Scene | Path, out: Path, dates: Sequence[dt.date] | None = None, tile: int = 256,
                 overlap: int = 0, probabilities: bool = False, progress: bool = True,
                 aoi: np.ndarray | str | Path | None = None, precision: str | None = None,
-                margin: int | None = None) -> list[Path]:
+                margin: int | None = None, calibration: str = "temperature", uncertainty: str | None = None) -> list[Path]:
     """Crop maps of ``scene`` for ``dates`` with the networks of run directory ``run_dir``, into ``out``.
 
     ``dates`` defaults to every labelled date of the scene (per-month runs: those of a month the run has a
@@ -126,7 +133,8 @@ def predict_run(run_dir: Path, scene: Scene | Path, out: Path, dates: Sequence[d
     vector file) limits the work to its tiles, and map pixels outside it are 0 (nodata). ``margin``: pixels
     of scene context read around each tile (None: measured from the networks). The device follows the run's
     ``trainer`` config, and so does the precision unless ``precision`` (``auto``, ``32``, ``bf16``) is given.
-    Returns the paths of the maps ``OUT/maps/YYYYMMDD.tif``.
+    ``calibration`` (``temperature`` or ``none``) and ``uncertainty``: see :func:`predict_scene` and
+    :func:`~tropicrop.inference.run.load_run`. Returns the paths of the maps ``OUT/maps/YYYYMMDD.tif``.
     """
     from tropicrop.classical import is_classical_run, predict_classical
 
@@ -134,12 +142,13 @@ def predict_run(run_dir: Path, scene: Scene | Path, out: Path, dates: Sequence[d
         if probabilities or aoi is not None:
             raise RunError(run_dir, "is a classical (LightGBM) run, which writes class maps only",
                            "predict it without --probabilities, --parcels and --aoi")
-        return predict_classical(Path(run_dir), scene, Path(out), dates, progress=progress)
-    models = load_run(Path(run_dir), precision)
+        return predict_classical(Path(run_dir), scene, Path(out), dates, progress=progress, calibration=calibration,
+                                 uncertainty=uncertainty)
+    models = load_run(Path(run_dir), precision, calibration)
     scene = scene if isinstance(scene, Scene) else load_scene(scene)
     dates = resolve_dates(models, scene, dates)
     return predict_scene(models, scene, Path(out), dates, tile=tile, overlap=overlap, probabilities=probabilities,
-                         progress=progress, aoi=aoi, margin=margin)
+                         progress=progress, aoi=aoi, margin=margin, uncertainty=uncertainty)
 
 
 def resolve_dates(models: RunModels, scene: Scene, dates: Sequence[dt.date] | None) -> list[dt.date]:

@@ -26,6 +26,7 @@ from tropicrop.runfiles import (
     read_run_result,
     read_yaml_mapping,
 )
+from tropicrop.valprofile import read_temperature
 from tropicrop.windows.dates import day_of_year
 from tropicrop.windows.normalize import Normalizer
 
@@ -39,6 +40,7 @@ class Net:
     name: str
     target: dt.date | None
     model: nn.Module
+    temperature: float = 1.0  # logits are divided by it before the softmax (tropicrop.valprofile; 1 = uncalibrated)
 
 
 @dataclass
@@ -102,11 +104,12 @@ def select_device(accelerator: str, precision: str) -> tuple[torch.device, torch
     return torch.device(device), autocast_dtype(resolve_precision(precision, accelerator), device)
 
 
-def load_run(run_dir: Path, precision: str | None = None) -> RunModels:
+def load_run(run_dir: Path, precision: str | None = None, calibration: str = "temperature") -> RunModels:
     """Load the class table, normalisation and every trained network of a finished run directory.
 
     ``precision`` (``auto``, ``32``, ``bf16``, or a Lightning name) overrides the run's ``trainer.precision``
-    for prediction (see :func:`select_device`).
+    for prediction (see :func:`select_device`). ``calibration`` ``"temperature"`` divides each network's
+    logits by the temperature fitted on its validation set (``nets/NAME/calibration.json``), ``"none"`` not.
 
     Every file is read through :mod:`tropicrop.runfiles` (checkpoints weights-only) and each network is
     built from its checkpoint's saved hyperparameters by :func:`tropicrop.models.build`, without
@@ -148,7 +151,8 @@ def load_run(run_dir: Path, precision: str | None = None) -> RunModels:
             target = dt.date.fromisoformat(hp["target"]) if hp.get("target") else None
         except (TypeError, ValueError):
             raise RunError(ckpt, f"has target {hp['target']!r}, not a date", RETRAIN) from None
-        nets.append(Net(ckpt.parents[1].name, target, prepare_for_inference(model, device)))
+        nets.append(Net(ckpt.parents[1].name, target, prepare_for_inference(model, device),
+                        read_temperature(ckpt.parents[1], calibration)))
     if any(n.target is None for n in nets) and len(nets) > 1:
         raise RunError(run_dir, "mixes an all-months network with per-month ones", "train it again with --force")
     return RunModels(classes=classes, normalizer=normalizer, sequence_length=int(hp.get("sequence_length", 12)),

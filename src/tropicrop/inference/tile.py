@@ -75,7 +75,7 @@ def net_probabilities(net: Net, frames: Tensor, position: dict[int, int], plans:
             logits = shared.decode(features.sequence(index), doy, valid)
         else:
             logits = model(frames[index], doy, valid)
-        probs = torch.softmax(logits.float(), dim=1)
+        probs = torch.softmax(logits.float() / net.temperature, dim=1)  # calibrated (Net.temperature)
         for k, plan in enumerate(chunk):
             yield plan, probs[k]
 
@@ -134,6 +134,6 @@ def sequence_probabilities(net: Net, frames: Tensor, position: dict[int, int],
         steps = torch.tensor([[i in by_target for i in run]], dtype=torch.bool, device=device)
         doy = torch.where(valid, frame_doy[index.clamp_min(0)], 0)
         logits = model.decode_steps(features, index, doy, valid, steps)
-        probs = torch.softmax(logits.float(), dim=1)
+        probs = torch.softmax(logits.float() / net.temperature, dim=1)  # calibrated (Net.temperature)
         for k, i in enumerate(targets):
             yield by_target[i], probs[k]
