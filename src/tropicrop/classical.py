@@ -39,6 +39,7 @@ from tropicrop.runfiles import (
     RETRAIN,
     read_json,
 )
+from tropicrop.valprofile import build_profile, write_profile
 from tropicrop.windows.dates import day_of_year, target_window
 from tropicrop.windows.normalize import Normalizer
 
@@ -155,9 +156,14 @@ def _macro_f1(truth: np.ndarray, pred: np.ndarray, k: int) -> float:
     return 0.0 if np.isnan(f1) else float(f1)
 
 
+def _as_matrix(scores: np.ndarray, n: int) -> np.ndarray:
+    """(n, K) LightGBM multiclass probabilities from (n, K) or flat class-major (K * n)."""
+    return scores if scores.ndim == 2 else scores.reshape(-1, n).T
+
+
 def _argmax(scores: np.ndarray, n: int) -> np.ndarray:
     """Class index per sample from LightGBM multiclass scores: (n, K), or flat class-major (K * n)."""
-    return (scores if scores.ndim == 2 else scores.reshape(-1, n).T).argmax(axis=1)
+    return _as_matrix(scores, n).argmax(axis=1)
 
 
 @dataclass
@@ -189,10 +195,12 @@ def prepare_pixels(cfg: Any, data: Any, config_path: Path | None = None) -> Pixe
 
 
 def _pixel_sets(cfg: Any, data: Any, pixels: PixelData, targets: list[list[dt.date]],
-                with_doy: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Features and class indices (0-based) of the training and validation pixels at ``targets``."""
+                with_doy: bool) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """Features and class indices (0-based) of the training and validation pixels at ``targets``, and each
+    validation pixel's target month (for the calibration profile)."""
     opts = pixels.options
     sets = {}
+    val_months: list[np.ndarray] = []  # each validation pixel's target month (calibration profile)
     for part in ("train", "val"):
         xs, ys = [], []
         for scene_data, images, areas, dates in zip(data.scenes, pixels.images, pixels.areas, targets, strict=True):
@@ -206,8 +214,10 @@ def _pixel_sets(cfg: Any, data: Any, pixels: PixelData, targets: list[list[dt.da
                                         tensors.missing)
                 xs.append(feats[idx])
                 ys.append(labels.ravel()[idx].astype(np.int64) - 1)
+                if part == "val":
+                    val_months.append(np.full(idx.size, target.month, np.int64))
         sets[part] = (np.concatenate(xs), np.concatenate(ys))
-    return sets
+    return sets, np.concatenate(val_months) if val_months else np.zeros(0, np.int64)
 
 
 def train_booster(cfg: Any, data: Any, pixels: PixelData, name: str, targets: list[list[dt.date]], with_doy: bool,
@@ -221,7 +231,7 @@ def train_booster(cfg: Any, data: Any, pixels: PixelData, name: str, targets: li
     if (net_dir / "result.json").is_file():
         return NetResult.from_dict(read_json(net_dir / "result.json"), net_dir / "result.json")
     opts, k = pixels.options, pixels.num_classes
-    sets = _pixel_sets(cfg, data, pixels, targets, with_doy)
+    sets, val_months = _pixel_sets(cfg, data, pixels, targets, with_doy)
     (x_train, y_train), (x_val, y_val) = sets["train"], sets["val"]
     if len(y_train) == 0:
         raise ConfigError(config_path, f"net {name}: no labelled training pixel", "check the split and labels")
@@ -248,9 +258,12 @@ def train_booster(cfg: Any, data: Any, pixels: PixelData, name: str, targets: li
     best = booster.best_iteration or booster.current_iteration()
     val_f1 = None
     if len(y_val):
-        val_pred = _argmax(np.asarray(booster.predict(x_val, num_iteration=best)), len(y_val))
-        val_f1 = _macro_f1(y_val + 1, val_pred + 1, k)
+        val_scores = _as_matrix(np.asarray(booster.predict(x_val, num_iteration=best)), len(y_val))
+        val_f1 = _macro_f1(y_val + 1, val_scores.argmax(axis=1) + 1, k)
     net_dir.mkdir(parents=True, exist_ok=True)
+    if len(y_val):  # calibration: a temperature on the booster's log-probabilities (tropicrop.valprofile)
+        write_profile(net_dir, build_profile(np.log(np.maximum(val_scores, 1e-12)), y_val,
+                                             val_months, cfg.seed))
     with atomic_path(net_dir / "model.txt") as tmp:
         booster.save_model(str(tmp), num_iteration=best)
     result = NetResult(
@@ -311,3 +324,15 @@ def load_pixel_models(run: RunLayout, model_cfg: dict[str, Any],
 
 PIXEL_TRAINERS: dict[str, type[BoosterTrainer]] = {"lightgbm": BoosterTrainer}
 """The trainer of each per-pixel model name (``model.name``); every other name is a registered network."""
+
+
+def scaled(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """(n, K) probabilities ``softmax(log p / T)``: a booster's probabilities at temperature ``T``
+    (``nets/NAME/calibration.json``, :mod:`tropicrop.valprofile`)."""
+    if temperature == 1.0:
+        return probs
+    z = np.log(np.maximum(probs, 1e-12)) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    out: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return out

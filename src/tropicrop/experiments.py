@@ -49,6 +49,7 @@ from tropicrop.training import TrainConfig, train, trainer_for
 
 log = logging.getLogger(__name__)
 RESTART_APPROACH = "delete {path} to run that approach again"
+__all__ = ["AdaptSection", "ApproachConfig", "ExperimentConfig", "run_experiment"]  # the schemas live in tropicrop.config
 
 
 def shared_class_table(cfg: ExperimentConfig, scene_a: Scene, scene_b: Scene) -> ClassTable:
@@ -104,6 +105,7 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
     predict_wall = time.perf_counter() - start
     result = evaluate_predictions(pred_dir, scene_b, split="test", class_names=list(classes.names))
     per_date = [{"date": d.date.isoformat(), "oa": d.oa, "f1": d.macro_f1} for d in result.dates]
+    calibration = approach_calibration(run_dir, pred_dir, result)  # ECE, Brier, check's estimates (no labels)
     record = {
         "name": approach.name,
         "slug": name,
@@ -121,6 +123,7 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
         "f1": float(np.mean([d["f1"] for d in per_date])),
         "oa": float(np.mean([d["oa"] for d in per_date])),
         "per_date": per_date,
+        **calibration,
         **training_record(summary),
     }
     if adapted is not None:
@@ -176,6 +179,22 @@ def _adapt_approach(section: AdaptSection, scene_b: Scene, out: Path, run_dir: P
     return summary, info
 
 
+def approach_calibration(run_dir: Path, pred_dir: Path, result: Any) -> dict[str, Any]:
+    """Calibration of an approach's year-B maps (ECE, Brier, accuracy at coverage; from the confidence layers)
+    and ``check``'s label-free estimates of its F1 and OA from the same maps (None for a run without profile)."""
+    from tropicrop.check import estimate_predictions
+    from tropicrop.errors import RunError
+
+    record: dict[str, Any] = dict(result.calibration())
+    try:
+        est = estimate_predictions(run_dir, pred_dir, [d.date for d in result.dates]).to_dict()
+    except RunError:  # trained before calibration: nothing to estimate from
+        return record
+    record.update(estimated_f1=est["estimated_f1"], estimated_oa=est["estimated_oa"],
+                  estimated_per_date=est["dates"], shifted_months=est["shifted_months"])
+    return record
+
+
 def write_tables(out: Path, records: list[dict[str, Any]]) -> tuple[Path, Path]:
     """``per_date.csv`` (approach, date, oa, f1) and ``table4.csv`` (approach, f1, oa, training hours, nets,
     model, parameters per network, prediction seconds)."""
@@ -190,7 +209,7 @@ def write_tables(out: Path, records: list[dict[str, Any]]) -> tuple[Path, Path]:
     with atomic_path(table4) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["approach", "f1", "oa", "train_hours", "train_seconds", "nets", "model", "parameters",
-                    "predict_seconds", "val_f1", "train_patches"])
+                    "predict_seconds", "val_f1", "train_patches", "ece", "brier", "estimated_f1", "estimated_oa"])
         for r in records:
             patches = [n.get("train_patches") for n in r.get("net_training", {}).values() if n.get("train_patches") is not None]
             w.writerow([r["name"], f"{r['f1']:.6f}", f"{r['oa']:.6f}", f"{r['train_seconds'] / 3600:.6f}",
@@ -199,8 +218,14 @@ def write_tables(out: Path, records: list[dict[str, Any]]) -> tuple[Path, Path]:
                         f"{r['predict_seconds']:.3f}" if "predict_seconds" in r else "",
                         "" if r.get("val_f1") is None else f"{r['val_f1']:.6f}",
                         "" if not patches else f"{min(patches)}-{max(patches)}" if min(patches) != max(patches)
-                        else str(patches[0])])
+                        else str(patches[0]),
+                        *(_fraction(r.get(k)) for k in ("ece", "brier", "estimated_f1", "estimated_oa"))])
     return per_date, table4
+
+
+def _fraction(value: Any) -> str:
+    """A table cell of a fraction (empty when not measured)."""
+    return "" if value is None or not np.isfinite(value) else f"{value:.6f}"
 
 
 def extends(previous: ExperimentConfig, cfg: ExperimentConfig) -> bool:

@@ -339,6 +339,9 @@ def write_report(out: Path) -> Path:
     from tropicrop.adaptation.report import adaptation_lines
 
     lines += adaptation_lines(out, records, per_date, plot_per_date)
+    from tropicrop.calibration_report import calibration_lines
+
+    lines += calibration_lines(out, records)  # ECE, reliability diagrams, check's estimates against the truth
     lines += ["## Per-date figures", "", *per_date_table(per_date)]
     report = exp.report
     with atomic_path(report) as tmp:

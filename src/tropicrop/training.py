@@ -14,6 +14,7 @@ everything needed to predict and to resume::
                              scenes: the month's date in the first scene that has it)
         checkpoints/best.ckpt, last.ckpt    (written atomically)
         logs/csv/version_N/metrics.csv, logs/tensorboard/version_N/   (one version per session)
+        calibration.json     its temperature and validation profile (tropicrop.valprofile), before result.json
         result.json          written when the net has finished (its presence marks it done)
     RUN/result.json          written when every net has finished
 """
@@ -57,12 +58,13 @@ from tropicrop.trainingdata import (
     prepare_data,
     scenes_eval_batches,
 )
+from tropicrop.valprofile import profile_network, write_profile
 from tropicrop.windows.datasets import TrainBatches
 from tropicrop.windows.sampler import StepSampler
 
 # re-exported: their home before the split (the configuration schemas live in tropicrop.config)
 __all__ = ["MODES", "DataConfig", "ModelConfig", "OptimConfig", "PreparedData", "TrainBatches", "TrainConfig",
-           "TrainerConfig", "prepare_data"]
+           "TrainerConfig", "prepare_data", "train", "train_from_files"]
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +230,10 @@ def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: NetTarge
     start = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=last if last.is_file() else None)
     timer = next(c for c in trainer.callbacks if isinstance(c, Timer))  # type: ignore[attr-defined]
-    best_score = getattr(trainer.checkpoint_callback, "best_model_score", None)
+    ckpt = trainer.checkpoint_callback
+    if has_val and trainer.is_global_zero:  # calibration: the best weights' temperature and validation profile
+        _write_val_profile(module, Path(getattr(ckpt, "best_model_path", "") or last), dm, cfg, net_dir)
+    best_score = getattr(ckpt, "best_model_score", None)
     result = NetResult(
         name=name, targets=sorted({t.isoformat() for dates in targets for t in dates}),
         best_val_f1=float(best_score) if best_score is not None else None,
@@ -243,6 +248,16 @@ def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: NetTarge
     if trainer.is_global_zero:
         write_json(result_path, result.to_dict())
     return result
+
+
+def _write_val_profile(module: CropModule, best: Path, dm: TargetDataModule, cfg: TrainConfig, net_dir: Path) -> None:
+    """Fit the temperature of the best weights on the validation set (``NET/calibration.json``, see
+    :mod:`tropicrop.valprofile`)."""
+    if best.is_file():
+        module.load_state_dict(load_checkpoint(best)["state_dict"])
+    ds = scenes_eval_batches(dm.data, dm.targets, max(cfg.optim.batch_size, 32), cfg.data.patch_size, cfg.seed,
+                             cfg.data.val_limit)
+    write_profile(net_dir, profile_network(module, ds, cfg.seed))
 
 
 class NetworkTrainer:

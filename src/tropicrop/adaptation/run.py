@@ -52,6 +52,7 @@ from tropicrop.runfiles import (
 )
 from tropicrop.scene import Scene, load_scene
 from tropicrop.trainingdata import scene_paths
+from tropicrop.valprofile import CALIBRATION_FILE
 from tropicrop.windows.normalize import Normalizer
 
 log = logging.getLogger(__name__)
@@ -180,6 +181,9 @@ def adapt_run(run_dir: Path, scene: Scene | Path, out: Path, options: AdaptOptio
             source_net = RunLayout(run_dir).net_result(name)
             net_result = read_json(source_net) if source_net.is_file() else {"name": name}
             write_json(RunLayout(tmp_out).net_result(name), {**net_result, "adapted": True})
+            source_cal = RunLayout(run_dir).net(name) / CALIBRATION_FILE  # year A's temperature, not refitted
+            if source_cal.is_file():
+                shutil.copy2(source_cal, RunLayout(tmp_out).net(name) / CALIBRATION_FILE)
             record["nets"][name] = net_record
         record["doy_offset"] = int(doy_offset)
         record["seconds"] = time.perf_counter() - start

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from tropicrop.classical import PixelModel, normalise, pixel_features
+from tropicrop.classical import PixelModel, normalise, pixel_features, scaled
 from tropicrop.inference.predictor import Plan, Predictor, TileInput
 from tropicrop.inference.tile import net_probabilities, sequence_probabilities
 from tropicrop.models.context import context_margin, downsampling
@@ -33,8 +33,9 @@ class NetworkPredictor:
 
     kind = "network"
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, temperature: float = 1.0) -> None:
         self.model = model
+        self.temperature = temperature  # logits divided by it before the softmax (tropicrop.valprofile)
 
     @property
     def alignment(self) -> int:
@@ -46,7 +47,7 @@ class NetworkPredictor:
 
     def _probabilities(self, frames: Tensor, position: dict[int, int],
                        plans: Sequence[Plan]) -> Iterator[tuple[Plan, Tensor]]:
-        return net_probabilities(self.model, frames, position, plans)
+        return net_probabilities(self.model, frames, position, plans, temperature=self.temperature)
 
     def tile_probabilities(self, tile: TileInput, plans: Sequence[Plan]) -> Iterator[tuple[Plan, np.ndarray]]:
         """The dates of ``plans`` normalised (no data -> the mean), on the run's device and precision."""
@@ -68,7 +69,7 @@ class SequencePredictor(NetworkPredictor):
 
     def _probabilities(self, frames: Tensor, position: dict[int, int],
                        plans: Sequence[Plan]) -> Iterator[tuple[Plan, Tensor]]:
-        return sequence_probabilities(self.model, frames, position, plans)
+        return sequence_probabilities(self.model, frames, position, plans, temperature=self.temperature)
 
 
 class PixelPredictor:
@@ -77,8 +78,9 @@ class PixelPredictor:
     kind = "pixel"
     alignment = 1
 
-    def __init__(self, model: PixelModel) -> None:
+    def __init__(self, model: PixelModel, temperature: float = 1.0) -> None:
         self.model = model
+        self.temperature = temperature  # on the log-probabilities (tropicrop.valprofile)
 
     def margin(self, in_channels: int, length: int) -> int:
         """The multilook radius: the filter then sees around each tile pixel what it sees in the whole scene."""
@@ -95,26 +97,27 @@ class PixelPredictor:
             doy = int(plan.window.doy[-1]) if self.model.with_doy else None
             scores = self.model.predict_proba(pixel_features(images, steps, doy))
             probs = np.zeros((scores.shape[1] + 1, h * w), dtype=np.float32)
-            probs[1:] = _float32_keeping_argmax(scores).T
+            probs[1:] = _float32_keeping_argmax(scaled(scores, self.temperature), scores.argmax(axis=1)).T
             yield plan, probs.reshape(-1, h, w)
 
 
-def _float32_keeping_argmax(scores: np.ndarray) -> np.ndarray:
+def _float32_keeping_argmax(scores: np.ndarray, best: np.ndarray | None = None) -> np.ndarray:
     """``scores`` (n, k) in float32 (the blending buffers' type) with each row's most probable class kept
     ahead: where two classes within float64 rounding of each other (1 pixel-date in 1.3 million on a 512 px
     scene) would tie in float32, the more probable one is raised by one float32 step, so the map is the
-    one a float64 argmax gives."""
+    one a float64 argmax gives (``best``: the class to keep ahead, default the argmax of ``scores``)."""
     out = scores.astype(np.float32)
-    best = scores.argmax(axis=1)
+    best = scores.argmax(axis=1) if best is None else best
     rows = np.flatnonzero(out.argmax(axis=1) != best)
     out[rows, best[rows]] = np.nextafter(out[rows, best[rows]], np.float32(np.inf))
     return out
 
 
-def predictor_for(model: nn.Module | PixelModel) -> Predictor:
-    """The predictor of a loaded model: its kind is decided here, once."""
+def predictor_for(model: nn.Module | PixelModel, temperature: float = 1.0) -> Predictor:
+    """The predictor of a loaded model, calibrated by ``temperature``: its kind is decided here, once."""
     if isinstance(model, nn.Module):
-        return SequencePredictor(model) if is_sequence_model(model) else NetworkPredictor(model)
+        kind = SequencePredictor if is_sequence_model(model) else NetworkPredictor
+        return kind(model, temperature)
     if isinstance(model, PixelModel):
-        return PixelPredictor(model)
+        return PixelPredictor(model, temperature)
     raise TypeError(f"{type(model).__name__} is neither a network nor a per-pixel model")

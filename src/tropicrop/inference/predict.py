@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tropicrop.errors import ConfigError
+from tropicrop.inference.mapfiles import UNCERTAINTIES
 from tropicrop.inference.run import RunModels, load_run
 from tropicrop.inference.session import Dates, make_plans, no_map_error, prepare_scene, resolve_dates, write_log
 from tropicrop.inference.stream import buffer_bytes, stream_plans
@@ -28,8 +30,13 @@ def run_context(models: RunModels, margin: int | None) -> tuple[int, int]:
 
 def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt.date], *, tile: int = 256,
                   overlap: int = 0, probabilities: bool = False, progress: bool = True,
-                  aoi: np.ndarray | str | Path | None = None, margin: int | None = None) -> list[Path]:
+                  aoi: np.ndarray | str | Path | None = None, margin: int | None = None,
+                  uncertainty: str | None = None) -> list[Path]:
     """Predict ``dates`` of ``scene`` with in-memory ``models`` into ``out`` (see the package docstring).
+
+    Beside each map, the confidence layer ``OUT/confidence/YYYYMMDD.tif`` (the networks' calibrated
+    probability of the mapped class, percent) and, with ``uncertainty`` (``entropy`` or ``margin``),
+    ``OUT/uncertainty/YYYYMMDD.tif``.
 
     Each tile is read with ``margin`` pixels of scene context around it, cropped off before blending;
     ``None`` uses the margin the models need (:func:`~tropicrop.inference.tiling.run_margin`), 0 reads
@@ -40,7 +47,9 @@ def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt
     """
     out = Path(out)
     check_tiling(tile, overlap)
-    work = prepare_scene(models, scene, out, dates, probabilities, aoi)
+    if uncertainty is not None and uncertainty not in UNCERTAINTIES:
+        raise ConfigError(None, f"uncertainty {uncertainty!r} is not known", f"use one of {', '.join(UNCERTAINTIES)}")
+    work = prepare_scene(models, scene, out, dates, probabilities, aoi, confidence=True, uncertainty=uncertainty)
     context = run_context(models, margin)
     empty: list[dt.date] = []
     todo = work.todo
@@ -51,7 +60,7 @@ def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt
         clock = time.perf_counter()
         plans = make_plans(models, scene, todo[start : start + group])
         empty += stream_plans(models, scene, out, plans, work.outputs, tile, overlap, probabilities, progress,
-                              work.aoi, context)
+                              work.aoi, context, uncertainty)
         write_log(out, models, scene, plans, tile, overlap, time.perf_counter() - clock, context[0])
     if empty:
         raise no_map_error(scene, empty)
@@ -61,7 +70,7 @@ def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt
 def predict_run(run_dir: Path, scene: Scene | Path, out: Path, dates: Dates = None, tile: int = 256,
                 overlap: int = 0, probabilities: bool = False, progress: bool = True,
                 aoi: np.ndarray | str | Path | None = None, precision: str | None = None,
-                margin: int | None = None) -> list[Path]:
+                margin: int | None = None, calibration: str = "temperature", uncertainty: str | None = None) -> list[Path]:
     """Crop maps of ``scene`` for ``dates`` with the models of run directory ``run_dir``, into ``out``.
 
     ``dates`` defaults to every labelled date of the scene (per-month runs: those of a month the run has a
@@ -70,9 +79,12 @@ def predict_run(run_dir: Path, scene: Scene | Path, out: Path, dates: Dates = No
     ``aoi`` (bool mask (H, W), raster or vector file) limits the work to its tiles, and map pixels outside
     it are 0 (nodata). ``margin``: pixels of scene context read around each tile (None: what the models
     need). A network's device follows the run's ``trainer`` config, and so does the precision unless
-    ``precision`` (``auto``, ``32``, ``bf16``) is given. Returns the paths of the maps ``OUT/maps/YYYYMMDD.tif``.
+    ``precision`` (``auto``, ``32``, ``bf16``) is given. ``calibration`` (``temperature`` or ``none``) and
+    ``uncertainty``: see :func:`predict_scene` and :func:`~tropicrop.inference.run.load_run`. Returns the
+    paths of the maps ``OUT/maps/YYYYMMDD.tif``.
     """
-    models = load_run(Path(run_dir), precision)
+    models = load_run(Path(run_dir), precision, calibration)
     scene = scene if isinstance(scene, Scene) else load_scene(scene)
     return predict_scene(models, scene, Path(out), resolve_dates(models, scene, dates), tile=tile, overlap=overlap,
-                         probabilities=probabilities, progress=progress, aoi=aoi, margin=margin)
+                         probabilities=probabilities, progress=progress, aoi=aoi, margin=margin,
+                         uncertainty=uncertainty)

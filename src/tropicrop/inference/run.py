@@ -31,6 +31,7 @@ from tropicrop.runfiles import (
     read_run_result,
     read_yaml_mapping,
 )
+from tropicrop.valprofile import read_temperature
 from tropicrop.windows.dates import day_of_year
 from tropicrop.windows.normalize import Normalizer
 
@@ -99,11 +100,13 @@ def select_device(accelerator: str, precision: str) -> tuple[torch.device, torch
     return torch.device(device), autocast_dtype(resolve_precision(precision, accelerator), device)
 
 
-def load_run(run_dir: Path, precision: str | None = None) -> RunModels:
+def load_run(run_dir: Path, precision: str | None = None, calibration: str = "temperature") -> RunModels:
     """Load the class table, normalisation and every trained model of a finished run directory.
 
     ``precision`` (``auto``, ``32``, ``bf16``, or a Lightning name) overrides the run's ``trainer.precision``
     for a network's prediction (see :func:`select_device`); a per-pixel model runs in float64 on the CPU.
+    ``calibration`` ``"temperature"`` divides each model's logits (a booster's log-probabilities) by the
+    temperature fitted on its validation set (``nets/NAME/calibration.json``), ``"none"`` not.
 
     Every file is read through :mod:`tropicrop.runfiles` (checkpoints weights-only) and each network is
     built from its checkpoint's saved hyperparameters by :func:`tropicrop.models.build`, without
@@ -133,18 +136,19 @@ def load_run(run_dir: Path, precision: str | None = None) -> RunModels:
         pixel_nets = load_pixel_models(run, model_cfg, data_cfg)
         return RunModels(classes=classes, normalizer=normalizer, in_channels=len(normalizer.mean),
                          sequence_length=int(data_cfg.get("sequence_length", 12)), root=run_dir,
-                         nets=[Net(name, target, predictor_for(model)) for name, target, model in pixel_nets],
+                         nets=[Net(name, target, predictor_for(model, read_temperature(run.net(name), calibration)))
+                               for name, target, model in pixel_nets],
                          doy_offset=read_doy_offset(run))
     device, autocast = select_device(str(trainer.get("accelerator", "cpu")),
                                      precision or str(trainer.get("precision", FLOAT32)))
-    nets, hp = _load_networks(run, classes, normalizer, model_cfg, device)
+    nets, hp = _load_networks(run, classes, normalizer, model_cfg, device, calibration)
     return RunModels(classes=classes, normalizer=normalizer, sequence_length=int(hp.get("sequence_length", 12)),
                      in_channels=int(hp["in_channels"]), nets=nets, device=device, autocast=autocast, root=run_dir,
                      doy_offset=read_doy_offset(run))
 
 
 def _load_networks(run: RunLayout, classes: ClassTable, normalizer: Normalizer, model_cfg: dict[str, Any],
-                   device: torch.device) -> tuple[list[Net], dict[str, Any]]:
+                   device: torch.device, calibration: str) -> tuple[list[Net], dict[str, Any]]:
     """Every network of a run, ready for inference on ``device``, and the last one's hyperparameters."""
     checkpoints = run.best_checkpoints()
     if not checkpoints:
@@ -163,7 +167,8 @@ def _load_networks(run: RunLayout, classes: ClassTable, normalizer: Normalizer, 
             target = dt.date.fromisoformat(hp["target"]) if hp.get("target") else None
         except (TypeError, ValueError):
             raise RunError(ckpt, f"has target {hp['target']!r}, not a date", RETRAIN) from None
-        nets.append(Net(ckpt.parents[1].name, target, predictor_for(prepare_for_inference(model, device))))
+        nets.append(Net(ckpt.parents[1].name, target, predictor_for(prepare_for_inference(model, device),
+                                                                    read_temperature(ckpt.parents[1], calibration))))
     if any(n.target is None for n in nets) and len(nets) > 1:
         raise RunError(run.root, "mixes an all-months network with per-month ones", "train it again with --force")
     return nets, hp

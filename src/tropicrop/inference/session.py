@@ -79,10 +79,11 @@ def resolve_dates(models: RunModels, scene: Scene, dates: Dates) -> list[dt.date
 
 
 def prepare_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt.date], probabilities: bool,
-                  aoi: np.ndarray | str | Path | None) -> SceneWork:
+                  aoi: np.ndarray | str | Path | None, confidence: bool = False,
+                  uncertainty: str | None = None) -> SceneWork:
     """Check that ``scene`` suits ``models`` (bands, dates, a model for every date, the AOI), write
-    ``out/classes.json`` and find the dates left to do. Raises SceneError or RunError before any map is
-    written."""
+    ``out/classes.json`` and find the dates left to do (``confidence``, ``uncertainty``: those layers are
+    outputs too). Raises SceneError or RunError before any map is written."""
     if scene.num_bands != models.in_channels:
         raise SceneError(scene.manifest.path, f"has {scene.num_bands} band(s) {list(scene.bands)} but the run was "
                          f"trained on {models.in_channels}", "predict a scene with the training scene's bands")
@@ -92,7 +93,7 @@ def prepare_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt
     reader = aoi_reader(aoi, scene.grid)  # a bad AOI fails here, once
     out.mkdir(parents=True, exist_ok=True)
     write_classes(out, models.classes)
-    outputs = {d: Outputs.of(out, d, probabilities) for d in checked}
+    outputs = {d: Outputs.of(out, d, probabilities, confidence=confidence, uncertainty=uncertainty) for d in checked}
     todo = [d for d in checked if not outputs[d].done()]
     if len(todo) < len(checked):
         log.info("skipping %d date(s) whose maps exist in %s", len(checked) - len(todo), out)

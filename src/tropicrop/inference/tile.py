@@ -32,7 +32,7 @@ def _frames_doy(plans: Sequence[Plan], position: dict[int, int], frames: int, de
 
 
 def net_probabilities(model: nn.Module, frames: Tensor, position: dict[int, int], plans: Sequence[Plan],
-                      batch: int | None = None) -> Iterator[tuple[Plan, Tensor]]:
+                      batch: int | None = None, temperature: float = 1.0) -> Iterator[tuple[Plan, Tensor]]:
     """Softmax probabilities (K, h, w) float32 of each plan of network ``model`` on one tile.
 
     ``frames`` (N, C, h, w) are the normalised images of the tile on the model's device; ``position`` maps
@@ -61,7 +61,7 @@ def net_probabilities(model: nn.Module, frames: Tensor, position: dict[int, int]
             logits = shared.decode(features.sequence(index), doy, valid)
         else:
             logits = model(frames[index], doy, valid)
-        probs = torch.softmax(logits.float(), dim=1)
+        probs = torch.softmax(logits.float() / temperature, dim=1)  # calibrated (the predictor's temperature)
         for k, plan in enumerate(chunk):
             yield plan, probs[k]
 
@@ -90,7 +90,7 @@ def _sequence_runs(plans: Sequence[Plan], position: dict[int, int]) -> list[list
 
 
 def sequence_probabilities(model: nn.Module, frames: Tensor, position: dict[int, int],
-                           plans: Sequence[Plan]) -> Iterator[tuple[Plan, Tensor]]:
+                           plans: Sequence[Plan], temperature: float = 1.0) -> Iterator[tuple[Plan, Tensor]]:
     """Softmax probabilities (K, h, w) float32 of each plan of a sequence model (``sequence_output``, e.g.
     vunet_convlstm_seq) on one tile, from one ConvLSTM pass: arguments and output as
     :func:`net_probabilities`.
@@ -104,7 +104,7 @@ def sequence_probabilities(model: nn.Module, frames: Tensor, position: dict[int,
     zero images) or without shared encoding is run window by window instead (:func:`net_probabilities`).
     """
     if not isinstance(model, SequenceDecoding) or model.padding != "mask":
-        yield from net_probabilities(model, frames, position, plans)
+        yield from net_probabilities(model, frames, position, plans, temperature=temperature)
         return
     device = frames.device
     features: Any = model.encode(frames, _frames_doy(plans, position, len(frames), device))  # EncoderFeatures
@@ -119,6 +119,6 @@ def sequence_probabilities(model: nn.Module, frames: Tensor, position: dict[int,
         steps = torch.tensor([[i in by_target for i in run]], dtype=torch.bool, device=device)
         doy = torch.where(valid, frame_doy[index.clamp_min(0)], 0)
         logits = model.decode_steps(features, index, doy, valid, steps)
-        probs = torch.softmax(logits.float(), dim=1)
+        probs = torch.softmax(logits.float() / temperature, dim=1)  # calibrated (the predictor's temperature)
         for k, i in enumerate(targets):
             yield by_target[i], probs[k]

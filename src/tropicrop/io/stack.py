@@ -326,7 +326,10 @@ def stack(sources: Sequence[str | Path], out: Path, *, units: str | None = None,
         out: the scene folder to write.
         units: unit of the input values (:data:`~tropicrop.io.units.UNITS`); None detects it.
         bands: polarisations to stack: ``("VV", "VH")``, or one of them for a single-polarisation scene.
-        like, crs, resolution, bounds: the target grid (:func:`~tropicrop.io.grids.choose_grid`).
+        like: a raster whose grid is the target grid (:func:`~tropicrop.io.grids.choose_grid`).
+        crs: the target grid's CRS.
+        resolution: the target grid's pixel size, in its CRS's units.
+        bounds: the target grid's ``(left, bottom, right, top)`` in its CRS.
         resampling: onto the target grid (:data:`RESAMPLING`).
         date_pattern: reads the files' dates (:func:`~tropicrop.io.acquisitions.time_from_name`).
         **scene: ``start``/``end`` (``YYYY-MM``; default the first and last acquisition's month),
@@ -371,7 +374,10 @@ def stack_cube(dataset: xarray.Dataset, out: Path, *, units: str | None = None, 
         out: the scene folder to write.
         units: unit of the values (:data:`~tropicrop.io.units.UNITS`); None detects dB or linear power.
         bands: polarisations to stack (one of them for a single-polarisation scene).
-        like, crs, resolution, bounds: the target grid (:func:`~tropicrop.io.cubes.cube_grid`).
+        like: a raster whose grid is the target grid (:func:`~tropicrop.io.cubes.cube_grid`).
+        crs: the target grid's CRS.
+        resolution: the target grid's pixel size, in its CRS's units.
+        bounds: the target grid's ``(left, bottom, right, top)`` in its CRS.
         resampling: onto a target grid other than the cube's own.
         where: the cube's name in messages and in stack.json.
         **scene: as for :func:`write_stacked` (``start``, ``end``, ``composite``,
