@@ -124,6 +124,34 @@ def test_readme_is_at_most_200_lines() -> None:
     assert len((ROOT / "README.md").read_text().splitlines()) <= 200
 
 
+def top_level_rooms(package: Path) -> list[str]:
+    """``name.py`` of every top-level module and ``name/`` of every sub-package of the package."""
+    modules = [f"{p.name}" for p in package.glob("*.py") if p.name != "__init__.py"]
+    packages = [f"{p.name}/" for p in package.iterdir() if (p / "__init__.py").is_file()]
+    return sorted(modules + packages)
+
+
+def rooms_missing_from(design: str, package: Path) -> list[str]:
+    """The top-level modules and packages that have no bullet of their own (a line starting `` - `name` ``)."""
+    bullets = {m.group(1) for m in re.finditer(r"^- `([\w/.]+)`", design, flags=re.MULTILINE)}
+    return [room for room in top_level_rooms(package) if room not in bullets]
+
+
+def test_design_page_names_every_module_and_package() -> None:
+    design = (DOCS / "design.md").read_text()
+    missing = rooms_missing_from(design, ROOT / "src" / "tropicrop")
+    assert not missing, f"docs/design.md (The rooms) does not name: {', '.join(missing)}"
+
+
+def test_the_rooms_check_finds_a_module_left_out(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    for name in ["__init__.py", "alpha.py", "beta.py", "sub/__init__.py"]:
+        (tmp_path / name).write_text("")
+    assert rooms_missing_from("- `alpha.py`: a.\n- `beta.py`: b.\n- `sub/`: s.", tmp_path) == []
+    assert rooms_missing_from("- `alpha.py`: a.\n- `sub/`: s.", tmp_path) == ["beta.py"]
+    assert rooms_missing_from("- `alpha.py`: a, with `beta.py`.\n- `sub/`: s.", tmp_path) == ["beta.py"]
+
+
 def test_site_config_builds_offline() -> None:
     text = (ROOT / "mkdocs.yml").read_text()
     config = yaml.safe_load(text)
