@@ -8,7 +8,7 @@ approaches, all tested on year B's test split:
 * ``Baseline 1``: per-month UnetConvLSTM on B's train split (a small network, sized for a shared CPU);
 * ``LightGBM, year A``: the cross-year booster, one per month on every labelled pixel of year A (as Baseline 2).
 
-With ``--levers``, adds the network levers measured one by one on the same scenes (``LEVERS``). Prints mean
+``--approaches`` picks others: the network levers, measured one by one on the same scenes. Prints mean
 F1 per approach and the booster's lead over Baseline 1 per setting (mean and spread over the seeds), and
 writes them with ``results_file.write_results`` (``benchmarks/results/networks_vs_booster.json``).
 
@@ -39,28 +39,35 @@ SETTINGS: dict[str, dict[str, Any]] = {
 
 MODEL = {"lstm_channels": 32, "encoder_channels": [8, 8, 16, 32], "decoder_channels": [32, 16, 8], "head_channels": 8}
 BOOSTER = {"looks": 3, "threads": 1}
-LEVERS: dict[str, list[str]] = {
-    "Baseline 1 + dense sampling": ["data.stride=8"],
+SAME_YEAR = {"train_on": "b", "use": "train"}
+APPROACHES: dict[str, dict[str, Any]] = {
+    "booster": {"name": "LightGBM (per-pixel)", "mode": "per-month", "model": "lightgbm", "options": BOOSTER,
+                **SAME_YEAR},
+    "baseline1": {"name": "Baseline 1", "mode": "per-month", "model": "unet_convlstm", **SAME_YEAR},
+    "booster-a": {"name": "LightGBM, year A", "mode": "per-month", "model": "lightgbm", "options": BOOSTER,
+                  "train_on": "a", "use": "all"},
+    # levers, one at a time against Baseline 1
+    "dense": {"name": "Baseline 1 + stride 8", "mode": "per-month", "model": "unet_convlstm", **SAME_YEAR,
+              "set": ["data.stride=8"]},
+    "m2m": {"name": "VUnetConvLSTM many-to-many, year B", "mode": "all-months", "model": "vunet_convlstm_seq",
+            **SAME_YEAR},
+    "vunet-b": {"name": "VUnetConvLSTM, year B", "mode": "all-months", "model": "vunet_convlstm", **SAME_YEAR},
+    # year A's network, then fine-tuned on every parcel of B's train split (parcels per class beyond any count)
+    "vunet-a": {"name": "VUnetConvLSTM", "mode": "all-months", "model": "vunet_convlstm", "train_on": "a",
+                "use": "all"},
+    "finetune": {"name": "VUnetConvLSTM fine-tuned on B's train split",
+                 "adapt": {"base": "VUnetConvLSTM", "methods": [], "parcels": 100000}},
 }
-"""Baseline 1 with one training option changed (``--set`` overrides), by lever name."""
+"""Approaches by key: the two same-year baselines, the cross-year booster, and the network levers."""
+BASE = "booster,baseline1,booster-a"
 
 
-def experiment_config(data: Path, levers: bool) -> dict[str, Any]:
-    """The experiment on one pair, as a plain mapping."""
-    approaches: list[dict[str, Any]] = [
-        {"name": "LightGBM (per-pixel)", "mode": "per-month", "model": "lightgbm", "options": BOOSTER,
-         "train_on": "b", "use": "train"},
-        {"name": "Baseline 1", "mode": "per-month", "model": "unet_convlstm", "train_on": "b", "use": "train"},
-        {"name": "LightGBM, year A", "mode": "per-month", "model": "lightgbm", "options": BOOSTER,
-         "train_on": "a", "use": "all"},
-    ]
-    if levers:
-        approaches += [{"name": name, "mode": "per-month", "model": "unet_convlstm", "train_on": "b", "use": "train",
-                        "set": sets} for name, sets in LEVERS.items()]
+def experiment_config(data: Path, keys: list[str]) -> dict[str, Any]:
+    """The experiment with approaches ``keys`` on one pair, as a plain mapping."""
     return {
         "name": f"networks vs booster ({data.name})",
         "scenes": {"a": str(data / "lem1718"), "b": str(data / "lem1920")},
-        "approaches": approaches,
+        "approaches": [APPROACHES[k] for k in keys],
         "train": {
             "seed": 0,
             "data": {"sequence_length": 12, "patch_size": 32, "stride": 16, "test_inputs": "context",
@@ -74,8 +81,12 @@ def experiment_config(data: Path, levers: bool) -> dict[str, Any]:
     }
 
 
-def run_one(out: Path, preset: str, size: int, seed: int, fields: dict[str, Any], levers: bool) -> dict[str, float]:
-    """Write one pair and run the protocol on it; returns mean F1 (%) by approach name."""
+def run_one(out: Path, preset: str, size: int, seed: int, fields: dict[str, Any], keys: list[str]) -> dict[str, float]:
+    """Write one pair (unless written) and run approaches ``keys`` on it; returns mean F1 (%) by approach name.
+
+    The experiment folder is ``OUT/experiment`` for the base approaches, ``OUT/<keys>`` for another set, so
+    sets can run at once on one pair.
+    """
     import dataclasses
 
     from tropicrop.config import from_dict
@@ -87,10 +98,11 @@ def run_one(out: Path, preset: str, size: int, seed: int, fields: dict[str, Any]
     if not (data / "lem1920").exists():
         options = dataclasses.replace(get_preset(preset).fields, **fields)
         write_pair(data, preset=preset, size=size, seed=seed, overwrite=True, fields=options)
-    cfg = from_dict(ExperimentConfig, experiment_config(data, levers))
-    run_experiment(None, out / "experiment", cfg=cfg, progress=False)
+    exp = out / ("experiment" if ",".join(keys) == BASE else "+".join(keys))
+    cfg = from_dict(ExperimentConfig, experiment_config(data, keys))
+    run_experiment(None, exp, cfg=cfg, progress=False)
     f1 = {}
-    for record in sorted((out / "experiment" / "approaches").glob("*.json")):
+    for record in sorted((exp / "approaches").glob("*.json")):
         r = read_json(record, "")
         f1[r["name"]] = 100.0 * r["f1"]
     return f1
@@ -103,18 +115,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", default="tiny", help="synthetic preset whose dates the pairs have")
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--seeds", default="0", help="comma-separated synthetic (and nothing else) seeds")
-    p.add_argument("--levers", action="store_true", help="add the network levers (LEVERS) as approaches")
+    p.add_argument("--approaches", default=BASE, help=f"comma-separated, of: {', '.join(APPROACHES)}")
     p.add_argument("--out", type=Path, default=Path("runs/networks_vs_booster"))
     args = p.parse_args(argv)
     names = [s for s in args.settings.split(",") if s]
     unknown = [s for s in names if s not in SETTINGS]
     if unknown:
         p.error(f"unknown setting {unknown[0]!r}; choose from {', '.join(SETTINGS)}")
+    keys = [k for k in args.approaches.split(",") if k]
+    if any(k not in APPROACHES for k in keys):
+        p.error(f"unknown approach in {args.approaches!r}; choose from {', '.join(APPROACHES)}")
     seeds = [int(s) for s in args.seeds.split(",")]
     figures: list[Figure] = []
     for name in names:
         runs = [run_one(args.out / f"{name}-{args.size}-s{seed}", args.preset, args.size, seed, SETTINGS[name],
-                        args.levers) for seed in seeds]
+                        keys) for seed in seeds]
         for approach in runs[0]:
             values = [r[approach] for r in runs]
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -122,11 +137,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"({', '.join(f'{v:.1f}' for v in values)})", flush=True)
             figures.append(Figure(f"{name} / {approach}", round(statistics.mean(values), 2), "F1 %",
                                   f"seeds {seeds}: {[round(v, 2) for v in values]}"))
-        lead = [r["LightGBM (per-pixel)"] - r["Baseline 1"] for r in runs]
-        print(f"{name:14s} booster - Baseline 1: {statistics.mean(lead):+.1f}", flush=True)
-        figures.append(Figure(f"{name} / booster minus Baseline 1", round(statistics.mean(lead), 2), "F1 points",
-                              f"seeds {seeds}: {[round(v, 2) for v in lead]}"))
-    write_results("networks_vs_booster", figures, settings={**vars(args), "out": str(args.out),
+        if {"booster", "baseline1"} <= set(keys):
+            lead = [r["LightGBM (per-pixel)"] - r["Baseline 1"] for r in runs]
+            print(f"{name:14s} booster - Baseline 1: {statistics.mean(lead):+.1f}", flush=True)
+            figures.append(Figure(f"{name} / booster minus Baseline 1", round(statistics.mean(lead), 2), "F1 points",
+                                  f"seeds {seeds}: {[round(v, 2) for v in lead]}"))
+    stem = "networks_vs_booster" + ("" if args.approaches == BASE else "_" + "+".join(keys))
+    write_results(stem, figures, settings={**vars(args), "out": str(args.out),
                                                           "fields": {n: SETTINGS[n] for n in names}})
     return 0
 
