@@ -27,6 +27,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from results_file import Figure, write_results
+
 MODEL = {"lstm_channels": 32, "encoder_channels": [8, 8, 16, 32], "decoder_channels": [32, 16, 8], "head_channels": 8}
 ADAPT = {"self_training": {"steps": 100, "batch_size": 8, "patch_size": 32},
          "few_labels": {"steps": 60, "batch_size": 8, "patch_size": 32}}
@@ -101,6 +103,19 @@ def summarise(out: Path) -> list[str]:
     return lines
 
 
+def record_figures(kind: str, out: Path) -> list[Figure]:
+    """Average F1 and OA of every finished approach of one shift kind, as the result file's figures."""
+    from tropicrop.report import read_records
+
+    figures = []
+    for r in read_records(out):
+        figures += [Figure(f"--shift {kind}, {r['name']}, average F1", round(100 * r["f1"], 2), "%"),
+                    Figure(f"--shift {kind}, {r['name']}, average OA", round(100 * r["oa"], 2), "%")]
+        if r.get("adapt"):
+            figures.append(Figure(f"--shift {kind}, {r['name']}, doy offset", r["adapt"]["doy_offset"], "days"))
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=128)
@@ -124,6 +139,7 @@ def main() -> None:
     torch.set_num_threads(1)
     few, b1 = set(filter(None, args.few.split(","))), set(filter(None, args.baseline1.split(",")))
     same, aug = set(filter(None, args.same_year.split(","))), set(filter(None, args.doy_aug.split(",")))
+    figures: list[Figure] = []
     for kind in filter(None, args.shifts.split(",")):
         data, out = Path(args.data) / kind, Path(args.out) / kind
         if not args.summary_only:
@@ -137,6 +153,10 @@ def main() -> None:
         for path in sorted((out / "runs").glob("*/adaptation.json")):
             offsets[path.parent.name] = json.loads(path.read_text())["doy_offset"]
         print("estimated doy offsets:", offsets)
+        figures += record_figures(kind, out)
+    write_results("adaptation", figures, settings={"size": args.size, "seed": args.seed, "shifts": args.shifts,
+                                                   "few": args.few, "baseline1": args.baseline1,
+                                                   "same_year": args.same_year, "doy_aug": args.doy_aug, "model": MODEL})
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from inference import make_scene
 from model_throughput import interleaved_seconds, make_batch
+from results_file import Figure, write_results
 from tropicrop.classes import ClassTable
 from tropicrop.config import load_config
 from tropicrop.experiments import ExperimentConfig
@@ -56,7 +57,8 @@ from tropicrop.losses import FocalLoss
 from tropicrop.models import available_models, build, is_sequence_model
 from tropicrop.scene import Scene, load_scene
 from tropicrop.synthetic import CLASSES
-from tropicrop.windows import Normalizer, target_window
+from tropicrop.windows.dates import target_window
+from tropicrop.windows.normalize import Normalizer
 
 PRECISIONS = {"32": None, "bf16": torch.bfloat16}
 """``--precisions`` -> the autocast dtype of ``RunModels`` (None: float32)."""
@@ -170,7 +172,7 @@ def print_network_table(rows: list[tuple[str, int, str, float, float, float]], t
         print(f"| {name} | {params:,} | {precision} | {samples:.1f} | {seconds:.2f} | {pixel_months:,.0f} |")
 
 
-def network_section(scene: Scene, args: argparse.Namespace) -> None:
+def network_section(scene: Scene, args: argparse.Namespace) -> list[Figure]:
     """Section 1: every registered network's training samples/s and tile pixel-months/s in each precision."""
     batch = make_batch(16, 12, 32, len(CLASSES) + 1)
     loss_fn = FocalLoss()
@@ -190,9 +192,16 @@ def network_section(scene: Scene, args: argparse.Namespace) -> None:
             rows.append((name, params, p, 16 / steps[p], tiles[p], side**2 * len(scene.labelled_dates) / tiles[p]))
         print(f"  {name}: done", flush=True)
     print_network_table(rows, args.threads, args.train_steps, args.predict_tile, len(scene.labelled_dates), args.repeat)
+    figures = [Figure(f"{name}, parameters (K = {len(CLASSES) + 1})", params, "parameters")
+               for name, params, p, *_ in rows if p == args.precisions[0]]
+    for name, _, p, samples, seconds, pixel_months in rows:
+        figures += [Figure(f"{name}, {p}, training samples/s", round(samples, 2), "samples/s"),
+                    Figure(f"{name}, {p}, tile seconds", round(seconds, 3), "s"),
+                    Figure(f"{name}, {p}, prediction pixel-months/s", round(pixel_months), "pixel-months/s")]
+    return figures
 
 
-def scene_goal(scene: Scene, args: argparse.Namespace) -> None:
+def scene_goal(scene: Scene, args: argparse.Namespace) -> list[Figure]:
     """Section 2: the goal figures of issues 17 and 21 on one scene, every (network, precision) pair by
     ``predict_scene`` one after the other, then the network work of one tile timed alternately."""
     options = {} if args.lstm_channels is None else {"lstm_channels": args.lstm_channels}
@@ -210,6 +219,10 @@ def scene_goal(scene: Scene, args: argparse.Namespace) -> None:
     for (name, precision), (sec, pixel_months) in results.items():
         print(f"| {name} | {precision} | {sec:.1f} | {pixel_months:,.0f} |")
     rate = {key: value[1] for key, value in results.items()}
+    figures = [Figure(f"scene, {name}, {precision}, seconds", round(sec, 2), "s")
+               for (name, precision), (sec, _) in results.items()]
+    figures += [Figure(f"scene, vunet_convlstm_seq / vunet_convlstm, {p}",
+                       round(rate["vunet_convlstm_seq", p] / rate["vunet_convlstm", p], 3), "ratio") for p in args.precisions]
     for precision in args.precisions:
         print(f"vunet_convlstm_seq / vunet_convlstm pixel-months/s, {precision}: "
               f"{rate['vunet_convlstm_seq', precision] / rate['vunet_convlstm', precision]:.2f} (issue 17 goal >= 5)")
@@ -219,6 +232,10 @@ def scene_goal(scene: Scene, args: argparse.Namespace) -> None:
                   "(issue 21 goal >= 1.7)")
         print(f"vunet_convlstm_seq in bf16 / vunet_convlstm in float32: "
               f"{rate['vunet_convlstm_seq', 'bf16'] / rate['vunet_convlstm', '32']:.2f} (issue 21 goal >= 8)")
+        figures += [Figure(f"scene, {name}, bf16 / float32", round(rate[name, "bf16"] / rate[name, "32"], 3), "ratio")
+                    for name in ("vunet_convlstm", "vunet_convlstm_seq")]
+        figures.append(Figure("scene, vunet_convlstm_seq bf16 / vunet_convlstm float32",
+                              round(rate["vunet_convlstm_seq", "bf16"] / rate["vunet_convlstm", "32"], 3), "ratio"))
     side = min(args.tile, args.size)
     work: dict[str, Callable[[], object]] = {name: tile_work(make_run_models(scene, name, **options), scene, side)
                                              for name in ("vunet_convlstm", "vunet_convlstm_seq")}
@@ -235,6 +252,10 @@ def scene_goal(scene: Scene, args: argparse.Namespace) -> None:
     print(f"network work on one {side} px tile in float32, the two timed alternately ({args.repeat + 1} rounds, "
           "median): " + ", ".join(f"{name} {sec:.2f} s" for name, sec in seconds.items())
           + f"; ratio {seconds['vunet_convlstm'] / seconds['vunet_convlstm_seq']:.2f}")
+    flop_ratio = flops["vunet_convlstm"] / flops["vunet_convlstm_seq"]
+    figures += [Figure("tile FLOPs vunet_convlstm / vunet_convlstm_seq", round(flop_ratio, 3), "ratio"),
+                Figure(f"tile {side} float32 seconds vunet_convlstm / vunet_convlstm_seq",
+                       round(seconds["vunet_convlstm"] / seconds["vunet_convlstm_seq"], 3), "ratio")]
     if args.profile:
         for precision in args.precisions:
             for name in ("vunet_convlstm", "vunet_convlstm_seq"):
@@ -244,6 +265,7 @@ def scene_goal(scene: Scene, args: argparse.Namespace) -> None:
                     run()
                 print(f"\ntorch.profiler, network work on one {side} px tile, {name}, {precision}:")
                 print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14))
+    return figures
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -268,17 +290,24 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
+    figures: list[Figure] = []
     if not (args.skip_networks and args.skip_scene):
         scene = load_scene(make_scene(args.data, args.size))
         if not args.skip_networks:
-            network_section(scene, args)
+            figures += network_section(scene, args)
         if not args.skip_scene:
-            scene_goal(scene, args)
+            figures += scene_goal(scene, args)
 
     if args.experiment is not None:
         for a, fa, b, fb in experiment_pairs(args.experiment):
             print(f"\n{args.experiment}/table4.csv: average F1 {a} {100 * fa:.1f}, {b} {100 * fb:.1f}; "
                   f"many-to-many minus N-to-1 {100 * (fb - fa):+.1f} points (goal >= -2)")
+            figures.append(Figure(f"experiment, {b} minus {a}, average F1", round(100 * (fb - fa), 2), "points"))
+    write_results("backbones", figures, settings={"size": args.size, "tile": args.tile, "overlap": args.overlap,
+                                                  "predict_tile": args.predict_tile, "train_steps": args.train_steps,
+                                                  "repeat": args.repeat, "threads": args.threads,
+                                                  "precisions": args.precisions, "lstm_channels": args.lstm_channels,
+                                                  "experiment": None if args.experiment is None else str(args.experiment)})
 
 if __name__ == "__main__":
     main()

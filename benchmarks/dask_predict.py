@@ -23,6 +23,8 @@ from pathlib import Path
 import rasterio
 import torch
 
+from results_file import Figure, write_results
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -80,6 +82,15 @@ def main() -> None:
     if dask_log["blocks"] < 2 * args.workers:
         print(f"note: {dask_log['blocks']} block(s) for {args.workers} workers: a larger --size or a smaller --block "
               "is needed for a per-core figure")
+    few_blocks = "fewer than 2 blocks per worker: says nothing" if dask_log["blocks"] < 2 * args.workers else ""
+    write_results("dask_predict", [
+        Figure("single process, pixel-months/s per core", round(per_core_single), "pixel-months/s"),
+        Figure("Dask prediction / single process, per core", round(per_core_dask / per_core_single, 3), "ratio", few_blocks),
+        Figure("Dask with cluster start / single process, per core", round(per_core_whole / per_core_single, 3), "ratio",
+               few_blocks),
+        Figure("map pixels that agree", round(100 * same / total, 4), "%"),
+    ], settings={"size": args.size, "workers": args.workers, "cores": args.cores, "block": args.block,
+                 "blocks": dask_log["blocks"]})
 
 
 if __name__ == "__main__":

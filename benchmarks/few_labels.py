@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from results_file import Figure, write_results
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -31,6 +33,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     exp = Path(args.exp)
+    figures = []
     for k in (int(v) for v in args.k.split(",")):
         run = exp / "few" / f"k{k}"
         options = AdaptOptions(methods=[], parcels=k, few_labels=FewLabelOptions(steps=args.steps, batch_size=8))
@@ -42,6 +45,10 @@ def main() -> None:
         print(f"k={k:>2}: average F1 {100 * np.mean([d.macro_f1 for d in dates]):.1f}, OA "
               f"{100 * np.mean([d.oa for d in dates]):.1f}; {stats['labelled_pixels']} labelled px, "
               f"parcels {stats['parcels_per_class']}", flush=True)
+        f1, oa = (100 * float(np.mean([getattr(d, key) for d in dates])) for key in ("macro_f1", "oa"))
+        figures += [Figure(f"average F1, {k} parcels per class", round(f1, 2), "%"),
+                    Figure(f"average OA, {k} parcels per class", round(oa, 2), "%")]
+    write_results("few_labels", figures, settings={"exp": args.exp, "scene": args.scene, "k": args.k, "steps": args.steps})
 
 
 if __name__ == "__main__":

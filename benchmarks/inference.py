@@ -52,6 +52,7 @@ from rasterio.windows import Window
 from torch.utils.flop_counter import FlopCounterMode
 
 from model_throughput import matmul_flops_per_second, synchronize
+from results_file import Figure, write_results
 from tropicrop.classes import ClassTable
 from tropicrop.inference import Net, Plan, RunModels, net_probabilities, predict_scene, prepare_for_inference
 from tropicrop.models import build
@@ -59,7 +60,8 @@ from tropicrop.precision import cpu_has_fast_bf16
 from tropicrop.scene import Scene, load_scene
 from tropicrop.synthetic import CLASSES, write_pair
 from tropicrop.training import predict_classes
-from tropicrop.windows import Normalizer, target_window
+from tropicrop.windows.dates import target_window
+from tropicrop.windows.normalize import Normalizer
 
 PATCH = 32  # the authors' patch size
 
@@ -286,6 +288,12 @@ def main(argv: list[str] | None = None) -> None:
               f"of pixels")
         print(f"**bf16 / float32 pixel-months/s: {ours_s / bf16_s:.2f}** (goal >= 1.7); bf16 and float32 maps agree on "
               f"{(ours == ours_bf16).mean():.2%} of pixels (random weights)")
+        figures = [Figure("scene, ours float32, pixel-months/s", round(pixel_months / ours_s), "pixel-months/s"),
+                   Figure("scene, ours bf16, pixel-months/s", round(pixel_months / bf16_s), "pixel-months/s"),
+                   Figure("scene, authors' mosaic float32, pixel-months/s", round(pixel_months / theirs_s), "pixel-months/s"),
+                   Figure("scene, ours / authors' mosaic (float32)", round(theirs_s / ours_s, 3), "ratio"),
+                   Figure("scene, bf16 / float32", round(ours_s / bf16_s, 3), "ratio"),
+                   Figure("scene, bf16 and float32 maps agree", round(100 * float((ours == ours_bf16).mean()), 3), "%")]
 
         if args.flops_tiles:
             print("\nnetwork work on one tile, 12 windows (every date encoded once, 12 decodes), FLOPs counted by "
@@ -303,6 +311,8 @@ def main(argv: list[str] | None = None) -> None:
                     print(f"| {side} | {key} | {flops / 1e9:.0f} | {sec:.2f} | {flops / sec / 1e9:.0f} | "
                           f"{float(np.median(matmul[key])) / 1e9:.0f} | {ratio:.2f}{goal} | "
                           f"{side * side * len(dates) / sec:,.0f} | {speed} |")
+                    figures += [Figure(f"tile {side}, {key}, network FLOP/s / matmul", round(ratio, 3), "ratio"),
+                                Figure(f"tile {side}, {key}, seconds", round(sec, 3), "s")]
 
         if not args.skip_rss:
             small, large = (measure_rss(folder, s, args.tile, args.overlap, args.months, args.threads, args.layout)
@@ -317,6 +327,13 @@ def main(argv: list[str] | None = None) -> None:
             grow = [r["peak_mb"] - r["before_mb"] for r in (small, large)]
             print(f"\nlarge / small: {area:.0f}x the pixels, {large['size'] / small['size']:.0f}x the width; peak RSS "
                   f"{large['peak_mb'] / small['peak_mb']:.2f}x, peak - before {grow[1] / max(grow[0], 1.0):.2f}x")
+            figures += [Figure(f"peak RSS, {r['size']:.0f}² scene", round(r["peak_mb"]), "MiB") for r in (small, large)]
+            figures.append(Figure(f"peak RSS {large['size']:.0f}² / {small['size']:.0f}²",
+                                  round(large["peak_mb"] / small["peak_mb"], 3), "ratio"))
+        write_results("inference" if args.device == "cpu" else f"inference_{args.device}", figures,
+                      settings={"size": args.size, "tile": args.tile, "overlap": args.overlap, "months": args.months,
+                                "repeat": args.repeat, "rss_sizes": None if args.skip_rss else rss_sizes,
+                                "flops_tiles": args.flops_tiles, "threads": args.threads, "layout": args.layout})
 
 
 if __name__ == "__main__":

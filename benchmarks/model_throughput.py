@@ -38,6 +38,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from results_file import Figure, write_results
 from tropicrop.losses import FocalLoss
 from tropicrop.models import build
 from tropicrop.models.reference import REFERENCES
@@ -189,8 +190,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    figures: list[Figure] = []
     for device in map(torch.device, args.devices):
         rows, matmul = measure_device(device, args)
+        figures += device_figures(device.type, rows)
         where = (f"CPU, {args.threads} threads, bf16 units: {cpu_has_fast_bf16()}" if device.type == "cpu"
                  else f"{torch.cuda.get_device_name(device)}")
         print(f"\n{where}, torch {torch.__version__}; batch {args.batch} x {args.dates} dates x {args.size}x{args.size} x "
@@ -201,6 +204,21 @@ def main(argv: list[str] | None = None) -> None:
             print(f"| {row[0]} | {row[1]} | {row[2]} | {row[3]:.1f} | {row[4]:.2f} | {row[5]:.0f} | {row[6]:.2f} | {row[7]} |")
         for prec, value in matmul.items():
             print(f"| matmul 2048x2048 | torch.matmul | {prec} | | | {value / 1e9:.0f} | 1.00 | |")
+    write_results("model_throughput", figures, settings={"batch": args.batch, "dates": args.dates, "size": args.size,
+                                                         "steps": args.steps, "threads": args.threads})
+
+
+def device_figures(device: str, rows: list[tuple[object, ...]]) -> list[Figure]:
+    """The result file's figures of one device: samples/s of each row, ours / plain and bf16 / float32."""
+    rate = {(str(r[0]), str(r[1]), str(r[2])): float(r[3]) for r in rows}  # type: ignore[arg-type]
+    figures = [Figure(f"{device}, {model}, {impl}, {prec}, training samples/s", round(v, 2), "samples/s")
+               for (model, impl, prec), v in rate.items()]
+    for model in sorted({k[0] for k in rate}):
+        figures += [Figure(f"{device}, {model}, training step ours / plain (float32)",
+                           round(rate[model, "ours", "32"] / rate[model, "plain", "32"], 3), "ratio"),
+                    Figure(f"{device}, {model}, training step bf16 / float32",
+                           round(rate[model, "ours", "bf16"] / rate[model, "ours", "32"], 3), "ratio")]
+    return figures
 
 
 if __name__ == "__main__":

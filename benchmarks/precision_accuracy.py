@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import rasterio
 
+from results_file import Figure, write_results
 from tropicrop.evaluation import evaluate_predictions
 from tropicrop.inference import predict_run
 from tropicrop.layout import PredictionLayout
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         print("| scene | maps | pixels same class | average F1 float32 | average F1 bf16 | difference (points) |")
         print("|---|---:|---:|---:|---:|---:|")
         run_dir = work / "runs" / f"32-true-{args.seeds[0]}"
+        figures: list[Figure] = []
         for name in ("lem1920", "lem1718"):
             scores, maps = {}, {}
             for precision in ("32", "bf16"):
@@ -88,6 +90,9 @@ def main(argv: list[str] | None = None) -> None:
             same = float((maps["32"] == maps["bf16"]).mean())
             print(f"| {name} | {len(maps['32'])} | {same:.2%} | {scores['32']:.4f} | {scores['bf16']:.4f} | "
                   f"{100 * (scores['bf16'] - scores['32']):+.2f} |")
+            figures += [Figure(f"{name}, map pixels of the same class, bf16 / float32 prediction", round(100 * same, 3), "%"),
+                        Figure(f"{name}, average F1 float32", round(100 * scores["32"], 2), "%"),
+                        Figure(f"{name}, average F1 bf16", round(100 * scores["bf16"], 2), "%")]
 
         print("\ntraining: best validation macro F1 per seed (seconds: contended, read the ratio)\n")
         print("| precision | " + " | ".join(f"seed {s}" for s in args.seeds) + " | mean | sd | mean seconds |")
@@ -98,11 +103,17 @@ def main(argv: list[str] | None = None) -> None:
             sec = statistics.mean(runs[precision, s]["seconds"] for s in args.seeds)
             cells = " | ".join(f"{v:.3f}" for v in f1)
             print(f"| {precision} | {cells} | {statistics.mean(f1):.3f} | {sd:.3f} | {sec:.0f} |")
+            figures += [Figure(f"{precision}, validation macro F1, seed {seed}", round(v, 4), "F1")
+                        for seed, v in zip(args.seeds, f1, strict=True)]
+            figures.append(Figure(f"{precision}, validation macro F1, mean", round(statistics.mean(f1), 4), "F1"))
         fp, bf = ([runs[p, s] for s in args.seeds] for p in ("32-true", "bf16-mixed"))
         diffs = [b["f1"] - f["f1"] for f, b in zip(fp, bf, strict=True)]
         ratio = statistics.mean(f["seconds"] for f in fp) / statistics.mean(b["seconds"] for b in bf)
         print(f"\nbf16 - float32 validation F1, same seed: {', '.join(f'{d:+.3f}' for d in diffs)}; "
               f"training time float32 / bf16: {ratio:.2f}")
+        figures.append(Figure("training time float32 / bf16", round(ratio, 3), "ratio", "not alternated: contended"))
+        write_results("precision_accuracy", figures, settings={"seeds": args.seeds, "threads": args.threads,
+                                                               "epochs": args.epochs, "config": "configs/quick.yaml"})
 
 
 if __name__ == "__main__":

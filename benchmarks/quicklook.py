@@ -21,6 +21,7 @@ from types import ModuleType
 
 from backbones import make_run_models
 from inference import make_scene
+from results_file import Figure, write_results
 from tropicrop.inference import mapfiles, predict_scene
 from tropicrop.scene import load_scene
 
@@ -66,8 +67,14 @@ def main(argv: list[str] | None = None) -> None:
                 seconds[name].append((time.perf_counter() - start) / len(maps))
                 sizes[name] = sum((out / f"{k}-{name}.png").stat().st_size for k in range(len(maps))) // len(maps)
     print(f"{len(maps)} maps of a {args.size}² scene, median of {args.rounds} rounds:")
+    figures = []
     for name, values in seconds.items():
-        print(f"  {name}: {sorted(values)[len(values) // 2]:.3f} s per quick-look, {sizes[name] / 1000:.0f} KB")
+        median = sorted(values)[len(values) // 2]
+        print(f"  {name}: {median:.3f} s per quick-look, {sizes[name] / 1000:.0f} KB")
+        figures += [Figure(f"quick-look time, {name}", round(median, 4), "s"),
+                    Figure(f"quick-look size, {name}", round(sizes[name] / 1000), "KB")]
+    write_results("quicklook", figures, settings={"size": args.size, "maps": len(maps), "rounds": args.rounds,
+                                                  "against": args.against})
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import rasterio
 from rasterio.windows import Window
 
 from inference import make_scene, memory_mb, reset_peak
+from results_file import Figure, write_results
 from tropicrop.inference.tiling import tile_layout
 from tropicrop.scene import load_scene
 
@@ -76,12 +77,20 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{int(first['windows'])} windows x {int(first['dates'])} dates of a {args.size}² scene (tile {args.tile}, "
           f"overlap {args.overlap}), each round in a fresh process, median of {args.rounds}:")
     median = {}
+    figures = []
     for method, runs in results.items():
         seconds = sorted(r["seconds"] for r in runs)[len(runs) // 2]
         added = sorted(r["added_mb"] for r in runs)[len(runs) // 2]
         median[method] = seconds
         print(f"  {method}: {seconds:.2f} s, memory added {added:.0f} MiB")
-    print(f"  ratio {median[METHODS[0]] / median[METHODS[1]]:.2f}")
+        figures += [Figure(f"reading, {method}", round(seconds, 3), "s"),
+                    Figure(f"memory added, {method}", round(added, 1), "MiB")]
+    ratio = median[METHODS[0]] / median[METHODS[1]]
+    print(f"  ratio {ratio:.2f}")
+    figures.append(Figure("file per window / files kept open", round(ratio, 3), "ratio"))
+    write_results("reading", figures, settings={"size": args.size, "tile": args.tile, "overlap": args.overlap,
+                                                "rounds": args.rounds, "windows": int(first["windows"]),
+                                                "dates": int(first["dates"])})
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -93,7 +94,7 @@ def write_results(benchmark: str, figures: list[Figure], *, precision: str | Non
     script = Path(argv[0]).name if argv else f"{benchmark}.py"
     record = {
         "benchmark": benchmark,
-        "command": " ".join(["python", f"benchmarks/{script}", *argv[1:]]),
+        "command": shlex.join(["python", f"benchmarks/{script}", *argv[1:]]),
         "commit": git_commit(),
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": machine(precision),

@@ -27,6 +27,8 @@ import rasterio
 from affine import Affine
 from rasterio.warp import transform, transform_bounds
 
+from results_file import Figure, write_results
+
 TARGET_CRS = "EPSG:32722"
 SOURCE_CRS = "EPSG:32723"
 CENTRE_LONLAT = (-48.02, -15.1)
@@ -126,6 +128,11 @@ def main() -> None:
         ratio = results[4]["peak_mb"] / results[2]["peak_mb"]
         growth = (results[4]["peak_mb"] - results[4]["before_mb"]) / (results[2]["peak_mb"] - results[2]["before_mb"])
         print(f"peak RSS ratio 4 / 2 a month: {ratio:.3f} (goal <= 1.2); increment over imports: {growth:.2f} x")
+    write_results("stack_memory", [
+        *(Figure(f"peak RSS, {n} acquisitions a month", round(results[n]["peak_mb"]), "MiB") for n in (2, 4)),
+        Figure("peak RSS 4 / 2 acquisitions a month", round(ratio, 3), "ratio"),
+        Figure("increment over imports 4 / 2 a month", round(growth, 3), "ratio"),
+    ], settings={"size": args.size, "months": args.months})
 
 
 if __name__ == "__main__":

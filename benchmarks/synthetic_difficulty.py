@@ -36,6 +36,7 @@ import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import confusion_matrix, f1_score
 
+from results_file import Figure, write_results
 from tropicrop.synthetic import SyntheticYear, generate_pair, write_pair
 from tropicrop.synthetic.shift import SHIFTS
 
@@ -260,6 +261,7 @@ def main() -> None:
 
     shifts = list(SHIFTS) if args.shift == "each" else [args.shift]
     rows = []
+    figures: list[Figure] = []
     for shift in shifts:
         start = time.perf_counter()
         first, second = generate_pair(args.preset, args.size, args.seed, shift)
@@ -272,6 +274,7 @@ def main() -> None:
         mean = evaluate(first, second, args.train_pixels, args.test_pixels, args.seed, args.looks)
         print_mean("mean", mean)
         rows.append(summary_row(f"--shift {shift}", mean))
+        figures += difficulty_figures(shift, mean)
         if shift == "all" and args.png:  # the figure of the default pair
             with tempfile.TemporaryDirectory() as tmp:
                 start = time.perf_counter()
@@ -285,6 +288,18 @@ def main() -> None:
           "| cross-year F1, A's train parcels | its drop |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     print("\n".join(rows))
+    write_results("synthetic_difficulty", figures, settings={"preset": args.preset, "size": args.size, "seed": args.seed,
+                                                             "looks": args.looks, "train_pixels": args.train_pixels,
+                                                             "test_pixels": args.test_pixels})
+
+
+def difficulty_figures(shift: str, mean: np.ndarray) -> list[Figure]:
+    """The summary row of one pair as the result file's figures (macro F1 in %)."""
+    share = recovered(mean)
+    return [Figure(f"--shift {shift}, same-year F1", round(100 * float(mean[2]), 2), "%"),
+            Figure(f"--shift {shift}, cross-year per-month F1", round(100 * float(mean[3]), 2), "%"),
+            Figure(f"--shift {shift}, cross-year all-months F1", round(100 * float(mean[5]), 2), "%"),
+            Figure(f"--shift {shift}, drop recovered", None if np.isnan(share) else round(100 * share, 1), "%")]
 
 
 if __name__ == "__main__":

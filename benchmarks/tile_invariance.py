@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
+from results_file import Figure, write_results
 from tropicrop.evaluation import evaluate_predictions
 from tropicrop.inference import default_dates, load_run, predict_scene, run_margin
 from tropicrop.scene import load_scene
@@ -78,6 +79,7 @@ def main() -> None:
     measured = time.perf_counter() - clock
     print(f"run {args.run}, scene {args.scene} ({scene.grid.width} x {scene.grid.height} px), {len(dates)} date(s)")
     print(f"context margin measured on the network: {margin} px (alignment {align}), in {measured:.1f} s")
+    figures = [Figure("context margin measured on the network", margin, "px")]
     if args.margin is not None:
         margin = args.margin
         print(f"margin method run with --margin {margin} px instead")
@@ -107,6 +109,10 @@ def main() -> None:
                 f1, oa = f"{100 * result.mean_f1:.1f}", f"{100 * result.mean_oa:.1f}"
             print(f"| {method} | {tile} | {overlap} | {m} | {seconds:.1f} | {pixel_months / seconds:,.0f} | {f1} | {oa} |",
                   flush=True)
+            figures.append(Figure(f"{method} {tile} px, pixel-months/s", round(pixel_months / seconds), "pixel-months/s"))
+            if labelled:
+                figures += [Figure(f"{method} {tile} px, average F1", float(f1), "%"),
+                            Figure(f"{method} {tile} px, average OA", float(oa), "%")]
     print()
     print("| method | tiles compared | pixels with the same class (%) | worst date (%) |")
     print("|---|---|---:|---:|")
@@ -116,6 +122,11 @@ def main() -> None:
             per_date = [agreement(x, y) for x, y in zip(maps[(method, a)], maps[(method, b)], strict=True)]
             both = agreement(maps[(method, a)], maps[(method, b)])
             print(f"| {method} | {a} vs {b} | {100 * both:.2f} | {100 * min(per_date):.2f} |")
+            figures.append(Figure(f"{method}, tiles {a} vs {b}, pixels with the same class", round(100 * both, 3), "%"))
+    write_results("tile_invariance", figures, settings={"run": str(args.run), "scene": str(args.scene),
+                                                        "tiles": args.tiles, "overlap": args.overlap,
+                                                        "dates": [d.isoformat() for d in dates], "methods": args.methods,
+                                                        "margin": margin})
 
 
 if __name__ == "__main__":

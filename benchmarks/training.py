@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 
+from results_file import Figure, write_results
+
 
 def _cfg(scene: Path, steps: int, extra: list[str], precision: str) -> Any:
     from tropicrop.config import load_config
@@ -156,6 +158,21 @@ def main() -> None:
             print(f"  VUnet time / per-month time (paper 0.257, goal <= 0.15): {frac['fraction (wall)']:.3f}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=float))
+    write_results("training", training_figures(results), precision=precision,
+                  settings={"size": args.size, "steps": args.steps, "epochs": args.epochs, "only": args.only,
+                            "workers": args.workers, "threads": results["threads"]})
+
+
+def training_figures(results: dict[str, Any]) -> list[Figure]:
+    """The printed figures as the result file's list."""
+    figures = []
+    for key, unit in (("step samples/s", "samples/s"), ("end-to-end samples/s", "samples/s"), ("end-to-end / step", "ratio")):
+        for model, value in results.get(key, {}).items():
+            figures.append(Figure(f"{key}, {model}", round(float(value), 3), unit))
+    for key, value in results.get("vunet fraction", {}).items():
+        if isinstance(value, float):
+            figures.append(Figure(f"VUnet / per-month nets, {key}", round(value, 4), "ratio" if "fraction" in key else "s"))
+    return figures
 
 
 if __name__ == "__main__":

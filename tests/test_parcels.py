@@ -11,7 +11,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
-from shapely.geometry import box
+from shapely.geometry import Polygon, box
 
 from tiny import DATES, TRANSFORM, tiny_arrays
 from tropicrop.errors import SceneError
@@ -164,3 +164,59 @@ def test_predict_with_a_missing_parcels_file_fails_before_predicting(make_scene:
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "fields.gpkg: parcels file not found" in err
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------------ partial pixels
+def _polygon(corners: list[tuple[float, float]]) -> Polygon:
+    """A polygon from (row, col) pixel coordinates (fractions allowed)."""
+    return Polygon([TRANSFORM * (c, r) for r, c in corners])
+
+
+def _weighted_answer(codes: np.ndarray, probs: np.ndarray, cover: np.ndarray) -> tuple[int, float, float, float]:
+    """Majority class, share, mean probability and pixels with every pixel weighted by ``cover``, the
+    fraction of it inside the parcel (computed by hand); no-prediction pixels (0) left out of all but the
+    probability mean, as exactextract leaves out no data."""
+    weights = np.bincount(codes.ravel(), weights=cover.ravel(), minlength=4)
+    weights[0] = 0
+    major = int(np.argmax(weights))
+    mean = float((probs[major - 1] * cover).sum() / cover.sum())
+    return major, weights[major] / weights.sum(), mean, float(weights.sum())
+
+
+def test_parcel_answers_weight_pixels_cut_by_the_outline_by_their_covered_fraction(tmp_path: Path) -> None:
+    """Outlines that cut pixels: a box with slivers of its edge pixels (0.1 of them inside) and a triangle
+    whose diagonal halves pixels. In the box the many edge pixels hold one class and the two whole pixels
+    another: unweighted, the edge class wins; weighted by coverage (as exactextract does), the centre's."""
+    rng = np.random.default_rng(5)
+    date = DATES[-1]
+    codes = rng.choice([1, 2, 3], size=(H, W)).astype(np.uint8)
+    box_cover = np.zeros((H, W))
+    rows, cols = np.array([0.1, 1, 1, 0.1]), np.array([0.1, 1, 0.1])
+    box_cover[0:4, 0:3] = np.outer(rows, cols)  # box rows 0.9..3.1, cols 0.9..2.1
+    codes[0:4, 0:3] = 2
+    codes[1:3, 1] = 1  # the two whole pixels
+    tri_cover = np.zeros((H, W))
+    for i in range(4):
+        for j in range(4):  # triangle (4, 4), (4, 8), (8, 4): pixels below its diagonal whole, on it half
+            tri_cover[4 + i, 4 + j] = 1.0 if i + j < 3 else 0.5 if i + j == 3 else 0.0
+    codes[4, 5] = 0  # a pixel without prediction inside the triangle
+    p = rng.dirichlet(np.ones(3), size=(H, W)).transpose(2, 0, 1)
+    scaled = np.round(p * 255).astype(np.uint8)
+    out = tmp_path / "out"
+    write_geotiff(out / "maps" / f"{date:%Y%m%d}.tif", codes, CRS, TRANSFORM, nodata=0)
+    write_geotiff(out / "probabilities" / f"{date:%Y%m%d}.tif", scaled, CRS, TRANSFORM)
+    with rasterio.open(out / "probabilities" / f"{date:%Y%m%d}.tif", "r+") as ds:
+        ds.scales = (1 / 255,) * 3
+    (out / "classes.json").write_text(json.dumps({"names": NAMES, "merged": []}))
+    outlines = [_polygon([(0.9, 0.9), (0.9, 2.1), (3.1, 2.1), (3.1, 0.9)]), _polygon([(4, 4), (4, 8), (8, 4)])]
+    gpd.GeoDataFrame({"field_id": [1, 2]}, geometry=outlines, crs=CRS).to_file(tmp_path / "cut.gpkg")
+    result = gpd.read_file(parcel_answers(out, tmp_path / "cut.gpkg"), layer=LAYER).sort_values("parcel")
+    unweighted = np.bincount(codes[0:4, 0:3].ravel(), minlength=4)
+    assert np.argmax(unweighted) == 2  # counting pixels whole would answer the edge class
+    for (_, row), cover in zip(result.iterrows(), (box_cover, tri_cover), strict=True):
+        major, share, probability, pixels = _weighted_answer(codes, scaled / 255, cover)
+        assert row["code"] == major, (row["code"], major)
+        assert row["share"] == pytest.approx(share, rel=1e-6)
+        assert row["probability"] == pytest.approx(probability, rel=1e-6)
+        assert row["pixels"] == pytest.approx(pixels, rel=1e-6)
+    assert result["code"].iloc[0] == 1 and result["pixels"].iloc[0] == pytest.approx(2.64)

@@ -12,7 +12,7 @@ from tropicrop import precision
 from tropicrop.errors import ConfigError
 from tropicrop.inference import select_device
 from tropicrop.precision import autocast_dtype, resolve_precision
-from tropicrop.training import TrainConfig, check_config
+from tropicrop.training import TrainConfig
 
 
 @pytest.fixture
@@ -66,6 +66,7 @@ def test_precision_names_and_autocast_dtypes() -> None:
 def test_an_unknown_trainer_precision_is_refused_naming_the_choices() -> None:
     cfg = TrainConfig()
     assert cfg.trainer.precision == "auto"
-    cfg.trainer.precision = "bf17"
-    with pytest.raises(ConfigError, match=r"trainer.precision is 'bf17'.*auto, 32, bf16"):
-        check_config(cfg)
+    with pytest.raises(ConfigError, match=r"'precision' is 'bf17'.*auto, 32, bf16.*did you mean 'bf16'"):
+        cfg.trainer.precision = "bf17"
+    cfg.trainer.precision = "BF16-Mixed"  # names are read regardless of case
+    assert cfg.trainer.precision == "bf16-mixed"

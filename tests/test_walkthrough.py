@@ -64,3 +64,40 @@ def test_from_acquisition_files_to_per_parcel_answers(tmp_path: Path, capsys: py
     assert main(["evaluate", str(out), str(scene), "--by", "parcel"]) == 0
     printed = capsys.readouterr().out
     assert "parcel level" in printed and (out / "metrics" / "parcel" / "per_date.csv").is_file()
+
+
+REAL_CUBE = Path(__file__).parent / "data" / "real" / "worldcereal_preprocessed_inputs.nc"
+
+
+@pytest.mark.slow
+def test_real_openeo_cube_to_per_parcel_answers_every_month(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The real WorldCereal/openEO cube (tests/data/real/README.md) through the same commands. It has no crop
+    labels: the parcels below are drawn by hand on its grid to run the path, not to measure accuracy."""
+    scene = tmp_path / "hesbaye"
+    assert main(["stack", str(REAL_CUBE), "--out", str(scene), "--units", "gfmap-uint16"]) == 0
+    capsys.readouterr()
+    images = load_scene(scene, check_pixels=True).read_images()
+    assert images.shape == (12, 2, 100, 100) and np.isfinite(images).all()
+    assert -25 < np.median(images[:, 0]) < 0 and np.median(images[:, 1]) < np.median(images[:, 0])  # VV, VH in dB
+    fields, crops, splits = [], [], []
+    for i in range(4):  # a 4 x 4 block of 250 m parcels on EPSG:32631 x 664000-665000, y 5611120-5612120
+        for j in range(4):
+            left, top = 664000 + 250 * j, 5612120 - 250 * i
+            fields.append(box(left + 20, top - 230, left + 230, top - 20))
+            crops.append(("Wheat", "Maize", "Grassland")[(i + 2 * j) % 3])
+            splits.append("test" if j == 3 else "train")
+    parcels = tmp_path / "parcels.gpkg"
+    gpd.GeoDataFrame({"crop": crops, "split": splits}, geometry=fields, crs="EPSG:32631").to_file(parcels)
+    assert main(["stack", str(REAL_CUBE), "--out", str(scene), "--units", "gfmap-uint16", "--overwrite",
+                 "--parcels", str(parcels), "--label-columns", "2021-06=crop,2021-08=crop", "--split-column", "split"]) == 0
+    run = tmp_path / "run"
+    assert main(["train", "-c", str(Path(__file__).parents[1] / "configs" / "quick.yaml"), "--run-dir", str(run),
+                 "--set", f"data.scene={scene}", "--set", "trainer.max_epochs=1", "--set", "trainer.steps_per_epoch=2",
+                 "--set", "trainer.progress=false", "--set", "data.val_limit=16"]) == 0
+    out = tmp_path / "maps"
+    assert main(["predict", str(run), str(scene), "--out", str(out), "--dates", "all", "--parcels", str(parcels)]) == 0
+    answers = gpd.read_file(out / "parcels.gpkg", layer=LAYER)
+    months = {f"{d:%Y-%m-15}" for d in (dt.date(2020 + (10 + m) // 12, (10 + m) % 12 + 1, 1) for m in range(12))}
+    assert set(answers["date"]) == months and len(answers) == 16 * 12  # every month, the early ones padded
+    assert answers["share"].between(0, 1).all() and answers["probability"].between(0, 1).all()
+    assert (answers["pixels"] > 0).all() and set(answers["class"]) <= {"Wheat", "Maize", "Grassland"}

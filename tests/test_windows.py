@@ -8,16 +8,12 @@ import numpy as np
 import pytest
 
 from tropicrop.classes import ClassTable, fit_class_table
-from tropicrop.windows import (
-    EvalBatches,
-    Normalizer,
-    SceneTensors,
-    StepSampler,
-    TrainBatches,
-    patch_origins,
-    split_validation,
-    target_window,
-)
+from tropicrop.windows.datasets import EvalBatches, TrainBatches
+from tropicrop.windows.dates import target_window
+from tropicrop.windows.normalize import Normalizer
+from tropicrop.windows.patches import patch_origins, split_validation
+from tropicrop.windows.sampler import StepSampler
+from tropicrop.windows.tensors import SceneTensors
 
 MONTHLY = [dt.date(2019, m, 15) for m in range(1, 13)] + [dt.date(2020, m, 15) for m in range(1, 4)]
 

@@ -16,6 +16,7 @@ from affine import Affine
 from torch import Tensor
 
 from tropicrop.config import load_config
+from tropicrop.models import MODELS
 from tropicrop.training import TrainConfig
 
 CLASSES = {1: "Soybean", 2: "Maize", 3: "Soil"}
@@ -52,7 +53,8 @@ def quick_config(scene: Path, **overrides: Any) -> TrainConfig:
             "data.val_limit=64", "trainer.precision=32-true"]
     sets += [f"{k}={v}" for k, v in overrides.items()]
     cfg = load_config(TrainConfig, QUICK_CONFIG, sets)
-    cfg.model.options = dict(SMALL_NET)
+    if cfg.model.name in MODELS:  # a network (the classical model's options are its own)
+        cfg.model.options = dict(SMALL_NET)
     return cfg
 
 

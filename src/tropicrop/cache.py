@@ -30,8 +30,9 @@ from rasterio.windows import Window
 from tqdm import tqdm
 
 from tropicrop.classes import ClassTable
-from tropicrop.scene import Scene
-from tropicrop.windows import TEST, TEST_INPUTS, TRAIN, Normalizer, SceneTensors
+from tropicrop.scene import TEST, TRAIN, Scene
+from tropicrop.windows.normalize import Normalizer
+from tropicrop.windows.tensors import TEST_INPUTS, SceneTensors
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def cached_scene_tensors(scene: Scene, classes: ClassTable, normalizer: Normaliz
     """``SceneTensors`` of ``window`` backed by the cache in ``folder`` (built if missing or stale), and the
     normalisation: ``normalizer`` if given, else fitted on the pixels where ``mask`` (h, w) is true.
 
-    ``use`` and ``test_inputs`` as in :func:`tropicrop.windows.load_scene_tensors`: ``train`` keeps labels
+    ``use`` and ``test_inputs`` as in :func:`tropicrop.windows.tensors.load_scene_tensors`: ``train`` keeps labels
     of split == 1 only, and with ``test_inputs`` = ``exclude`` never lets test pixels into a patch (with
     ``context`` their images may be input, labels 0); ``all`` uses every labelled pixel. Dates without an
     acquisition (``scene.missing``) are stored as no data (0 once normalised) and marked as in memory.

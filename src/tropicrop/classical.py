@@ -22,7 +22,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,8 @@ from scipy.ndimage import uniform_filter
 from tqdm import tqdm
 
 from tropicrop.classes import ClassTable
-from tropicrop.errors import ConfigError, RunError
+from tropicrop.config.models import PixelOptions  # model.options of lightgbm, a config schema
+from tropicrop.errors import ConfigError, RunError, SceneError
 from tropicrop.inference.dates import default_dates
 from tropicrop.inference.mapfiles import NODATA, Outputs, write_classes, write_cog, write_quicklook
 from tropicrop.io.files import atomic_path, write_json
@@ -51,7 +52,8 @@ from tropicrop.runfiles import (
     read_yaml_mapping,
 )
 from tropicrop.scene import Scene, load_scene
-from tropicrop.windows import Normalizer, day_of_year, target_window
+from tropicrop.windows.dates import day_of_year, target_window
+from tropicrop.windows.normalize import Normalizer
 
 CLASSICAL_MODELS = ("lightgbm",)
 """Model names served by this module rather than the network registry."""
@@ -61,31 +63,6 @@ MISSING = np.nan
 def is_classical(name: str) -> bool:
     """Whether ``model.name`` is a classical (non-network) model."""
     return name in CLASSICAL_MODELS
-
-
-@dataclass(frozen=True)
-class PixelOptions:
-    """``model.options`` of the LightGBM baseline; the defaults suit tens of thousands of pixels per date."""
-
-    looks: int = 3                  # side of the mean filter on normalised dB images (1 = none)
-    max_pixels: int = 20000         # training pixels drawn per target date
-    n_estimators: int = 400         # boosting rounds at most (early stopping on validation macro F1)
-    early_stopping: int = 30        # rounds without improvement before stopping
-    learning_rate: float = 0.08
-    num_leaves: int = 31
-    min_child_samples: int = 20
-    feature_fraction: float = 0.8
-    threads: int = 0                # LightGBM threads (0: OpenMP's default, every core; 1 on a shared, oversubscribed CPU)
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any], path: Path | None = None) -> PixelOptions:
-        """Build from a config's ``model.options``; unknown keys are a ConfigError naming the known ones."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(path, f"model.options.{unknown[0]} is not an option of lightgbm",
-                              f"known: {', '.join(sorted(known))}")
-        return cls(**options)
 
 
 # ------------------------------------------------------------------------------------------ features
@@ -291,6 +268,13 @@ def load_pixel_run(run_dir: Path) -> PixelRun:
                     PixelOptions.from_options(dict(model.get("options") or {}), run.config))
 
 
+def check_scene_bands(run: PixelRun, scene: Scene) -> None:
+    """SceneError when ``scene`` has another band count than the run was trained on (the networks' check)."""
+    if scene.num_bands != len(run.normalizer.mean):
+        raise SceneError(scene.manifest.path, f"has {scene.num_bands} band(s) {list(scene.bands)} but the run was "
+                         f"trained on {len(run.normalizer.mean)}", "predict a scene with the training scene's bands")
+
+
 def predict_classical(run_dir: Path, scene: Scene | Path, out: Path, dates: Sequence[dt.date] | None = None,
                       progress: bool = True, block_pixels: int = 262144) -> list[Path]:
     """Class maps ``OUT/maps/YYYYMMDD.tif`` (COG + PNG, as the networks') of ``scene`` with a classical run.
@@ -300,6 +284,7 @@ def predict_classical(run_dir: Path, scene: Scene | Path, out: Path, dates: Sequ
     """
     run = load_pixel_run(Path(run_dir))
     scene = scene if isinstance(scene, Scene) else load_scene(scene)
+    check_scene_bands(run, scene)
     if dates is None:
         dates = default_dates(scene, run.sequence_length)
         if run.mode != "all-months":

@@ -34,14 +34,28 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bounds_decimals(crs: str | None) -> int:
+    """Decimals that show bounds to about a metre: 6 for degrees (0.1 m), 1 for metres and pixels."""
+    if not crs:
+        return 1
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    try:
+        return 6 if CRS.from_user_input(crs).is_geographic else 1
+    except CRSError:
+        return 1
+
+
 def format_inspect(info: dict[str, Any]) -> str:
     """Human-readable report of :meth:`Scene.summary` output."""
+    decimals = _bounds_decimals(info.get("crs"))
     lines = [
         f"scene      {info['name']}  ({info['path']})",
         f"size       {info['width']} x {info['height']} pixels, {len(info['bands'])} bands {info['bands']} ({info['units']})",
         f"crs        {info['crs'] or 'none (pixel coordinates)'}",
         f"pixel size {info['pixel_size'][0]:g} x {info['pixel_size'][1]:g}",
-        f"bounds     {', '.join(f'{v:.1f}' for v in info['bounds'])}",
+        f"bounds     {', '.join(f'{v:.{decimals}f}' for v in info['bounds'])}",
     ]
     split = info.get("split_pixels")
     if split:
@@ -116,7 +130,8 @@ def _cmd_stack(args: argparse.Namespace) -> int:
                  like=args.like, crs=args.crs, resolution=args.resolution, bounds=bounds, resampling=args.resampling,
                  parcels=args.parcels, label_columns=_pairs(args.label_columns, "--label-columns"),
                  split_column=args.split_column, classes=classes or None, name=args.name, overwrite=args.overwrite,
-                 block=args.block, progress=sys.stderr.isatty())
+                 block=args.block, progress=sys.stderr.isatty(), date_pattern=args.date_pattern,
+                 bands=args.bands.split(","))
     scene = load_scene(path)
     gaps = [str(d) for d, gap in zip(scene.dates, scene.missing, strict=True) if gap]
     print(f"wrote {path}: {scene!r}" + (f"; no acquisition (padding): {', '.join(gaps)}" if gaps else ""))
@@ -240,12 +255,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _cmd_adapt(args: argparse.Namespace) -> int:
     from tropicrop.adaptation import METHODS, AdaptOptions, adapt_run
-    from tropicrop.config import apply_overrides, from_dict, to_dict
+    from tropicrop.config import apply_overrides, from_dict
 
     methods = list(METHODS) if args.methods in (None, "all") else [m.strip() for m in args.methods.split(",") if m.strip()]
-    raw = to_dict(AdaptOptions(methods=methods, parcels=args.parcels, seed=args.seed))
-    apply_overrides(raw, args.set)
-    options = from_dict(AdaptOptions, raw)
+    raw = apply_overrides({"methods": methods, "parcels": args.parcels, "seed": args.seed}, args.set)
+    options = from_dict(AdaptOptions, raw, overrides=args.set)  # the flags and --set meet one schema
     record = adapt_run(Path(args.run), Path(args.scene), Path(args.run_dir), options, force=args.force,
                        progress=sys.stderr.isatty())
     print(f"adapted with {', '.join(record['methods']) or 'no method'}"
@@ -266,6 +280,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print()
         print(evaluate_parcels(Path(args.out), Path(args.scene), args.split, Path(args.parcels) if args.parcels else None))
     print(f"metrics in {Path(args.out) / 'metrics'}")
+    return 0
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    from tropicrop.view import build_view
+
+    result = build_view(Path(args.out), Path(args.html) if args.html else None, Path(args.scene) if args.scene else None,
+                        Path(args.parcels) if args.parcels else None, progress=sys.stderr.isatty())
+    print(f"wrote {result.path} ({result.months} month(s), {result.size / 1e6:.1f} MB"
+          + (f", overlays at 1/{result.scale:.1f} of the maps' resolution" if result.scale > 1 else "") + ")")
     return 0
 
 
@@ -303,19 +327,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="scene name (default: folder name)")
     p.set_defaults(func=_cmd_import_authors)
 
-    p = sub.add_parser("stack", help="build a scene from per-acquisition Sentinel-1 GeoTIFFs or STAC JSON: one "
-                       "composite per month on a target grid")
+    p = sub.add_parser("stack", help="build a scene from Sentinel-1 GeoTIFFs, STAC JSON or a datacube (netCDF, Zarr): "
+                       "one composite per month on a target grid")
     p.add_argument("sources", nargs="+", help="acquisition GeoTIFFs or folders of them (VV+VH in one file, or _VV/_VH "
-                   "files), or one STAC ItemCollection JSON with vv/vh assets")
+                   "files), one STAC ItemCollection JSON with vv/vh assets, or one netCDF/Zarr cube (time, y, x)")
+    p.add_argument("--bands", default="VV,VH", help="polarisations to stack: VV,VH (default), or VV or VH alone for a "
+                   "single-polarisation scene")
     p.add_argument("--out", required=True, help="scene folder to write (scene.yaml, images/, stack.json)")
     p.add_argument("--start", help="first month YYYY-MM (default: month of the first acquisition)")
     p.add_argument("--end", help="last month YYYY-MM (default: month of the last acquisition)")
     p.add_argument("--composite", choices=("median", "mean", "first"), default="median",
                    help="per-month reduction of linear power (default median)")
-    p.add_argument("--units", choices=("dB", "linear", "amplitude"), help="units of the input values (default: detected)")
+    p.add_argument("--units", choices=("dB", "linear", "amplitude", "gfmap-uint16"),
+                   help="units of the input values (default: detected); gfmap-uint16: openEO GFMap/WorldCereal packing, "
+                   "dB = 20 log10(DN) - 83")
+    p.add_argument("--date-pattern", help="regular expression whose one group is the date in each file name (for "
+                   "names with two dates or none in the usual forms)")
     p.add_argument("--like", help="raster whose grid (CRS, transform, size) to stack onto")
-    p.add_argument("--crs", help="target CRS, e.g. EPSG:32722 (default: the first acquisition's)")
-    p.add_argument("--resolution", type=float, help="target pixel size in CRS units (default: the first acquisition's)")
+    p.add_argument("--crs", help="target CRS, e.g. EPSG:32722 (default: the inputs'; for inputs in degrees, the UTM "
+                   "zone of their centre)")
+    p.add_argument("--resolution", type=float, help="target pixel size in CRS units (default: the inputs', in metres "
+                   "for inputs in degrees)")
     p.add_argument("--bounds", help="left,bottom,right,top in the target CRS (default: union of the acquisitions)")
     p.add_argument("--resampling", default="bilinear", choices=("nearest", "bilinear", "cubic", "average"))
     p.add_argument("--parcels", help="field polygons (GeoPackage, Shapefile...) with class and split columns")
@@ -418,6 +450,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="parcel: also score parcels (majority class of reference and map per parcel)")
     p.add_argument("--parcels", help="parcels for --by parcel (default: the scene's vector labels file)")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("view", help="one offline HTML page to flip through the months of a prediction folder")
+    p.add_argument("out", help="folder written by tropicrop predict")
+    p.add_argument("--scene", help="the scene the maps were predicted from: adds a VV/VH composite background")
+    p.add_argument("--parcels", help="parcels answer or field polygons to draw (default: OUT/parcels.gpkg if present)")
+    p.add_argument("--out", dest="html", help="HTML file to write (default: OUT/view.html)")
+    p.set_defaults(func=_cmd_view)
     return parser
 
 

@@ -7,6 +7,8 @@ one line and exits with status 2; no traceback reaches a user.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -38,3 +40,19 @@ class RunError(TropicropError):
 class StackError(TropicropError):
     """An acquisition file or STAC item given to ``tropicrop stack`` cannot be used (no date, unknown
     polarisation, no overlap with the target grid, ...)."""
+
+
+def close_match(word: object, choices: Iterable[str]) -> str | None:
+    """The choice closest to ``word`` (a misspelt key, model or method name), or None when none is close.
+
+    The one place the project guesses what a user meant, so every "did you mean" reads alike.
+    """
+    found = difflib.get_close_matches(str(word), list(choices), n=1)
+    return found[0] if found else None
+
+
+def did_you_mean(word: object, choices: Iterable[str], known: str = "known") -> str:
+    """``"did you mean 'lr'?"`` for a close choice, else ``"known: a, b, c"`` (``known`` names the list)."""
+    options = list(choices)
+    close = close_match(word, options)
+    return f"did you mean '{close}'?" if close else f"{known}: {', '.join(options)}"

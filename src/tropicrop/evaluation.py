@@ -45,6 +45,7 @@ from tropicrop.scene import TEST, TRAIN, Scene, load_scene
 SPLITS = {"test": TEST, "train": TRAIN, "all": None}
 BLOCK = 1024  # side of the windows read at a time
 REPREDICT = "delete it and predict again: tropicrop predict RUN SCENE --out OUT"
+__all__ = ["SPLITS", "DateScores", "EvaluationResult", "evaluate_predictions", "format_evaluation", "write_metrics"]
 
 
 @dataclass(frozen=True)

@@ -30,120 +30,25 @@ from __future__ import annotations
 import csv
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tropicrop.adaptation import AdaptOptions, check_options
 from tropicrop.classes import ClassTable, count_by_name, fit_class_table
-from tropicrop.classical import is_classical
-from tropicrop.config import apply_overrides, dump_config, from_dict, load_config, to_dict
+from tropicrop.config import dump_config, load_config, to_dict
+from tropicrop.config.experiment import AdaptSection, ApproachConfig, ExperimentConfig
 from tropicrop.errors import ConfigError, RunError
 from tropicrop.io.files import atomic_path, write_json
 from tropicrop.layout import ExperimentLayout, RunLayout, slug
-from tropicrop.report import CROSS_YEAR, PROPOSED, ROLES, SAME_YEAR, write_report
+from tropicrop.report import write_report
 from tropicrop.runfiles import read_class_table, read_json
 from tropicrop.scene import TRAIN, Scene, load_scene
-from tropicrop.training import MODES, TrainConfig, train
+from tropicrop.training import TrainConfig, train
 
 log = logging.getLogger(__name__)
 RESTART_APPROACH = "delete {path} to run that approach again"
-
-
-@dataclass
-class AdaptSection(AdaptOptions):
-    """An approach's ``adapt`` section: which earlier approach's run to adapt, and how (AdaptOptions)."""
-
-    base: str = "VUnetConvLSTM"
-
-
-@dataclass
-class ApproachConfig:
-    """One approach of the protocol: which model, trained how and on which year."""
-
-    name: str
-    mode: str = "per-month"  # per-month (one net per labelled date) or all-months (one net)
-    model: str = "unet_convlstm"
-    options: dict[str, Any] = field(default_factory=dict)  # model options, on top of train.model.options
-    train_on: str = "a"  # a: year A, b: year B
-    use: str = "all"  # train: split == 1 pixels only; all: every labelled pixel
-    set: list[str] = field(default_factory=list)  # extra training overrides, key=value
-    role: str = ""  # its part in the protocol, for the report's findings: one of ROLES, or "" (none)
-    adapt: AdaptSection | None = None  # adapt an earlier approach's run to year B instead of training
-
-
-PAPER_APPROACHES: tuple[ApproachConfig, ...] = (
-    ApproachConfig(name="Baseline 1", mode="per-month", model="unet_convlstm", train_on="b", use="train", role=SAME_YEAR),
-    ApproachConfig(name="Baseline 2", mode="per-month", model="unet_convlstm", train_on="a", use="all", role=CROSS_YEAR),
-    ApproachConfig(name="VUnetConvLSTM", mode="all-months", model="vunet_convlstm", train_on="a", use="all", role=PROPOSED),
-)
-
-
-@dataclass
-class ScenesConfig:
-    """The two agricultural years."""
-
-    a: str = "data/demo/lem1718"
-    b: str = "data/demo/lem1920"
-
-
-@dataclass
-class PredictConfig:
-    """Full-scene prediction settings."""
-
-    tile: int = 256
-    overlap: int = 0  # tiles read with the context margin agree without blending (README: tile size and margin)
-    margin: int | None = None  # scene context read around each tile; None: measured from the network
-
-
-@dataclass
-class ExperimentConfig:
-    """The whole experiment: scenes, class grouping, approaches, and the shared training settings."""
-
-    name: str = "experiment"
-    scenes: ScenesConfig = field(default_factory=ScenesConfig)
-    classes: list[str] | None = None  # explicit class names; default: fitted on the training labels of both years
-    other_threshold: float = 0.053
-    approaches: list[ApproachConfig] = field(default_factory=lambda: list(PAPER_APPROACHES))
-    train: TrainConfig = field(default_factory=TrainConfig)
-    predict: PredictConfig = field(default_factory=PredictConfig)
-
-
-def check_experiment(cfg: ExperimentConfig, path: Path | None) -> None:
-    """Refuse impossible approach settings before anything runs."""
-    if not cfg.approaches:
-        raise ConfigError(path, "no approaches", "list at least one under 'approaches'")
-    seen: set[str] = set()
-    roles: dict[str, str] = {}
-    for a in cfg.approaches:
-        where = f"approach '{a.name}'"
-        if slug(a.name) in seen:
-            raise ConfigError(path, f"{where} is listed twice", "give approaches distinct names")
-        seen.add(slug(a.name))
-        if a.mode not in MODES:
-            raise ConfigError(path, f"{where}: mode {a.mode!r}", f"use one of {', '.join(MODES)}")
-        if a.train_on not in ("a", "b"):
-            raise ConfigError(path, f"{where}: train_on {a.train_on!r}", "use 'a' (earlier year) or 'b' (test year)")
-        if a.use not in ("train", "all"):
-            raise ConfigError(path, f"{where}: use {a.use!r}", "use 'train' or 'all'")
-        if a.role and a.role not in ROLES:
-            raise ConfigError(path, f"{where}: role {a.role!r}", f"use one of {', '.join(map(repr, ROLES))}, or leave it out")
-        if a.role and a.role in roles:
-            raise ConfigError(path, f"{where}: role {a.role!r} is already taken by '{roles[a.role]}'",
-                              "give each role to one approach")
-        if a.role:
-            roles[a.role] = a.name
-        if a.adapt is not None:
-            earlier = {slug(b.name) for b in cfg.approaches[: cfg.approaches.index(a)]}
-            if slug(a.adapt.base) not in earlier:
-                raise ConfigError(path, f"{where}: adapt.base {a.adapt.base!r} is not an earlier approach",
-                                  "name an approach listed before it")
-            check_options(a.adapt, path)
-        if a.train_on == "b" and a.use == "all":
-            raise ConfigError(path, f"{where} trains on all labelled pixels of year B, its test split included",
-                              "use 'train' when training on year B")
+__all__ = ["AdaptSection", "ApproachConfig", "ExperimentConfig", "run_experiment"]  # the schemas live in tropicrop.config
 
 
 def shared_class_table(cfg: ExperimentConfig, scene_a: Scene, scene_b: Scene) -> ClassTable:
@@ -163,18 +68,9 @@ def shared_class_table(cfg: ExperimentConfig, scene_a: Scene, scene_b: Scene) ->
 
 
 def approach_train_config(cfg: ExperimentConfig, approach: ApproachConfig, classes: ClassTable) -> TrainConfig:
-    """The training configuration of one approach: the shared settings plus its mode, model and data."""
-    base = to_dict(cfg.train)
-    base["mode"] = approach.mode
-    # the shared options are network options; a classical model takes only its own
-    shared = {} if is_classical(approach.model) else base["model"]["options"]
-    base["model"] = {"name": approach.model, "options": {**shared, **approach.options}}
-    base["data"]["scene"] = cfg.scenes.a if approach.train_on == "a" else cfg.scenes.b
-    base["data"]["use"] = approach.use
-    base["data"]["classes"] = list(classes.names[1:])
-    base["data"]["targets"] = None
-    apply_overrides(base, approach.set)
-    return from_dict(TrainConfig, base)
+    """The training configuration of one approach: the shared settings plus its mode, model and data
+    (:meth:`tropicrop.config.ExperimentConfig.train_config`, checked when the experiment was read)."""
+    return cfg.train_config(approach, list(classes.names[1:]))
 
 
 def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: ClassTable, scene_b: Scene,
@@ -341,7 +237,6 @@ def run_experiment(config: Path | None, out: Path, overrides: list[str] = (), pr
         if config is None:
             raise ConfigError(None, "no config given", "pass -c CONFIG.yaml (see configs/demo.yaml)")
         cfg = load_config(ExperimentConfig, config, list(overrides))
-    check_experiment(cfg, config)
     if saved.is_file() and not extends(load_config(ExperimentConfig, saved), cfg):
         raise RunError(out, "holds an experiment with another configuration",
                        "choose another --out, or delete it to start again (approaches may only be added)")

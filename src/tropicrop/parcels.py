@@ -38,6 +38,7 @@ from tropicrop.scene import Scene
 
 LAYER = "parcels"
 ANSWER_COLUMNS = ("parcel", "date", "class", "code", "share", "probability", "pixels")
+__all__ = ["ANSWER_COLUMNS", "LAYER", "evaluate_parcels", "parcel_answers", "parcel_scores", "predicted_dates", "read_parcels"]
 """The columns that ``OUT/parcels.gpkg`` adds to the parcels' own attributes."""
 
 

@@ -24,6 +24,7 @@ import rasterio
 from matplotlib.figure import Figure
 
 from tropicrop.classes import ClassTable
+from tropicrop.config.experiment import CLASSICAL, CROSS_YEAR, PROPOSED, SAME_YEAR  # roles an approach declares
 from tropicrop.errors import RunError
 from tropicrop.io.files import atomic_path
 from tropicrop.layout import ExperimentLayout, slug
@@ -31,11 +32,6 @@ from tropicrop.palette import class_colors
 from tropicrop.runfiles import CAP, EARLY_STOPPING, read_class_table, read_json, read_yaml_mapping
 from tropicrop.scene import TEST, load_scene
 
-# An approach's part in the protocol, declared in the experiment config (``role:``): findings compare
-# approaches by role, so renaming an approach never drops one.
-SAME_YEAR, CROSS_YEAR, PROPOSED = "same-year baseline", "cross-year baseline", "proposed"
-CLASSICAL = "classical baseline"  # the per-pixel floor every deep approach is measured against
-ROLES = (SAME_YEAR, CROSS_YEAR, PROPOSED, CLASSICAL)
 REWRITE = "run the same tropicrop experiment command again to rewrite it"
 
 # The paper's Table 4 (LEM 17/18 -> LEM 19/20, real Sentinel-1 data), quoted for comparison only:

@@ -25,7 +25,7 @@ from tropicrop.classes import ClassTable
 from tropicrop.errors import RunError
 from tropicrop.layout import RUN_FORMAT_VERSION, RunLayout
 from tropicrop.models import build
-from tropicrop.windows import Normalizer
+from tropicrop.windows.normalize import Normalizer
 
 EARLY_STOPPING, CAP = "early stopping", "cap"
 """Values of ``stopped_by`` in a net's result.json: its validation F1 stopped improving, or it reached the

@@ -29,8 +29,11 @@ from tropicrop.io.manifest import Manifest, VectorSource, read_manifest
 from tropicrop.io.rasters import Grid, RasterSource, check_window
 from tropicrop.io.vectors import VectorLayer, class_code_lookup, split_code
 
-TRAIN, TEST, UNUSED = 1, 2, 0
+UNUSED = 0  # split codes (the authors' TrainTestMask convention)
+TRAIN = 1
+TEST = 2
 NO_REFERENCE = 0
+__all__ = ["NO_REFERENCE", "TEST", "TRAIN", "UNUSED", "PixelReport", "Scene", "SceneWarning", "load_scene", "to_db"]
 UNITS_SAMPLE = 256  # side of the central window sampled at load to check dB vs linear
 
 

@@ -1,4 +1,5 @@
-"""Training on PyTorch Lightning: the configuration, the LightningModule, the DataModule and a run directory.
+"""Training on PyTorch Lightning: the LightningModule, the DataModule and a run directory (the configuration
+is :class:`tropicrop.config.TrainConfig`).
 
 Two modes (paper, section 4.2): ``per-month`` trains one network per labelled target date (the Baselines),
 ``all-months`` trains one network with a different target date per mini-batch (VUnetConvLSTM). The data
@@ -23,8 +24,6 @@ import logging
 import os
 import shutil
 import time
-import typing
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +31,20 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.fabric.plugins.precision.precision import _PRECISION_INPUT_STR
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader, Subset
 
-from tropicrop.classical import CLASSICAL_MODELS, PixelOptions, is_classical, prepare_pixels, train_booster
+from tropicrop.classical import is_classical, prepare_pixels, train_booster
 from tropicrop.config import dump_config, load_config
+from tropicrop.config.training import ALL_MONTHS, MODES, ModelConfig, OptimConfig, TrainConfig, TrainerConfig
 from tropicrop.errors import ConfigError, RunError
 from tropicrop.io.files import atomic_path, write_json
 from tropicrop.layout import RUN_FORMAT_VERSION, RunLayout
 from tropicrop.losses import FocalLoss
 from tropicrop.metrics import confusion_metric, scores_from_confusion
-from tropicrop.models import MODELS, available_models, build, is_sequence_model
-from tropicrop.precision import AUTO, SHORT_NAMES, resolve_precision
+from tropicrop.models import MODELS, build, is_sequence_model
+from tropicrop.precision import resolve_precision
 from tropicrop.runfiles import CAP, EARLY_STOPPING, load_checkpoint, read_class_table, read_json, read_normalizer
 from tropicrop.trainingdata import (
     DataConfig,
@@ -55,100 +54,16 @@ from tropicrop.trainingdata import (
     net_scenes,
     net_targets,
     prepare_data,
-    scene_paths,
     scenes_eval_batches,
 )
-from tropicrop.windows import TEST_INPUTS, StepSampler, TrainBatches
+from tropicrop.windows.datasets import TrainBatches
+from tropicrop.windows.sampler import StepSampler
 
-__all__ = ["DataConfig", "PreparedData", "TrainBatches", "prepare_data"]  # re-exported: their home before the split
+# re-exported: their home before the split (the configuration schemas live in tropicrop.config)
+__all__ = ["MODES", "DataConfig", "ModelConfig", "OptimConfig", "PreparedData", "TrainBatches", "TrainConfig",
+           "TrainerConfig", "prepare_data", "train", "train_from_files"]
 
 log = logging.getLogger(__name__)
-MODES = ("per-month", "all-months")
-ALL_MONTHS = "all-months"
-
-
-# ------------------------------------------------------------------------------------------ configuration
-@dataclass
-class ModelConfig:
-    """Which registered network, and its options (see ``tropicrop models``)."""
-
-    name: str = "vunet_convlstm"
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class OptimConfig:
-    """Adam and the focal loss, as in the paper."""
-
-    lr: float = 1e-3
-    batch_size: int = 16
-    focal_gamma: float = 2.0
-    weight_decay: float = 0.0
-
-
-@dataclass
-class TrainerConfig:
-    """Lightning trainer settings: the same code runs on CPU, GPU (bf16) and many devices (DDP)."""
-
-    max_epochs: int = 30
-    steps_per_epoch: int = 50
-    patience: int = 5  # early stopping on validation macro F1
-    min_epochs: int = 0  # epochs before early stopping may stop a net (a slow start is not a plateau)
-    accelerator: str = "cpu"
-    devices: int | str = 1
-    strategy: str = "auto"
-    precision: str = "auto"  # auto: bf16-mixed where the hardware has fast bf16 (tropicrop.precision), else 32-true
-    num_workers: int = 0
-    deterministic: bool = True
-    threads: int | None = None  # torch intra-op threads (default: torch's choice)
-    log_every_n_steps: int = 10
-    progress: bool = True
-
-
-@dataclass
-class TrainConfig:
-    """A training run: mode, seed and the four sections above."""
-
-    mode: str = ALL_MONTHS
-    seed: int = 0
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-
-
-def check_config(cfg: TrainConfig, path: Path | None = None) -> None:
-    """Refuse impossible values early, with the key named."""
-    if cfg.mode not in MODES:
-        raise ConfigError(path, f"mode is {cfg.mode!r}", f"use one of {', '.join(MODES)}")
-    if cfg.data.use not in ("train", "all"):
-        raise ConfigError(path, f"data.use is {cfg.data.use!r}", "use 'train' or 'all'")
-    if cfg.model.name not in available_models() and not is_classical(cfg.model.name):
-        raise ConfigError(path, f"model.name {cfg.model.name!r} is not registered",
-                          f"available: {', '.join([*available_models(), *CLASSICAL_MODELS])}")
-    for key, value in (("data.patch_size", cfg.data.patch_size), ("data.stride", cfg.data.stride),
-                       ("data.sequence_length", cfg.data.sequence_length), ("optim.batch_size", cfg.optim.batch_size),
-                       ("trainer.steps_per_epoch", cfg.trainer.steps_per_epoch), ("trainer.max_epochs", cfg.trainer.max_epochs)):
-        if value < 1:
-            raise ConfigError(path, f"{key} is {value}", "it must be at least 1")
-    if not 0 <= cfg.trainer.min_epochs <= cfg.trainer.max_epochs:
-        raise ConfigError(path, f"trainer.min_epochs is {cfg.trainer.min_epochs}",
-                          f"it must be between 0 and trainer.max_epochs ({cfg.trainer.max_epochs})")
-    precisions = (AUTO, *SHORT_NAMES, *typing.get_args(_PRECISION_INPUT_STR))
-    if str(cfg.trainer.precision).lower() not in precisions:
-        raise ConfigError(path, f"trainer.precision is {cfg.trainer.precision!r}", f"use one of {', '.join(precisions)}")
-    if is_classical(cfg.model.name):
-        PixelOptions.from_options(dict(cfg.model.options), path)  # unknown options fail before any data is read
-    if cfg.data.test_inputs not in TEST_INPUTS:
-        raise ConfigError(path, f"data.test_inputs is {cfg.data.test_inputs!r}", f"use one of {', '.join(TEST_INPUTS)}")
-    if cfg.data.val_block < 0:
-        raise ConfigError(path, f"data.val_block is {cfg.data.val_block}", "use 0 (the patch size) or a side in pixels")
-    if not 0 <= cfg.data.doy_shift <= 182:
-        raise ConfigError(path, f"data.doy_shift is {cfg.data.doy_shift}", "use 0 (off) to 182 days")
-    if not scene_paths(cfg.data.scene):
-        raise ConfigError(path, "data.scene is an empty list", "give a scene folder or a list of them")
-    if not 0 <= cfg.data.val_fraction < 1:
-        raise ConfigError(path, f"data.val_fraction is {cfg.data.val_fraction}", "use a fraction in [0, 1)")
 
 
 # ------------------------------------------------------------------------------------------ model
@@ -343,7 +258,6 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, force: bool 
     """
     run_dir = Path(run_dir)
     run = RunLayout(run_dir)
-    check_config(cfg, config_path)
     if run_dir.exists() and any(run_dir.iterdir()) and not resume:
         if not force:
             finished = run.result.is_file()

@@ -28,48 +28,21 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from tropicrop.cache import cached_scene_tensors, fit_normalizer
 from tropicrop.classes import ClassTable, count_by_name, fit_class_table
+from tropicrop.config.training import DataConfig
 from tropicrop.errors import ConfigError, SceneError
 from tropicrop.layout import slug
 from tropicrop.scene import TRAIN, Scene, load_scene
-from tropicrop.windows import (
-    EvalBatches,
-    Normalizer,
-    SceneTensors,
-    TrainBatches,
-    load_scene_tensors,
-    patch_origins,
-    split_validation,
-)
+from tropicrop.windows.datasets import EvalBatches, TrainBatches
+from tropicrop.windows.normalize import Normalizer
+from tropicrop.windows.patches import patch_origins, split_validation
+from tropicrop.windows.tensors import SceneTensors, load_scene_tensors
 
 NetTargets = list[list[dt.date]]
 """The target dates of one network in each scene of a run (aligned with ``PreparedData.scenes``)."""
 
 
-@dataclass
-class DataConfig:
-    """Where training samples come from and how they are cut."""
-
-    scene: str | list[str] = "data/tiny/lem1920"  # scene folder(s) (relative to the working directory)
-    use: str = "train"  # train: split == 1 only; all: every labelled pixel (paper: all LEM 17/18 polygons)
-    targets: list[dt.date] | None = None  # target dates (YAML dates or 'YYYY-MM-DD'); default every labelled date
-    sequence_length: int = 12
-    patch_size: int = 32
-    stride: int = 16
-    min_labelled: float = 0.05  # fraction of a patch's pixels that must be labelled (at any date)
-    test_inputs: str = "exclude"  # exclude: no test pixel in a training patch; context: test-area images as input
-    val_fraction: float = 0.15
-    val_block: int = 0  # side (px) of the blocks validation is drawn by; 0 = the patch size
-    val_limit: int = 1024  # at most this many (patch, date) validation samples
-    balance: bool = False  # sample patches inversely to the frequency of their rarest class
-    augment: bool = True  # random 90-degree rotations and flips
-    doy_shift: int = 0  # days: random offsets of each sample's days of year in [-doy_shift, doy_shift] (0 = off)
-    other_threshold: float = 0.053  # classes below this fraction of samples are merged into Other
-    classes: list[str] | None = None  # explicit class names (overrides fitting); may include Other
-    cache: bool = True  # read patches from an on-disk float16 cache (bounded memory); false: hold in memory
-
-
 class HasData(Protocol):
-    """What data preparation reads of a training configuration (``training.TrainConfig``)."""
+    """What data preparation reads of a training configuration (``tropicrop.config.TrainConfig``)."""
 
     data: DataConfig
     seed: int

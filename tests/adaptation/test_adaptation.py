@@ -24,7 +24,9 @@ from tropicrop.cli import main
 from tropicrop.config import load_config
 from tropicrop.scene import Scene, load_scene
 from tropicrop.training import TrainConfig, train
-from tropicrop.windows import SceneTensors, TrainBatches, shift_doy
+from tropicrop.windows.datasets import TrainBatches
+from tropicrop.windows.dates import shift_doy
+from tropicrop.windows.tensors import SceneTensors
 
 SMALL = SMALL_NET
 FAST = AdaptOptions(adabn_batches=2, adabn_batch_size=4, adabn_patch_size=16, shift_min=-30, shift_max=30,
@@ -193,16 +195,33 @@ def _relabel_dates(scene_dir: Path, out: Path, days: int) -> Path:
     return out
 
 
-@pytest.mark.slow
-def test_shift_estimator_recovers_a_calendar_shift_applied_to_a_synthetic_year(tiny_pair: Path,
-                                                                               tmp_path: Path) -> None:
-    run = _train_tiny(tiny_pair / "lem1718", tmp_path / "run", steps=25, epochs=4)
+@pytest.fixture(scope="module")
+def moved_year_shift(tiny_pair: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The adaptation record of a network trained on the synthetic 2017/18 year, adapted (day-of-year shift
+    only) to the same year with every date moved 30 days early: the offset to find is +30."""
+    tmp_path = tmp_path_factory.mktemp("shift")
+    # lr 0.01: at 1e-3 the 100 steps leave a near-uniform network (entropy 0.96 of the maximum at every
+    # offset) whose estimate runs to the grid's edge (60)
+    run = _train_tiny(tiny_pair / "lem1718", tmp_path / "run", steps=25, epochs=4, lr=0.01)
     moved = _relabel_dates(tiny_pair / "lem1718", tmp_path / "moved", days=-30)  # 30 days early
     options = AdaptOptions(methods=["doy_shift"], shift_min=-60, shift_max=60, shift_step=10, shift_patches=4,
                            shift_patch_size=24)
-    record = adapt_run(run, moved, tmp_path / "adapted", options, progress=False)
-    interval = np.diff([d.toordinal() for d in load_scene(moved).dates]).mean()
-    assert abs(record["doy_offset"] - 30) <= interval, record["nets"]
+    return adapt_run(run, moved, tmp_path / "adapted", options, progress=False)
+
+
+@pytest.mark.slow
+def test_shift_estimator_moves_a_year_that_runs_early_later(moved_year_shift: dict) -> None:
+    """The direction at least: a positive offset inside the grid (no shift, a shift the wrong way or the grid's
+    edge fail; the former tolerance of one date interval, about 30 days, accepted an offset of 0)."""
+    assert 0 < moved_year_shift["doy_offset"] < 60, moved_year_shift["nets"]
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="issue 28: the estimator answers +10 for a +30 day shift (its confidence term alone "
+                          "has its minimum at +30; the class-share term pulls it to +10)")
+def test_shift_estimator_recovers_a_calendar_shift_within_one_grid_step(moved_year_shift: dict) -> None:
+    assert abs(moved_year_shift["doy_offset"] - 30) <= 10, moved_year_shift["nets"]
 
 
 def _mean_f1(run: Path, scene: Path, out: Path) -> float:
@@ -254,16 +273,16 @@ def _experiment(pair: Path) -> dict:
 def test_experiment_refuses_an_adapt_base_that_is_not_an_earlier_approach(tiny_pair: Path) -> None:
     from tropicrop.config import from_dict
     from tropicrop.errors import ConfigError
-    from tropicrop.experiments import ExperimentConfig, check_experiment
+    from tropicrop.experiments import ExperimentConfig
 
     raw = _experiment(tiny_pair)
     raw["approaches"][2]["adapt"]["base"] = "VUnetConvLSTM + adaptation"
-    with pytest.raises(ConfigError, match="not an earlier approach"):
-        check_experiment(from_dict(ExperimentConfig, raw), None)
+    with pytest.raises(ConfigError, match=r"'approaches\[2\].adapt.base' is 'VUnetConvLSTM \+ adaptation', not an earlier"):
+        from_dict(ExperimentConfig, raw)
     raw = _experiment(tiny_pair)
     raw["approaches"][2]["adapt"]["methods"] = ["adabn", "dropout"]
-    with pytest.raises(ConfigError, match="unknown adaptation method"):
-        check_experiment(from_dict(ExperimentConfig, raw), None)
+    with pytest.raises(ConfigError, match=r"'approaches\[2\].adapt.methods\[1\]' is 'dropout'.*use one of year_stats"):
+        from_dict(ExperimentConfig, raw)
 
 
 @pytest.mark.slow

@@ -27,7 +27,7 @@ from tropicrop.io.rasters import Grid
 from tropicrop.models import build
 from tropicrop.models.context import influence
 from tropicrop.scene import load_scene
-from tropicrop.windows import Normalizer
+from tropicrop.windows.normalize import Normalizer
 
 MakeScene = Callable[..., Path]
 

@@ -40,7 +40,8 @@ from tropicrop.io.rasters import Grid
 from tropicrop.models import build
 from tropicrop.scene import load_scene
 from tropicrop.training import CropModule, predict_classes
-from tropicrop.windows import Normalizer, target_window
+from tropicrop.windows.dates import target_window
+from tropicrop.windows.normalize import Normalizer
 
 MakeScene = Callable[..., Path]
 FEB, MAR, MAY = dt.date(2020, 2, 21), dt.date(2020, 3, 16), dt.date(2020, 5, 15)
@@ -379,4 +380,5 @@ def test_bf16_prediction_agrees_with_float32_and_the_log_records_the_precision(r
         maps[prec] = np.stack([read_map(p) for p in sorted((tmp_path / prec / "maps").glob("*.tif"))])
         assert json.loads((tmp_path / prec / "predict.json").read_text())[-1]["precision"] == prec
     assert len(np.unique(maps["32"])) > 2
-    assert (maps["32"] == maps["bf16"]).mean() > 0.95
+    agreement = (maps["32"] == maps["bf16"]).mean()
+    assert agreement >= 0.995, f"bf16 maps agree with float32 on {100 * agreement:.2f} % of pixels (goal 99.5 %)"

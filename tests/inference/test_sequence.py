@@ -13,7 +13,7 @@ from tiny import SMALL_NET, quick_config
 from tropicrop.inference import Net, Plan, predict_run, sequence_probabilities, stream
 from tropicrop.models import build
 from tropicrop.training import train
-from tropicrop.windows import target_window
+from tropicrop.windows.dates import target_window
 
 DATES = [dt.date(2019, m, 10) for m in range(1, 13)] + [dt.date(2020, m, 10) for m in range(1, 7)]
 

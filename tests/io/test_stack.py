@@ -28,7 +28,7 @@ from tropicrop.errors import StackError
 from tropicrop.io.acquisitions import find_acquisitions, to_linear_power
 from tropicrop.io.stack import nanmedian_first_axis, stack
 from tropicrop.scene import load_scene
-from tropicrop.windows import target_window
+from tropicrop.windows.dates import target_window
 
 SIZE = 48
 CRSS = ("EPSG:32722", "EPSG:32723", "EPSG:4326")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from tropicrop.inference.prepare import prepare_for_inference
 from tropicrop.models import ConvLSTM, build
@@ -62,3 +63,36 @@ def test_network_logits_under_bf16_autocast_are_close_to_float32(name: str) -> N
             out = model(images, doy, valid)
     assert (out.float() - ref).abs().max() < 0.05 * ref.abs().max()
     assert (out.float().argmax(1) == ref.argmax(1)).float().mean() > 0.95
+
+
+class _ConvolutionDtypes(TorchDispatchMode):
+    """Records the dtypes of every convolution (forward, transposed, weight gradient) run under it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[str, torch.dtype]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        if func.overloadpacket in (torch.ops.aten.convolution, torch.ops.aten.convolution_backward):
+            transposed = func.overloadpacket is torch.ops.aten.convolution and bool(args[6])
+            name = "transposed" if transposed else func.overloadpacket.__name__
+            self.seen.append((name, args[0].dtype))
+        return func(*args, **(kwargs or {}))
+
+
+def test_convlstm_backward_under_bf16_autocast_runs_its_convolutions_in_bf16() -> None:
+    """Training under bf16 autocast: the hand-written backward through time runs its recurrent convolutions
+    (the transposed one per step, the weight gradient over all steps) in bf16, not float32 (autocast is off
+    in backward; the forward's dtype must carry over)."""
+    torch.manual_seed(0)
+    lstm = ConvLSTM(6, 16, constant_channels=2)
+    x = torch.randn(2, 5, 6, 8, 8, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = lstm(x, torch.ones(2, 5, dtype=torch.bool), torch.randn(2, 5, 2))
+    record = _ConvolutionDtypes()
+    with record:
+        out.float().sum().backward()
+    recurrent = [dtype for name, dtype in record.seen if name in ("transposed", "convolution_backward")]
+    assert len([n for n, _ in record.seen if n == "transposed"]) >= 4  # one per step after the first
+    assert recurrent and set(recurrent) == {torch.bfloat16}, record.seen
+    assert lstm.conv.weight.grad is not None and lstm.conv.weight.grad.dtype == torch.float32

@@ -62,7 +62,7 @@ def test_prediction_encodes_each_date_once_and_equals_the_forward_pass_of_every_
     import datetime as dt
 
     from tropicrop.inference import Net, Plan, net_probabilities
-    from tropicrop.windows import target_window
+    from tropicrop.windows.dates import target_window
 
     torch.manual_seed(0)
     model = like_trained(build("utae", num_classes=4, **SMALL["utae"]))

@@ -11,15 +11,23 @@ from tropicrop.models import VUnetConvLSTM, VUnetConvLSTMSeq
 OPTIONS = SMALL["vunet_convlstm_seq"]
 
 
-def test_forward_equals_vunet_convlstm_with_the_same_weights() -> None:
+def test_sequence_pass_at_the_last_date_equals_vunet_convlstm_with_the_same_weights() -> None:
+    """A trained VUnetConvLSTM's weights load into the sequence network, and its own path (one ConvLSTM
+    pass, steps decoded with their date's skips) gives the N-to-1 network's map at the last date.
+    (``forward`` is inherited from VUnetConvLSTM: comparing it with VUnetConvLSTM's would compare a
+    function with itself.)"""
     torch.manual_seed(0)
-    seq = like_trained(VUnetConvLSTMSeq(2, 5, **OPTIONS))
-    plain = VUnetConvLSTM(2, 5, **OPTIONS).eval()
-    plain.load_state_dict(seq.state_dict())
+    plain = like_trained(VUnetConvLSTM(2, 5, **OPTIONS))
+    seq = VUnetConvLSTMSeq(2, 5, **OPTIONS).eval()
+    seq.load_state_dict(plain.state_dict())
     images, doy, valid = make_inputs(2, 5, 20, 28)
     valid[1, :2] = False
+    last = torch.zeros_like(valid)
+    last[:, -1] = True
     with torch.no_grad():
-        torch.testing.assert_close(seq(images, doy, valid), plain(images, doy, valid))
+        want = plain(images, doy, valid)
+        torch.testing.assert_close(seq.forward_sequence(images, doy, valid)[:, -1], want, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(seq.forward_steps(images, doy, valid, last), want, atol=1e-5, rtol=1e-5)
 
 
 def test_every_step_equals_the_window_that_ends_there() -> None:

@@ -1,4 +1,5 @@
-"""Train a tiny network with DDP on 2 CPU processes (gloo) and write each rank's final weight digest.
+"""Train a tiny network with DDP on 2 CPU processes (gloo) and write each rank's final weight digest and the
+digests of the training batches it saw (``OUT/rankN.json``).
 
 Run by tests/test_ddp.py as ``python tests/scripts/ddp_train.py SCENE OUT``; Lightning relaunches this script
 for rank 1. Uses the project's own training pieces (prepare_data, CropModule, TargetDataModule, trainer).
@@ -7,8 +8,22 @@ for rank 1. Uses the project's own training pieces (prepare_data, CropModule, Ta
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+
+class BatchRecord(L.Callback):
+    """The digest of every training batch's images this rank ran, in order."""
+
+    def __init__(self) -> None:
+        self.digests: list[str] = []
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        self.digests.append(hashlib.sha256(batch["images"].cpu().numpy().tobytes()).hexdigest())
 
 
 def main() -> None:
@@ -26,13 +41,16 @@ def main() -> None:
     module = CropModule(model_name=cfg.model.name, model_options=cfg.model.options, in_channels=2,
                         class_names=list(data.classes.names), normalization=data.normalizer.to_dict())
     trainer = _make_trainer(cfg, out / "net", has_val=len(data.val_origins) > 0)
+    record = BatchRecord()
+    trainer.callbacks.append(record)  # type: ignore[attr-defined]
     trainer.fit(module, datamodule=TargetDataModule(data, data.scene_targets, cfg))
     digest = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    steps = trainer.global_step
-    (out / f"rank{trainer.global_rank}.txt").write_text(f"{digest.hexdigest()} {steps} {trainer.world_size}\n")
+    (out / f"rank{trainer.global_rank}.json").write_text(json.dumps({
+        "weights": digest.hexdigest(), "steps": trainer.global_step, "world": trainer.world_size,
+        "batches": record.digests}))
 
 
 if __name__ == "__main__":

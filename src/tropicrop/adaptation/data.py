@@ -1,7 +1,7 @@
 """Year-B inputs for adaptation: images and dates only, never a label.
 
 Every unsupervised method reads the new year through :func:`target_images`, which builds its
-:class:`~tropicrop.windows.SceneTensors` from ``Scene.read_images`` alone (empty label stack, no split):
+:class:`~tropicrop.windows.tensors.SceneTensors` from ``Scene.read_images`` alone (empty label stack, no split):
 no code path here touches a label raster, a vector label column or the split. Target months are the dates
 whose window holds a full year of acquisitions, decided from the acquisition dates, not from which dates
 carry labels.
@@ -18,7 +18,9 @@ import torch
 from rasterio.windows import Window
 
 from tropicrop.scene import Scene
-from tropicrop.windows import Normalizer, SceneTensors, shift_doy
+from tropicrop.windows.dates import shift_doy
+from tropicrop.windows.normalize import Normalizer
+from tropicrop.windows.tensors import SceneTensors
 
 MAX_SIDE = 1024
 """Adaptation reads at most a central MAX_SIDE x MAX_SIDE window of the new year (statistics, BatchNorm,

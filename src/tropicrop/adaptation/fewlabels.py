@@ -10,7 +10,6 @@ any back).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import lightning as L
@@ -20,23 +19,18 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from tropicrop.classes import ClassTable
+from tropicrop.config.adaptation import FewLabelOptions
 from tropicrop.scene import TEST, TRAIN, Scene
-from tropicrop.windows import Normalizer, SceneTensors, StepSampler, TrainBatches, patch_origins
+from tropicrop.windows.datasets import TrainBatches
+from tropicrop.windows.normalize import Normalizer
+from tropicrop.windows.patches import patch_origins
+from tropicrop.windows.sampler import StepSampler
+from tropicrop.windows.tensors import SceneTensors
 
 if TYPE_CHECKING:
     from tropicrop.training import CropModule
 
 MIN_PARCEL_PIXELS = 4
-
-
-@dataclass
-class FewLabelOptions:
-    """Fine-tuning settings."""
-
-    steps: int = 100
-    batch_size: int = 16
-    patch_size: int = 32
-    lr: float = 2e-4
 
 
 def parcel_mask(labels: np.ndarray, train: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, dict[int, int]]:

@@ -23,7 +23,6 @@ import datetime as dt
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,65 +30,27 @@ import torch
 
 from tropicrop.adaptation.batchnorm import adapt_batchnorm
 from tropicrop.adaptation.data import PatchSampler, adaptation_dates, fit_year_statistics, grid_origins, target_images
-from tropicrop.adaptation.fewlabels import FewLabelOptions, finetune_on_parcels
-from tropicrop.adaptation.selftrain import SelfTrainingOptions, self_train
+from tropicrop.adaptation.fewlabels import finetune_on_parcels
+from tropicrop.adaptation.selftrain import self_train
 from tropicrop.adaptation.timeshift import ShiftEstimate, estimate_shift, merge_shares, source_shares
 from tropicrop.classes import ClassTable
-from tropicrop.errors import ConfigError, RunError, SceneError
+from tropicrop.config import load_config
+from tropicrop.config.adaptation import METHODS, AdaptOptions
+from tropicrop.config.training import TrainConfig
+from tropicrop.errors import RunError, SceneError
 from tropicrop.inference.run import read_doy_offset
 from tropicrop.io.files import atomic_folder, atomic_path, write_json
 from tropicrop.layout import RunLayout
 from tropicrop.runfiles import load_checkpoint, read_class_table, read_json, read_normalizer, read_run_result
 from tropicrop.scene import Scene, load_scene
 from tropicrop.trainingdata import scene_paths
-from tropicrop.windows import Normalizer
+from tropicrop.windows.normalize import Normalizer
 
 log = logging.getLogger(__name__)
-
-METHODS = ("year_stats", "adabn", "doy_shift", "self_training")
-"""Unsupervised adaptation methods, in the order they are applied. (Day-of-year shift *augmentation* is a
-training option, ``data.doy_shift``, not an adaptation of a finished run.)"""
-
-
-@dataclass
-class AdaptOptions:
-    """Every knob of ``adapt_run`` (defaults sized for a CPU; the experiment's ``adapt`` section sets them)."""
-
-    methods: list[str] = field(default_factory=lambda: list(METHODS))
-    parcels: int = 0  # few labels: fine-tune on this many labelled parcels per class of the new year (0 = off)
-    seed: int = 0
-    adabn_batches: int = 16
-    adabn_batch_size: int = 8
-    adabn_patch_size: int = 32
-    shift_min: int = -60
-    shift_max: int = 60
-    shift_step: int = 5
-    shift_patches: int = 4
-    shift_patch_size: int = 64
-    self_training: SelfTrainingOptions = field(default_factory=SelfTrainingOptions)
-    few_labels: FewLabelOptions = field(default_factory=FewLabelOptions)
-
-
-def check_options(options: AdaptOptions, path: Path | None = None) -> None:
-    """ConfigError for an unknown method or an impossible setting."""
-    for m in options.methods:
-        if m not in METHODS:
-            hint = ("day-of-year augmentation is a training option: train with --set data.doy_shift=30"
-                    if m in ("doy_augment", "doy_augmentation") else f"use any of {', '.join(METHODS)}")
-            raise ConfigError(path, f"unknown adaptation method {m!r}", hint)
-    if options.parcels < 0:
-        raise ConfigError(path, f"parcels is {options.parcels}", "use 0 (no labels) or a positive count per class")
-    if not -182 <= options.shift_min <= options.shift_max <= 182 or options.shift_step < 1:
-        raise ConfigError(path, f"shift range {options.shift_min}..{options.shift_max} step {options.shift_step}",
-                          "use -182 <= shift_min <= shift_max <= 182 and shift_step >= 1")
-
 
 def _load_source(run_dir: Path) -> tuple[Any, ClassTable, Normalizer, list[Path], dict[str, Any]]:
     """A finished run's configuration, class table, normalisation, best checkpoints and result, read with
     the checks of :mod:`tropicrop.runfiles`."""
-    from tropicrop.config import load_config
-    from tropicrop.training import TrainConfig
-
     run = RunLayout(run_dir)
     for path in (run.config, run.classes, run.normalization, run.result):
         if not path.is_file():
@@ -120,12 +81,11 @@ def adapt_run(run_dir: Path, scene: Scene | Path, out: Path, options: AdaptOptio
     """Adapt the finished run ``run_dir`` to ``scene`` (the new year) into the run directory ``out``.
 
     Returns the adaptation record (also ``out/adaptation.json``). Raises RunError for a missing or
-    unfinished source run or an existing ``out`` without ``force``, ConfigError for bad options.
+    unfinished source run or an existing ``out`` without ``force`` (``options`` were checked when built).
     """
     from tropicrop.training import CropModule
 
     options = options or AdaptOptions()
-    check_options(options)
     run_dir, out = Path(run_dir), Path(out)
     if out.exists() and any(out.iterdir()) and not force:
         raise RunError(out, "already holds a run", "choose another --run-dir or pass --force to replace it")
@@ -145,7 +105,7 @@ def adapt_run(run_dir: Path, scene: Scene | Path, out: Path, options: AdaptOptio
     doy_offset = read_doy_offset(RunLayout(run_dir))  # an adapted run's offset: adapting twice adds up
     record: dict[str, Any] = {
         "source_run": str(run_dir), "scene": str(scene.root), "methods": methods, "parcels": options.parcels,
-        "year_b_labels_read": options.parcels > 0, "options": asdict(options),
+        "year_b_labels_read": options.parcels > 0, "options": options.model_dump(),
         "adaptation_dates": [d.isoformat() for d in targets], "normalization": normalizer.to_dict(), "nets": {},
     }
     with atomic_folder(out) as tmp_out:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
@@ -32,23 +31,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from tropicrop.adaptation.batchnorm import freeze_batchnorm
 from tropicrop.adaptation.data import PatchSampler
-from tropicrop.windows import StepSampler, augment, shift_doy
-
-
-@dataclass
-class SelfTrainingOptions:
-    """Mean-teacher settings."""
-
-    steps: int = 200
-    batch_size: int = 16
-    patch_size: int = 32
-    lr: float = 1e-4
-    ema: float = 0.99  # teacher = ema * teacher + (1 - ema) * student, after each step
-    keep: float = 0.3  # fraction of each predicted class's pixels (its most confident) kept as pseudo-labels
-    min_confidence: float = 0.0  # absolute floor; 0 because focal-loss networks are under-confident
-    noise: float = 0.15  # std of the student view's additive noise, in normalised units
-    level: float = 0.2  # max per-sample, per-band level change of the student view, normalised units
-    doy_jitter: int = 7  # max days of date jitter of the student view
+from tropicrop.config.adaptation import SelfTrainingOptions
+from tropicrop.windows.augment import augment
+from tropicrop.windows.dates import shift_doy
+from tropicrop.windows.sampler import StepSampler
 
 
 class PseudoBatches(Dataset[dict[str, torch.Tensor]]):

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from tropicrop.adaptation.data import PatchSampler
 from tropicrop.classes import ClassTable
 from tropicrop.scene import TRAIN, Scene
-from tropicrop.windows import day_of_year, shift_doy
+from tropicrop.windows.dates import day_of_year, shift_doy
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from tropicrop.errors import ConfigError, SceneError
 from tropicrop.scene import Scene
-from tropicrop.windows import target_window
+from tropicrop.windows.dates import target_window
 
 
 def default_dates(scene: Scene, length: int = 12) -> list[dt.date]:

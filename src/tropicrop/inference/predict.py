@@ -25,7 +25,7 @@ from tropicrop.layout import PredictionLayout
 from tropicrop.precision import precision_label
 from tropicrop.runfiles import read_json
 from tropicrop.scene import Scene, load_scene
-from tropicrop.windows import shift_doy, target_window
+from tropicrop.windows.dates import shift_doy, target_window
 
 log = logging.getLogger(__name__)
 

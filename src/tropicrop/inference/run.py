@@ -26,7 +26,8 @@ from tropicrop.runfiles import (
     read_run_result,
     read_yaml_mapping,
 )
-from tropicrop.windows import Normalizer, day_of_year
+from tropicrop.windows.dates import day_of_year
+from tropicrop.windows.normalize import Normalizer
 
 ADAPT_AGAIN = "adapt the run again with: tropicrop adapt ... --force"
 

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from tropicrop.inference.run import Net
 from tropicrop.models.interface import SequenceDecoding, SharedEncoding
-from tropicrop.windows import WindowIndex
+from tropicrop.windows.dates import WindowIndex
 
 DECODE_BATCH = 1  # windows decoded at a time: on the CPU batching is no faster, only bigger (not measured on a GPU)
 

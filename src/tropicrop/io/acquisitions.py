@@ -1,12 +1,14 @@
 """Per-acquisition Sentinel-1 files as users hold them: which file is which date, polarisation and unit.
 
-Sentinel-1 products (GRD or RTC, from SNAP, ASF HyP3, a STAC catalogue...) come one file per acquisition
-with VV and VH as two bands, or as two files whose names carry ``_VV`` / ``_VH``. The acquisition time is
-read from the product-name pattern ``_YYYYMMDDTHHMMSS_`` (ESA and HyP3 names), else from a TIFF tag
+Sentinel-1 products (GRD or RTC, from SNAP, ASF HyP3, openEO, Earth Engine, a STAC catalogue...) come one file
+per acquisition with VV and VH as two bands, or as two files whose names carry ``_VV`` / ``_VH``. The
+acquisition time comes from the name: ESA and HyP3 product names (``_YYYYMMDDTHHMMSS_``, start time first)
+give their start time; any other name may hold one date as ``YYYYMMDD``, ``YYYY-MM-DD`` or ``YYYY_MM_DD``,
+optionally with a time and ``Z`` (``openEO_2023-04-03Z.tif``, ``S1_20230403.tif``). A name with two different
+dates (an interval composite ``S1_20230401_20230430``) is refused: ``date_pattern`` (a regular expression
+with one group) says which to take, and reads any other naming. Without a date in the name, a TIFF tag
 (``ACQUISITION_START_TIME``, ``ACQUISITION_DATETIME``, then ``TIFFTAG_DATETIME``, which some tools set to
-the processing time: the name is the safer source). Values are backscatter in dB or in linear power; the
-unit is detected from a decimated read (dB is mostly negative, linear power mostly in [0, 1]) unless given.
-Amplitude cannot be told from power by value, so amplitude files need ``units="amplitude"``.
+the processing time: the name is the safer source). Units: :mod:`tropicrop.io.units`.
 
 Every problem raises :class:`~tropicrop.errors.StackError` naming the file.
 """
@@ -28,11 +30,17 @@ from rasterio.windows import Window
 
 from tropicrop.errors import StackError
 from tropicrop.io.rasters import Grid
+from tropicrop.io.units import UNITS, check_units, to_linear_power, units_from_values
+
+__all__ = ["UNITS", "Acquisition", "BandRef", "find_acquisitions", "time_from_name", "to_linear_power"]
 
 POLARISATIONS = ("VV", "VH")
-UNITS = ("dB", "linear", "amplitude")
 RASTER_SUFFIXES = (".tif", ".tiff")
 NAME_TIME = re.compile(r"(?<![0-9])(\d{8}T\d{6})(?![0-9])")
+# one date in a name: YYYYMMDD, YYYY-MM-DD or YYYY_MM_DD (one separator), optionally a time, optionally Z
+NAME_DATE = re.compile(r"(?<![0-9])((?:19|20)\d{2})([-_]?)(\d{2})\2(\d{2})"
+                       r"(?:[T_ ]?(\d{2})[:-]?(\d{2})(?:[:-]?(\d{2}))?(?:\.\d+)?)?Z?(?![0-9])")
+DATE_PATTERN_FIX = "pass --date-pattern REGEX whose one group is the acquisition date, e.g. '_(\\d{8})_'"
 POL_TOKEN = re.compile(r"(?<![A-Za-z0-9])(VV|VH|HH|HV)(?![A-Za-z0-9])", re.IGNORECASE)
 TIME_TAGS = ("ACQUISITION_START_TIME", "ACQUISITION_DATETIME", "TIFFTAG_DATETIME")
 UNITS_SAMPLE = 256  # side of the decimated read used to tell dB from linear power
@@ -48,15 +56,25 @@ class BandRef:
 
 @dataclass(frozen=True)
 class Acquisition:
-    """One Sentinel-1 acquisition: a name (for messages), its time, VV and VH bands and their unit;
-    ``item`` is the STAC item it came from, if any."""
+    """One Sentinel-1 acquisition: a name (for messages), its time, its VV and/or VH band (None: not stacked,
+    a single-polarisation scene) and their unit; ``item`` is the STAC item it came from, if any."""
 
     name: str
     time: dt.datetime
-    vv: BandRef
-    vh: BandRef
+    vv: BandRef | None
+    vh: BandRef | None
     units: str
     item: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        """The polarisations stacked, in scene order (VV before VH)."""
+        return tuple(p for p, r in zip(POLARISATIONS, (self.vv, self.vh), strict=True) if r is not None)
+
+    @property
+    def refs(self) -> tuple[BandRef, ...]:
+        """The band of each of :attr:`bands`, in that order."""
+        return tuple(r for r in (self.vv, self.vh) if r is not None)
 
     @property
     def month(self) -> tuple[int, int]:
@@ -68,36 +86,55 @@ class MonthReader(Protocol):
     """Reads the acquisitions of one month on a window of the target grid (files: io.stack; STAC: io.stac)."""
 
     def read(self, window: Window) -> np.ndarray:
-        """Linear power (k, 2, h, w) float32 of the month's k acquisitions (VV, VH), NaN = no data."""
+        """Linear power (k, C, h, w) float32 of the month's k acquisitions (C = their bands), NaN = no data."""
         ...
 
 
 OpenMonth = Callable[[Sequence[Acquisition], Grid], AbstractContextManager[MonthReader]]
 
 
-def to_linear_power(values: np.ndarray, units: str) -> np.ndarray:
-    """Backscatter in ``units`` (dB, linear power or amplitude) to float32 linear power; NaN stays NaN and
-    non-positive power (border fill) becomes NaN."""
-    data = values.astype(np.float32, copy=False)
-    if units == "dB":
-        power = np.power(np.float32(10.0), data / np.float32(10.0))
-    elif units == "amplitude":
-        power = data * data
-    else:
-        power = data.copy()
-    power[~(power > 0)] = np.nan
-    return power
-
-
-def time_from_name(name: str) -> dt.datetime | None:
-    """The acquisition time in a product name (``..._20190115T083012_...``), or None."""
-    match = NAME_TIME.search(name)
-    if match is None:
-        return None
+def _parse_name_date(match: re.Match[str]) -> dt.datetime | None:
+    year, _, month, day, hour, minute, second = match.groups()
     try:
-        return dt.datetime.strptime(match.group(1), "%Y%m%dT%H%M%S")
-    except ValueError:
+        return dt.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
+    except ValueError:  # 20231399: digits, not a date
         return None
+
+
+def parse_date_text(text: str) -> dt.datetime | None:
+    """A date (and time) written in one of the forms of :data:`NAME_DATE` or ``YYYYMMDDTHHMMSS``, or None."""
+    match = NAME_TIME.fullmatch(text.strip())
+    if match:
+        return dt.datetime.strptime(match.group(1), "%Y%m%dT%H%M%S")
+    match = NAME_DATE.fullmatch(text.strip())
+    return _parse_name_date(match) if match else None
+
+
+def time_from_name(name: str, date_pattern: str | None = None, where: str | Path | None = None) -> dt.datetime | None:
+    """The acquisition time in a file name, or None when it holds no date.
+
+    ``date_pattern`` (a regular expression with one group) wins when given; else a product name's start
+    time (``..._20190115T083012_...``), else the one date of the name. StackError (naming ``where``) for a
+    name with two different dates, or one the pattern does not match.
+    """
+    where = where if where is not None else name
+    if date_pattern is not None:
+        match = re.search(date_pattern, name)
+        found = parse_date_text(match.group(1)) if match and match.groups() else None
+        if found is None:
+            what = f"gives {match.group(1)!r}, not a date" if match and match.groups() else "does not match"
+            raise StackError(where, f"--date-pattern {date_pattern!r} {what}", "its one group must capture a date "
+                             "such as 20230403, 2023-04-03 or 20230403T083012")
+        return found
+    for product in NAME_TIME.finditer(name):  # ESA / HyP3 product name: the first stamp is the start time
+        time = parse_date_text(product.group(1))
+        if time is not None:
+            return time
+    dates = [d for d in (_parse_name_date(m) for m in NAME_DATE.finditer(name)) if d is not None]
+    if len({d.date() for d in dates}) > 1:
+        shown = " and ".join(dict.fromkeys(f"{d:%Y-%m-%d}" for d in dates))
+        raise StackError(where, f"name holds two dates ({shown}): which is the acquisition?", DATE_PATTERN_FIX)
+    return dates[0] if dates else None
 
 
 def time_from_tags(tags: dict[str, str]) -> dt.datetime | None:
@@ -121,21 +158,34 @@ def detect_units(href: str, band: int, where: str | None = None) -> str:
     try:
         with rasterio.open(href) as ds:
             side = max(1, min(UNITS_SAMPLE, ds.width, ds.height))
-            sample = ds.read(band, out_shape=(side, side), masked=True).astype(np.float64)
+            sample = ds.read(band, out_shape=(side, side), masked=True)
+            scaled = ds.scales[band - 1] != 1 or ds.offsets[band - 1] != 0
     except RasterioIOError as exc:
         raise StackError(where, f"not a readable raster ({exc})", "re-download or re-export it as GeoTIFF") from None
-    values = sample.compressed()
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        raise StackError(where, "holds no valid pixel", "check the file (all no data?)")
-    negative = float(np.mean(values < 0))
-    median = float(np.median(values))
-    if negative > 0.5:
-        return "dB"
-    if values.min() >= 0 and median < 2.0:
-        return "linear"
-    raise StackError(where, f"values look like neither dB nor linear power (median {median:.3g}, {negative:.0%} "
-                     "negative)", "calibrate the product to sigma0/gamma0, or pass --units dB|linear|amplitude")
+    integers = bool(np.issubdtype(sample.dtype, np.integer)) and not scaled
+    return units_from_values(sample.compressed().astype(np.float64), where, integers)
+
+
+def check_bands(bands: Sequence[str]) -> tuple[str, ...]:
+    """``--bands`` as polarisations in scene order (VV, VH); StackError for anything else."""
+    names = {b.strip().upper() for b in bands}
+    wanted = tuple(p for p in POLARISATIONS if p in names)
+    if not wanted or names - set(POLARISATIONS):
+        raise StackError(None, f"--bands {','.join(bands)!r}", "give VV, VH or VV,VH")
+    return wanted
+
+
+def check_date_pattern(date_pattern: str | None) -> None:
+    """StackError for a ``--date-pattern`` that is not a regular expression with exactly one group."""
+    if date_pattern is None:
+        return
+    try:
+        groups = re.compile(date_pattern).groups
+    except re.error as exc:
+        raise StackError(None, f"--date-pattern {date_pattern!r} is not a regular expression ({exc})",
+                         DATE_PATTERN_FIX) from None
+    if groups != 1:
+        raise StackError(None, f"--date-pattern {date_pattern!r} has {groups} groups", DATE_PATTERN_FIX)
 
 
 def _raster_files(sources: Sequence[str | Path]) -> list[Path]:
@@ -176,10 +226,9 @@ def _band_polarisations(path: Path, descriptions: Sequence[str | None], count: i
             found[pol] = i
     if not found and count == 2:
         return {"VV": 1, "VH": 2}  # undescribed two-band file: the usual VV, VH order (scene convention)
-    missing = [p for p in POLARISATIONS if p not in found]
-    if missing:
-        raise StackError(path, f"has {count} band(s) but no {' or '.join(missing)} band (descriptions "
-                         f"{list(descriptions)})", "give VV and VH as two bands described VV/VH, or two files _VV/_VH")
+    if not found:
+        raise StackError(path, f"has {count} band(s) but no VV or VH band (descriptions {list(descriptions)})",
+                         "give VV and VH as two bands described VV/VH, or two files _VV/_VH")
     return found
 
 
@@ -190,7 +239,7 @@ class _FileInfo:
     bands: dict[str, int]  # polarisation -> band index
 
 
-def _inspect_file(path: Path) -> _FileInfo:
+def _inspect_file(path: Path, date_pattern: str | None = None) -> _FileInfo:
     try:
         with rasterio.open(path) as ds:
             count, descriptions, tags = ds.count, list(ds.descriptions), ds.tags()
@@ -199,10 +248,10 @@ def _inspect_file(path: Path) -> _FileInfo:
         raise StackError(path, f"not a readable raster ({exc})", "re-download or re-export it as GeoTIFF") from None
     if not georeferenced:
         raise StackError(path, "has no CRS", "stack georeferenced products (GeoTIFF with a CRS)")
-    time = time_from_name(path.name) or time_from_tags(tags)
+    time = time_from_name(path.name, date_pattern, path) or time_from_tags(tags)
     if time is None:
-        raise StackError(path, "has no acquisition date: no _YYYYMMDDTHHMMSS_ in the name and no date tag "
-                         f"({', '.join(TIME_TAGS)})", "keep the product name, or set TIFFTAG_DATETIME")
+        raise StackError(path, "has no acquisition date: none in the name (YYYYMMDD, YYYY-MM-DD, ...) and no date "
+                         f"tag ({', '.join(TIME_TAGS)})", f"keep the product name, set TIFFTAG_DATETIME, or {DATE_PATTERN_FIX}")
     pol = _file_polarisation(path)
     if pol is not None:
         if pol not in POLARISATIONS:
@@ -221,38 +270,43 @@ def _group_key(info: _FileInfo) -> tuple[Path, str]:
     return info.path.parent, POL_TOKEN.sub("*", info.path.stem)
 
 
-def find_acquisitions(sources: Sequence[str | Path], units: str | None = None) -> list[Acquisition]:
+def find_acquisitions(sources: Sequence[str | Path], units: str | None = None, date_pattern: str | None = None,
+                      bands: Sequence[str] = POLARISATIONS) -> list[Acquisition]:
     """Every acquisition in ``sources`` (files and folders, searched recursively), sorted by time.
 
     VV and VH come from one two-band file or from two single-band files of the same name up to the
-    polarisation token. ``units`` forces the unit of every file; None detects it per file.
+    polarisation token. ``units`` forces the unit of every file; None detects it per file. ``date_pattern``
+    reads the date from the names (see :func:`time_from_name`); ``bands`` are the polarisations to stack
+    (``("VV",)`` for a single-polarisation scene).
     """
-    if units is not None and units not in UNITS:
-        raise StackError(None, f"units {units!r}", f"use one of {', '.join(UNITS)}")
+    wanted = check_bands(bands)
+    check_units(units)
+    check_date_pattern(date_pattern)
     groups: dict[tuple[Path, str], list[_FileInfo]] = {}
     for path in _raster_files(sources):
-        info = _inspect_file(path)
+        info = _inspect_file(path, date_pattern)
         groups.setdefault(_group_key(info), []).append(info)
     acquisitions = []
     for (folder, key), infos in groups.items():
-        bands: dict[str, BandRef] = {}
+        refs: dict[str, BandRef] = {}
         for info in infos:
             for pol, index in info.bands.items():
-                if pol in bands:
-                    raise StackError(info.path, f"{pol} of acquisition {key} is given twice (also {bands[pol].href})",
+                if pol in refs:
+                    raise StackError(info.path, f"{pol} of acquisition {key} is given twice (also {refs[pol].href})",
                                      "keep one file per polarisation")
-                bands[pol] = BandRef(str(info.path), index)
-        missing = [p for p in POLARISATIONS if p not in bands]
+                refs[pol] = BandRef(str(info.path), index)
+        missing = [p for p in wanted if p not in refs]
         if missing:
-            raise StackError(infos[0].path, f"has no {' / '.join(missing)} partner: mixed polarisations",
-                             f"add the {'/'.join(missing)} file of this acquisition (same name, _{missing[0]}) or leave it out")
-        vv_units = units or detect_units(bands["VV"].href, bands["VV"].band)
-        vh_units = units or detect_units(bands["VH"].href, bands["VH"].band)
-        if vv_units != vh_units:
-            raise StackError(bands["VH"].href, f"VH looks {vh_units} but VV ({bands['VV'].href}) looks {vv_units}",
+            raise StackError(infos[0].path, f"has no {' / '.join(missing)} partner: mixed polarisations", (
+                f"add the {'/'.join(missing)} file of this acquisition (same name, _{missing[0]}), leave it out, "
+                f"or pass --bands {'/'.join(p for p in refs if p in POLARISATIONS)} for a single-polarisation scene"))
+        found = {p: units or detect_units(refs[p].href, refs[p].band) for p in wanted}
+        if len(set(found.values())) > 1:
+            raise StackError(refs["VH"].href, f"VH looks {found['VH']} but VV ({refs['VV'].href}) looks {found['VV']}",
                              "pass --units, or re-export both in one unit")
         time = min(info.time for info in infos)
-        acquisitions.append(Acquisition(name=str(folder / key), time=time, vv=bands["VV"], vh=bands["VH"], units=vv_units))
+        acquisitions.append(Acquisition(name=str(folder / key), time=time, vv=refs.get("VV") if "VV" in wanted else None,
+                                        vh=refs.get("VH") if "VH" in wanted else None, units=found[wanted[0]]))
     return sorted(acquisitions, key=lambda a: (a.time, a.name))
 
 

@@ -7,7 +7,6 @@ dates, class table); whether the files it names exist and agree is checked by :m
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import itertools
 import os
 from collections.abc import Mapping
@@ -17,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from tropicrop.errors import SceneError
+from tropicrop.errors import SceneError, did_you_mean
 from tropicrop.io.files import atomic_path
 
 MANIFEST_NAME = "scene.yaml"
@@ -107,9 +106,7 @@ def _relpath(root: Path, value: Any, path: Path, where: str) -> Path:
 def _check_keys(data: Mapping[str, Any], allowed: tuple[str, ...], path: Path, where: str) -> None:
     for key in data:
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(allowed)}"
-            raise _fail(path, f"unknown key '{key}' in {where}", hint)
+            raise _fail(path, f"unknown key '{key}' in {where}", did_you_mean(key, allowed, "allowed keys"))
 
 
 def _parse_classes(raw: Any, path: Path) -> dict[int, str]:

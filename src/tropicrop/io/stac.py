@@ -23,10 +23,10 @@ from odc.stac import load
 from rasterio.windows import Window
 
 from tropicrop.errors import StackError
-from tropicrop.io.acquisitions import Acquisition, BandRef, OpenMonth, detect_units, to_linear_power
+from tropicrop.io.acquisitions import Acquisition, BandRef, OpenMonth, check_bands, detect_units, to_linear_power
 from tropicrop.io.rasters import Grid
 
-ASSET_KEYS = ("vv", "vh")
+ASSET_KEYS = ("vv", "vh")  # matched without regard to case
 
 
 def _absolute(href: str, folder: Path) -> str:
@@ -58,24 +58,26 @@ def _asset_key(item: pystac.Item, pol: str, path: Path) -> str:
     keys = [k for k in item.assets if k.lower() == pol]
     if not keys:
         raise StackError(path, f"item '{item.id}' has no {pol.upper()} asset (assets: {', '.join(item.assets) or 'none'})",
-                         f"every item needs a '{pol}' asset; leave single-polarisation items out")
+                         f"every item needs a '{pol}' asset; leave single-polarisation items out, or pass "
+                         f"--bands {'VH' if pol == 'vv' else 'VV'} for a single-polarisation scene")
     return keys[0]
 
 
-def stac_acquisitions(path: Path, units: str | None = None) -> list[Acquisition]:
-    """One :class:`Acquisition` per item of ``path`` (name = item id), sorted by time."""
+def stac_acquisitions(path: Path, units: str | None = None, bands: Sequence[str] = ("VV", "VH")) -> list[Acquisition]:
+    """One :class:`Acquisition` per item of ``path`` (name = item id) with its ``bands``, sorted by time."""
+    wanted = [b.lower() for b in check_bands(bands)]
     acquisitions = []
     for item in read_items(path):
         time = item.datetime or (item.common_metadata.start_datetime if item.common_metadata else None)
         if time is None:
             raise StackError(path, f"item '{item.id}' has no datetime", "give every item a datetime")
-        refs = {pol: BandRef(item.assets[_asset_key(item, pol, path)].href, 1) for pol in ASSET_KEYS}
-        unit = units or detect_units(refs["vv"].href, 1, f"{refs['vv'].href} (item '{item.id}')")
-        vh_unit = units or detect_units(refs["vh"].href, 1, f"{refs['vh'].href} (item '{item.id}')")
-        if unit != vh_unit:
-            raise StackError(path, f"item '{item.id}': VV looks {unit} but VH looks {vh_unit}", "pass --units")
+        refs = {pol: BandRef(item.assets[_asset_key(item, pol, path)].href, 1) for pol in wanted}
+        found = {units or detect_units(r.href, 1, f"{r.href} (item '{item.id}')") for r in refs.values()}
+        if len(found) > 1:
+            raise StackError(path, f"item '{item.id}': VV and VH look {' and '.join(sorted(found))}", "pass --units")
         naive = time.replace(tzinfo=None) if time.tzinfo is None else time.astimezone(dt.UTC).replace(tzinfo=None)
-        acquisitions.append(Acquisition(name=item.id, time=naive, vv=refs["vv"], vh=refs["vh"], units=unit, item=item))
+        acquisitions.append(Acquisition(name=item.id, time=naive, vv=refs.get("vv"), vh=refs.get("vh"), units=found.pop(),
+                                        item=item))
     return sorted(acquisitions, key=lambda a: (a.time, a.name))
 
 
@@ -90,9 +92,10 @@ class StacMonth:
         items = [self._item(a) for a in self.acquisitions]
         g = self.grid
         geobox = GeoBox((g.height, g.width), g.transform, g.crs)
-        bands = [_asset_key(items[0], pol, Path(items[0].id)) for pol in ASSET_KEYS]
+        pols = [b.lower() for b in self.acquisitions[0].bands]
+        bands = [_asset_key(items[0], pol, Path(items[0].id)) for pol in pols]
         for item in items:  # odc-stac loads bands by asset key: every item must spell them alike
-            if [_asset_key(item, pol, Path(item.id)) for pol in ASSET_KEYS] != bands:
+            if [_asset_key(item, pol, Path(item.id)) for pol in pols] != bands:
                 raise StackError(None, f"item '{item.id}' spells its assets differently from '{items[0].id}'",
                                  f"use the asset keys {bands} in every item")
         self.bands = bands
@@ -103,17 +106,18 @@ class StacMonth:
 
     def _item(self, acq: Acquisition) -> pystac.Item:
         if not isinstance(acq.item, pystac.Item):
-            raise StackError(acq.vv.href, "is a file, not a STAC item", "stack files and STAC JSON separately")
+            raise StackError(acq.refs[0].href, "is a file, not a STAC item", "stack files and STAC JSON separately")
         return acq.item
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         del self.data
 
     def read(self, window: Window) -> np.ndarray:
-        """Linear power (k, 2, h, w) float32 of every item on ``window``; NaN = no data."""
+        """Linear power (k, C, h, w) float32 of every item's C bands on ``window``; NaN = no data."""
         rows = slice(int(window.row_off), int(window.row_off + window.height))
         cols = slice(int(window.col_off), int(window.col_off + window.width))
-        out = np.empty((len(self.acquisitions), 2, rows.stop - rows.start, cols.stop - cols.start), dtype=np.float32)
+        out = np.empty((len(self.acquisitions), len(self.bands), rows.stop - rows.start, cols.stop - cols.start),
+                       dtype=np.float32)
         with dask.config.set(scheduler="synchronous"):
             for b, band in enumerate(self.bands):
                 values = self.data[band].isel(y=rows, x=cols).values  # (k, h, w), items in the given order

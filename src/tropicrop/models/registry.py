@@ -9,7 +9,6 @@ depend on which modules happen to be imported; an explicit table does not.) A mo
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -17,6 +16,7 @@ from typing import Any
 
 from torch import nn
 
+from tropicrop.errors import close_match
 from tropicrop.models.unet3d import UNet3D
 from tropicrop.models.unet_convlstm import UnetConvLSTM, VUnetConvLSTM
 from tropicrop.models.utae import UTAE
@@ -50,8 +50,8 @@ def _model_class(name: str) -> type[nn.Module]:
     try:
         return MODELS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(MODELS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        close = close_match(name, MODELS)
+        hint = f"; did you mean {close!r}?" if close else ""
         raise ValueError(f"unknown model {name!r}{hint} (available: {', '.join(available_models())})") from None
 
 
@@ -73,8 +73,8 @@ def build(name: str, in_channels: int = 2, *, num_classes: int, **options: Any) 
     valid = model_options(name)
     for key in options:
         if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            close = close_match(key, valid)
+            hint = f"; did you mean {close!r}?" if close else ""
             raise TypeError(f"model {name!r} has no option {key!r}{hint} (options: {', '.join(valid)})")
     return cls(in_channels, num_classes, **options)
 

@@ -12,7 +12,7 @@ Each date enters as its bands plus (sin, cos) of its day of year and a channel t
 
 Padded dates (``valid == False``): their features are zero at the input of every convolution (so they act
 exactly like the temporal zero padding at a sequence's start), BatchNorm statistics are taken over the valid
-dates only, and the reductions skip them. A window whose padded dates come first (as ``windows.py`` builds
+dates only, and the reductions skip them. A window whose padded dates come first (as ``tropicrop.windows`` builds
 them) therefore gives exactly the output of the shorter window. (A gap in the middle would act as zero
 frames, not be closed up: no window here has one.)
 """
