@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from tropicrop.config import load_config
-from tropicrop.experiments import ExperimentConfig, check_experiment, extends, run_experiment
+from tropicrop.config import ExperimentConfig, load_config
+from tropicrop.experiments import extends, run_experiment
 from tropicrop.layout import ExperimentLayout, RunLayout, slug
 from tropicrop.scene import load_scene
 
@@ -18,8 +18,7 @@ CROSS_YEAR_BOOSTER = "LightGBM (per-pixel), year A"
 
 def test_the_config_is_the_demo_plus_a_cross_year_booster() -> None:
     demo = load_config(ExperimentConfig, CONFIGS / "demo.yaml")
-    cfg = load_config(ExperimentConfig, CONFIGS / "networks_vs_booster.yaml")
-    check_experiment(cfg, CONFIGS / "networks_vs_booster.yaml")
+    cfg = load_config(ExperimentConfig, CONFIGS / "networks_vs_booster.yaml")      # validated as it loads
     assert extends(demo, cfg)
     added = {a.name: a for a in cfg.approaches if a not in demo.approaches}
     booster = added[CROSS_YEAR_BOOSTER]

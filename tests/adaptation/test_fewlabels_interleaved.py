@@ -8,11 +8,10 @@ from pathlib import Path
 import torch
 
 from tiny import SMALL_NET
-from tropicrop.adaptation import AdaptOptions, adapt_run
-from tropicrop.adaptation.fewlabels import FewLabelOptions
-from tropicrop.config import load_config
+from tropicrop.adaptation import adapt_run
+from tropicrop.config import AdaptOptions, FewLabelOptions, TrainConfig, load_config
 from tropicrop.synthetic import FieldOptions, write_pair
-from tropicrop.training import TrainConfig, train
+from tropicrop.training import train
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
