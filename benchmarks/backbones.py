@@ -49,6 +49,7 @@ from tropicrop.inference import (
     RunModels,
     net_probabilities,
     predict_scene,
+    predictor_for,
     prepare_for_inference,
     sequence_probabilities,
 )
@@ -91,7 +92,7 @@ def make_run_models(scene: Scene, name: str, seed: int = 0, **options: Any) -> R
     sample = scene.read_images(Window((scene.grid.width - side) // 2, (scene.grid.height - side) // 2, side, side))
     normalizer = Normalizer.fit(sample, sample[0, 0] == sample[0, 0])
     return RunModels(classes=classes, normalizer=normalizer, sequence_length=12, in_channels=scene.num_bands,
-                     nets=[Net("all-months", None, model)])
+                     nets=[Net("all-months", None, predictor_for(model))])
 
 
 def tile_work(models: RunModels, scene: Scene, side: int, autocast: torch.dtype | None = None) -> Callable[[], None]:
@@ -105,11 +106,12 @@ def tile_work(models: RunModels, scene: Scene, side: int, autocast: torch.dtype 
     raw = scene.read_images(Window(0, 0, side, side), [scene.dates[i] for i in needed])
     frames = torch.from_numpy(models.normalizer(raw))
     position = {i: k for k, i in enumerate(needed)}
-    probabilities = sequence_probabilities if is_sequence_model(net.model) else net_probabilities
+    model = net.predictor.model  # type: ignore[attr-defined]  # a network run
+    probabilities = sequence_probabilities if is_sequence_model(model) else net_probabilities
 
     def run() -> None:
         with torch.inference_mode(), torch.autocast("cpu", dtype=autocast or torch.float32, enabled=autocast is not None):
-            for _plan, probs in probabilities(net, frames, position, plans):
+            for _plan, probs in probabilities(model, frames, position, plans):
                 probs.sum()
 
     return run

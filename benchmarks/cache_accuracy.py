@@ -27,8 +27,8 @@ def best_f1(data: Path, run_dir: Path, seed: int, cache: bool, precision: str) -
     """Best validation macro F1 and training seconds of configs/quick.yaml."""
     sets = [f"data.scene={data / 'lem1920'}", f"seed={seed}", f"data.cache={str(cache).lower()}",
             f"trainer.precision={precision}", "trainer.progress=false"]
-    net = train_from_files(CONFIG, run_dir, sets, force=True)["nets"]["all-months"]
-    return float(net["best_val_f1"]), float(net["train_seconds"])
+    net = train_from_files(CONFIG, run_dir, sets, force=True).nets["all-months"]
+    return float(net.best_val_f1 or 0.0), net.train_seconds
 
 
 def main(argv: list[str] | None = None) -> None:

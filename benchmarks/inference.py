@@ -54,7 +54,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from model_throughput import matmul_flops_per_second, synchronize
 from results_file import Figure, write_results
 from tropicrop.classes import ClassTable
-from tropicrop.inference import Net, Plan, RunModels, net_probabilities, predict_scene, prepare_for_inference
+from tropicrop.inference import Net, Plan, RunModels, net_probabilities, predict_scene, predictor_for, prepare_for_inference
 from tropicrop.models import build
 from tropicrop.precision import cpu_has_fast_bf16
 from tropicrop.scene import Scene, load_scene
@@ -87,7 +87,7 @@ def make_models(scene: Scene, seed: int = 0, layout: str = "channels_last", auto
     sample = scene.read_images(Window((scene.grid.width - side) // 2, (scene.grid.height - side) // 2, side, side))
     normalizer = Normalizer.fit(sample, np.ones(sample.shape[-2:], bool))
     return RunModels(classes=classes, normalizer=normalizer, sequence_length=12, in_channels=scene.num_bands,
-                     nets=[Net("all-months", None, model)], device=torch.device(device), autocast=autocast)
+                     nets=[Net("all-months", None, predictor_for(model))], device=torch.device(device), autocast=autocast)
 
 
 def authors_mosaic(models: RunModels, scene: Scene, dates: list[dt.date], batch: int = 64) -> np.ndarray:
@@ -96,7 +96,7 @@ def authors_mosaic(models: RunModels, scene: Scene, dates: list[dt.date], batch:
     Returns class maps (months, H, W) uint8. Patches of the last row/column are shifted inward when the
     scene side is not a multiple of 32.
     """
-    model = models.nets[0].model
+    model = models.nets[0].predictor.model  # type: ignore[attr-defined]  # a network run
     images = torch.from_numpy(models.normalizer(scene.read_images())).to(models.device)
     h, w = scene.grid.height, scene.grid.width
     origins = [(min(r, h - PATCH), min(c, w - PATCH)) for r in range(0, h, PATCH) for c in range(0, w, PATCH)]
@@ -125,6 +125,7 @@ def tile_compute(models: RunModels, scene: Scene, dates: list[dt.date], side: in
     autocast (keys ``"32"``, ``"bf16"``), each alternated with a timing of the ``2048^2`` matmul of the same
     precision (FLOP/s), so that a change of clock speed or load affects all alike."""
     net = models.nets[0]
+    model = net.predictor.model  # type: ignore[attr-defined]  # a network run
     plans = [Plan(d, k, net, target_window(scene.dates, d, models.sequence_length)) for k, d in enumerate(dates)]
     needed = sorted({int(i) for p in plans for i in p.window.indices if i >= 0})
     window = Window(0, 0, min(side, scene.grid.width), min(side, scene.grid.height))
@@ -135,7 +136,7 @@ def tile_compute(models: RunModels, scene: Scene, dates: list[dt.date], side: in
 
     def run(dtype: torch.dtype | None) -> None:
         with torch.autocast(device, dtype=dtype) if dtype is not None else contextlib.nullcontext():
-            for _plan, probs in net_probabilities(net, frames, position, plans):
+            for _plan, probs in net_probabilities(model, frames, position, plans):
                 probs.sum()
         synchronize(models.device)
 

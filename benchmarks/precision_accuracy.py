@@ -40,8 +40,8 @@ def train_run(data: Path, run_dir: Path, seed: int, precision: str, threads: int
     sets = [f"data.scene={data / 'lem1920'}", f"seed={seed}", f"trainer.precision={precision}", "trainer.progress=false",
             f"trainer.threads={threads}"] + ([f"trainer.max_epochs={epochs}"] if epochs else [])
     result = train_from_files(CONFIG, run_dir, sets, force=True)
-    net = result["nets"]["all-months"]
-    return {"f1": float(net["best_val_f1"]), "seconds": float(net["train_seconds"]), "precision": net["precision"]}
+    net = result.nets["all-months"]
+    return {"f1": float(net.best_val_f1 or 0.0), "seconds": net.train_seconds, "precision": net.precision}
 
 
 def read_maps(folder: Path) -> np.ndarray:

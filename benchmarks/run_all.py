@@ -77,6 +77,10 @@ BENCHMARKS: dict[str, Benchmark] = {
     "quicklook.py": Benchmark([], ["--size", "512", "--rounds", "1"]),
     # view.py needs Debian's chromium (apt-get install chromium chromium-driver)
     "view.py": Benchmark([], ["--size", "512", "--rounds", "1"]),
+    "calibration.py": Benchmark(
+        ["--size", "128", "--months", "12", "--steps", "40", "--epochs", "12", "--batch", "16",
+         "--pairs", "1:all,0:all,2:radiometric,3:calendar"],
+        ["--size", "64", "--months", "2", "--steps", "8", "--epochs", "3", "--pairs", "1:all,0:all,2:radiometric"]),
     "tile_invariance.py": Benchmark(
         [str(QUICK_RUN), str(HELD_OUT / "lem1920"), "--tiles", "128", "256", "512"],
         [str(QUICK_RUN), str(HELD_OUT / "lem1920"), "--tiles", "128", "256", "--methods", "blend", "margin",

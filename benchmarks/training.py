@@ -103,8 +103,8 @@ def vunet_fraction(scene: Path, steps: int, epochs: int, precision: str) -> dict
             start = time.perf_counter()
             summary = train(cfg, Path(tmp) / mode)
             out[f"{mode} wall s"] = time.perf_counter() - start
-            out[f"{mode} nets"] = len(summary["nets"])
-            out[f"{mode} train s"] = summary["train_seconds"]
+            out[f"{mode} nets"] = len(summary.nets)
+            out[f"{mode} train s"] = summary.train_seconds
     out["fraction (wall)"] = out["all-months wall s"] / out["per-month wall s"]
     out["fraction (train)"] = out["all-months train s"] / out["per-month train s"]
     return out

@@ -1,4 +1,4 @@
-"""The classical per-pixel baseline: features, training in the run layout, text models, streamed prediction."""
+"""The classical per-pixel baseline: features, training in the run layout, text models, prediction as any run."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from tiny import DATES, QUICK_CONFIG
-from tropicrop.classical import PixelOptions, load_pixel_run, window_features
+from tropicrop.classical import PixelOptions, window_features
 from tropicrop.config import load_config
 from tropicrop.errors import ConfigError
 from tropicrop.evaluation import evaluate_predictions
-from tropicrop.inference import predict_run
+from tropicrop.inference import load_run, predict_run
 from tropicrop.training import TrainConfig, train
 
 MakeScene = Callable[..., Path]
@@ -56,11 +56,13 @@ def test_lightgbm_run_learns_saves_text_models_and_predicts_through_predict_run(
     scene = separable_scene(make_scene)
     summary = train(lgb_config(scene, mode), tmp_path / "run")
     nets = ["all-months"] if mode == "all-months" else [d.isoformat() for d in DATES[2:]]
-    assert sorted(summary["nets"]) == nets and summary["train_patches"] > 0
+    assert sorted(summary.nets) == nets and summary.train_patches > 0
     for name in nets:
         model = (tmp_path / "run" / "nets" / name / "model.txt").read_text()
-        assert model.startswith("tree") and summary["nets"][name]["train_pixels"] > 0
-    assert load_pixel_run(tmp_path / "run").mode == mode
+        net = summary.nets[name]
+        assert model.startswith("tree") and net.details["train_pixels"] > 0 and net.unit == "rounds" and net.length > 0
+    loaded = load_run(tmp_path / "run")
+    assert loaded.per_month == (mode == "per-month") and {n.predictor.kind for n in loaded.nets} == {"pixel"}
     maps = predict_run(tmp_path / "run", scene, tmp_path / "pred", progress=False)
     assert [p.name for p in maps] == [f"{d:%Y%m%d}.tif" for d in DATES[2:]]
     result = evaluate_predictions(tmp_path / "pred", scene, split="test")

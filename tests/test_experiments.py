@@ -59,6 +59,10 @@ def test_experiment_runs_the_three_approaches_and_writes_the_report(tiny_pair: P
     for fig in ("figures/oa_per_date.png", "figures/f1_per_date.png"):
         assert (out / fig).stat().st_size > 1000 and fig in report
     assert list((out / "figures").glob("maps_*.png"))
+    # calibration: an ECE per approach in table4.csv (a fraction, like f1), reliability diagrams, check's estimates
+    assert all(0 <= float(r["ece"]) <= 1 and 0 <= float(r["estimated_f1"]) <= 1 for r in table4)
+    assert "Calibration and accuracy estimated without labels" in report
+    assert len(list((out / "figures").glob("reliability_*.png"))) == len(table4)
     # the per-date F1 in per_date.csv is the mean of the approach's record
     record = json.loads((out / "approaches" / "vunetconvlstm.json").read_text())
     f1s = [float(d["f1"]) for d in per_date if d["approach"] == "VUnetConvLSTM"]

@@ -147,9 +147,9 @@ def test_lightgbm_trains_on_two_scenes(make_scene: MakeScene, tmp_path: Path) ->
     cfg = two_scene_config(a, b, **{"model.name": "lightgbm"})
     cfg.model.options = {"looks": 1, "n_estimators": 5, "threads": 1}
     summary = train(cfg, tmp_path / "gbm")
-    net = summary["nets"]["all-months"]
-    assert [s["scene"] for s in net["scenes"]] == [str(a), str(b)] and net["train_pixels"] > 0
-    assert summary["scene"] == [str(a), str(b)]
+    net = summary.nets["all-months"]
+    assert [s["scene"] for s in net.scenes] == [str(a), str(b)] and net.details["train_pixels"] > 0
+    assert summary.scene == [str(a), str(b)]
 
 
 @pytest.mark.slow
@@ -159,12 +159,12 @@ def test_a_two_year_per_month_run_records_its_scenes_and_predicts(make_scene: Ma
                                                       "trainer.steps_per_epoch": 2})
     run = tmp_path / "run"
     summary = train(cfg, run)
-    assert summary["scene"] == [str(a), str(b)]
-    assert [s["scene"] for s in summary["scenes"]] == [str(a), str(b)]
-    assert all(s["train_patches"] > 0 for s in summary["scenes"])
-    assert summary["train_patches"] == sum(s["train_patches"] for s in summary["scenes"])
+    assert summary.scene == [str(a), str(b)]
+    assert [s["scene"] for s in summary.scenes] == [str(a), str(b)]
+    assert all(s["train_patches"] > 0 for s in summary.scenes)
+    assert summary.train_patches == sum(s["train_patches"] for s in summary.scenes)
     assert sorted(json.loads(RunLayout(run).classes.read_text())["names"][1:]) == ["Cotton", "Maize", "Soil", "Soybean"]
-    assert sorted(summary["nets"]) == ["2019-11-17", "2019-12-23"]
+    assert sorted(summary.nets) == ["2019-11-17", "2019-12-23"]
     december = json.loads(RunLayout(run).net_result("2019-12-23").read_text())
     assert [(s["scene"], s["targets"]) for s in december["scenes"]] == [(str(a), ["2019-12-23"]), (str(b), ["2020-12-21"])]
     assert not RunLayout(run).cache.exists()

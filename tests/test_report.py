@@ -72,7 +72,7 @@ def test_table4_with_model_columns_is_read_or_named_in_one_line(tmp_path: Path, 
 
 
 def _record(name: str, role: str, seconds: float, stopped: list[str]) -> dict[str, object]:
-    nets = {f"net{i}": {"train_patches": 40, "epochs": 5, "best_val_f1": 0.5, "stopped_by": s}
+    nets = {f"net{i}": {"train_patches": 40, "length": 5, "unit": "epochs", "best_val_f1": 0.5, "stopped_by": s}
             for i, s in enumerate(stopped)}
     return {"name": name, "role": role, "f1": 0.4, "oa": 0.5, "nets": len(nets), "train_seconds": seconds,
             "val_f1": 0.5, "net_training": nets}

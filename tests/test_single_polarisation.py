@@ -57,7 +57,7 @@ def _one_band(make_scene: MakeScene) -> tuple[Path, Path]:
 def test_network_trains_and_predicts_on_a_one_band_scene(make_scene: MakeScene, tmp_path: Path) -> None:
     dual, single = _one_band(make_scene)
     summary = train(quick_config(single, **{"data.patch_size": 8, "data.stride": 4}), tmp_path / "run")
-    assert summary["nets"]
+    assert summary.nets
     maps = predict_run(tmp_path / "run", single, tmp_path / "pred", progress=False)
     assert maps and all(p.is_file() for p in maps)
     with pytest.raises(SceneError, match=r"has 2 band\(s\).*trained on 1"):

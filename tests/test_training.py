@@ -155,9 +155,9 @@ def test_two_runs_with_one_seed_agree_and_write_the_run_directory(tiny_pair: Pat
     first = train(cfg, tmp_path / "a")
     second = train(cfg, tmp_path / "b")
     assert val_metrics(tmp_path / "a") == val_metrics(tmp_path / "b")
-    assert first["nets"]["all-months"]["best_val_f1"] == second["nets"]["all-months"]["best_val_f1"]
+    assert first.nets["all-months"].best_val_f1 == second.nets["all-months"].best_val_f1
     # the quick config's cap is far below its patience: the net reached the cap, and says so
-    assert first["nets"]["all-months"]["stopped_by"] == "cap"
+    assert first.nets["all-months"].stopped_by == "cap"
     run = tmp_path / "a"
     for name in ("config.yaml", "classes.json", "normalization.json", "result.json",
                  "nets/all-months/checkpoints/best.ckpt", "nets/all-months/checkpoints/last.ckpt"):
@@ -175,7 +175,7 @@ def test_per_month_mode_trains_one_network_per_labelled_date(tiny_pair: Path, tm
                                                                     "trainer.max_epochs": 1, "trainer.steps_per_epoch": 2})
     cfg.data.targets = [dt.date(2020, 2, 21), dt.date(2020, 3, 16)]
     summary = train(cfg, tmp_path / "pm")
-    assert sorted(summary["nets"]) == ["2020-02-21", "2020-03-16"]
+    assert sorted(summary.nets) == ["2020-02-21", "2020-03-16"]
     assert (tmp_path / "pm" / "nets" / "2020-03-16" / "checkpoints" / "best.ckpt").is_file()
 
 
@@ -255,5 +255,5 @@ def test_sequence_model_trains_from_a_config(tiny_pair: Path, tmp_path: Path) ->
     cfg = quick_config(tiny_pair / "lem1920", **{"model.name": "vunet_convlstm_seq", "trainer.max_epochs": 1,
                                                  "trainer.steps_per_epoch": 2})
     summary = train(cfg, tmp_path / "seq")
-    assert summary["model"] == "vunet_convlstm_seq"
+    assert summary.model == "vunet_convlstm_seq"
     assert RunLayout(tmp_path / "seq").checkpoint("all-months").is_file()

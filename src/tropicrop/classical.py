@@ -18,43 +18,32 @@ Models are saved in LightGBM's text format (never pickle)::
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-import rasterio
-from rasterio.windows import Window
 from scipy.ndimage import uniform_filter
-from tqdm import tqdm
 
-from tropicrop.classes import ClassTable
 from tropicrop.config.models import PixelOptions  # model.options of lightgbm, a config schema
-from tropicrop.errors import ConfigError, RunError, SceneError
-from tropicrop.inference.dates import default_dates
-from tropicrop.inference.mapfiles import NODATA, Outputs, write_classes, write_cog, write_quicklook
+from tropicrop.errors import ConfigError, RunError
 from tropicrop.io.files import atomic_path, write_json
-from tropicrop.layout import PredictionLayout, RunLayout, stamp
+from tropicrop.layout import RunLayout
 from tropicrop.metrics import scores_from_confusion
-from tropicrop.palette import class_colors
+from tropicrop.results import ROUNDS, NetResult
 from tropicrop.runfiles import (
     CAP,
     EARLY_STOPPING,
     RETRAIN,
-    read_class_table,
     read_json,
-    read_normalizer,
-    read_run_result,
-    read_yaml_mapping,
 )
-from tropicrop.scene import Scene, load_scene
+from tropicrop.valprofile import build_profile, write_profile
 from tropicrop.windows.dates import day_of_year, target_window
 from tropicrop.windows.normalize import Normalizer
 
+ALL_MONTHS = "all-months"  # the net name of an all-months run (as in tropicrop.training)
 CLASSICAL_MODELS = ("lightgbm",)
 """Model names served by this module rather than the network registry."""
 MISSING = np.nan
@@ -79,20 +68,74 @@ def normalise(images_db: np.ndarray, normalizer: Normalizer, looks: int) -> np.n
 
 
 def window_features(images: np.ndarray, dates: Sequence[dt.date], target: dt.date, length: int,
-                    with_doy: bool) -> np.ndarray:
+                    with_doy: bool, missing: np.ndarray | None = None) -> np.ndarray:
     """(H*W, length*C [+ 2]) features at ``target``: the window's normalised images (``images`` (T, C, H, W)
-    over ``dates``; padded steps are missing) and, ``with_doy``, the target's day of year as (sin, cos)."""
-    win = target_window(dates, target, length)
-    t, c, h, w = len(win.indices), images.shape[1], images.shape[2], images.shape[3]
+    over ``dates``; padded steps and months without acquisition (``missing``) are missing) and, ``with_doy``,
+    the target's day of year as (sin, cos)."""
+    win = target_window(dates, target, length, missing)
+    return pixel_features(images, win.indices, day_of_year(target) if with_doy else None)
+
+
+def pixel_features(images: np.ndarray, rows: Sequence[int] | np.ndarray, doy: int | None) -> np.ndarray:
+    """(h*w, len(rows)*C [+ 2]) float32 features of one window: step t is image ``rows[t]`` of ``images``
+    (N, C, h, w) normalised (-1: a padded step, all missing); with ``doy`` the target's day of year as
+    (sin, cos) of a 365.25-day year."""
+    t, c, h, w = len(rows), images.shape[1], images.shape[2], images.shape[3]
     x = np.full((t, c, h * w), MISSING, np.float32)
-    for step, i in enumerate(win.indices):
+    for step, i in enumerate(rows):
         if i >= 0:
             x[step] = images[int(i)].reshape(c, -1)
     parts = [x.reshape(t * c, -1)]
-    if with_doy:
-        angle = 2 * np.pi * day_of_year(target) / 365.25
+    if doy is not None:
+        angle = 2 * np.pi * doy / 365.25
         parts.append(np.repeat(np.array([[np.sin(angle)], [np.cos(angle)]], np.float32), h * w, axis=1))
     return np.concatenate(parts).T
+
+
+# ------------------------------------------------------------------------------------------ models
+@runtime_checkable
+class PixelModel(Protocol):
+    """A trained per-pixel classifier, as prediction serves it (``inference.kinds.PixelPredictor``): a new
+    per-pixel model is one class with these members (features: :func:`pixel_features`)."""
+
+    @property
+    def looks(self) -> int:
+        """Side of the mean filter its features were made with: its context radius is ``looks // 2``."""
+        ...
+
+    @property
+    def with_doy(self) -> bool:
+        """Whether its features end with the target's day of year (an all-months model)."""
+        ...
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """Probabilities (n, K - 1) of classes 1..K-1 for features (n, F)."""
+        ...
+
+
+@dataclass(frozen=True)
+class LightGBMPixels:
+    """One LightGBM booster of a run (``nets/NAME/model.txt``) as a :class:`PixelModel`."""
+
+    booster: Any
+    looks: int
+    with_doy: bool
+    threads: int = 0
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        scores = np.asarray(self.booster.predict(features, num_threads=self.threads))
+        return scores if scores.ndim == 2 else scores.reshape(-1, len(features)).T
+
+    @classmethod
+    def load(cls, path: Path, options: PixelOptions, with_doy: bool) -> LightGBMPixels:
+        """The booster in LightGBM's text file ``path``; RunError naming it if it is not one."""
+        import lightgbm as lgb
+
+        try:
+            booster = lgb.Booster(model_file=str(path))
+        except lgb.basic.LightGBMError as exc:
+            raise RunError(path, f"is not a LightGBM model file ({str(exc).splitlines()[0]})", RETRAIN) from None
+        return cls(booster, options.looks, with_doy, options.threads)
 
 
 # ------------------------------------------------------------------------------------------ training
@@ -113,9 +156,14 @@ def _macro_f1(truth: np.ndarray, pred: np.ndarray, k: int) -> float:
     return 0.0 if np.isnan(f1) else float(f1)
 
 
+def _as_matrix(scores: np.ndarray, n: int) -> np.ndarray:
+    """(n, K) LightGBM multiclass probabilities from (n, K) or flat class-major (K * n)."""
+    return scores if scores.ndim == 2 else scores.reshape(-1, n).T
+
+
 def _argmax(scores: np.ndarray, n: int) -> np.ndarray:
     """Class index per sample from LightGBM multiclass scores: (n, K), or flat class-major (K * n)."""
-    return (scores if scores.ndim == 2 else scores.reshape(-1, n).T).argmax(axis=1)
+    return _as_matrix(scores, n).argmax(axis=1)
 
 
 @dataclass
@@ -146,18 +194,13 @@ def prepare_pixels(cfg: Any, data: Any, config_path: Path | None = None) -> Pixe
     return PixelData(opts, images, areas, data.classes.num_classes, np.random.default_rng(cfg.seed))
 
 
-def train_booster(cfg: Any, data: Any, pixels: PixelData, name: str, targets: list[list[dt.date]], with_doy: bool,
-                  net_dir: Path, config_path: Path | None = None) -> dict[str, Any]:
-    """Train net ``name`` (its ``targets`` in each scene of ``data``) into ``net_dir``: model.txt, then
-    result.json, which marks it done (a finished net is read back, not trained again). Returns the net's result."""
-    import lightgbm as lgb
-
-    from tropicrop.trainingdata import net_scenes
-
-    if (net_dir / "result.json").is_file():
-        return dict(read_json(net_dir / "result.json"))
-    opts, k = pixels.options, pixels.num_classes
+def _pixel_sets(cfg: Any, data: Any, pixels: PixelData, targets: list[list[dt.date]],
+                with_doy: bool) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """Features and class indices (0-based) of the training and validation pixels at ``targets``, and each
+    validation pixel's target month (for the calibration profile)."""
+    opts = pixels.options
     sets = {}
+    val_months: list[np.ndarray] = []  # each validation pixel's target month (calibration profile)
     for part in ("train", "val"):
         xs, ys = [], []
         for scene_data, images, areas, dates in zip(data.scenes, pixels.images, pixels.areas, targets, strict=True):
@@ -167,12 +210,29 @@ def train_booster(cfg: Any, data: Any, pixels: PixelData, name: str, targets: li
                 idx = np.flatnonzero(area & (labels > 0))
                 if part == "train" and idx.size > opts.max_pixels:
                     idx = pixels.rng.choice(idx, opts.max_pixels, replace=False)
-                feats = window_features(images, tensors.dates, target, cfg.data.sequence_length, with_doy)
+                feats = window_features(images, tensors.dates, target, cfg.data.sequence_length, with_doy,
+                                        tensors.missing)
                 xs.append(feats[idx])
                 ys.append(labels.ravel()[idx].astype(np.int64) - 1)
+                if part == "val":
+                    val_months.append(np.full(idx.size, target.month, np.int64))
         sets[part] = (np.concatenate(xs), np.concatenate(ys))
-    x_train, y_train = sets["train"]
-    x_val, y_val = sets["val"]
+    return sets, np.concatenate(val_months) if val_months else np.zeros(0, np.int64)
+
+
+def train_booster(cfg: Any, data: Any, pixels: PixelData, name: str, targets: list[list[dt.date]], with_doy: bool,
+                  net_dir: Path, config_path: Path | None = None) -> NetResult:
+    """Train net ``name`` (its ``targets`` in each scene of ``data``) into ``net_dir``: model.txt, then
+    result.json, which marks it done (a finished net is read back, not trained again). Returns the net's result."""
+    import lightgbm as lgb
+
+    from tropicrop.trainingdata import net_scenes
+
+    if (net_dir / "result.json").is_file():
+        return NetResult.from_dict(read_json(net_dir / "result.json"), net_dir / "result.json")
+    opts, k = pixels.options, pixels.num_classes
+    sets, val_months = _pixel_sets(cfg, data, pixels, targets, with_doy)
+    (x_train, y_train), (x_val, y_val) = sets["train"], sets["val"]
     if len(y_train) == 0:
         raise ConfigError(config_path, f"net {name}: no labelled training pixel", "check the split and labels")
     params = {
@@ -198,151 +258,81 @@ def train_booster(cfg: Any, data: Any, pixels: PixelData, name: str, targets: li
     best = booster.best_iteration or booster.current_iteration()
     val_f1 = None
     if len(y_val):
-        val_pred = _argmax(np.asarray(booster.predict(x_val, num_iteration=best)), len(y_val))
-        val_f1 = _macro_f1(y_val + 1, val_pred + 1, k)
+        val_scores = _as_matrix(np.asarray(booster.predict(x_val, num_iteration=best)), len(y_val))
+        val_f1 = _macro_f1(y_val + 1, val_scores.argmax(axis=1) + 1, k)
     net_dir.mkdir(parents=True, exist_ok=True)
+    if len(y_val):  # calibration: a temperature on the booster's log-probabilities (tropicrop.valprofile)
+        write_profile(net_dir, build_profile(np.log(np.maximum(val_scores, 1e-12)), y_val,
+                                             val_months, cfg.seed))
     with atomic_path(net_dir / "model.txt") as tmp:
         booster.save_model(str(tmp), num_iteration=best)
-    result = {"name": name, "targets": sorted({t.isoformat() for dates in targets for t in dates}),
-              "model_file": "model.txt", "best_val_f1": val_f1, "rounds": int(best), "train_pixels": len(y_train),
-              "stopped_by": EARLY_STOPPING if booster.current_iteration() < opts.n_estimators else CAP,
-              "val_pixels": len(y_val), "train_patches": data.train_patches, "val_patches": data.val_patches,
-              "scenes": net_scenes(data, targets, cfg.data.patch_size), "train_seconds": seconds}
-    write_json(net_dir / "result.json", result)
+    result = NetResult(
+        name=name, targets=sorted({t.isoformat() for dates in targets for t in dates}), best_val_f1=val_f1,
+        length=int(best), unit=ROUNDS,
+        stopped_by=EARLY_STOPPING if booster.current_iteration() < opts.n_estimators else CAP,
+        train_patches=data.train_patches, val_patches=data.val_patches, train_seconds=seconds,
+        scenes=net_scenes(data, targets, cfg.data.patch_size),
+        details={"model_file": "model.txt", "train_pixels": len(y_train), "val_pixels": len(y_val)})
+    write_json(net_dir / "result.json", result.to_dict())
     return result
 
 
-# ------------------------------------------------------------------------------------------ prediction
-@dataclass
-class PixelRun:
-    """A trained classical run: boosters by net name, class table, normalisation, options."""
+class BoosterTrainer:
+    """The trainer of a per-pixel LightGBM run: the pixels of the networks' own patches, one booster per net."""
 
-    root: Path
-    mode: str
-    boosters: dict[str, Any]
-    classes: ClassTable
-    normalizer: Normalizer
-    sequence_length: int
-    options: PixelOptions
+    kind = "pixel"
 
-    def booster_for(self, date: dt.date) -> tuple[Any, bool]:
-        """(booster, with day of year) serving ``date``: the all-months one, or the per-month net of its month."""
-        if "all-months" in self.boosters:
-            return self.boosters["all-months"], True
-        for name, booster in self.boosters.items():
-            if dt.date.fromisoformat(name).month == date.month:
-                return booster, False
-        raise RunError(self.root, f"has no per-month model for {date:%B} ({date})",
-                       f"its models: {', '.join(sorted(self.boosters))}")
+    def __init__(self) -> None:
+        self._pixels: PixelData | None = None
 
+    def parameters(self, cfg: Any, in_channels: int, num_classes: int) -> int | None:
+        """None: a booster's size (trees grown until early stopping) is not a network's parameter count."""
+        return None
 
-def is_classical_run(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds a classical run (its config.yaml names a classical model)."""
-    path = RunLayout(Path(run_dir)).config
-    if not path.is_file():
-        return False
-    model = read_yaml_mapping(path).get("model")
-    return isinstance(model, dict) and is_classical(str(model.get("name", "")))
+    def prepare(self, cfg: Any, data: Any, config_path: Path | None = None) -> None:
+        """Read the training pixels once for every net of the run."""
+        self._pixels = prepare_pixels(cfg, data, config_path)
+
+    def train(self, cfg: Any, data: Any, name: str, targets: list[list[dt.date]], net_dir: Path,
+              config_path: Path | None = None) -> NetResult:
+        if self._pixels is None:
+            self.prepare(cfg, data, config_path)
+        assert self._pixels is not None
+        return train_booster(cfg, data, self._pixels, name, targets, name == ALL_MONTHS, net_dir, config_path)
 
 
-def load_pixel_run(run_dir: Path) -> PixelRun:
-    """Load a finished classical run through ``runfiles`` (each file checked); no Lightning, no torch."""
-    import lightgbm as lgb
-
-    run = RunLayout(Path(run_dir))
-    if not run.result.is_file():
-        raise RunError(run.root, "holds no finished classical run", "train it first: tropicrop train -c CONFIG --run-dir RUN")
-    read_run_result(run)  # a damaged or newer-format summary is refused here
-    cfg = read_yaml_mapping(run.config)
-    model, data = cfg.get("model") or {}, cfg.get("data") or {}
-    boosters = {}
-    for net in sorted(run.nets.glob("*/model.txt")):
+# ------------------------------------------------------------------------------------------ loading
+def load_pixel_models(run: RunLayout, model_cfg: dict[str, Any],
+                      data_cfg: dict[str, Any]) -> list[tuple[str, dt.date | None, LightGBMPixels]]:
+    """Every per-pixel model of a finished classical run, as (net name, target date or None, model), sorted
+    by name; RunError naming the file for a damaged one or a run without any."""
+    options = PixelOptions.from_options(dict(model_cfg.get("options") or {}), run.config)
+    models = []
+    for path in sorted(run.nets.glob("*/model.txt")):
+        name = path.parent.name
         try:
-            boosters[net.parent.name] = lgb.Booster(model_file=str(net))
-        except lgb.basic.LightGBMError as exc:
-            raise RunError(net, f"is not a LightGBM model file ({str(exc).splitlines()[0]})", RETRAIN) from None
-    if not boosters:
+            target = None if name == ALL_MONTHS else dt.date.fromisoformat(name)
+        except ValueError:
+            raise RunError(path.parent, f"is named {name!r}, neither {ALL_MONTHS} nor a target date", RETRAIN) from None
+        models.append((name, target, LightGBMPixels.load(path, options, with_doy=target is None)))
+    if not models:
         raise RunError(run.root, "holds no nets/*/model.txt", RETRAIN)
-    return PixelRun(run.root, str(cfg.get("mode", "per-month")), boosters, read_class_table(run.classes),
-                    read_normalizer(run.normalization), int(data.get("sequence_length", 12)),
-                    PixelOptions.from_options(dict(model.get("options") or {}), run.config))
+    if any(target is None for _, target, _ in models) and len(models) > 1:
+        raise RunError(run.root, "mixes an all-months model with per-month ones", "train it again with --force")
+    return models
 
 
-def check_scene_bands(run: PixelRun, scene: Scene) -> None:
-    """SceneError when ``scene`` has another band count than the run was trained on (the networks' check)."""
-    if scene.num_bands != len(run.normalizer.mean):
-        raise SceneError(scene.manifest.path, f"has {scene.num_bands} band(s) {list(scene.bands)} but the run was "
-                         f"trained on {len(run.normalizer.mean)}", "predict a scene with the training scene's bands")
+PIXEL_TRAINERS: dict[str, type[BoosterTrainer]] = {"lightgbm": BoosterTrainer}
+"""The trainer of each per-pixel model name (``model.name``); every other name is a registered network."""
 
 
-def predict_classical(run_dir: Path, scene: Scene | Path, out: Path, dates: Sequence[dt.date] | None = None,
-                      progress: bool = True, block_pixels: int = 262144) -> list[Path]:
-    """Class maps ``OUT/maps/YYYYMMDD.tif`` (COG + PNG, as the networks') of ``scene`` with a classical run.
-
-    Streams row blocks of about ``block_pixels`` pixels (with a halo for the mean filter), so memory does not
-    grow with the scene. ``dates`` defaults as for the networks (labelled dates; per-month: served months).
-    """
-    run = load_pixel_run(Path(run_dir))
-    scene = scene if isinstance(scene, Scene) else load_scene(scene)
-    check_scene_bands(run, scene)
-    if dates is None:
-        dates = default_dates(scene, run.sequence_length)
-        if run.mode != "all-months":
-            served = [d for d in dates if any(dt.date.fromisoformat(n).month == d.month for n in run.boosters)]
-            if len(served) < len(dates):
-                warnings.warn(f"{run_dir}: no per-month model for {', '.join(str(d) for d in dates if d not in served)}; "
-                              "not predicted", stacklevel=2)
-            if not served:
-                run.booster_for(dates[0])      # raises RunError naming the run's models
-            dates = served
-    out = Path(out)
-    layout = PredictionLayout(out)
-    layout.maps.mkdir(parents=True, exist_ok=True)
-    write_classes(out, run.classes)
-    grid = scene.grid
-    names = list(run.classes.names)
-    rows = max(1, block_pixels // max(grid.width, 1))
-    halo = run.options.looks // 2
-    start = time.perf_counter()
-    paths = []
-    with tempfile.TemporaryDirectory(dir=out) as scratch:
-        scratch_paths = [Path(scratch) / f"{stamp(d)}.tif" for d in dates]
-        profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": 1, "dtype": "uint8",
-                   "crs": grid.crs, "transform": grid.transform, "nodata": NODATA}
-        sinks = [rasterio.open(p, "w", **profile) for p in scratch_paths]
-        try:
-            for r0 in tqdm(range(0, grid.height, rows), desc="classical predict", disable=not progress):
-                top, bottom = max(0, r0 - halo), min(grid.height, r0 + rows + halo)
-                raw = scene.read_images(Window(0, top, grid.width, bottom - top))
-                keep = slice(r0 - top, r0 - top + min(rows, grid.height - r0))
-                images = normalise(raw, run.normalizer, run.options.looks)[..., keep, :]
-                h = images.shape[-2]
-                for sink, d in zip(sinks, dates, strict=True):
-                    booster, with_doy = run.booster_for(d)
-                    feats = window_features(images, scene.dates, d, run.sequence_length, with_doy)
-                    scores = np.asarray(booster.predict(feats, num_threads=run.options.threads))
-                    codes = (_argmax(scores, len(feats)) + 1).astype(np.uint8)
-                    has_data = np.isfinite(feats[:, :-2] if with_doy else feats).any(axis=1)
-                    codes[~has_data] = NODATA
-                    sink.write(codes.reshape(h, grid.width), 1, window=Window(0, r0, grid.width, h))
-        finally:
-            for sink in sinks:
-                sink.close()
-        colors = class_colors(names)
-        for src, d in zip(scratch_paths, dates, strict=True):
-            with rasterio.open(src, "r+") as ds:
-                ds.write_colormap(1, colors)
-            outputs = Outputs.of(out, d, probabilities=False)
-            with atomic_path(outputs.map) as tmp:
-                write_cog(src, tmp, "MODE")
-                write_quicklook(tmp, outputs.png, names, f"{run.root.name}: {d}")
-            paths.append(outputs.map)
-    seconds = time.perf_counter() - start
-    log = layout.log
-    sessions = read_json(log, "delete it (it only logs earlier predictions) and predict again") if log.is_file() else []
-    if not isinstance(sessions, list):
-        raise RunError(log, "is not a prediction log (a JSON list)", "delete it and predict again")
-    sessions.append({"run": str(run.root), "scene": str(scene.root), "model": "lightgbm", "seconds": round(seconds, 3),
-                     "dates": [d.isoformat() for d in dates]})
-    write_json(log, sessions)
-    return paths
+def scaled(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """(n, K) probabilities ``softmax(log p / T)``: a booster's probabilities at temperature ``T``
+    (``nets/NAME/calibration.json``, :mod:`tropicrop.valprofile`)."""
+    if temperature == 1.0:
+        return probs
+    z = np.log(np.maximum(probs, 1e-12)) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    out: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return out

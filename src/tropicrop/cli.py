@@ -171,14 +171,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     config = Path(args.config) if args.config else None
     summary = train_from_files(config, Path(args.run_dir), args.set, resume=args.resume, force=args.force)
-    for name, net in summary["nets"].items():
-        f1 = net.get("best_val_f1")
-        f1_text = "n/a" if f1 is None else f"{f1:.3f}"
-        length = f"{net['epochs']} epochs" if "epochs" in net else f"{net.get('rounds')} boosting rounds"
-        patches = f", {net['train_patches']} training patches" if "train_patches" in net else ""
-        print(f"{name}: best validation macro F1 {f1_text}, {length}{patches}, {net['train_seconds']:.0f} s")
+    for name, net in summary.nets.items():
+        f1 = "n/a" if net.best_val_f1 is None else f"{net.best_val_f1:.3f}"
+        print(f"{name}: best validation macro F1 {f1}, {net.length} {net.unit}, {net.train_patches} training patches, "
+              f"{net.train_seconds:.0f} s")
     print(f"run directory: {args.run_dir}")
     return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from tropicrop.check import check_command
+
+    return check_command(args)
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
@@ -207,6 +211,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from tropicrop.inference import parse_dates, predict_run
+    from tropicrop.inference.session import scene_folders
     from tropicrop.scene import load_scene
 
     scenes = [load_scene(s) for s in args.scene]
@@ -220,7 +225,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     aoi = Path(args.aoi) if args.aoi else None
     progress = sys.stderr.isatty()
     probabilities = args.probabilities or bool(args.parcels)  # per-parcel answers need the class probabilities
-    outs = {scene.name: Path(args.out) if len(scenes) == 1 else Path(args.out) / scene.name for scene in scenes}
+    outs = scene_folders(Path(args.out), scenes)
     maps: dict[str, list[Path]] = {}
     if args.workers is not None or args.scheduler is not None:
         from tropicrop.inference.distributed import predict_distributed
@@ -238,10 +243,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     else:
         for scene in scenes:
             out = outs[scene.name]
-            scene_dates = list(scene.dates) if every else dates
-            maps[scene.name] = predict_run(Path(args.run_dir), scene, out, dates=scene_dates, tile=args.tile,
+            maps[scene.name] = predict_run(Path(args.run_dir), scene, out, dates="all" if every else dates, tile=args.tile,
                                            overlap=args.overlap, probabilities=probabilities, progress=progress,
-                                           aoi=aoi, precision=args.precision, margin=args.margin)
+                                           aoi=aoi, precision=args.precision, margin=args.margin,
+                                           calibration=args.calibration, uncertainty=args.uncertainty)
             print(f"{len(maps[scene.name])} map(s) in {out / 'maps'}")
     if args.parcels:
         from tropicrop.layout import parse_stamp
@@ -249,7 +254,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
         for name, paths in maps.items():
             stamps = [d for d in (parse_stamp(p.stem) for p in paths) if d is not None]
-            print(f"per-parcel classes: {parcel_answers(outs[name], Path(args.parcels), stamps)}")
+            print(f"per-parcel classes: {parcel_answers(outs[name], Path(args.parcels), stamps, args.low_confidence)}")
     return 0
 
 
@@ -257,11 +262,18 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
     from tropicrop.adaptation import METHODS, AdaptOptions, adapt_run
     from tropicrop.config import apply_overrides, from_dict
 
-    methods = list(METHODS) if args.methods in (None, "all") else [m.strip() for m in args.methods.split(",") if m.strip()]
+    auto = args.methods == "auto"  # five candidates, the one check estimates best (tropicrop.adaptation.auto)
+    methods = (list(METHODS) if args.methods in (None, "all") or auto
+               else [m.strip() for m in args.methods.split(",") if m.strip()])
     raw = apply_overrides({"methods": methods, "parcels": args.parcels, "seed": args.seed}, args.set)
     options = from_dict(AdaptOptions, raw, overrides=args.set)  # the flags and --set meet one schema
-    record = adapt_run(Path(args.run), Path(args.scene), Path(args.run_dir), options, force=args.force,
-                       progress=sys.stderr.isatty())
+    if auto:
+        from tropicrop.adaptation.auto import adapt_auto_command
+
+        record = adapt_auto_command(args, options)
+    else:
+        record = adapt_run(Path(args.run), Path(args.scene), Path(args.run_dir), options, force=args.force,
+                           progress=sys.stderr.isatty())
     print(f"adapted with {', '.join(record['methods']) or 'no method'}"
           + (f" and {record['parcels']} labelled parcel(s) per class" if record["parcels"] else "")
           + f"; day-of-year offset {record['doy_offset']:+d} days; {record['seconds']:.0f} s")
@@ -422,6 +434,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("auto", "32", "bf16"), default=None,
                    help="auto: bfloat16 where the CPU/GPU has fast bf16 units, else float32; 32 or bf16 to force one "
                    "(default: the run's trainer.precision)")
+    p.add_argument("--calibration", choices=("temperature", "none"), default="temperature",
+                   help="probabilities scaled by each net's validation temperature (default), or as the net gives them")
+    p.add_argument("--uncertainty", choices=("entropy", "margin"), help="also write OUT/uncertainty/YYYYMMDD.tif")
+    p.add_argument("--low-confidence", type=float, default=0.5, metavar="P",
+                   help="per-parcel answers count the share of pixels whose confidence is below P (default 0.5)")
     p.add_argument("--workers", type=int, help="predict on a local Dask cluster of this many worker processes")
     p.add_argument("--scheduler", help="predict on the dask.distributed cluster at this address (tcp://host:8786)")
     p.add_argument("--block", type=int, default=4, help="with Dask: block side in tiles (default 4)")
@@ -433,7 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run directory written by tropicrop train")
     p.add_argument("scene", help="scene folder of the new year (its labels are not read)")
     p.add_argument("--run-dir", required=True, help="where to write the adapted run")
-    p.add_argument("--methods", help="comma-separated: year_stats, adabn, doy_shift, self_training (default: all)")
+    p.add_argument("--methods", help="comma-separated: year_stats, adabn, doy_shift, self_training (default: all); "
+                   "auto: each alone and all four, keeping the one tropicrop check estimates best")
     p.add_argument("--parcels", type=int, default=0,
                    help="also fine-tune on this many labelled parcels per class of the scene's train split (reads labels)")
     p.add_argument("--seed", type=int, default=0)
@@ -441,6 +459,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="adaptation option, e.g. self_training.steps=100 or shift_step=3")
     p.add_argument("--force", action="store_true", help="replace a run already in --run-dir")
     p.set_defaults(func=_cmd_adapt)
+
+    p = sub.add_parser("check", help="the F1 and OA a run is expected to reach on a scene, from its images only")
+    p.add_argument("run", help="run directory written by tropicrop train (or adapt)")
+    p.add_argument("scene", help="scene folder to check (its labels are not read)")
+    p.add_argument("--dates", help="'all' or YYYY-MM-DD,... (default: as predict)")
+    p.add_argument("--sample", type=float, default=1.0, help="share of the scene's tiles to map (default 1: all)")
+    p.add_argument("--estimator", choices=("atc", "confidence"), default="atc", help="default atc (see the docs)")
+    p.add_argument("--aoi", help="estimate on the fields in this vector file or raster mask only (networks)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the tile sample")
+    p.add_argument("--json", action="store_true", help="print JSON (estimated_f1, estimated_oa, dates)")
+    p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("evaluate", help="per-date OA, F1 per class and confusion matrices of predicted maps")
     p.add_argument("out", help="folder written by tropicrop predict")

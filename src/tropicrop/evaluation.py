@@ -13,6 +13,9 @@ the AOI, or no image) are left out and counted as ``unpredicted``. Files written
     OUT/metrics/per_date.csv             date, oa, f1, pixels
     OUT/metrics/per_class.csv            date, class, f1, support    (f1 is nan for a class absent that date)
     OUT/metrics/confusion/YYYYMMDD.csv   rows reference, columns prediction, class names as headers
+    OUT/metrics/calibration.csv          date, ece, brier, accuracy, acc_at_50/80/100, pixels (maps with a
+                                         confidence layer, OUT/confidence/; tropicrop.reliability), and the mean
+    OUT/metrics/reliability.json, .png   confidence counts per date and the reliability diagram
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ import io
 import logging
 import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +39,10 @@ from rasterio.windows import Window
 
 from tropicrop.classes import ClassTable
 from tropicrop.errors import ConfigError, RunError, SceneError
-from tropicrop.io.files import atomic_path
+from tropicrop.io.files import atomic_path, write_json
 from tropicrop.layout import PredictionLayout
 from tropicrop.metrics import confusion_metric, scores_from_confusion
+from tropicrop.reliability import Reliability, write_reliability_png
 from tropicrop.runfiles import read_class_table
 from tropicrop.scene import TEST, TRAIN, Scene, load_scene
 
@@ -61,6 +65,7 @@ class DateScores:
     confusion: np.ndarray
     pixels: int
     unpredicted: int
+    reliability: Reliability | None = None  # confidence counts of the scored pixels (maps with a confidence layer)
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,11 @@ class EvaluationResult:
         """Average F1 averaged over dates (NaN without dates)."""
         return _mean([d.macro_f1 for d in self.dates])
 
+    def calibration(self) -> dict[str, float]:
+        """ECE, Brier and accuracy at coverage averaged over dates with a confidence layer (empty without)."""
+        rows = [d.reliability.summary() for d in self.dates if d.reliability is not None and d.reliability.pixels]
+        return {k: _mean([r[k] for r in rows]) for k in rows[0]} if rows else {}
+
 
 def _mean(values: Sequence[float]) -> float:
     finite = [v for v in values if not np.isnan(v)]
@@ -102,16 +112,17 @@ def read_class_names(out: Path) -> tuple[str, ...]:
 
 
 def date_confusion(scene: Scene, prediction: Path, date: dt.date, lookup: np.ndarray, num_classes: int,
-                   split: int | None, block: int = BLOCK) -> np.ndarray:
+                   split: int | None, block: int = BLOCK, reliability: Reliability | None = None) -> np.ndarray:
     """Confusion matrix (K, K) int64 of map ``prediction`` against the labels of ``date``, streamed.
 
     ``lookup`` (256,) maps scene codes to map indices; ``split`` keeps pixels of that split value only
-    (None: every labelled pixel).
+    (None: every labelled pixel). With ``reliability``, the map's confidence layer (``OUT/confidence/``) is
+    counted into it at the same pixels (right = map equals reference).
     """
     metric = confusion_metric(num_classes)
     try:
         with _quiet_gdal():
-            _accumulate(metric, scene, prediction, date, lookup, num_classes, split, block)
+            _accumulate(metric, scene, prediction, date, lookup, num_classes, split, block, reliability)
     except RasterioIOError as exc:
         raise RunError(prediction, f"is not a readable map ({' '.join(str(exc).split())[:160]})", REPREDICT) from None
     cm: np.ndarray = metric.compute().numpy().astype(np.int64)
@@ -133,9 +144,11 @@ def _quiet_gdal() -> Iterator[None]:
 
 
 def _accumulate(metric: Any, scene: Scene, prediction: Path, date: dt.date, lookup: np.ndarray, num_classes: int,
-                split: int | None, block: int) -> None:
+                split: int | None, block: int, reliability: Reliability | None = None) -> None:
     """Add the pixels of map ``prediction`` to ``metric``, window by window (see :func:`date_confusion`)."""
-    with rasterio.open(prediction) as ds:
+    with rasterio.open(prediction) as ds, ExitStack() as stack:
+        conf = stack.enter_context(rasterio.open(prediction.parents[1] / "confidence" / prediction.name)) \
+            if reliability is not None else None
         if ds.count != 1 or ds.dtypes[0] != "uint8":
             raise RunError(prediction, f"is not a class map (holds {ds.count} band(s) of {ds.dtypes[0]}, not one of uint8)",
                            REPREDICT)
@@ -151,6 +164,10 @@ def _accumulate(metric: Any, scene: Scene, prediction: Path, date: dt.date, look
                 raise RunError(prediction, f"holds class code {int(predicted.max())} but the map has {num_classes} classes",
                                "evaluate with the classes.json written beside the maps")
             keep = reference > 0
+            if conf is not None and reliability is not None:  # calibration: where the map has a class
+                rwin = Window(window.col_off, window.row_off, window.width, window.height)
+                scored = keep & (predicted > 0)
+                reliability.add(conf.read(1, window=rwin)[scored], predicted[scored] == reference[scored])
             if keep.any():
                 metric.update(torch.from_numpy(predicted[keep].astype(np.int64)),
                               torch.from_numpy(reference[keep].astype(np.int64)))
@@ -192,8 +209,10 @@ def evaluate_predictions(out: Path, scene: Scene | Path, split: str = "test",
                        "predict the scene first: tropicrop predict RUN SCENE --out OUT")
     results = []
     for d in dates:
-        cm = date_confusion(scene, map_path(out, d), d, lookup, len(names), SPLITS[split])
-        results.append(scores_of(d, cm, names))
+        has_conf = PredictionLayout(out).confidence(d).is_file()
+        rel = Reliability() if has_conf else None
+        cm = date_confusion(scene, map_path(out, d), d, lookup, len(names), SPLITS[split], reliability=rel)
+        results.append(replace(scores_of(d, cm, names), reliability=rel))
     unpredicted = {str(r.date): r.unpredicted for r in results if r.unpredicted}
     if unpredicted:
         warnings.warn(f"{out}: reference pixels without a prediction (outside the AOI or no data), left out: {unpredicted}",
@@ -226,7 +245,30 @@ def write_metrics(folder: Path, results: Sequence[DateScores], names: Sequence[s
         matrix = [["reference \\ prediction", *names[1:]]]
         matrix += [[n, *(str(int(v)) for v in r.confusion[i, 1:])] for i, n in enumerate(names) if i]
         files.append(_write_csv(folder / "confusion" / f"{r.date:%Y%m%d}.csv", matrix))
+    files += write_calibration(folder, results)
     return [_write_csv(folder / "per_date.csv", per_date), _write_csv(folder / "per_class.csv", per_class), *files]
+
+
+def write_calibration(folder: Path, results: Sequence[DateScores]) -> list[Path]:
+    """``calibration.csv`` (date, ece, brier, acc_at_50/80/100, pixels; then the mean), ``reliability.json``
+    (confidence counts per date) and ``reliability.png`` for the dates with a confidence layer."""
+    rated = [r for r in results if r.reliability is not None and r.reliability.pixels]
+    if not rated:
+        return []
+    keys = list(rated[0].reliability.summary())  # type: ignore[union-attr]
+    rows: list[list[str]] = [["date", *keys, "pixels"]]
+    total = Reliability()
+    for r in rated:
+        rel = r.reliability
+        assert rel is not None
+        total = total.merge(rel)
+        rows.append([r.date.isoformat(), *(_fmt(v) for v in rel.summary().values()), str(rel.pixels)])
+    means = [_mean([float(row[1 + i]) for row in rows[1:]]) for i in range(len(keys))]
+    rows.append(["mean", *(_fmt(v) for v in means), str(total.pixels)])
+    counts = folder / "reliability.json"
+    write_json(counts, {r.date.isoformat(): r.reliability.to_dict() for r in rated})  # type: ignore[union-attr]
+    return [_write_csv(folder / "calibration.csv", rows), counts,
+            write_reliability_png({"all dates": total}, folder / "reliability.png")]
 
 
 def format_evaluation(result: EvaluationResult, width: int = 8) -> str:
@@ -242,4 +284,8 @@ def format_evaluation(result: EvaluationResult, width: int = 8) -> str:
         lines.append(f"{r.date.isoformat():<12}{pct(r.oa, 7)}{pct(r.macro_f1, 7)}{r.pixels:>10,}"
                      + "".join(pct(r.f1[n], width + 1) for n in names))
     lines.append(f"{'mean':<12}{pct(result.mean_oa, 7)}{pct(result.mean_f1, 7)}")
+    cal = result.calibration()
+    if cal:
+        lines.append(f"calibration (mean over dates): ECE {cal['ece']:.3f}, Brier {cal['brier']:.3f}, accuracy at "
+                     f"50/80/100 % coverage {pct(cal['acc_at_50'], 0)}/{pct(cal['acc_at_80'], 0)}/{pct(cal['acc_at_100'], 0)}")
     return "\n".join(lines)

@@ -42,9 +42,10 @@ from tropicrop.errors import ConfigError, RunError
 from tropicrop.io.files import atomic_path, write_json
 from tropicrop.layout import ExperimentLayout, RunLayout, slug
 from tropicrop.report import write_report
+from tropicrop.results import RunResult
 from tropicrop.runfiles import read_class_table, read_json
 from tropicrop.scene import TRAIN, Scene, load_scene
-from tropicrop.training import TrainConfig, train
+from tropicrop.training import TrainConfig, train, trainer_for
 
 log = logging.getLogger(__name__)
 RESTART_APPROACH = "delete {path} to run that approach again"
@@ -104,6 +105,7 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
     predict_wall = time.perf_counter() - start
     result = evaluate_predictions(pred_dir, scene_b, split="test", class_names=list(classes.names))
     per_date = [{"date": d.date.isoformat(), "oa": d.oa, "f1": d.macro_f1} for d in result.dates]
+    calibration = approach_calibration(run_dir, pred_dir, result)  # ECE, Brier, check's estimates (no labels)
     record = {
         "name": approach.name,
         "slug": name,
@@ -112,15 +114,16 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
         "train_on": approach.train_on,
         "use": approach.use,
         "role": approach.role,
-        "nets": len(summary["nets"]),
+        "nets": len(summary.nets),
         "parameters": (parameter_count(tcfg, scene_b.num_bands, classes.num_classes)  # per network
                        if tcfg is not None else None),
-        "train_seconds": summary["train_seconds"],  # summed over nets, across resumed sessions
+        "train_seconds": summary.train_seconds,  # summed over nets, across resumed sessions
         "train_wall_seconds_this_session": train_wall,
         "predict_seconds": predict_wall,
         "f1": float(np.mean([d["f1"] for d in per_date])),
         "oa": float(np.mean([d["oa"] for d in per_date])),
         "per_date": per_date,
+        **calibration,
         **training_record(summary),
     }
     if adapted is not None:
@@ -131,31 +134,22 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
 
 
 def parameter_count(cfg: TrainConfig, in_channels: int, num_classes: int) -> int | None:
-    """Parameters of one network of a training configuration (its model with its options); None for the
-    classical baseline, whose size (trees grown until early stopping) is not a network's parameter count."""
-    from tropicrop.classical import is_classical
-    from tropicrop.models import build
-
-    if is_classical(cfg.model.name):
-        return None
-    model = build(cfg.model.name, in_channels, num_classes=num_classes, **cfg.model.options)
-    return sum(p.numel() for p in model.parameters())
+    """Parameters of one network of a training configuration (its model with its options); None for a
+    per-pixel model, whose size (trees grown until early stopping) is not a network's parameter count."""
+    return trainer_for(cfg.model.name).parameters(cfg, in_channels, num_classes)
 
 
-def training_record(summary: dict[str, Any]) -> dict[str, Any]:
+def training_record(summary: RunResult) -> dict[str, Any]:
     """What each net of a run learnt from and how it stopped: training/validation patches, best validation
-    macro F1 and its length (epochs, or boosting rounds), keyed by net name; plus the mean validation F1."""
-    nets = {
-        name: {key: net.get(key) for key in ("train_patches", "val_patches", "best_val_f1", "epochs", "global_step",
-                                             "rounds", "train_pixels", "stopped_by") if key in net}
-        for name, net in summary["nets"].items()
-    }
-    val = [n["best_val_f1"] for n in nets.values() if n.get("best_val_f1") is not None]
+    macro F1 and its length (epochs, or boosting rounds, with its unit), keyed by net name; plus the mean
+    validation F1."""
+    nets = {name: net.summary() for name, net in summary.nets.items()}
+    val = [n.best_val_f1 for n in summary.nets.values() if n.best_val_f1 is not None]
     return {"net_training": nets, "val_f1": float(np.mean(val)) if val else None}
 
 
 def _adapt_approach(section: AdaptSection, scene_b: Scene, out: Path, run_dir: Path,
-                    progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+                    progress: bool) -> tuple[RunResult, dict[str, Any]]:
     """Adapt the finished run of approach ``section.base`` to year B into ``run_dir`` (kept if complete).
 
     Returns the run summary and what the approach record takes from the base and the adaptation: the
@@ -173,7 +167,7 @@ def _adapt_approach(section: AdaptSection, scene_b: Scene, out: Path, run_dir: P
         adaptation = read_json(run.adaptation, RESTART_APPROACH.format(path=run_dir))
     else:
         adaptation = adapt_run(exp.run(base["slug"]).root, scene_b, run_dir, section, force=True, progress=progress)
-    summary: dict[str, Any] = read_json(run.result, RESTART_APPROACH.format(path=run_dir))
+    summary = RunResult.from_dict(read_json(run.result, RESTART_APPROACH.format(path=run_dir)), run.result)
     info = {
         "mode": base["mode"], "model": base["model"], "train_on": base["train_on"], "use": base["use"],
         "parameters": base.get("parameters"),
@@ -183,6 +177,22 @@ def _adapt_approach(section: AdaptSection, scene_b: Scene, out: Path, run_dir: P
                   "year_b_labels_read": adaptation["year_b_labels_read"]},
     }
     return summary, info
+
+
+def approach_calibration(run_dir: Path, pred_dir: Path, result: Any) -> dict[str, Any]:
+    """Calibration of an approach's year-B maps (ECE, Brier, accuracy at coverage; from the confidence layers)
+    and ``check``'s label-free estimates of its F1 and OA from the same maps (None for a run without profile)."""
+    from tropicrop.check import estimate_predictions
+    from tropicrop.errors import RunError
+
+    record: dict[str, Any] = dict(result.calibration())
+    try:
+        est = estimate_predictions(run_dir, pred_dir, [d.date for d in result.dates]).to_dict()
+    except RunError:  # trained before calibration: nothing to estimate from
+        return record
+    record.update(estimated_f1=est["estimated_f1"], estimated_oa=est["estimated_oa"],
+                  estimated_per_date=est["dates"], shifted_months=est["shifted_months"])
+    return record
 
 
 def write_tables(out: Path, records: list[dict[str, Any]]) -> tuple[Path, Path]:
@@ -199,7 +209,7 @@ def write_tables(out: Path, records: list[dict[str, Any]]) -> tuple[Path, Path]:
     with atomic_path(table4) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["approach", "f1", "oa", "train_hours", "train_seconds", "nets", "model", "parameters",
-                    "predict_seconds", "val_f1", "train_patches"])
+                    "predict_seconds", "val_f1", "train_patches", "ece", "brier", "estimated_f1", "estimated_oa"])
         for r in records:
             patches = [n.get("train_patches") for n in r.get("net_training", {}).values() if n.get("train_patches") is not None]
             w.writerow([r["name"], f"{r['f1']:.6f}", f"{r['oa']:.6f}", f"{r['train_seconds'] / 3600:.6f}",
@@ -208,8 +218,14 @@ def write_tables(out: Path, records: list[dict[str, Any]]) -> tuple[Path, Path]:
                         f"{r['predict_seconds']:.3f}" if "predict_seconds" in r else "",
                         "" if r.get("val_f1") is None else f"{r['val_f1']:.6f}",
                         "" if not patches else f"{min(patches)}-{max(patches)}" if min(patches) != max(patches)
-                        else str(patches[0])])
+                        else str(patches[0]),
+                        *(_fraction(r.get(k)) for k in ("ece", "brier", "estimated_f1", "estimated_oa"))])
     return per_date, table4
+
+
+def _fraction(value: Any) -> str:
+    """A table cell of a fraction (empty when not measured)."""
+    return "" if value is None or not np.isfinite(value) else f"{value:.6f}"
 
 
 def extends(previous: ExperimentConfig, cfg: ExperimentConfig) -> bool:

@@ -6,6 +6,7 @@ Every module that writes or reads these folders takes its paths from here, so a 
     RUN/classes.json               the model's class table (index 0 = no reference)
     RUN/normalization.json         per-band mean/std of dB values on the training pixels
     RUN/nets/NAME/checkpoints/{best,last}.ckpt, RUN/nets/NAME/logs/, RUN/nets/NAME/result.json
+    RUN/nets/NAME/calibration.json the net's temperature and validation profile (tropicrop.valprofile)
     RUN/result.json                written when every net has finished; holds the run's ``format_version``
     RUN/adaptation.json            an adapted run only: how it was adapted and the day-of-year offset to predict with
     RUN/cache/                     the training region as float16 dB + uint8 labels (while the run is unfinished;
@@ -14,6 +15,8 @@ Every module that writes or reads these folders takes its paths from here, so a 
     OUT/classes.json               map code i = model class index i (0 = no data)
     OUT/maps/YYYYMMDD.tif, .png    class map (COG) and its quick-look
     OUT/probabilities/YYYYMMDD.tif optional per-class probabilities
+    OUT/confidence/YYYYMMDD.tif    calibrated probability of the mapped class x 100 (uint8, 255 = no data)
+    OUT/uncertainty/YYYYMMDD.tif   optional: entropy or margin x 100 (predict --uncertainty)
     OUT/predict.json               one entry per prediction pass
     OUT/metrics/per_date.csv, per_class.csv, confusion/YYYYMMDD.csv
     OUT/parcels.gpkg               per-parcel answers (predict --parcels)
@@ -104,6 +107,10 @@ class RunLayout:
         """Every ``nets/*/checkpoints/best.ckpt``, sorted by net name."""
         return sorted(self.nets.glob("*/checkpoints/best.ckpt"))
 
+    def model_files(self) -> list[Path]:
+        """The files prediction reads each model from: best checkpoints, or per-pixel ``nets/*/model.txt``."""
+        return [*self.best_checkpoints(), *sorted(self.nets.glob("*/model.txt"))]
+
 
 @dataclass(frozen=True)
 class PredictionLayout:
@@ -148,6 +155,14 @@ class PredictionLayout:
     def probabilities(self, date: dt.date) -> Path:
         """``OUT/probabilities/YYYYMMDD.tif``."""
         return self.root / "probabilities" / f"{stamp(date)}.tif"
+
+    def confidence(self, date: dt.date) -> Path:
+        """``OUT/confidence/YYYYMMDD.tif``: calibrated probability of the mapped class, percent (uint8)."""
+        return self.root / "confidence" / f"{stamp(date)}.tif"
+
+    def uncertainty(self, date: dt.date) -> Path:
+        """``OUT/uncertainty/YYYYMMDD.tif``: entropy or margin of the probabilities, percent (uint8)."""
+        return self.root / "uncertainty" / f"{stamp(date)}.tif"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,10 @@ on the files that ``tropicrop predict`` wrote (``OUT/maps/YYYYMMDD.tif`` and ``O
 * ``share``: the fraction of those pixels in that class;
 * ``probability``: the mean probability of that class over the parcel (NaN when the date has no
   probability file: predict with ``--probabilities``, which ``--parcels`` turns on);
-* ``pixels``: the parcel's predicted pixels (coverage-weighted), 0 for a parcel off the map.
+* ``pixels``: the parcel's predicted pixels (coverage-weighted), 0 for a parcel off the map;
+* ``low_confidence``: the share of the parcel's pixels whose confidence (``OUT/confidence/``, the calibrated
+  probability of the mapped class) is below the threshold (``--low-confidence``, 0.5 by default); NaN
+  without a confidence layer. (``probability`` is calibrated too: it comes from the calibrated probabilities.)
 
 ``OUT/parcels.gpkg`` holds one feature per parcel and predicted date (the parcel's attributes, ``parcel``
 = its row in the input file, ``date``), in the parcels' own CRS; an attribute of the input that bears the
@@ -37,9 +40,12 @@ from tropicrop.layout import PredictionLayout, parse_stamp
 from tropicrop.scene import Scene
 
 LAYER = "parcels"
-ANSWER_COLUMNS = ("parcel", "date", "class", "code", "share", "probability", "pixels")
-__all__ = ["ANSWER_COLUMNS", "LAYER", "evaluate_parcels", "parcel_answers", "parcel_scores", "predicted_dates", "read_parcels"]
+ANSWER_COLUMNS = ("parcel", "date", "class", "code", "share", "probability", "pixels", "low_confidence")
 """The columns that ``OUT/parcels.gpkg`` adds to the parcels' own attributes."""
+LOW_CONFIDENCE = 0.5
+"""Default confidence below which a pixel counts towards a parcel's ``low_confidence`` share."""
+__all__ = ["ANSWER_COLUMNS", "LAYER", "LOW_CONFIDENCE", "evaluate_parcels", "parcel_answers", "parcel_scores",
+           "predicted_dates", "read_parcels"]
 
 
 def _renamed_clashes(columns: Sequence[str]) -> dict[str, str]:
@@ -95,13 +101,22 @@ def _mean_probabilities(raster: Path, zones: gpd.GeoDataFrame) -> np.ndarray:
     return stats.to_numpy(dtype=np.float64)
 
 
+def _low_share(raster: Path, zones: gpd.GeoDataFrame, threshold: float) -> np.ndarray:
+    """(parcels,) coverage-weighted share of pixels of the confidence layer below ``threshold`` (NaN: none)."""
+    stats = exact_extract(str(raster), zones, ["unique", "frac"], output="pandas")
+    cut = round(threshold * 100)
+    return np.array([float(np.asarray(frac)[np.asarray(unique) < cut].sum()) if len(unique) else np.nan
+                     for unique, frac in zip(stats["unique"], stats["frac"], strict=True)])
+
+
 def predicted_dates(out: Path) -> list[dt.date]:
     """The dates with a map in the prediction directory ``out``."""
     stamps = (parse_stamp(path.stem) for path in sorted(PredictionLayout(Path(out)).maps.glob("*.tif")))
     return [d for d in stamps if d is not None]
 
 
-def parcel_answers(out: Path, parcels: Path, dates: Sequence[dt.date] | None = None) -> Path:
+def parcel_answers(out: Path, parcels: Path, dates: Sequence[dt.date] | None = None,
+                   low_confidence: float = LOW_CONFIDENCE) -> Path:
     """Write ``OUT/parcels.gpkg``: per parcel and date the majority class, its share and mean probability.
 
     ``dates`` default to every map in ``out``. Returns the path written (atomically).
@@ -125,11 +140,13 @@ def parcel_answers(out: Path, parcels: Path, dates: Sequence[dt.date] | None = N
             means = _mean_probabilities(prob_path, zones)
             has = codes > 0
             probability[has] = means[np.flatnonzero(has), codes[has] - 1]
+        conf_path = layout.confidence(date)
+        low = _low_share(conf_path, zones, low_confidence) if conf_path.is_file() else np.full(len(frame), np.nan)
         rows.append(attributes.assign(
             date=date.isoformat(),
             **{"class": pd.Series([names[c] if c > 0 else None for c in codes], dtype=object)},
             code=codes, share=np.where(codes > 0, table["share"].to_numpy(), np.nan),
-            probability=probability, pixels=table["pixels"].to_numpy(dtype=np.float64)))
+            probability=probability, pixels=table["pixels"].to_numpy(dtype=np.float64), low_confidence=low))
     result = gpd.GeoDataFrame(pd.concat(rows, ignore_index=True),
                               geometry=pd.concat([frame.geometry] * len(dates), ignore_index=True), crs=frame.crs)
     target = layout.parcels

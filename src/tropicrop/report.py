@@ -217,8 +217,8 @@ def training_section(records: Sequence[dict[str, Any]]) -> list[str]:
     for r in records:
         nets = list(r.get("net_training", {}).values())
         patches = sorted(n["train_patches"] for n in nets if n.get("train_patches") is not None)
-        lengths = sorted(n["epochs"] if "epochs" in n else n.get("rounds", 0) for n in nets)
-        unit = "epochs" if nets and "epochs" in nets[0] else "rounds"
+        lengths = sorted(int(n.get("length", 0)) for n in nets)
+        unit = str(nets[0].get("unit", "epochs")) if nets else "epochs"
         val = r.get("val_f1")
         gap = "n/a" if val is None else f"{100 * (val - r['f1']):+.1f}"
         stopped = [n["stopped_by"] for n in nets if "stopped_by" in n]
@@ -339,6 +339,9 @@ def write_report(out: Path) -> Path:
     from tropicrop.adaptation.report import adaptation_lines
 
     lines += adaptation_lines(out, records, per_date, plot_per_date)
+    from tropicrop.calibration_report import calibration_lines
+
+    lines += calibration_lines(out, records)  # ECE, reliability diagrams, check's estimates against the truth
     lines += ["## Per-date figures", "", *per_date_table(per_date)]
     report = exp.report
     with atomic_path(report) as tmp:

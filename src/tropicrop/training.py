@@ -14,6 +14,7 @@ everything needed to predict and to resume::
                              scenes: the month's date in the first scene that has it)
         checkpoints/best.ckpt, last.ckpt    (written atomically)
         logs/csv/version_N/metrics.csv, logs/tensorboard/version_N/   (one version per session)
+        calibration.json     its temperature and validation profile (tropicrop.valprofile), before result.json
         result.json          written when the net has finished (its presence marks it done)
     RUN/result.json          written when every net has finished
 """
@@ -25,7 +26,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import lightning as L
 import numpy as np
@@ -35,7 +36,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader, Subset
 
-from tropicrop.classical import is_classical, prepare_pixels, train_booster
+from tropicrop.classical import PIXEL_TRAINERS
 from tropicrop.config import dump_config, load_config
 from tropicrop.config.training import ALL_MONTHS, MODES, ModelConfig, OptimConfig, TrainConfig, TrainerConfig
 from tropicrop.errors import ConfigError, RunError
@@ -45,6 +46,7 @@ from tropicrop.losses import FocalLoss
 from tropicrop.metrics import confusion_metric, scores_from_confusion
 from tropicrop.models import MODELS, build, is_sequence_model
 from tropicrop.precision import resolve_precision
+from tropicrop.results import EPOCHS, NetResult, RunResult
 from tropicrop.runfiles import CAP, EARLY_STOPPING, load_checkpoint, read_class_table, read_json, read_normalizer
 from tropicrop.trainingdata import (
     DataConfig,
@@ -56,6 +58,7 @@ from tropicrop.trainingdata import (
     prepare_data,
     scenes_eval_batches,
 )
+from tropicrop.valprofile import profile_network, write_profile
 from tropicrop.windows.datasets import TrainBatches
 from tropicrop.windows.sampler import StepSampler
 
@@ -205,12 +208,11 @@ def _make_trainer(cfg: TrainConfig, net_dir: Path, has_val: bool) -> L.Trainer:
     )
 
 
-def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: NetTargets, net_dir: Path) -> dict[str, Any]:
+def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: NetTargets, net_dir: Path) -> NetResult:
     """Train (or resume) one network into ``net_dir``; returns and writes its result.json."""
     result_path = net_dir / "result.json"
     if result_path.is_file():
-        done: dict[str, Any] = read_json(result_path)
-        return done
+        return NetResult.from_dict(read_json(result_path), result_path)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = CropModule(
         model_name=cfg.model.name, model_options=dict(cfg.model.options), in_channels=data.num_bands,
@@ -229,29 +231,73 @@ def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: NetTarge
     trainer.fit(module, datamodule=dm, ckpt_path=last if last.is_file() else None)
     timer = next(c for c in trainer.callbacks if isinstance(c, Timer))  # type: ignore[attr-defined]
     ckpt = trainer.checkpoint_callback
+    if has_val and trainer.is_global_zero:  # calibration: the best weights' temperature and validation profile
+        _write_val_profile(module, Path(getattr(ckpt, "best_model_path", "") or last), dm, cfg, net_dir)
     best_score = getattr(ckpt, "best_model_score", None)
-    result = {
-        "name": name,
-        "targets": sorted({t.isoformat() for dates in targets for t in dates}),
-        "best_checkpoint": "checkpoints/best.ckpt",
-        "best_val_f1": float(best_score) if best_score is not None else None,
-        "precision": str(trainer.precision),  # what ``trainer.precision`` (e.g. auto) resolved to on this machine
-        "train_patches": sum(s["train_patches"] for s in scenes),
-        "val_patches": sum(s["val_patches"] for s in scenes),
-        "scenes": scenes,  # the target dates of each scene it learned from, and their patches
-        "epochs": trainer.current_epoch,
-        "stopped_by": EARLY_STOPPING if getattr(trainer.early_stopping_callback, "stopped_epoch", 0) > 0 else CAP,
-        "global_step": trainer.global_step,
-        "train_seconds": float(timer.time_elapsed("train")),
-        "session_seconds": time.perf_counter() - start,
-    }
+    result = NetResult(
+        name=name, targets=sorted({t.isoformat() for dates in targets for t in dates}),
+        best_val_f1=float(best_score) if best_score is not None else None,
+        length=trainer.current_epoch, unit=EPOCHS,
+        stopped_by=EARLY_STOPPING if getattr(trainer.early_stopping_callback, "stopped_epoch", 0) > 0 else CAP,
+        train_patches=sum(s["train_patches"] for s in scenes), val_patches=sum(s["val_patches"] for s in scenes),
+        train_seconds=float(timer.time_elapsed("train")),
+        scenes=scenes,  # the target dates of each scene it learned from, and their patches
+        details={"best_checkpoint": "checkpoints/best.ckpt",
+                 "precision": str(trainer.precision),  # what ``trainer.precision`` (e.g. auto) resolved to here
+                 "global_step": trainer.global_step, "session_seconds": time.perf_counter() - start})
     if trainer.is_global_zero:
-        write_json(result_path, result)
+        write_json(result_path, result.to_dict())
     return result
 
 
+def _write_val_profile(module: CropModule, best: Path, dm: TargetDataModule, cfg: TrainConfig, net_dir: Path) -> None:
+    """Fit the temperature of the best weights on the validation set (``NET/calibration.json``, see
+    :mod:`tropicrop.valprofile`)."""
+    if best.is_file():
+        module.load_state_dict(load_checkpoint(best)["state_dict"])
+    ds = scenes_eval_batches(dm.data, dm.targets, max(cfg.optim.batch_size, 32), cfg.data.patch_size, cfg.seed,
+                             cfg.data.val_limit)
+    write_profile(net_dir, profile_network(module, ds, cfg.seed))
+
+
+class NetworkTrainer:
+    """The trainer of a registered network: PyTorch Lightning, one network per net of the run."""
+
+    kind = "network"
+
+    def parameters(self, cfg: TrainConfig, in_channels: int, num_classes: int) -> int | None:
+        """Parameters of one network of ``cfg`` (its model with its options)."""
+        model = build(cfg.model.name, in_channels, num_classes=num_classes, **cfg.model.options)
+        return sum(p.numel() for p in model.parameters())
+
+    def prepare(self, cfg: TrainConfig, data: PreparedData, config_path: Path | None = None) -> None:
+        """Nothing to read beyond ``data``: batches are cut from it as training goes."""
+
+    def train(self, cfg: TrainConfig, data: PreparedData, name: str, targets: NetTargets, net_dir: Path,
+              config_path: Path | None = None) -> NetResult:
+        return train_net(cfg, data, name, targets, net_dir)
+
+
+class ModelTrainer(Protocol):
+    """What training asks of every kind of model (:class:`NetworkTrainer`, ``classical.BoosterTrainer``)."""
+
+    kind: str
+
+    def parameters(self, cfg: TrainConfig, in_channels: int, num_classes: int) -> int | None: ...
+
+    def prepare(self, cfg: TrainConfig, data: PreparedData, config_path: Path | None = None) -> None: ...
+
+    def train(self, cfg: TrainConfig, data: PreparedData, name: str, targets: NetTargets, net_dir: Path,
+              config_path: Path | None = None) -> NetResult: ...
+
+
+def trainer_for(model_name: str) -> ModelTrainer:
+    """The trainer of ``model.name``: a per-pixel model's own (:data:`classical.PIXEL_TRAINERS`), else Lightning."""
+    return PIXEL_TRAINERS.get(model_name, NetworkTrainer)()
+
+
 def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, force: bool = False,
-          config_path: Path | None = None) -> dict[str, Any]:
+          config_path: Path | None = None) -> RunResult:
     """Train every network of ``cfg`` into ``run_dir`` (see the module docstring for the layout).
 
     A finished run is not overwritten without ``force``; an unfinished one is continued with ``resume``.
@@ -278,35 +324,24 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, force: bool 
     log.info("training %s on %s: %d train / %d val patches, classes %s", cfg.mode,
              ", ".join(str(s.scene.root) for s in data.scenes), data.train_patches, data.val_patches,
              list(data.classes.names[1:]))
-    nets = {}
-    pixels = prepare_pixels(cfg, data, config_path) if is_classical(cfg.model.name) else None
-    for name, targets in net_names(cfg, data):
-        if pixels is not None:  # the classical floor: one LightGBM booster per net, same data and split
-            nets[name] = train_booster(cfg, data, pixels, name, targets, name == ALL_MONTHS, run.net(name), config_path)
-        else:
-            nets[name] = train_net(cfg, data, name, targets, run.net(name))
-    summary = {
-        "format_version": RUN_FORMAT_VERSION,
-        "mode": cfg.mode,
-        "model": cfg.model.name,
-        "scene": str(data.scenes[0].scene.root) if isinstance(cfg.data.scene, str) else [str(s.scene.root) for s in data.scenes],
-        "scenes": [{"scene": str(s.scene.root), "targets": [t.isoformat() for t in s.targets],
-                    "train_patches": len(s.train_origins), "val_patches": len(s.val_origins)} for s in data.scenes],
-        "classes": list(data.classes.names),
-        "nets": nets,
-        "precision": sorted({str(n.get("precision", "32-true")) for n in nets.values()}),
-        "train_seconds": sum(n["train_seconds"] for n in nets.values()),
-        "train_patches": data.train_patches,
-        "val_patches": data.val_patches,
-    }
+    trainer = trainer_for(cfg.model.name)
+    trainer.prepare(cfg, data, config_path)
+    nets = {name: trainer.train(cfg, data, name, targets, run.net(name), config_path)
+            for name, targets in net_names(cfg, data)}
+    summary = RunResult(
+        format_version=RUN_FORMAT_VERSION, mode=cfg.mode, model=cfg.model.name,
+        scene=str(data.scenes[0].scene.root) if isinstance(cfg.data.scene, str) else [str(s.scene.root) for s in data.scenes],
+        scenes=[{"scene": str(s.scene.root), "targets": [t.isoformat() for t in s.targets],
+                 "train_patches": len(s.train_origins), "val_patches": len(s.val_origins)} for s in data.scenes],
+        classes=list(data.classes.names), nets=nets, train_patches=data.train_patches, val_patches=data.val_patches)
     if int(os.environ.get("LOCAL_RANK", "0")) == 0:
-        write_json(run.result, summary)
+        write_json(run.result, summary.to_dict())
         shutil.rmtree(run.cache, ignore_errors=True)  # only a finished run's resume would have reused it
     return summary
 
 
 def train_from_files(config: Path | None, run_dir: Path, overrides: list[str], *, resume: bool = False,
-                     force: bool = False) -> dict[str, Any]:
+                     force: bool = False) -> RunResult:
     """``tropicrop train``: read the config (or the run's saved one when resuming) and train."""
     saved = RunLayout(Path(run_dir)).config
     if resume:

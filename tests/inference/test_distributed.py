@@ -159,16 +159,6 @@ def test_cli_predict_with_workers_passes_precision_and_margin(pair: dict[str, Pa
         (pair["single-32"] / "predict.json").read_text())[-1]["margin"]
 
 
-def test_a_classical_run_is_refused_with_one_line(tmp_path: Path) -> None:
-    from tropicrop.classical import CLASSICAL_MODELS
-
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "config.yaml").write_text(f"model:\n  name: {next(iter(CLASSICAL_MODELS))}\n")
-    with pytest.raises(RunError, match="classical"):  # before any cluster is started or scene read
-        predict_distributed(run, [tmp_path / "no-scene"], tmp_path / "out", progress=False, client=object())
-
-
 def test_workers_get_allocator_thresholds_for_tensors() -> None:
     """Dask's nanny freezes glibc's mmap threshold at 128 KiB (MALLOC_TRIM_THRESHOLD_); the worker plugin
     sets thresholds for tile-sized tensors again (1.5x slower blocks without, benchmarks/dask_predict.py)."""

@@ -20,6 +20,7 @@ from tropicrop.inference import (
     RunModels,
     context_window,
     predict_scene,
+    predictor_for,
     prepare_for_inference,
     run_margin_alignment,
 )
@@ -47,7 +48,7 @@ def test_context_window_adds_the_margin_on_the_pooling_grid_and_stops_at_the_bor
 def _models(model: nn.Module) -> RunModels:
     classes = ClassTable.from_names(["Soybean", "Maize", "Soil"])
     return RunModels(classes=classes, normalizer=Normalizer((-14.0, -14.0), (3.0, 3.0)), sequence_length=12,
-                     in_channels=2, nets=[Net("all-months", None, model)])
+                     in_channels=2, nets=[Net("all-months", None, predictor_for(model))])
 
 
 def _read(path: Path) -> np.ndarray:

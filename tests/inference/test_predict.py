@@ -32,6 +32,7 @@ from tropicrop.inference import (
     net_probabilities,
     parse_dates,
     predict_run,
+    predictor_for,
     ramp,
     tile_layout,
     tile_weights,
@@ -149,10 +150,10 @@ def test_shared_encoding_gives_the_forward_pass_of_every_window(padding: str) ->
     model = build("vunet_convlstm", 2, num_classes=4, padding=padding, **SMALL_NET).eval()
     dates = [dt.date(2019, m, 10) for m in range(1, 13)] + [dt.date(2020, m, 10) for m in range(1, 5)]
     frames = torch.randn(len(dates), 2, 24, 24)
-    net = Net("all-months", None, model)
+    net = Net("all-months", None, predictor_for(model))
     plans = [inference.Plan(d, k, net, target_window(dates, d, 12)) for k, d in enumerate(dates[3:])]
     with torch.inference_mode():
-        shared = dict(net_probabilities(net, frames, {i: i for i in range(len(dates))}, plans, batch=3))
+        shared = dict(net_probabilities(model, frames, {i: i for i in range(len(dates))}, plans, batch=3))
         for plan in plans:
             idx = torch.from_numpy(plan.window.indices)
             images = torch.where((idx >= 0).view(-1, 1, 1, 1), frames[idx.clamp_min(0)], 0.0)[None]
@@ -286,18 +287,18 @@ def test_dates_beyond_the_memory_budget_are_predicted_in_groups_with_the_same_re
 
 # ------------------------------------------------------------------------------------------ runs and options
 def test_per_month_run_predicts_another_year_with_the_net_of_the_same_month(runs: dict[str, Path], tmp_path: Path) -> None:
-    with pytest.warns(UserWarning, match="no per-month network for 2018-01-14"):
+    with pytest.warns(UserWarning, match="no per-month model for 2018-01-14"):
         paths = predict_run(runs["pm"], runs["other_year"], tmp_path / "pm", tile=48, overlap=16, progress=False)
     assert [p.name for p in paths] == ["20180219.tif", "20180315.tif"]
     log = json.loads((tmp_path / "pm" / "predict.json").read_text())[-1]
     assert log["nets"] == {"2018-02-19": FEB.isoformat(), "2018-03-15": MAR.isoformat()}
-    with pytest.raises(RunError, match="no per-month network for May"):
+    with pytest.raises(RunError, match="no per-month model for May"):
         predict_run(runs["pm"], runs["scene"], tmp_path / "pm2", dates=[MAY], progress=False)
 
 
 def test_nearest_day_of_year_breaks_ties_between_nets_of_one_month() -> None:
     model = torch.nn.Identity()
-    nets = [Net(d.isoformat(), d, model) for d in (dt.date(2020, 3, 2), dt.date(2020, 3, 28))]
+    nets = [Net(d.isoformat(), d, predictor_for(model)) for d in (dt.date(2020, 3, 2), dt.date(2020, 3, 28))]
     models = RunModels(classes=ClassTable.from_names(["A"]), normalizer=Normalizer((0.0,), (1.0,)),
                        sequence_length=12, in_channels=2, nets=nets)
     assert models.net_for(dt.date(2017, 3, 20)).name == "2020-03-28"

@@ -61,18 +61,18 @@ def test_recommended_configuration_is_under_1_5m_parameters() -> None:
 def test_prediction_encodes_each_date_once_and_equals_the_forward_pass_of_every_window() -> None:
     import datetime as dt
 
-    from tropicrop.inference import Net, Plan, net_probabilities
+    from tropicrop.inference import Net, Plan, net_probabilities, predictor_for
     from tropicrop.windows.dates import target_window
 
     torch.manual_seed(0)
     model = like_trained(build("utae", num_classes=4, **SMALL["utae"]))
     dates = [dt.date(2019, m, 10) for m in range(1, 13)] + [dt.date(2020, m, 10) for m in range(1, 4)]
     frames = torch.randn(len(dates), 2, 24, 20)
-    net = Net("all-months", None, model)
+    net = Net("all-months", None, predictor_for(model))
     plans = [Plan(d, k, net, target_window(dates, d, 12)) for k, d in enumerate(dates[2:])]
     assert isinstance(model, SharedEncoding)  # else inference runs forward per window and this test proves nothing
     with torch.inference_mode():
-        shared = dict(net_probabilities(net, frames, {i: i for i in range(len(dates))}, plans))
+        shared = dict(net_probabilities(model, frames, {i: i for i in range(len(dates))}, plans))
         for plan in plans:
             idx = torch.from_numpy(plan.window.indices)
             images = torch.where((idx >= 0).view(-1, 1, 1, 1), frames[idx.clamp_min(0)], 0.0)[None]

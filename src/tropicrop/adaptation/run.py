@@ -31,22 +31,53 @@ import torch
 from tropicrop.adaptation.batchnorm import adapt_batchnorm
 from tropicrop.adaptation.data import PatchSampler, adaptation_dates, fit_year_statistics, grid_origins, target_images
 from tropicrop.adaptation.fewlabels import finetune_on_parcels
+from tropicrop.adaptation.pixels import adapt_pixel_run
 from tropicrop.adaptation.selftrain import self_train
 from tropicrop.adaptation.timeshift import ShiftEstimate, estimate_shift, merge_shares, source_shares
 from tropicrop.classes import ClassTable
 from tropicrop.config import load_config
 from tropicrop.config.adaptation import METHODS, AdaptOptions
 from tropicrop.config.training import TrainConfig
-from tropicrop.errors import RunError, SceneError
+from tropicrop.errors import ConfigError, RunError, SceneError
 from tropicrop.inference.run import read_doy_offset
 from tropicrop.io.files import atomic_folder, atomic_path, write_json
 from tropicrop.layout import RunLayout
-from tropicrop.runfiles import load_checkpoint, read_class_table, read_json, read_normalizer, read_run_result
+from tropicrop.runfiles import (
+    load_checkpoint,
+    read_class_table,
+    read_json,
+    read_normalizer,
+    read_run_result,
+    read_yaml_mapping,
+)
 from tropicrop.scene import Scene, load_scene
 from tropicrop.trainingdata import scene_paths
+from tropicrop.valprofile import CALIBRATION_FILE
 from tropicrop.windows.normalize import Normalizer
 
 log = logging.getLogger(__name__)
+
+NETWORK, PIXEL = "network", "pixel"
+METHOD_KINDS: dict[str, frozenset[str]] = {
+    "year_stats": frozenset({NETWORK, PIXEL}),  # new normalisation statistics: any model fed normalised dB
+    "adabn": frozenset({NETWORK}),              # BatchNorm statistics: networks only
+    "doy_shift": frozenset({NETWORK}),          # estimated through a network's decoder (a booster's: not yet)
+    "self_training": frozenset({NETWORK}),      # gradient steps on a network's weights
+}
+"""The kinds of run (``training.trainer_for(model.name).kind``) each method accepts; the others skip it."""
+
+
+def applicable_methods(options: AdaptOptions, kind: str, path: Path | None = None) -> tuple[list[str], list[str]]:
+    """The chosen methods a run of ``kind`` accepts, in order, and the chosen ones it does not; ConfigError
+    when none applies and no labelled parcels are used either."""
+    chosen: list[str] = [m for m in METHODS if m in options.methods]
+    methods = [m for m in chosen if kind in METHOD_KINDS[m]]
+    if not methods and options.parcels == 0:
+        accepted = [m for m in METHODS if kind in METHOD_KINDS[m]]
+        raise ConfigError(path, f"no chosen adaptation method ({', '.join(chosen) or 'none'}) applies to a {kind} run",
+                          f"use {', '.join(accepted)}")
+    return methods, [m for m in chosen if m not in methods]
+
 
 def _load_source(run_dir: Path) -> tuple[Any, ClassTable, Normalizer, list[Path], dict[str, Any]]:
     """A finished run's configuration, class table, normalisation, best checkpoints and result, read with
@@ -81,7 +112,8 @@ def adapt_run(run_dir: Path, scene: Scene | Path, out: Path, options: AdaptOptio
     """Adapt the finished run ``run_dir`` to ``scene`` (the new year) into the run directory ``out``.
 
     Returns the adaptation record (also ``out/adaptation.json``). Raises RunError for a missing or
-    unfinished source run or an existing ``out`` without ``force`` (``options`` were checked when built).
+    unfinished source run or an existing ``out`` without ``force`` (``options`` were checked when built), and
+    ConfigError when no chosen method applies to the run's kind.
     """
     from tropicrop.training import CropModule
 
@@ -89,25 +121,26 @@ def adapt_run(run_dir: Path, scene: Scene | Path, out: Path, options: AdaptOptio
     run_dir, out = Path(run_dir), Path(out)
     if out.exists() and any(out.iterdir()) and not force:
         raise RunError(out, "already holds a run", "choose another --run-dir or pass --force to replace it")
-    cfg, classes, normalizer, checkpoints, source_result = _load_source(run_dir)
+    kind = run_kind(run_dir)
+    methods, skipped = applicable_methods(options, kind)
     scene = scene if isinstance(scene, Scene) else load_scene(scene)
+    if kind == PIXEL:
+        if options.parcels > 0:
+            raise ConfigError(None, "few-label fine-tuning (parcels) needs a network", "adapt with parcels: 0")
+        return adapt_pixel_run(run_dir, scene, out, methods, _record(run_dir, scene, methods, skipped, options, []))
+    cfg, classes, normalizer, checkpoints, source_result = _load_source(run_dir)
     length = cfg.data.sequence_length
     hp0 = load_checkpoint(checkpoints[0])["hyper_parameters"]
     if scene.num_bands != int(hp0["in_channels"]):
         raise SceneError(scene.manifest.path, f"has {scene.num_bands} band(s) but the run was trained on "
                          f"{hp0['in_channels']}", "adapt to a scene with the training scene's bands")
-    methods = [m for m in METHODS if m in options.methods]
     start = time.perf_counter()
     if "year_stats" in methods:
         normalizer = fit_year_statistics(scene)
     data = target_images(scene, normalizer, length)
     targets = adaptation_dates(scene, length)
     doy_offset = read_doy_offset(RunLayout(run_dir))  # an adapted run's offset: adapting twice adds up
-    record: dict[str, Any] = {
-        "source_run": str(run_dir), "scene": str(scene.root), "methods": methods, "parcels": options.parcels,
-        "year_b_labels_read": options.parcels > 0, "options": options.model_dump(),
-        "adaptation_dates": [d.isoformat() for d in targets], "normalization": normalizer.to_dict(), "nets": {},
-    }
+    record = {**_record(run_dir, scene, methods, skipped, options, targets), "normalization": normalizer.to_dict(), "nets": {}}
     with atomic_folder(out) as tmp_out:
         for ckpt in checkpoints:
             name = ckpt.parents[1].name
@@ -148,6 +181,9 @@ def adapt_run(run_dir: Path, scene: Scene | Path, out: Path, options: AdaptOptio
             source_net = RunLayout(run_dir).net_result(name)
             net_result = read_json(source_net) if source_net.is_file() else {"name": name}
             write_json(RunLayout(tmp_out).net_result(name), {**net_result, "adapted": True})
+            source_cal = RunLayout(run_dir).net(name) / CALIBRATION_FILE  # year A's temperature, not refitted
+            if source_cal.is_file():
+                shutil.copy2(source_cal, RunLayout(tmp_out).net(name) / CALIBRATION_FILE)
             record["nets"][name] = net_record
         record["doy_offset"] = int(doy_offset)
         record["seconds"] = time.perf_counter() - start
@@ -160,6 +196,28 @@ def adapt_run(run_dir: Path, scene: Scene | Path, out: Path, options: AdaptOptio
                                              "parcels": options.parcels, "scene_adapted_to": str(scene.root)})
     log.info("adapted %s to %s with %s (doy offset %+d) in %s", run_dir, scene.root, methods, doy_offset, out)
     return record
+
+
+def run_kind(run_dir: Path) -> str:
+    """``network`` or ``pixel``: the kind of trainer of the run's ``model.name`` (RunError for a folder
+    that is not a run)."""
+    from tropicrop.training import trainer_for
+
+    config = RunLayout(run_dir).config
+    if not config.is_file():
+        raise RunError(run_dir, "is not a finished run directory (no config.yaml)",
+                       "pass a run written by tropicrop train (or tropicrop adapt)")
+    model = read_yaml_mapping(config).get("model") or {}
+    return trainer_for(str(model.get("name", "")) if isinstance(model, dict) else "").kind
+
+
+def _record(run_dir: Path, scene: Scene, methods: list[str], skipped: list[str], options: AdaptOptions,
+            targets: list[dt.date]) -> dict[str, Any]:
+    """The adaptation record's common part: source, scene, methods (and those the run's kind skipped), the
+    target dates whose windows adapted it (none for year statistics alone: they use every date)."""
+    return {"source_run": str(run_dir), "scene": str(scene.root), "methods": methods, "skipped": skipped,
+            "parcels": options.parcels, "year_b_labels_read": options.parcels > 0, "options": options.model_dump(),
+            "adaptation_dates": [d.isoformat() for d in targets]}
 
 
 def _estimate(model: Any, sampler: PatchSampler, scene: Scene, cfg: Any, classes: ClassTable, options: AdaptOptions,

@@ -40,19 +40,26 @@ A ``kill -9`` leaves at most a hidden ``OUT/.partial-*`` scratch folder (removed
 and hidden ``.*.tmp.tif`` files, never a file under a final name.
 
 Modules, in the order of the flow: :mod:`.run` loads a run (through :mod:`tropicrop.runfiles`, without
-Lightning) and :mod:`.prepare` readies its networks; :mod:`.dates` picks the target dates; :mod:`.tiling`
-lays out tiles, the context margin they are read with (measured by :mod:`tropicrop.models.context`), their
-blending weights and the area of interest; :mod:`.tile` runs one tile through the networks; :mod:`.stream`
-reads each tile with its margin, blends and finishes rows; :mod:`.mapfiles` writes COGs and quick-looks;
-:mod:`.predict` ties them together.
+Lightning), deciding once the kind of each model: :mod:`.predictor` is the one interface every kind offers
+(a network, a sequence network, a per-pixel model such as LightGBM; :mod:`.kinds` implements it) and
+:mod:`.prepare` readies networks; :mod:`.dates` picks the target dates; :mod:`.session` is what the
+single-process and Dask paths share (dates, checks, outputs, plans, the log); :mod:`.tiling` lays out
+tiles, the context margin they are read with (a network's measured by :mod:`tropicrop.models.context`, a
+per-pixel model's multilook radius), their blending weights and the area of interest; :mod:`.tile` runs
+one tile through a network; :mod:`.stream` reads each tile with its margin, blends and finishes rows;
+:mod:`.mapfiles` writes COGs and quick-looks; :mod:`.predict` ties them together in one process,
+:mod:`.blocks` and :mod:`.distributed` on Dask.
 """
 
 from tropicrop.inference.dates import check_dates, default_dates, parse_dates
+from tropicrop.inference.kinds import NetworkPredictor, PixelPredictor, SequencePredictor, predictor_for
 from tropicrop.inference.mapfiles import NODATA, PROB_SCALE, Outputs, class_colors, write_cog, write_quicklook
-from tropicrop.inference.predict import make_plans, predict_run, predict_scene
-from tropicrop.inference.run import Net, RunModels, load_run, prepare_for_inference, select_device
+from tropicrop.inference.predict import predict_run, predict_scene
+from tropicrop.inference.predictor import Net, Plan, Predictor, TileInput
+from tropicrop.inference.run import RunModels, load_run, prepare_for_inference, select_device
+from tropicrop.inference.session import make_plans, resolve_dates
 from tropicrop.inference.stream import BlendSums, FinishedRows, buffer_bytes, class_map, predict_tile, scaled_probabilities
-from tropicrop.inference.tile import Plan, net_probabilities, sequence_probabilities
+from tropicrop.inference.tile import net_probabilities, sequence_probabilities
 from tropicrop.inference.tiling import (
     aoi_reader,
     check_tiling,
@@ -70,9 +77,14 @@ __all__ = [
     "BlendSums",
     "FinishedRows",
     "Net",
+    "NetworkPredictor",
     "Outputs",
+    "PixelPredictor",
     "Plan",
+    "Predictor",
     "RunModels",
+    "SequencePredictor",
+    "TileInput",
     "aoi_reader",
     "buffer_bytes",
     "check_dates",
@@ -88,8 +100,10 @@ __all__ = [
     "predict_run",
     "predict_scene",
     "predict_tile",
+    "predictor_for",
     "prepare_for_inference",
     "ramp",
+    "resolve_dates",
     "run_margin",
     "run_margin_alignment",
     "scaled_probabilities",

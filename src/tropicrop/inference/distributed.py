@@ -28,21 +28,31 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from distributed import WorkerPlugin
 
-from tropicrop.errors import ConfigError, RunError, SceneError
+from tropicrop.errors import ConfigError, RunError
 from tropicrop.inference.blocks import Block, Rect, block_maps, plan_blocks, shared_tiles, tile_sums
-from tropicrop.inference.dates import check_dates
-from tropicrop.inference.mapfiles import NODATA, Outputs, ScratchMaps, finalise_maps, write_classes
-from tropicrop.inference.predict import make_plans, resolve_dates, write_log
+from tropicrop.inference.mapfiles import NODATA, Outputs, ScratchMaps, finalise_maps
+from tropicrop.inference.predict import run_context
 from tropicrop.inference.run import RunModels, load_run
+from tropicrop.inference.session import (
+    Dates,
+    SceneWork,
+    make_plans,
+    no_map_error,
+    prepare_scene,
+    resolve_dates,
+    scene_folders,
+    write_log,
+)
 from tropicrop.inference.stream import BlendSums
-from tropicrop.inference.tiling import AoiReader, aoi_reader, check_tiling, run_margin, run_margin_alignment
+from tropicrop.inference.tiling import AoiReader, aoi_reader, check_tiling
 from tropicrop.io.files import atomic_path
+from tropicrop.layout import RunLayout
 from tropicrop.scene import Scene, load_scene
 
 log = logging.getLogger(__name__)
@@ -201,7 +211,7 @@ def open_client(workers: int | None, scheduler: str | None, torch_threads: int |
 def _scratch_key(job: Job, per_block: int) -> str:
     """Hash of everything a block file depends on (so a re-run with other settings starts afresh)."""
     run = Path(job.run_dir)
-    stamps = sorted((str(p), p.stat().st_mtime_ns) for p in run.glob("nets/*/checkpoints/best.ckpt"))
+    stamps = sorted((str(p), p.stat().st_mtime_ns) for p in RunLayout(run).model_files())
     text = json.dumps([job.run_dir, stamps, job.scene_dir, [d.isoformat() for d in job.dates], job.tile, job.overlap,
                        job.probabilities, job.aoi, per_block, job.precision, list(job.context)])
     return hashlib.sha1(text.encode()).hexdigest()[:12]
@@ -225,38 +235,31 @@ class SceneResult:
 
 
 def predict_distributed(run_dir: Path, scenes: Sequence[Path], out: Path, *,
-                        dates: Sequence[dt.date] | Literal["all"] | None = None,
+                        dates: Dates = None,
                         tile: int = 256, overlap: int = 0, probabilities: bool = False,
                         aoi: str | Path | None = None, workers: int | None = None, scheduler: str | None = None,
                         block: int = 4, torch_threads: int | None = None, progress: bool = True,
                         precision: str | None = None, margin: int | None = None,
                         client: Any = None) -> dict[str, SceneResult]:
-    """Crop maps of ``scenes`` with the run ``run_dir`` on a Dask cluster; one scene writes into ``out``,
-    several into ``out/<scene name>``. Maps equal those of :func:`predict_run` pixel for pixel.
+    """Crop maps of ``scenes`` with the run ``run_dir`` (any kind of model) on a Dask cluster; one scene
+    writes into ``out``, several into ``out/<scene name>``. Maps equal those of :func:`predict_run` pixel
+    for pixel.
 
-    ``dates``: as for :func:`predict_run`, or ``"all"`` (every date of each scene).
+    ``dates``: as for :func:`predict_run` (``"all"``: every date with an image, of each scene).
     ``block`` is the block side in tiles (cut down to fit :data:`BLOCK_BYTES`). ``client`` (a Client) is
     used as is; otherwise one is opened on ``scheduler`` or on a local cluster of ``workers`` processes.
     ``precision`` and ``margin`` as for :func:`predict_run`: the margin is measured here, once, and every
     worker reads each tile with that much scene around it (a block's tiles at its edge read into the
     neighbouring blocks), so the maps are the single-process ones.
     """
-    from tropicrop.classical import is_classical_run
-
     check_tiling(tile, overlap)
     if block < 1:
         raise ConfigError(None, f"--block {block}", "use a block of at least one tile")
     run_dir = Path(run_dir).resolve()
-    if is_classical_run(run_dir):
-        raise RunError(run_dir, "is a classical (LightGBM) run, which Dask prediction does not serve",
-                       "predict it without --workers and --scheduler")
     models = load_run(run_dir, precision)
-    context = run_margin(models) if margin is None else (margin, run_margin_alignment(models))
+    context = run_context(models, margin)
     loaded = [load_scene(s) for s in scenes]
-    names = [s.name for s in loaded]
-    if len(loaded) > 1 and len(set(names)) < len(names):
-        raise SceneError(loaded[0].manifest.path, f"several scenes share a name ({names})",
-                         "give every scene its own 'name' in scene.yaml (each writes into OUT/<name>)")
+    folders = scene_folders(Path(out), loaded)
     if client is None:
         with open_client(workers, scheduler, torch_threads) as own:
             return predict_distributed(run_dir, scenes, out, dates=dates, tile=tile, overlap=overlap,
@@ -264,40 +267,26 @@ def predict_distributed(run_dir: Path, scenes: Sequence[Path], out: Path, *,
                                        precision=precision, margin=margin, client=own)
     results = {}
     for scene in loaded:
-        target = Path(out) if len(loaded) == 1 else Path(out) / scene.name
-        results[scene.name] = _predict_scene(client, models, run_dir, scene, target, dates, tile, overlap,
-                                             probabilities, aoi, block, progress, precision, context)
+        work = prepare_scene(models, scene, folders[scene.name].resolve(), resolve_dates(models, scene, dates),
+                             probabilities, aoi)
+        job = Job(str(run_dir), str(scene.root.resolve()), str(folders[scene.name].resolve()), "", tuple(work.todo),
+                  tile, overlap, probabilities, None if aoi is None else str(Path(aoi).resolve()), precision, context)
+        results[scene.name] = _predict_scene(client, models, scene, work, job, block, progress)
     return results
 
 
-def _predict_scene(client: Any, models: RunModels, run_dir: Path, scene: Scene, out: Path,
-                   dates: Sequence[dt.date] | Literal["all"] | None, tile: int, overlap: int, probabilities: bool,
-                   aoi: str | Path | None, block: int, progress: bool, precision: str | None,
-                   context: tuple[int, int]) -> SceneResult:
+def _predict_scene(client: Any, models: RunModels, scene: Scene, work: SceneWork, job: Job, block: int,
+                   progress: bool) -> SceneResult:
     from distributed import KilledWorker, as_completed
     from tqdm import tqdm
 
-    if scene.num_bands != models.in_channels:
-        raise SceneError(scene.manifest.path, f"has {scene.num_bands} band(s) but the run was trained on "
-                         f"{models.in_channels}", "predict a scene with the training scene's bands")
-    chosen = list(scene.dates) if dates == "all" else resolve_dates(models, scene, dates)
-    wanted = check_dates(scene, chosen, models.sequence_length)
-    for d in wanted:
-        models.net_for(d)
-    out = out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    write_classes(out, models.classes)
-    outputs = {d: Outputs.of(out, d, probabilities) for d in wanted}
-    todo = tuple(d for d in wanted if not outputs[d].done())
+    out, todo = Path(job.out), job.dates
     if not todo:
-        return SceneResult([outputs[d].map for d in wanted], 0, 0)
-    aoi_reader(aoi, scene.grid)  # a bad AOI fails here, once, not on every worker
-    job = Job(str(run_dir), str(scene.root.resolve()), str(out), "", todo, tile, overlap, probabilities,
-              None if aoi is None else str(Path(aoi).resolve()), precision, context)
-    per_block = _block_tiles(models, len(todo), tile, block)
+        return SceneResult(work.maps(), 0, 0)
+    per_block = _block_tiles(models, len(todo), job.tile, block)
     job = replace(job, scratch=str(out / f".blocks-{_scratch_key(job, per_block)}"))
     Path(job.scratch).mkdir(exist_ok=True)
-    blocks = plan_blocks(scene.grid, tile, overlap, per_block)
+    blocks = plan_blocks(scene.grid, job.tile, job.overlap, per_block)
     missing = [b for b in blocks if not _block_file(job, b, "codes").is_file()]
     shared = shared_tiles(blocks) & {t for b in missing for t in b.tiles}
     prefix = f"tropicrop-{Path(job.scratch).name[len('.blocks-'):]}"
@@ -325,12 +314,10 @@ def _predict_scene(client: Any, models: RunModels, run_dir: Path, scene: Scene, 
             bar.update(1)
     seconds = time.perf_counter() - clock
     empty = [d for d, f in zip(todo, date_futures, strict=True) if not f.result()]
-    write_log(out, models, scene, make_plans(models, scene, todo), tile, overlap, seconds, context[0],
+    write_log(out, models, scene, make_plans(models, scene, todo), job.tile, job.overlap, seconds, job.context[0],
               workers=len(client.scheduler_info().get("workers", {})), block_tiles=per_block,
               blocks=len(blocks), blocks_computed=computed, blocks_reused=len(blocks) - computed)
     shutil.rmtree(job.scratch, ignore_errors=True)
     if empty:
-        raise SceneError(scene.manifest.path, "no pixel (inside the AOI) has a real image in the window of "
-                         f"{', '.join(map(str, empty))}; no map written",
-                         "check those images and the AOI, or predict other dates")
-    return SceneResult([outputs[d].map for d in wanted], computed, len(blocks) - computed)
+        raise no_map_error(scene, empty)
+    return SceneResult(work.maps(), computed, len(blocks) - computed)

@@ -25,6 +25,8 @@ from tropicrop.runfiles import read_class_table
 
 NODATA = 0  # map code of pixels without a prediction (outside the AOI, or no real image in the window)
 PROB_SCALE = 255  # probabilities are stored as round(p * 255) in uint8
+LAYER_NODATA = 255  # confidence / uncertainty layers (0..100 = percent) where the map has no class
+UNCERTAINTIES = ("entropy", "margin")  # predict --uncertainty: OUT/uncertainty/YYYYMMDD.tif
 COG_BLOCK = 256
 QUICKLOOK_SIDE = 1024  # longest side of the PNG quick-look, in pixels
 LEGEND_INCHES = 2.5  # width of the quick-look's legend column
@@ -89,30 +91,43 @@ class Outputs:
     map: Path
     png: Path
     probabilities: Path | None
+    confidence: Path | None = None  # calibrated probability of the mapped class, percent (tropicrop.calibration)
+    uncertainty: Path | None = None  # entropy or margin, percent (predict --uncertainty)
 
     @classmethod
-    def of(cls, out: Path, date: dt.date, probabilities: bool) -> Outputs:
+    def of(cls, out: Path, date: dt.date, probabilities: bool, confidence: bool = False,
+           uncertainty: str | None = None) -> Outputs:
         """Paths under ``out`` for ``date``."""
         layout = PredictionLayout(out)
         prob = layout.probabilities(date) if probabilities else None
-        return cls(layout.map(date), layout.quicklook(date), prob)
+        return cls(layout.map(date), layout.quicklook(date), prob, layout.confidence(date) if confidence else None,
+                   layout.uncertainty(date) if uncertainty else None)
 
     def done(self) -> bool:
         """Whether every output exists (they only appear complete)."""
-        return all(p.is_file() for p in (self.map, self.png, self.probabilities) if p is not None)
+        paths = (self.map, self.png, self.probabilities, self.confidence, self.uncertainty)
+        return all(p.is_file() for p in paths if p is not None)
 
 
 class ScratchMaps:
     """Full-size scratch GeoTIFFs (class map, and probabilities) per target, written row band by row band."""
 
     def __init__(self, folder: Path, grid: Grid, dates: Sequence[dt.date], names: Sequence[str],
-                 probabilities: bool, stack: ExitStack) -> None:
+                 probabilities: bool, stack: ExitStack, layers: Sequence[str] = ()) -> None:
         self.maps: list[Path] = []
         self.probs: list[Path | None] = []
         self._map_ds: list[Any] = []
         self._prob_ds: list[Any] = []
+        self.layers: dict[str, list[Path]] = {name: [] for name in layers}  # "confidence", "uncertainty"
+        self._layer_ds: dict[str, list[Any]] = {name: [] for name in layers}
         colors = class_colors(names)
         for d in dates:
+            for name in layers:
+                lpath = folder / f"{d:%Y%m%d}.{name}.tif"
+                lds = stack.enter_context(rasterio.open(lpath, "w", nodata=LAYER_NODATA, **_scratch_profile(grid, 1)))
+                lds.set_band_description(1, f"{name} (percent)")
+                self.layers[name].append(lpath)
+                self._layer_ds[name].append(lds)
             path = folder / f"{d:%Y%m%d}.map.tif"
             ds = stack.enter_context(rasterio.open(path, "w", nodata=NODATA, **_scratch_profile(grid, 1)))
             ds.write_colormap(1, colors)
@@ -136,11 +151,24 @@ class ScratchMaps:
         if probs is not None and self._prob_ds:
             self._prob_ds[slot].write(probs, window=window)
 
+    def write_layer(self, name: str, slot: int, window: Window, values: np.ndarray) -> None:
+        """Write uint8 percent values (r, W) of layer ``name`` (confidence, uncertainty) of target ``slot``."""
+        self._layer_ds[name][slot].write(values, 1, window=window)
 
-def finalise_maps(map_scratch: Path, prob_scratch: Path | None, outputs: Outputs, names: Sequence[str], title: str) -> None:
+    def layer_paths(self, slot: int) -> dict[str, Path]:
+        """Scratch paths of target ``slot``'s layers, by layer name."""
+        return {name: paths[slot] for name, paths in self.layers.items()}
+
+
+def finalise_maps(map_scratch: Path, prob_scratch: Path | None, outputs: Outputs, names: Sequence[str], title: str,
+                  layers: dict[str, Path] | None = None) -> None:
     """Scratch rasters -> COGs and the PNG; the map is renamed last, so its presence marks the date done."""
     if prob_scratch is not None and outputs.probabilities is not None:
         write_cog(prob_scratch, outputs.probabilities, "AVERAGE")
+    for name, scratch in (layers or {}).items():
+        final = outputs.confidence if name == "confidence" else outputs.uncertainty
+        if final is not None:
+            write_cog(scratch, final, "AVERAGE")
     with atomic_path(outputs.map) as tmp:
         write_cog(map_scratch, tmp, "MODE")
         write_quicklook(tmp, outputs.png, names, title)

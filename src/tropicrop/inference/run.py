@@ -1,4 +1,7 @@
-"""Loading a trained run for prediction: its class table, normalisation and networks, on a device."""
+"""Loading a trained run for prediction: its class table, normalisation and models, on a device.
+
+The kind of the run (networks or a per-pixel model) is decided here, once: each model becomes a
+:class:`~tropicrop.inference.predictor.Net` holding its :class:`~tropicrop.inference.predictor.Predictor`."""
 
 from __future__ import annotations
 
@@ -9,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from tropicrop.classes import ClassTable
+from tropicrop.classical import is_classical, load_pixel_models
 from tropicrop.errors import RunError
+from tropicrop.inference.kinds import predictor_for
+from tropicrop.inference.predictor import Net
 from tropicrop.inference.prepare import prepare_for_inference
 from tropicrop.layout import RunLayout
 from tropicrop.precision import FLOAT32, autocast_dtype, device_type, resolve_precision
@@ -26,24 +31,16 @@ from tropicrop.runfiles import (
     read_run_result,
     read_yaml_mapping,
 )
+from tropicrop.valprofile import read_temperature
 from tropicrop.windows.dates import day_of_year
 from tropicrop.windows.normalize import Normalizer
 
 ADAPT_AGAIN = "adapt the run again with: tropicrop adapt ... --force"
 
 
-@dataclass(frozen=True)
-class Net:
-    """One trained network of a run: ``target`` is its month's date (per-month mode) or None (all months)."""
-
-    name: str
-    target: dt.date | None
-    model: nn.Module
-
-
 @dataclass
 class RunModels:
-    """Everything prediction needs from a run directory, loaded onto ``device``.
+    """Everything prediction needs from a run directory, its models loaded onto ``device``.
 
     ``autocast`` is the reduced precision (e.g. torch.bfloat16) to run the networks in, or None for float32.
     ``doy_offset`` (days) is added to the scene's days of year before they reach the networks: an adapted
@@ -62,19 +59,20 @@ class RunModels:
 
     @property
     def per_month(self) -> bool:
-        """Whether the run has one network per target month (the paper's Baselines)."""
+        """Whether the run has one model per target month (the paper's Baselines)."""
         return any(n.target is not None for n in self.nets)
 
     def net_for(self, date: dt.date) -> Net:
-        """The network that classifies ``date``: the all-months net, or the per-month net of the same calendar
-        month (the scene may be another year than the training scene), nearest day of year as tie-break."""
+        """The model that classifies ``date``: the all-months one, or the per-month one of the same calendar
+        month (the scene may be another year than the training scene), nearest day of year as tie-break.
+        One rule for every kind of model."""
         if not self.per_month:
             return self.nets[0]
         same = [n for n in self.nets if n.target is not None and n.target.month == date.month]
         if not same:
             have = ", ".join(n.name for n in self.nets)
-            raise RunError(self.root, f"has no per-month network for {date:%B} (target {date})",
-                           f"its networks are {have}; predict dates of those months (--dates)")
+            raise RunError(self.root, f"has no per-month model for {date:%B} (target {date})",
+                           f"its models are {have}; predict dates of those months (--dates)")
         return min(same, key=lambda n: _doy_distance(date, n.target))  # type: ignore[arg-type]
 
 
@@ -102,16 +100,19 @@ def select_device(accelerator: str, precision: str) -> tuple[torch.device, torch
     return torch.device(device), autocast_dtype(resolve_precision(precision, accelerator), device)
 
 
-def load_run(run_dir: Path, precision: str | None = None) -> RunModels:
-    """Load the class table, normalisation and every trained network of a finished run directory.
+def load_run(run_dir: Path, precision: str | None = None, calibration: str = "temperature") -> RunModels:
+    """Load the class table, normalisation and every trained model of a finished run directory.
 
     ``precision`` (``auto``, ``32``, ``bf16``, or a Lightning name) overrides the run's ``trainer.precision``
-    for prediction (see :func:`select_device`).
+    for a network's prediction (see :func:`select_device`); a per-pixel model runs in float64 on the CPU.
+    ``calibration`` ``"temperature"`` divides each model's logits (a booster's log-probabilities) by the
+    temperature fitted on its validation set (``nets/NAME/calibration.json``), ``"none"`` not.
 
     Every file is read through :mod:`tropicrop.runfiles` (checkpoints weights-only) and each network is
     built from its checkpoint's saved hyperparameters by :func:`tropicrop.models.build`, without
-    Lightning. Raises :class:`RunError` naming the file for a missing, unfinished, damaged, foreign or
-    inconsistent run, or one written by a newer tropicrop.
+    Lightning; a per-pixel run's models are read from their own files (:mod:`tropicrop.classical`). Raises
+    :class:`RunError` naming the file for a missing, unfinished, damaged, foreign or inconsistent run, or
+    one written by a newer tropicrop.
     """
     run = RunLayout(Path(run_dir))
     run_dir = run.root
@@ -124,17 +125,35 @@ def load_run(run_dir: Path, precision: str | None = None) -> RunModels:
         raise RunError(run_dir, "holds an unfinished run (no result.json)",
                        f"finish it with: tropicrop train --run-dir {run_dir} --resume")
     read_run_result(run)
-    checkpoints = run.best_checkpoints()
-    if not checkpoints:
-        raise RunError(run_dir, "holds no trained network (no nets/*/checkpoints/best.ckpt)", "train it again with --force")
     config = read_yaml_mapping(run.config)
-    trainer, model_cfg = config.get("trainer") or {}, config.get("model") or {}
-    if not isinstance(trainer, dict) or not isinstance(model_cfg, dict):
-        raise RunError(run.config, "is not a training configuration (trainer and model must be mappings)", RETRAIN)
-    device, autocast = select_device(str(trainer.get("accelerator", "cpu")),
-                                     precision or str(trainer.get("precision", FLOAT32)))
+    trainer, model_cfg, data_cfg = (config.get(k) or {} for k in ("trainer", "model", "data"))
+    if not all(isinstance(c, dict) for c in (trainer, model_cfg, data_cfg)):
+        raise RunError(run.config, "is not a training configuration (trainer, model and data must be mappings)",
+                       RETRAIN)
     classes = read_class_table(run.classes)
     normalizer = read_normalizer(run.normalization)
+    if is_classical(str(model_cfg.get("name", ""))):
+        pixel_nets = load_pixel_models(run, model_cfg, data_cfg)
+        return RunModels(classes=classes, normalizer=normalizer, in_channels=len(normalizer.mean),
+                         sequence_length=int(data_cfg.get("sequence_length", 12)), root=run_dir,
+                         nets=[Net(name, target, predictor_for(model, read_temperature(run.net(name), calibration)))
+                               for name, target, model in pixel_nets],
+                         doy_offset=read_doy_offset(run))
+    device, autocast = select_device(str(trainer.get("accelerator", "cpu")),
+                                     precision or str(trainer.get("precision", FLOAT32)))
+    nets, hp = _load_networks(run, classes, normalizer, model_cfg, device, calibration)
+    return RunModels(classes=classes, normalizer=normalizer, sequence_length=int(hp.get("sequence_length", 12)),
+                     in_channels=int(hp["in_channels"]), nets=nets, device=device, autocast=autocast, root=run_dir,
+                     doy_offset=read_doy_offset(run))
+
+
+def _load_networks(run: RunLayout, classes: ClassTable, normalizer: Normalizer, model_cfg: dict[str, Any],
+                   device: torch.device, calibration: str) -> tuple[list[Net], dict[str, Any]]:
+    """Every network of a run, ready for inference on ``device``, and the last one's hyperparameters."""
+    checkpoints = run.best_checkpoints()
+    if not checkpoints:
+        raise RunError(run.root, "holds no trained network (no nets/*/checkpoints/best.ckpt)",
+                       "train it again with --force")
     nets = []
     hp: dict[str, Any] = {}
     for ckpt in checkpoints:
@@ -142,18 +161,17 @@ def load_run(run_dir: Path, precision: str | None = None) -> RunModels:
         hp = checkpoint["hyper_parameters"]
         model = network_from_checkpoint(ckpt, checkpoint, classes, model_cfg.get("name"), model_cfg.get("options") or {})
         if len(normalizer.mean) != int(hp["in_channels"]):
-            raise RunError(run.normalization, f"holds {len(normalizer.mean)} band(s) but {ckpt} takes {hp['in_channels']}",
-                           RETRAIN)
+            raise RunError(run.normalization, f"holds {len(normalizer.mean)} band(s) but {ckpt} takes "
+                           f"{hp['in_channels']}", RETRAIN)
         try:
             target = dt.date.fromisoformat(hp["target"]) if hp.get("target") else None
         except (TypeError, ValueError):
             raise RunError(ckpt, f"has target {hp['target']!r}, not a date", RETRAIN) from None
-        nets.append(Net(ckpt.parents[1].name, target, prepare_for_inference(model, device)))
+        nets.append(Net(ckpt.parents[1].name, target, predictor_for(prepare_for_inference(model, device),
+                                                                    read_temperature(ckpt.parents[1], calibration))))
     if any(n.target is None for n in nets) and len(nets) > 1:
-        raise RunError(run_dir, "mixes an all-months network with per-month ones", "train it again with --force")
-    return RunModels(classes=classes, normalizer=normalizer, sequence_length=int(hp.get("sequence_length", 12)),
-                     in_channels=int(hp["in_channels"]), nets=nets, device=device, autocast=autocast, root=run_dir,
-                     doy_offset=read_doy_offset(run))
+        raise RunError(run.root, "mixes an all-months network with per-month ones", "train it again with --force")
+    return nets, hp
 
 
 def read_doy_offset(run: RunLayout) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from collections.abc import Sequence
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +14,19 @@ import torch
 from rasterio.windows import Window
 from tqdm import tqdm
 
-from tropicrop.inference.mapfiles import NODATA, PROB_SCALE, Outputs, ScratchMaps, finalise_maps
+from tropicrop.inference.mapfiles import (
+    LAYER_NODATA,
+    NODATA,
+    PROB_SCALE,
+    UNCERTAINTIES,
+    Outputs,
+    ScratchMaps,
+    finalise_maps,
+)
+from tropicrop.inference.predictor import Plan, TileInput
 from tropicrop.inference.run import RunModels
-from tropicrop.inference.tile import Plan, net_probabilities, sequence_probabilities
 from tropicrop.inference.tiling import AoiReader, context_window, tile_layout, tile_weights
 from tropicrop.io.rasters import Grid
-from tropicrop.models import is_sequence_model
 from tropicrop.scene import Scene
 
 
@@ -85,9 +92,14 @@ class FinishedRows:
     kept, uint8 probabilities (targets, K - 1, rows, W). Allocated once for the most rows a tile row
     finishes and reused (:meth:`start`), so a long prediction does not allocate a strip per tile row."""
 
-    def __init__(self, targets: int, classes: int, rows: int, width: int, probabilities: bool) -> None:
+    def __init__(self, targets: int, classes: int, rows: int, width: int, probabilities: bool,
+                 uncertainty: str | None = None) -> None:
         self._codes = np.full((targets, rows, width), NODATA, dtype=np.uint8)
         self._probs = np.zeros((targets, classes - 1, rows, width), dtype=np.uint8) if probabilities else None
+        # the confidence layer (and --uncertainty), uint8 percent (tropicrop.calibration)
+        self.uncertainty = uncertainty
+        self._layers = {name: np.full((targets, rows, width), LAYER_NODATA, dtype=np.uint8)
+                        for name in layer_names(uncertainty)}
         self.start(0, rows)
 
     def start(self, top: int, rows: int) -> None:
@@ -95,6 +107,7 @@ class FinishedRows:
         self.window = Window(0, top, self._codes.shape[-1], rows)
         self.codes = self._codes[:, :rows]
         self.probs = None if self._probs is None else self._probs[:, :, :rows]
+        self.layers = {name: buf[:, :rows] for name, buf in self._layers.items()}
 
     def put(self, sums: BlendSums, rows: int, cols: slice, col_off: int) -> None:
         """Finish the first ``rows`` rows and columns ``cols`` of ``sums``, scene columns from ``col_off``
@@ -105,6 +118,8 @@ class FinishedRows:
             self.codes[slot, :, out] = class_map(probs, valid)
             if self.probs is not None:
                 self.probs[slot, :, :, out] = scaled_probabilities(probs, valid)
+            for name, layer in self.layers.items():
+                layer[slot, :, out] = confidence_layer(probs, valid, self.uncertainty if name == "uncertainty" else None)
 
 
 def class_map(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -127,11 +142,39 @@ def scaled_probabilities(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
+def layer_names(uncertainty: str | None) -> tuple[str, ...]:
+    """Layers written beside each map: the confidence layer, and the uncertainty one when asked for."""
+    return ("confidence", "uncertainty") if uncertainty else ("confidence",)
+
+
+def confidence_layer(probs: np.ndarray, valid: np.ndarray, measure: str | None = None) -> np.ndarray:
+    """uint8 percent (h, w) from probabilities (K, h, w), renormalised without class 0: the probability of
+    the mapped class (``measure`` None), the entropy over classes 1..K-1 divided by its maximum
+    (``"entropy"``), or the gap between the two largest probabilities (``"margin"``);
+    :data:`LAYER_NODATA` where ``valid`` (h, w) is false."""
+    real = probs[1:].astype(np.float64)
+    total = real.sum(axis=0, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.where(total > 0, real / total, 0.0)
+    if measure is None:
+        value = p.max(axis=0)
+    elif measure == "entropy":
+        value = -(p * np.log(np.where(p > 0, p, 1.0))).sum(axis=0) / np.log(max(len(p), 2))
+    elif measure == "margin":
+        top2 = np.sort(p, axis=0)[-2:] if len(p) > 1 else np.concatenate([np.zeros_like(p), p])
+        value = top2[-1] - top2[-2]
+    else:
+        raise ValueError(f"unknown uncertainty {measure!r}; use one of {', '.join(UNCERTAINTIES)}")
+    out = np.rint(np.clip(value, 0.0, 1.0) * 100).astype(np.uint8)
+    out[~valid] = LAYER_NODATA
+    return out
+
+
 def predict_tile(models: RunModels, scene: Scene, window: Window, plans: Sequence[Plan], weight: np.ndarray,
                  sums: BlendSums, margin: tuple[int, int] = (0, 1)) -> None:
-    """Read every date the tile's windows need once, run each network on its plans, add to ``sums`` (the
-    tile's block). With ``margin`` (pixels, alignment; :func:`~tropicrop.inference.tiling.run_margin`) the
-    networks run on the tile with that much scene around it (:func:`~tropicrop.inference.tiling.context_window`),
+    """Read every date the tile's windows need once, run each model's predictor on its plans, add to ``sums``
+    (the tile's block). With ``margin`` (pixels, alignment; :func:`~tropicrop.inference.tiling.run_margin`) the
+    models see the tile with that much scene around it (:func:`~tropicrop.inference.tiling.context_window`),
     and the probabilities are cropped to the tile."""
     needed = sorted({int(i) for p in plans for i in p.window.indices if i >= 0})
     read = context_window(window, scene.grid, *margin) if margin[0] > 0 else window
@@ -140,22 +183,15 @@ def predict_tile(models: RunModels, scene: Scene, window: Window, plans: Sequenc
     raw = scene.read_images(read, [scene.dates[i] for i in needed])  # (N, C, h, w) dB, NaN = no data
     real = np.isfinite(raw[..., crop[0], crop[1]]).any(axis=1)  # (N, h, w): the tile's pixel has data at that date
     position = {i: k for k, i in enumerate(needed)}
+    tile = TileInput(raw, position, crop, models.normalizer, models.device, models.autocast)
     sums.weight += weight
     by_net: dict[str, list[Plan]] = {}
     for p in plans:
         by_net.setdefault(p.net.name, []).append(p)
     for net_plans in by_net.values():
-        net = net_plans[0].net
-        own = sorted({int(i) for p in net_plans for i in p.window.indices if i >= 0})
-        frames = torch.from_numpy(models.normalizer(raw[[position[i] for i in own]])).to(models.device)
-        own_pos = {i: k for k, i in enumerate(own)}
-        autocast = (torch.autocast(device_type=models.device.type, dtype=models.autocast)
-                    if models.autocast is not None else nullcontext())
-        probabilities = sequence_probabilities if is_sequence_model(net.model) else net_probabilities
-        with autocast:
-            for plan, probs in probabilities(net, frames, own_pos, net_plans):
-                seen = real[[position[int(i)] for i in plan.window.indices if i >= 0]].any(axis=0)
-                sums.add(plan.slot, probs[:, crop[0], crop[1]].cpu().numpy(), weight, seen)
+        for plan, probs in net_plans[0].net.predictor.tile_probabilities(tile, net_plans):
+            seen = real[[position[int(i)] for i in plan.window.indices if i >= 0]].any(axis=0)
+            sums.add(plan.slot, probs, weight, seen)
 
 
 def buffer_bytes(grid: Grid, dates: int, classes: int, tile: int, overlap: int, probabilities: bool) -> int:
@@ -167,7 +203,7 @@ def buffer_bytes(grid: Grid, dates: int, classes: int, tile: int, overlap: int, 
     tw, _ = tile_layout(grid.width, tile, overlap)
     band, done = _buffer_rows(th, rows, stops)
     sums = dates * (4 * classes + 1) + 4
-    finished = dates * (1 + (classes - 1 if probabilities else 0))
+    finished = dates * (2 + (classes - 1 if probabilities else 0))  # codes, confidence layer, probabilities
     return sums * (band * grid.width + th * tw) + finished * done * grid.width
 
 
@@ -186,7 +222,7 @@ def _buffer_rows(th: int, rows: list[int], stops: list[int]) -> tuple[int, int]:
 
 def stream_plans(models: RunModels, scene: Scene, out: Path, plans: Sequence[Plan], outputs: dict[dt.date, Outputs],
                  tile: int, overlap: int, probabilities: bool, progress: bool, aoi: AoiReader | None,
-                 context: tuple[int, int] = (0, 1)) -> list[dt.date]:
+                 context: tuple[int, int] = (0, 1), uncertainty: str | None = None) -> list[dt.date]:
     """Tile, blend and write scratch rasters for ``plans``, then finalise each date. Returns dates whose
     window has no real image anywhere (no map is written for them).
 
@@ -206,11 +242,12 @@ def stream_plans(models: RunModels, scene: Scene, out: Path, plans: Sequence[Pla
     band = BlendSums(targets, classes, band_max, grid.width)
     band_rows = 0
     work = BlendSums(targets, classes, th, tw)  # the current tile's block
-    finished = FinishedRows(targets, classes, done_max, grid.width, probabilities)
+    finished = FinishedRows(targets, classes, done_max, grid.width, probabilities, uncertainty)
     any_seen = np.zeros(targets, dtype=bool)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out, prefix=".partial-") as scratch_dir, ExitStack() as stack:
-        scratch = ScratchMaps(Path(scratch_dir), grid, [p.date for p in plans], names, probabilities, stack)
+        scratch = ScratchMaps(Path(scratch_dir), grid, [p.date for p in plans], names, probabilities, stack,
+                              layer_names(uncertainty))
         bar = stack.enter_context(tqdm(total=len(row_offs) * len(col_offs), desc=f"predicting {len(plans)} date(s)",
                                        unit="tile", disable=not progress))
         with torch.inference_mode():
@@ -235,7 +272,8 @@ def stream_plans(models: RunModels, scene: Scene, out: Path, plans: Sequence[Pla
         empty = [p.date for p, seen in zip(plans, any_seen, strict=True) if not seen]
         for p in plans:
             if p.date not in empty:
-                finalise_maps(scratch.maps[p.slot], scratch.probs[p.slot], outputs[p.date], names, p.date.isoformat())
+                finalise_maps(scratch.maps[p.slot], scratch.probs[p.slot], outputs[p.date], names, p.date.isoformat(),
+                              scratch.layer_paths(p.slot))
     return empty
 
 
@@ -257,8 +295,12 @@ def _write_rows(finished: FinishedRows, scratch: ScratchMaps, aoi: AoiReader | N
         finished.codes[:, outside] = NODATA
         if finished.probs is not None:
             finished.probs[:, :, outside] = 0
+        for layer in finished.layers.values():
+            layer[:, outside] = LAYER_NODATA
     for slot in range(len(finished.codes)):
         scratch.write(slot, finished.window, finished.codes[slot], None if finished.probs is None else finished.probs[slot])
+        for name, layer in finished.layers.items():
+            scratch.write_layer(name, slot, finished.window, layer[slot])
     result: np.ndarray = (finished.codes != NODATA).any(axis=(1, 2))
     return result
 

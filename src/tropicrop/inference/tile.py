@@ -1,31 +1,18 @@
-"""One tile through the networks: each date encoded once, every target window decoded from the shared features."""
+"""One tile through a network: each date encoded once, every target window decoded from the shared features."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from tropicrop.inference.run import Net
+from tropicrop.inference.predictor import Plan
 from tropicrop.models.interface import SequenceDecoding, SharedEncoding
-from tropicrop.windows.dates import WindowIndex
 
 DECODE_BATCH = 1  # windows decoded at a time: on the CPU batching is no faster, only bigger (not measured on a GPU)
-
-
-@dataclass(frozen=True, eq=False)
-class Plan:
-    """One target date: its window, the network that classifies it and its slot in the output buffers."""
-
-    date: dt.date
-    slot: int
-    net: Net
-    window: WindowIndex
 
 
 def _frames_index(plans: Sequence[Plan], position: dict[int, int], pad: int) -> Tensor:
@@ -44,9 +31,9 @@ def _frames_doy(plans: Sequence[Plan], position: dict[int, int], frames: int, de
     return doy.to(device)
 
 
-def net_probabilities(net: Net, frames: Tensor, position: dict[int, int], plans: Sequence[Plan],
-                      batch: int | None = None) -> Iterator[tuple[Plan, Tensor]]:
-    """Softmax probabilities (K, h, w) float32 of each plan of ``net`` on one tile.
+def net_probabilities(model: nn.Module, frames: Tensor, position: dict[int, int], plans: Sequence[Plan],
+                      batch: int | None = None, temperature: float = 1.0) -> Iterator[tuple[Plan, Tensor]]:
+    """Softmax probabilities (K, h, w) float32 of each plan of network ``model`` on one tile.
 
     ``frames`` (N, C, h, w) are the normalised images of the tile on the model's device; ``position`` maps
     a scene date index to its frame. Models with shared encoding (:class:`SharedEncoding`) encode each frame once and decode
@@ -55,7 +42,6 @@ def net_probabilities(net: Net, frames: Tensor, position: dict[int, int], plans:
     enters its gates once); other models run ``forward`` per window.
     ``batch`` windows are decoded at a time (default :data:`DECODE_BATCH`).
     """
-    model = net.model
     shared: SharedEncoding | None = model if isinstance(model, SharedEncoding) else None
     device = frames.device
     batch = batch or DECODE_BATCH
@@ -75,7 +61,7 @@ def net_probabilities(net: Net, frames: Tensor, position: dict[int, int], plans:
             logits = shared.decode(features.sequence(index), doy, valid)
         else:
             logits = model(frames[index], doy, valid)
-        probs = torch.softmax(logits.float(), dim=1)
+        probs = torch.softmax(logits.float() / temperature, dim=1)  # calibrated (the predictor's temperature)
         for k, plan in enumerate(chunk):
             yield plan, probs[k]
 
@@ -103,8 +89,8 @@ def _sequence_runs(plans: Sequence[Plan], position: dict[int, int]) -> list[list
     return [run for run in runs if any(i in position for i in run)]
 
 
-def sequence_probabilities(net: Net, frames: Tensor, position: dict[int, int],
-                           plans: Sequence[Plan]) -> Iterator[tuple[Plan, Tensor]]:
+def sequence_probabilities(model: nn.Module, frames: Tensor, position: dict[int, int],
+                           plans: Sequence[Plan], temperature: float = 1.0) -> Iterator[tuple[Plan, Tensor]]:
     """Softmax probabilities (K, h, w) float32 of each plan of a sequence model (``sequence_output``, e.g.
     vunet_convlstm_seq) on one tile, from one ConvLSTM pass: arguments and output as
     :func:`net_probabilities`.
@@ -117,9 +103,8 @@ def sequence_probabilities(net: Net, frames: Tensor, position: dict[int, int],
     gives is measured by ``configs/backbones.yaml``. A model with ``padding="zeros"`` (padded dates seen as
     zero images) or without shared encoding is run window by window instead (:func:`net_probabilities`).
     """
-    model = net.model
     if not isinstance(model, SequenceDecoding) or model.padding != "mask":
-        yield from net_probabilities(net, frames, position, plans)
+        yield from net_probabilities(model, frames, position, plans, temperature=temperature)
         return
     device = frames.device
     features: Any = model.encode(frames, _frames_doy(plans, position, len(frames), device))  # EncoderFeatures
@@ -134,6 +119,6 @@ def sequence_probabilities(net: Net, frames: Tensor, position: dict[int, int],
         steps = torch.tensor([[i in by_target for i in run]], dtype=torch.bool, device=device)
         doy = torch.where(valid, frame_doy[index.clamp_min(0)], 0)
         logits = model.decode_steps(features, index, doy, valid, steps)
-        probs = torch.softmax(logits.float(), dim=1)
+        probs = torch.softmax(logits.float() / temperature, dim=1)  # calibrated (the predictor's temperature)
         for k, i in enumerate(targets):
             yield by_target[i], probs[k]

@@ -87,20 +87,17 @@ def context_window(window: Window, grid: Grid, margin: int, align: int) -> Windo
 
 
 def run_margin(models: RunModels) -> tuple[int, int]:
-    """Context margin (pixels a tile is read beyond its edges) and alignment for the networks of a run:
-    the widest :func:`~tropicrop.models.context.context_margin` measured on them, and their common
-    downsampling factor."""
-    from tropicrop.models.context import context_margin
-
-    margin = max(context_margin(net.model, models.in_channels, models.sequence_length) for net in models.nets)
+    """Context margin (pixels a tile is read beyond its edges) and alignment for the models of a run: the
+    widest margin any of them needs (:meth:`~tropicrop.inference.predictor.Predictor.margin`: measured on a
+    network, the multilook radius of a per-pixel model), and their common alignment."""
+    margin = max(net.predictor.margin(models.in_channels, models.sequence_length) for net in models.nets)
     return margin, run_margin_alignment(models)
 
 
 def run_margin_alignment(models: RunModels) -> int:
-    """The common downsampling factor of a run's networks: context windows start on multiples of it."""
-    from tropicrop.models.context import downsampling
-
-    return math.lcm(*(downsampling(net.model) for net in models.nets))
+    """The common alignment of a run's models (a network's downsampling factor): context windows start on
+    multiples of it."""
+    return math.lcm(*(net.predictor.alignment for net in models.nets))
 
 
 def check_tiling(tile: int, overlap: int) -> None:

@@ -1,0 +1,181 @@
+"""Calibration and accuracy estimated without labels, measured on synthetic pairs.
+
+For every pair (``--pairs SEED:SHIFT,...``; ``tropicrop synth --seed SEED --shift SHIFT``), trains small
+networks and a booster, maps year B's target dates with temperature scaling and without, scores the maps
+against B's test split (``evaluate``: OA, macro F1, ECE, Brier, accuracy at coverage) and runs ``check``
+(B's images only, the whole scene) for its estimated F1 and OA. Approaches:
+
+* ``Baseline 1``: per-month UnetConvLSTM on B's train split (the same-year baseline),
+* ``VUnetConvLSTM``: all-months VUnetConvLSTM on all of A (cross-year),
+* ``LightGBM``: per-month booster on all of A (cross-year classical floor).
+
+The first pair of ``--pairs`` is the TUNING pair: the estimator and the shift threshold of ``check`` are
+chosen on it (its rows are printed but marked ``tuning``); figures are reported on the others.
+
+``check``'s estimates come from the calibrated maps already written (:func:`tropicrop.check.estimate_predictions`,
+what ``check`` computes after its own prediction); ``check --sample 0.25`` is run once per approach for its cost
+and the error sampling adds.
+
+Quick run (this machine, 2 cores shared with other jobs):
+``python benchmarks/calibration.py --size 64 --months 2 --steps 8 --epochs 3 --pairs 1:all,0:all,2:radiometric``
+Full settings: ``--size 128 --months 12 --steps 40 --epochs 12 --batch 16 --pairs 1:all,0:all,2:radiometric,3:calendar``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_file import Figure, write_results
+
+NET = {"lstm_channels": 16, "encoder_channels": [8, 8, 16, 16], "decoder_channels": [16, 8, 8], "head_channels": 8}
+APPROACHES = [  # name, role, mode, model, train on, use
+    ("Baseline 1", "same-year", "per-month", "unet_convlstm", "b", "train"),
+    ("VUnetConvLSTM", "cross-year", "all-months", "vunet_convlstm", "a", "all"),
+    ("LightGBM", "cross-year", "per-month", "lightgbm", "a", "all"),
+]
+
+
+def train_approach(scene: Path, run: Path, mode: str, model: str, use: str, targets: list[Any],
+                   args: argparse.Namespace) -> None:
+    from tropicrop.config import load_config
+    from tropicrop.training import TrainConfig, train
+
+    sets = [f"data.scene={scene}", f"mode={mode}", f"model.name={model}", f"data.use={use}", "data.patch_size=16",
+            "data.stride=8", "data.val_fraction=0.15", "data.val_limit=256", f"trainer.max_epochs={args.epochs}",
+            f"optim.batch_size={args.batch}",
+            f"trainer.steps_per_epoch={args.steps}", "trainer.patience=2", "trainer.progress=false",
+            "trainer.precision=32-true", f"seed={args.seed}"]
+    if model == "lightgbm":
+        sets.append("model.options={looks: 3, n_estimators: 150, threads: 1}")
+    cfg = load_config(TrainConfig, Path(__file__).resolve().parents[1] / "configs" / "quick.yaml", sets)
+    if model != "lightgbm":
+        cfg.model.options = dict(NET)
+    if mode == "per-month":
+        cfg.data.targets = targets
+    train(cfg, run, force=True)
+
+
+def scored_pixels(year_b: Path) -> Any:
+    """(H, W) bool: B's test split where some date has a label: the pixels the true scores count, given to
+    the estimate as a field mask (their label values are not used)."""
+    from tropicrop.scene import TEST, load_scene
+
+    scene = load_scene(year_b)
+    return (scene.read_split() == TEST) & (scene.read_labels() > 0).any(axis=0)
+
+
+def measure(run: Path, year_b: Path, dates: list[Any], work: Path) -> dict[str, Any]:
+    """True scores and calibration with and without temperature, and check's estimates (both estimators)."""
+    from tropicrop.check import check_run, estimate_predictions
+    from tropicrop.evaluation import evaluate_predictions
+    from tropicrop.inference import predict_run
+
+    row: dict[str, Any] = {}
+    for calibration in ("temperature", "none"):
+        out = work / calibration
+        predict_run(run, year_b, out, dates, progress=False, calibration=calibration)
+        result = evaluate_predictions(out, year_b, split="test")
+        cal = result.calibration()
+        suffix = "" if calibration == "temperature" else "_uncalibrated"
+        row.update({f"f1{suffix}": result.mean_f1, f"oa{suffix}": result.mean_oa, f"ece{suffix}": cal["ece"],
+                    f"brier{suffix}": cal["brier"], f"acc_at_50{suffix}": cal["acc_at_50"],
+                    f"acc_at_80{suffix}": cal["acc_at_80"]})
+    for estimator in ("atc", "confidence"):  # check's estimate, from the calibrated maps of the whole scene
+        est = estimate_predictions(run, work / "temperature", dates, estimator).to_dict()
+        row[f"est_f1_{estimator}"], row[f"est_oa_{estimator}"] = est["estimated_f1"], est["estimated_oa"]
+        row["validation_f1"], row["max_shift"] = est["validation_f1"], max(d["shift"] for d in est["dates"])
+        fields = estimate_predictions(run, work / "temperature", dates, estimator, scored_pixels(year_b)).to_dict()
+        row[f"est_f1_{estimator}_fields"], row[f"est_oa_{estimator}_fields"] = (fields["estimated_f1"],
+                                                                                fields["estimated_oa"])
+    clock = time.perf_counter()
+    sample = check_run(run, year_b, dates, sample=0.25, estimator="atc", tile=32).to_dict()
+    row["check_seconds_sample25"] = time.perf_counter() - clock
+    row["est_f1_atc_sample25"] = sample["estimated_f1"]
+    return row
+
+
+def run_pair(seed: int, shift: str, args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
+    from tropicrop.scene import load_scene
+    from tropicrop.synthetic import write_pair
+
+    data = root / f"pair-{seed}-{shift}"
+    if not (args.reuse and (data / "lem1920" / "scene.yaml").is_file()):
+        write_pair(data, preset="lem", size=args.size, seed=seed, shift=shift, overwrite=True)
+    scenes = {"a": data / "lem1718", "b": data / "lem1920"}
+    labelled = {k: load_scene(p).labelled_dates for k, p in scenes.items()}
+    step = max(1, len(labelled["b"]) // args.months)
+    dates_b = labelled["b"][::step][: args.months]
+    rows = []
+    for name, role, mode, model, on, use in APPROACHES:
+        clock = time.perf_counter()
+        run = root / "runs" / f"{seed}-{shift}-{name.replace(' ', '_')}"
+        months = {d.month for d in dates_b}
+        targets = [d for d in labelled[on] if d.month in months]
+        if not (args.reuse and (run / "result.json").is_file()):
+            train_approach(scenes[on], run, mode, model, use, targets, args)
+        row = {"pair": f"{seed}:{shift}", "approach": name, "role": role,
+               **measure(run, scenes["b"], dates_b, root / "pred" / run.name)}
+        row["seconds"] = time.perf_counter() - clock
+        rows.append(row)
+        print(format_row(row), flush=True)
+    return rows
+
+
+def format_row(row: dict[str, Any]) -> str:
+    def pct(v: float) -> str:
+        return "  nan" if v is None or not math.isfinite(v) else f"{100 * v:5.1f}"
+
+    return (f"{row['pair']:<14}{row['approach']:<15}F1 {pct(row['f1'])}  ECE raw {row['ece_uncalibrated']:.3f} -> "
+            f"{row['ece']:.3f}  est F1 atc {pct(row['est_f1_atc'])} conf {pct(row['est_f1_confidence'])} "
+            f"fields: atc {pct(row['est_f1_atc_fields'])} conf {pct(row['est_f1_confidence_fields'])}  "
+            f"shift {row['max_shift']:.2f}  ({row['seconds']:.0f} s)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--months", type=int, default=3, help="target months of year B mapped (per-month nets)")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0, help="training seed")
+    parser.add_argument("--pairs", default="1:all,0:all,2:radiometric", help="SEED:SHIFT,...; the first tunes")
+    parser.add_argument("--out", help="keep the pairs, runs and maps here (default: a temporary folder)")
+    parser.add_argument("--reuse", action="store_true", help="reuse pairs, runs and maps already in --out")
+    args = parser.parse_args()
+    pairs = [(int(p.split(":")[0]), p.split(":")[1]) for p in args.pairs.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(args.out) if args.out else Path(tmp)
+        rows = [row for seed, shift in pairs for row in run_pair(seed, shift, args, root)]
+    tuning = f"{pairs[0][0]}:{pairs[0][1]}"
+    figures = []
+    for row in rows:
+        note = "tuning pair" if row["pair"] == tuning else "reported pair"
+        for key, value in row.items():
+            if key not in ("pair", "approach", "role"):
+                figures.append(Figure(f"{row['pair']} {row['approach']} {key}", value, "fraction", note))
+    for estimator in ("atc", "confidence"):
+        for where in ("", "_fields"):
+            for pair_kind, chosen in (("tuning", True), ("reported", False)):
+                errors = [abs(r[f"est_f1_{estimator}{where}"] - r["f1"]) for r in rows
+                          if (r["pair"] == tuning) == chosen and r["role"] == "cross-year"]
+                if errors:
+                    mean = sum(errors) / len(errors)
+                    scope = "scored pixels" if where else "whole scene"
+                    print(f"{estimator} ({scope}): mean |estimated - true| F1 of the cross-year approaches, "
+                          f"{pair_kind} pairs: {100 * mean:.1f} points (max {100 * max(errors):.1f})")
+                    figures.append(Figure(f"{estimator}{where} mean abs F1 error cross-year {pair_kind}", mean,
+                                          "fraction"))
+    path = write_results("calibration", figures, precision="float32", settings=vars(args))
+    print(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()

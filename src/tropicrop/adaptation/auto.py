@@ -1,0 +1,74 @@
+"""``tropicrop adapt --methods auto``: choose the adaptation method without labels.
+
+Which method pays depends on the kind of shift, so five candidates are adapted (each unsupervised method
+alone, and all four together), each is checked on the new year's images (:func:`tropicrop.check.check_run`,
+the estimated macro F1) and the best estimate is kept as the adapted run. Its ``adaptation.json`` records
+every candidate with its estimate under ``auto``. No label of the new year is read.
+
+Self-training raises the network's confidence by construction, and every adapted candidate keeps the base
+run's validation profile (year A's temperature): the estimate of a self-trained candidate may therefore be
+optimistic; the benchmark measures whether the choice matches the best candidate by true F1.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tropicrop.adaptation.run import METHODS, AdaptOptions, adapt_run
+from tropicrop.errors import RunError
+from tropicrop.io.files import write_json
+from tropicrop.layout import RunLayout
+from tropicrop.runfiles import read_json
+
+log = logging.getLogger(__name__)
+AUTO = "auto"
+CANDIDATES: tuple[tuple[str, ...], ...] = (*((m,) for m in METHODS), METHODS)
+"""Each unsupervised method alone, then all four together."""
+
+
+def adapt_auto(run_dir: Path, scene: Path, out: Path, options: AdaptOptions, *, force: bool = False,
+               progress: bool = False, sample: float = 1.0) -> dict[str, Any]:
+    """Adapt ``run_dir`` with every candidate of :data:`CANDIDATES`, keep the one ``check`` estimates best
+    (macro F1 on ``sample`` of ``scene``'s tiles) in ``out``; returns its adaptation record."""
+    from tropicrop.check import check_run
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not force:
+        raise RunError(out, "already holds a run", "choose another --run-dir or pass --force to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tried: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.auto-") as tmp:
+        for k, methods in enumerate(CANDIDATES):
+            folder = Path(tmp) / f"candidate-{k}"
+            adapt_run(run_dir, scene, folder, options.model_copy(update={"methods": list(methods)}), force=True,
+                      progress=progress)
+            est = check_run(folder, scene, sample=sample, seed=options.seed).to_dict()
+            tried.append({"methods": list(methods), "estimated_f1": est["estimated_f1"],
+                          "estimated_oa": est["estimated_oa"], "folder": folder.name})
+            log.info("candidate %s: estimated F1 %.3f", "+".join(methods), est["estimated_f1"])
+        best = max(tried, key=lambda c: c["estimated_f1"] if c["estimated_f1"] == c["estimated_f1"] else -1.0)
+        chosen = RunLayout(Path(tmp) / best["folder"])
+        record = dict(read_json(chosen.adaptation))
+        record[AUTO] = {"candidates": [{k: v for k, v in c.items() if k != "folder"} for c in tried],
+                        "chosen": best["methods"], "estimator": "check (atc), year-B images only",
+                        "sample": sample}
+        write_json(chosen.adaptation, record)
+        if out.exists():
+            shutil.rmtree(out)
+        chosen.root.rename(out)
+    return record
+
+
+def adapt_auto_command(args: Any, options: AdaptOptions) -> dict[str, Any]:
+    """``tropicrop adapt --methods auto``: adapt, print every candidate's estimate; returns the record."""
+    import sys
+
+    record = adapt_auto(Path(args.run), Path(args.scene), Path(args.run_dir), options, force=args.force,
+                        progress=sys.stderr.isatty())
+    print("candidates (estimated F1): " + ", ".join(f"{'+'.join(c['methods'])} {100 * c['estimated_f1']:.1f}"
+                                                    for c in record["auto"]["candidates"]))
+    return record

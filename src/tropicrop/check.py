@@ -1,0 +1,206 @@
+"""``tropicrop check RUN SCENE``: the F1 and OA a run is expected to reach on a scene, from its images only.
+
+The run maps the scene (or a random sample of its tiles) with calibrated probabilities into a scratch
+folder; the maps and confidence layers are counted per mapped class and confidence level, and
+:mod:`tropicrop.estimate` turns the counts into estimated OA and macro F1 with each net's validation
+profile, and a shift statistic per date. No label of the scene is read (the scene's manifest may list
+labelled dates: they only pick the default dates, as for ``predict``).
+
+Sampling (``sample`` < 1): whole prediction tiles are drawn at random, so the cost falls in proportion;
+the estimate is then one of the sampled pixels (its error from sampling is measured in the docs).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from tropicrop.errors import ConfigError, RunError
+from tropicrop.estimate import ESTIMATORS, SHIFT_THRESHOLD, Estimate, counts_of, estimate_date, validation_scores
+from tropicrop.inference.tiling import tile_layout
+from tropicrop.io.rasters import Grid
+from tropicrop.layout import PredictionLayout, RunLayout, parse_stamp
+from tropicrop.runfiles import read_json
+from tropicrop.scene import Scene, load_scene
+from tropicrop.valprofile import ValProfile, read_profile
+
+CHECK_TILE = 128  # tiles predicted (and sampled) by check
+
+
+@dataclass
+class CheckResult:
+    """Per date: the serving net, its estimate and its own validation figures; averages over dates."""
+
+    run: Path
+    scene: Path
+    estimator: str
+    sample: float
+    dates: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def _mean(self, key: str) -> float:
+        values = [d[key] for d in self.dates if d[key] is not None and math.isfinite(d[key])]
+        return float(np.mean(values)) if values else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": str(self.run), "scene": str(self.scene), "estimator": self.estimator, "sample": self.sample,
+                "estimated_f1": self._mean("estimated_f1"), "estimated_oa": self._mean("estimated_oa"),
+                "validation_f1": self._mean("validation_f1"), "validation_oa": self._mean("validation_oa"),
+                "shift_threshold": SHIFT_THRESHOLD,
+                "shifted_months": sorted({d["date"][:7] for d in self.dates if d["shifted"]}),
+                "dates": self.dates, "seconds": round(self.seconds, 2)}
+
+
+def read_profiles(run: RunLayout) -> dict[str, ValProfile]:
+    """Every net's validation profile; RunError for a run trained before calibration (nothing to fit on)."""
+    profiles = {}
+    for net in sorted(p for p in run.nets.iterdir() if p.is_dir()) if run.nets.is_dir() else []:
+        profile = read_profile(net)
+        if profile is None:
+            raise RunError(net, "has no calibration.json (trained before calibration), so no validation profile "
+                           "to estimate from", "train the run again with this tropicrop")
+        profiles[net.name] = profile
+    if not profiles:
+        raise RunError(run.root, "holds no trained net", "train one first: tropicrop train -c CONFIG --run-dir RUN")
+    return profiles
+
+
+def sample_mask(grid: Grid, fraction: float, seed: int, tile: int = CHECK_TILE) -> np.ndarray | None:
+    """(H, W) bool: the cores of a random ``fraction`` of the prediction tiles (None: the whole scene)."""
+    if not 0 < fraction <= 1:
+        raise ConfigError(None, f"--sample {fraction}", "give a share of the scene in (0, 1]")
+    if fraction >= 1:
+        return None
+    th, rows = tile_layout(grid.height, tile, 0)
+    tw, cols = tile_layout(grid.width, tile, 0)
+    cores = [(r, c) for r in range(len(rows)) for c in range(len(cols))]
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(cores), max(1, round(fraction * len(cores))), replace=False)
+    mask = np.zeros((grid.height, grid.width), bool)
+    for k in pick:
+        i, j = cores[k]
+        r0 = max(rows[i], rows[i - 1] + th if i else 0)
+        c0 = max(cols[j], cols[j - 1] + tw if j else 0)
+        r1 = rows[i + 1] if i + 1 < len(rows) else grid.height
+        c1 = cols[j + 1] if j + 1 < len(cols) else grid.width
+        mask[r0:r1, c0:c1] = True
+    return mask
+
+
+def serving_nets(out: Path, dates: list[dt.date], profiles: dict[str, ValProfile]) -> dict[dt.date, str]:
+    """The net that mapped each date: from the prediction log, or (classical runs) by month."""
+    log = read_json(PredictionLayout(out).log)
+    logged: dict[str, str] = {}
+    for session in log if isinstance(log, list) else []:
+        logged.update(session.get("nets") or {})
+    names = {}
+    for d in dates:
+        name = logged.get(d.isoformat())
+        if name is None:
+            same = [n for n in profiles if n != "all-months" and dt.date.fromisoformat(n).month == d.month]
+            name = "all-months" if "all-months" in profiles else (same[0] if same else next(iter(profiles)))
+        names[d] = name
+    return names
+
+
+def count_maps(out: Path, date: dt.date, classes: int, mask: np.ndarray | None = None) -> np.ndarray:
+    """(classes, 101) counts of one date's map and confidence layer, read window by window; with ``mask``
+    (H, W) bool, of its pixels only."""
+    layout = PredictionLayout(out)
+    counts = np.zeros((classes, 101), np.int64)
+    with rasterio.open(layout.map(date)) as maps, rasterio.open(layout.confidence(date)) as conf:
+        for _, window in maps.block_windows(1):
+            codes = maps.read(1, window=window)
+            if mask is not None:
+                codes = np.where(mask[window.toslices()], codes, 0)
+            counts += counts_of(codes, conf.read(1, window=window), classes)
+    return counts
+
+
+def check_run(run_dir: Path, scene: Scene | Path, dates: list[dt.date] | None = None, sample: float = 1.0,
+              seed: int = 0, estimator: str = "atc", progress: bool = False, tile: int = CHECK_TILE,
+              aoi: Path | None = None) -> CheckResult:
+    """Estimate the OA and macro F1 ``run_dir`` reaches on ``scene`` at ``dates`` (default: as ``predict``),
+    from the scene's images only; ``sample`` is the share of the scene's ``tile``-pixel tiles mapped
+    ; ``aoi`` (vector or raster) limits the estimate to the fields in it."""
+    from tropicrop.inference import predict_run
+
+    if estimator not in ESTIMATORS:
+        raise ConfigError(None, f"--estimator {estimator!r}", f"use one of {', '.join(ESTIMATORS)}")
+    run = RunLayout(Path(run_dir))
+    read_profiles(run)  # a run without profiles fails here, before the prediction
+    scene = scene if isinstance(scene, Scene) else load_scene(scene)
+    mask = sample_mask(scene.grid, sample, seed, tile)  # every kind of run predicts through the same path
+    if aoi is not None:
+        from tropicrop.inference.tiling import aoi_reader
+
+        read = aoi_reader(aoi, scene.grid)
+        assert read is not None
+        inside = read(Window(0, 0, scene.grid.width, scene.grid.height))
+        mask = inside if mask is None else mask & inside
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="tropicrop-check-") as tmp:
+        maps = predict_run(run.root, scene, Path(tmp), dates, tile=tile, progress=progress, aoi=mask)
+        mapped = [d for d in (parse_stamp(p.stem) for p in maps) if d is not None]
+        result = estimate_predictions(run.root, Path(tmp), mapped, estimator)
+    result.scene, result.sample = scene.root, sample
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def estimate_predictions(run_dir: Path, out: Path, dates: list[dt.date], estimator: str = "atc",
+                         mask: np.ndarray | None = None) -> CheckResult:
+    """Estimates from maps and confidence layers already written by ``predict`` (calibrated) into ``out``;
+    ``mask`` (H, W) bool limits them to its pixels (e.g. the fields of an AOI)."""
+    profiles = read_profiles(RunLayout(Path(run_dir)))
+    names = serving_nets(out, dates, profiles)
+    result = CheckResult(Path(run_dir), out, estimator, 1.0)
+    for d in dates:
+        profile = profiles[names[d]]
+        counts = count_maps(out, d, profile.confusion.shape[0], mask)
+        est: Estimate = estimate_date(profile, counts, d.month, estimator)
+        val_oa, val_f1 = validation_scores(profile)
+        result.dates.append({"date": d.isoformat(), "net": names[d], "estimated_oa": est.oa,
+                             "estimated_f1": est.f1, "validation_oa": val_oa, "validation_f1": val_f1,
+                             "shift": est.shift, "shifted": est.shifted, "pixels": est.pixels})
+    return result
+
+
+def format_check(result: dict[str, Any]) -> str:
+    """The table ``tropicrop check`` prints: per date, then the average and the months that look shifted."""
+    lines = [f"{'date':<12}{'net':<14}{'est. F1':>9}{'est. OA':>9}{'val F1':>8}{'val OA':>8}{'shift':>7}",
+             *(f"{d['date']:<12}{d['net'][:13]:<14}{100 * d['estimated_f1']:>9.1f}{100 * d['estimated_oa']:>9.1f}"
+               f"{100 * d['validation_f1']:>8.1f}{100 * d['validation_oa']:>8.1f}{d['shift']:>7.2f}"
+               + ("  *" if d["shifted"] else "") for d in result["dates"]),
+             f"{'average':<26}{100 * result['estimated_f1']:>9.1f}{100 * result['estimated_oa']:>9.1f}"
+             f"{100 * result['validation_f1']:>8.1f}{100 * result['validation_oa']:>8.1f}"]
+    shifted = result["shifted_months"]
+    lines.append(f"estimator {result['estimator']} on {100 * result['sample']:.0f}% of the scene, "
+                 f"{result['seconds']:.1f} s; shift = KS distance of confidence to the validation set's")
+    lines.append(f"* unlike the training year (shift > {result['shift_threshold']}): {', '.join(shifted)}"
+                 if shifted else f"no month looks unlike the training year (shift <= {result['shift_threshold']})")
+    return "\n".join(lines)
+
+
+def check_command(args: Any) -> int:
+    """``tropicrop check``: parse the scene and dates, check, print the table or JSON."""
+    import json
+    import sys
+
+    from tropicrop.inference import parse_dates
+
+    scene = load_scene(Path(args.scene))
+    result = check_run(Path(args.run), scene, parse_dates(args.dates, scene), sample=args.sample, seed=args.seed,
+                       estimator=args.estimator, progress=sys.stderr.isatty(),
+                       aoi=Path(args.aoi) if args.aoi else None).to_dict()
+    print(json.dumps(result, indent=2) if args.json else format_check(result))
+    return 0
