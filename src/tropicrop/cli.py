@@ -139,11 +139,16 @@ def _cmd_stack(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from tropicrop.synthetic import write_pair
+    import dataclasses
+
+    from tropicrop.synthetic import get_preset, write_pair
 
     try:
+        given = {k: getattr(args, k) for k in ("parcel_scale", "split", "train_fraction", "speckle_looks",
+                                               "speckle_correlation_px") if getattr(args, k) is not None}
+        fields = dataclasses.replace(get_preset(args.preset).fields, **given)
         paths = write_pair(Path(args.out), preset=args.preset, size=args.size, seed=args.seed, overwrite=args.overwrite,
-                           shift=args.shift)
+                           shift=args.shift, fields=fields)
     except ValueError as exc:  # unknown preset, shift or impossible size
         raise ConfigError(None, str(exc), "see tropicrop synth --help") from None
     for p in paths:
@@ -368,12 +373,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="write a pair of synthetic scenes (two agricultural years)")
     p.add_argument("out", help="output folder (gets lem1718/ and lem1920/)")
-    p.add_argument("--preset", default="lem", help="lem (the paper's dates) or tiny (tests)")
+    p.add_argument("--preset", default="lem", help="lem (the paper's dates), tiny (tests) or few-fields")
     p.add_argument("--size", type=int, default=None, help="scene side in pixels (default: the preset's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shift", default="all",
                    help="causes of the second year's shift: none, calendar, rotation, canopy, radiometric or all (default)")
     p.add_argument("--overwrite", action="store_true", help="replace existing scenes")
+    g = p.add_argument_group("fields (default: the preset's; docs/guide/networks-vs-booster.md)")
+    g.add_argument("--parcel-scale", type=float, help="multiply every length of the field layout (0.5: smaller parcels)")
+    g.add_argument("--split", choices=("block", "interleaved"),
+                   help="train parcels in a western block, or drawn parcel by parcel among the test parcels")
+    g.add_argument("--train-fraction", type=float, help="share of parcels drawn train with --split interleaved")
+    g.add_argument("--speckle-looks", type=float, help="equivalent number of looks of the speckle (S1 GRDH: 4.4)")
+    g.add_argument("--speckle-correlation-px", type=float, help="spatial correlation of the speckle (0: white)")
     p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("train", help="train a network (or one per month) from a YAML config into a run directory")

@@ -74,8 +74,14 @@ def finetune_on_parcels(module: CropModule, scene: Scene, classes: ClassTable, n
                         dates=list(scene.dates), label_dates=list(scene.labelled_dates), length=length)
     p = min(options.patch_size, *split.shape)
     origins = patch_origins(mask, data.usable, p, max(1, p // 4), min_labelled=0.0)
+    context = len(origins) == 0 and bool(mask.any())
+    if context:  # issue 32: interleaved train/test parcels leave no patch clear of test pixels; their images
+        # may then be input around the drawn parcels (labels stay masked: only the drawn parcels are labelled)
+        data.usable = np.ones_like(data.usable)
+        origins = patch_origins(mask, data.usable, p, max(1, p // 4), min_labelled=0.0)
     stats: dict[str, object] = {"k": k, "parcels_per_class": {classes.names[c]: n for c, n in drawn.items()},
-                                "labelled_pixels": int(mask.sum()), "patches": len(origins)}
+                                "labelled_pixels": int(mask.sum()), "patches": len(origins),
+                                "test_area_context": context}
     if len(origins) == 0:
         return module.model.eval(), stats
     L.seed_everything(seed, workers=True, verbose=False)

@@ -8,12 +8,13 @@ Modules: presets (dates, sizes), region (parcels, split), calendar (weather, cro
 
 from tropicrop.synthetic.crops import CLASSES
 from tropicrop.synthetic.generate import SyntheticYear, generate_pair, generate_year, write_pair
-from tropicrop.synthetic.presets import PRESETS, Preset, YearSpec, get_preset
+from tropicrop.synthetic.presets import PRESETS, FieldOptions, Preset, YearSpec, get_preset
 from tropicrop.synthetic.region import Region, generate_region
 
 __all__ = [
     "CLASSES",
     "PRESETS",
+    "FieldOptions",
     "Preset",
     "Region",
     "SyntheticYear",

@@ -41,6 +41,8 @@ class Acquisition:
 
     near_incidence: float = 36.0            # incidence angle (deg) at the scene's west edge (the relative orbit)
     calibration_db: tuple[float, float] = (0.0, 0.0)   # absolute offset (VV, VH), e.g. processing change
+    speckle_looks: float = ENL              # equivalent number of looks of the speckle
+    speckle_correlation_px: float = SPECKLE_CORRELATION_PX   # its spatial correlation (0: white)
 
 
 def _canopy_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -105,7 +107,7 @@ def simulate_images(rng: np.random.Generator, pid: np.ndarray, states: States, w
         canopy = states.canopy[:, t]
         cover, vigor = states.cover[:, t][pid], states.vigor[:, t][pid]
         attenuation = 1.0 - cover * (1.0 - tau2[canopy][pid])
-        speckle = correlated_speckle(rng, (h, w))
+        speckle = correlated_speckle(rng, (h, w), acq.speckle_looks, acq.speckle_correlation_px)
         for b in range(2):
             soil_db = SOIL_DB[b] + SOIL_MOISTURE_DB[b] * moisture + (roughness_db[:, b] + STRAW_DB[b] *
                                                                    states.straw[:, t])[pid] + soil_inc

@@ -31,7 +31,7 @@ from tropicrop.synthetic.calendar import (
     season_years,
 )
 from tropicrop.synthetic.crops import CLASSES, CROPS
-from tropicrop.synthetic.presets import YearSpec, get_preset
+from tropicrop.synthetic.presets import FieldOptions, YearSpec, get_preset
 from tropicrop.synthetic.region import Region, generate_region, scale_for
 from tropicrop.synthetic.shift import (
     CALIBRATION_DB,
@@ -84,19 +84,25 @@ class SyntheticYear:
 
 
 def generate_pair(preset: str = "lem", size: int | None = None, seed: int = 0,
-                  shift: str | YearShift = "all") -> tuple[SyntheticYear, SyntheticYear]:
+                  shift: str | YearShift = "all",
+                  fields: FieldOptions | None = None) -> tuple[SyntheticYear, SyntheticYear]:
     """Generate the preset's two years (training year first) over one region of ``size`` x ``size`` pixels.
 
     ``shift`` names the causes of the year-to-year shift (``none``, ``calendar``, ``rotation``, ``canopy``,
-    ``radiometric`` or ``all``). Deterministic in ``seed``. Retries the layout (deterministically) in the rare
-    case that a labelled date would lack train pixels, test pixels or three classes.
+    ``radiometric`` or ``all``); ``fields`` (default: the preset's) sets parcel size, split and speckle.
+    Deterministic in ``seed``. Retries the layout (deterministically) in the rare case that a labelled date
+    would lack train pixels, test pixels or three classes.
     """
     spec = get_preset(preset)
     knobs = shift if isinstance(shift, YearShift) else YearShift.parse(shift)
+    fields = spec.fields if fields is None else fields
+    fields.check()
     size = spec.size if size is None else int(size)
+    interleaved = fields.train_fraction if fields.split == "interleaved" else None
     for attempt in range(20):
-        region = generate_region(np.random.default_rng([seed, 0, attempt]), size, spec.train_block)
-        pair = _generate_years(region, spec.years, seed, knobs)
+        region = generate_region(np.random.default_rng([seed, 0, attempt]), size, spec.train_block,
+                                 fields.parcel_scale, interleaved)
+        pair = _generate_years(region, spec.years, seed, knobs, fields)
         if all(_usable(y) for y in pair):
             return pair
     raise RuntimeError(f"could not lay out a usable {preset} scene of {size} px with seed {seed}")
@@ -109,7 +115,7 @@ def labelled_season(spec: YearSpec) -> int:
 
 
 def _generate_years(region: Region, years: tuple[YearSpec, YearSpec], seed: int,
-                    shift: YearShift) -> tuple[SyntheticYear, SyntheticYear]:
+                    shift: YearShift, fields: FieldOptions) -> tuple[SyntheticYear, SyntheticYear]:
     """Year A as drawn; year B from the same distribution except for the causes ``shift`` switches on."""
     roughness = _roughness(np.random.default_rng([seed, 2]), region)
     shift_rng = np.random.default_rng([seed, 1])
@@ -153,7 +159,9 @@ def _generate_years(region: Region, years: tuple[YearSpec, YearSpec], seed: int,
             if shifted and shift.rotation else None,
             acquisition=Acquisition(near_incidence=INCIDENCE_DEG[int(shifted and shift.radiometric)],
                                     calibration_db=(float(calibration[0]), float(calibration[1]))
-                                    if shifted and shift.radiometric else (0.0, 0.0)),
+                                    if shifted and shift.radiometric else (0.0, 0.0),
+                                    speckle_looks=fields.speckle_looks,
+                                    speckle_correlation_px=fields.speckle_correlation_px),
             moisture_offset=DRY_YEAR_MOISTURE if dry else 0.0,
         ))
     return out[0], out[1]
@@ -244,7 +252,7 @@ def _usable(year: SyntheticYear) -> bool:
 
 
 def write_pair(out: Path, preset: str = "lem", size: int | None = None, seed: int = 0,
-               overwrite: bool = False, shift: str = "all") -> list[Path]:
+               overwrite: bool = False, shift: str = "all", fields: FieldOptions | None = None) -> list[Path]:
     """Write the preset's two years as scene folders ``OUT/<name>`` (e.g. lem1718, lem1920); return them.
 
     Refuses (tropicrop.errors.SceneError) before writing anything if a folder exists and not ``overwrite``.
@@ -253,7 +261,8 @@ def write_pair(out: Path, preset: str = "lem", size: int | None = None, seed: in
     from tropicrop.io import write_scene
 
     spec = get_preset(preset)
-    YearShift.parse(shift)                     # refuse an unknown shift before touching the disk
+    YearShift.parse(shift)                     # refuse an unknown shift or option before touching the disk
+    (spec.fields if fields is None else fields).check()
     out = Path(out)
     targets = [out / y.name for y in spec.years]
     for target in targets:
@@ -266,5 +275,5 @@ def write_pair(out: Path, preset: str = "lem", size: int | None = None, seed: in
             labels=dict(zip(year.labelled_dates, year.labels, strict=True)), split=year.split,
             parcels=year.parcels, overwrite=overwrite,
         )
-        for target, year in zip(targets, generate_pair(preset, size, seed, shift), strict=True)
+        for target, year in zip(targets, generate_pair(preset, size, seed, shift, fields), strict=True)
     ]

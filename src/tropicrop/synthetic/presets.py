@@ -41,6 +41,42 @@ class YearSpec:
         return self.dates[len(self.dates) - self.n_labelled:]
 
 
+SPLITS = ("block", "interleaved")
+"""How parcels are split: ``block`` (those touching the train block are train parcels, the paper's Figures 6-7)
+or ``interleaved`` (each parcel drawn train or test on its own, as a field survey's reference often is)."""
+
+
+@dataclass(frozen=True)
+class FieldOptions:
+    """What a scene's reference looks like to a learner: parcel size, how train and test parcels lie, speckle.
+
+    The defaults are the LEM-like scenes. ``parcel_scale`` multiplies every length of the field layout (0.5:
+    parcels of a quarter of the area, so about four times as many and far fewer pixels each); ``split`` and
+    ``train_fraction`` (the share of parcels drawn train when interleaved); ``speckle_looks`` is the speckle's
+    equivalent number of looks and ``speckle_correlation_px`` its spatial correlation (0: white speckle, which
+    a 3 x 3 mean reduces nine-fold; the default's correlated speckle gains far fewer looks from it).
+    """
+
+    parcel_scale: float = 1.0
+    split: str = "block"
+    train_fraction: float = 0.4
+    speckle_looks: float = 4.4
+    speckle_correlation_px: float = 0.7
+
+    def check(self) -> None:
+        """Raise ValueError naming the first impossible option."""
+        if not 0.2 <= self.parcel_scale <= 4.0:
+            raise ValueError(f"parcel scale must be within 0.2-4, got {self.parcel_scale}")
+        if self.split not in SPLITS:
+            raise ValueError(f"unknown split {self.split!r}; choose one of: {', '.join(SPLITS)}")
+        if not 0.05 <= self.train_fraction <= 0.95:
+            raise ValueError(f"train fraction must be within 0.05-0.95, got {self.train_fraction}")
+        if not 1.0 <= self.speckle_looks <= 100.0:
+            raise ValueError(f"speckle looks must be within 1-100, got {self.speckle_looks}")
+        if not 0.0 <= self.speckle_correlation_px <= 3.0:
+            raise ValueError(f"speckle correlation must be within 0-3 px, got {self.speckle_correlation_px}")
+
+
 @dataclass(frozen=True)
 class Preset:
     """A named recipe: default size, the two years (training year first) and the train block.
@@ -54,6 +90,7 @@ class Preset:
     size: int
     years: tuple[YearSpec, YearSpec]
     train_block: tuple[float, float, float, float] = (0.0, 0.0, 0.4, 1.0)
+    fields: FieldOptions = FieldOptions()
 
 
 _PRESETS: MappingProxyType[str, Preset] = MappingProxyType({p.name: p for p in (
@@ -69,6 +106,14 @@ _PRESETS: MappingProxyType[str, Preset] = MappingProxyType({p.name: p for p in (
         "(January-May) labelled",
         128,
         (YearSpec("lem1718", LEM1718_DATES[-9:], 5), YearSpec("lem1920", LEM1920_DATES[-13:-4], 5)),
+    ),
+    Preset(
+        "few-fields",
+        "the lem pair where labelled fields are few and small: 256 px, parcels at half the lem lengths, train and "
+        "test parcels interleaved, white speckle (docs/guide/networks-vs-booster.md)",
+        256,
+        (YearSpec("lem1718", LEM1718_DATES, 12), YearSpec("lem1920", LEM1920_DATES, 12)),
+        fields=FieldOptions(parcel_scale=0.5, split="interleaved", speckle_correlation_px=0.0),
     ),
 )})
 

@@ -71,15 +71,25 @@ def scale_for(size: int) -> float:
 
 
 def generate_region(rng: np.random.Generator, size: int,
-                    train_block: tuple[float, float, float, float] = (0.0, 0.0, 0.4, 1.0)) -> Region:
-    """Lay out parcels on a ``size`` x ``size`` grid of 10 m pixels and split them into train and test."""
+                    train_block: tuple[float, float, float, float] = (0.0, 0.0, 0.4, 1.0),
+                    parcel_scale: float = 1.0, interleaved_fraction: float | None = None) -> Region:
+    """Lay out parcels on a ``size`` x ``size`` grid of 10 m pixels and split them into train and test.
+
+    ``parcel_scale`` multiplies every length of the layout (parcels, roads). Parcels touching ``train_block``
+    are train parcels, unless ``interleaved_fraction`` is given: then each parcel is a train parcel with that
+    probability, wherever it lies (train and test parcels side by side).
+    """
     if size < 32:
         raise ValueError(f"size must be at least 32 pixels, got {size}")
-    scale = scale_for(size)
+    scale = scale_for(size) * parcel_scale
     boxes = _partition(rng, size, scale)
     x0, y0, x1, y1 = (f * size for f in train_block)
     train_area = box(x0, y0, x1, y1)
-    uses = _assign_land_use(rng, boxes, size, [box(*b).intersects(train_area) for b in boxes])
+    if interleaved_fraction is None:
+        in_train = [box(*b).intersects(train_area) for b in boxes]
+    else:
+        in_train = list(rng.random(len(boxes)) < interleaved_fraction)
+    uses = _assign_land_use(rng, boxes, size, in_train)
     parcels: list[tuple[Polygon, str, str, bool]] = []     # polygon (pixel coords), land use, shape, pivot
     corners: list[Polygon] = []
     for b, use in zip(boxes, uses, strict=True):
@@ -94,7 +104,9 @@ def generate_region(rng: np.random.Generator, size: int,
     burn = [(g, n + 1 + i) for i, g in enumerate(corner_world)] + [(g, i + 1) for i, g in enumerate(world)]
     pid = rasterize(burn, out_shape=(size, size), transform=transform, fill=0, dtype="int32")
     split = np.zeros(n + 1 + len(corners), dtype=np.uint8)
-    split[1:n + 1] = [1 if p[0].intersects(train_area) else 2 for p in parcels]
+    if interleaved_fraction is None:     # the parcel itself touches the block (its box may where it does not)
+        in_train = [p[0].intersects(train_area) for p in parcels]
+    split[1:n + 1] = [1 if t else 2 for t in in_train]
     land_use = ("road", *(p[1] for p in parcels), *("Corner",) * len(corners))
     pivot = np.array([False, *(p[3] for p in parcels), *(True,) * len(corners)])
     return Region(size, transform, pid, land_use, pivot, split, world, tuple(p[2] for p in parcels), n)
