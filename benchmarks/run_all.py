@@ -77,6 +77,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "quicklook.py": Benchmark([], ["--size", "512", "--rounds", "1"]),
     # view.py needs Debian's chromium (apt-get install chromium chromium-driver)
     "view.py": Benchmark([], ["--size", "512", "--rounds", "1"]),
+    "networks_vs_booster.py": Benchmark(["--settings", "default,few-fields", "--seeds", "0,1,2"],
+                                        ["--size", "256", "--seeds", "0"]),
     "calibration.py": Benchmark(
         ["--size", "128", "--months", "12", "--steps", "40", "--epochs", "12", "--batch", "16",
          "--pairs", "1:all,0:all,2:radiometric,3:calendar"],
