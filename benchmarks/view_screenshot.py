@@ -2,9 +2,9 @@
 page in Debian's headless chromium, network blocked.
 
 Run (the demo's April map, once ``make demo`` has run):
-    python benchmarks/view_screenshot.py runs/demo/experiment/predictions/vunetconvlstm \\
+    python benchmarks/view_screenshot.py runs/demo/experiment/predictions/baseline-1 \\
         --scene runs/demo/data/lem1920 --month 2020-04 --png docs/guide/view.png
-The committed image was made from a small synthetic prediction instead:
+A small synthetic prediction serves where the demo has not run:
     tropicrop synth /tmp/v --preset tiny --size 128 --seed 0
     tropicrop train -c configs/quick.yaml --run-dir /tmp/v/run --set data.scene=/tmp/v/lem1920
     tropicrop predict /tmp/v/run /tmp/v/lem1920 --out /tmp/v/pred --dates all --parcels /tmp/v/lem1920/parcels.gpkg
