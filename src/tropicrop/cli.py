@@ -139,14 +139,11 @@ def _cmd_stack(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from tropicrop.synthetic import get_preset, write_pair
+    from tropicrop.synthetic import preset_fields, write_pair
 
     try:
-        given = {k: getattr(args, k) for k in ("parcel_scale", "split", "train_fraction", "speckle_looks",
-                                               "speckle_correlation_px") if getattr(args, k) is not None}
-        fields = dataclasses.replace(get_preset(args.preset).fields, **given)
+        fields = preset_fields(args.preset, **{k: getattr(args, k) for k in (
+            "parcel_scale", "split", "train_fraction", "speckle_looks", "speckle_correlation_px")})
         paths = write_pair(Path(args.out), preset=args.preset, size=args.size, seed=args.seed, overwrite=args.overwrite,
                            shift=args.shift, fields=fields)
     except ValueError as exc:  # unknown preset, shift or impossible size

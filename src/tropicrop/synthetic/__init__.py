@@ -8,7 +8,7 @@ Modules: presets (dates, sizes), region (parcels, split), calendar (weather, cro
 
 from tropicrop.synthetic.crops import CLASSES
 from tropicrop.synthetic.generate import SyntheticYear, generate_pair, generate_year, write_pair
-from tropicrop.synthetic.presets import PRESETS, FieldOptions, Preset, YearSpec, get_preset
+from tropicrop.synthetic.presets import PRESETS, FieldOptions, Preset, YearSpec, get_preset, preset_fields
 from tropicrop.synthetic.region import Region, generate_region
 
 __all__ = [
@@ -23,5 +23,6 @@ __all__ = [
     "generate_region",
     "generate_year",
     "get_preset",
+    "preset_fields",
     "write_pair",
 ]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
+from typing import Any
 
 
 def _dates(*iso: str) -> tuple[dt.date, ...]:
@@ -127,3 +128,8 @@ def get_preset(name: str) -> Preset:
         return _PRESETS[name]
     except KeyError:
         raise ValueError(f"unknown synthetic preset {name!r}; choose one of: {', '.join(_PRESETS)}") from None
+
+
+def preset_fields(name: str, **given: Any) -> FieldOptions:
+    """The field options of preset ``name`` with those ``given`` (not None) replaced: what ``synth`` draws."""
+    return replace(get_preset(name).fields, **{k: v for k, v in given.items() if v is not None})
