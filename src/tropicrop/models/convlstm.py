@@ -113,38 +113,70 @@ def _run_forward(gates_x: Tensor | FrameSteps, w_h: Tensor, valid: Tensor | None
             if keep_states:
                 hs[t] = h
             continue
-        if started:
-            pre = F.conv2d(h.to(w_h.dtype), w_h, padding=padding).to(state)
-            pre += gates_x[t]
-            if constants is not None:
-                pre.view(batch, -1).addmm_(constants[0][t], constants[1])
-        elif constants is not None:
-            pre = gates_x[t].to(state, copy=True)
-            pre.view(batch, -1).addmm_(constants[0][t], constants[1])
-        else:
-            pre = gates_x[t].to(state)
-        ifo = torch.sigmoid(pre[:, : 3 * hid])
-        g = torch.tanh(pre[:, 3 * hid :])
-        i, f, o = ifo[:, :hid], ifo[:, hid : 2 * hid], ifo[:, 2 * hid :]
-        c_prev = c if started else None
-        c_new = i * g if c_prev is None else torch.addcmul(f * c_prev, i, g)
-        if valid is None or all_valid[t]:
-            c = c_new
-            tanh_c = torch.tanh(c)
-            h = o * tanh_c
-        else:
-            keep = valid[t].view(batch, 1, 1, 1)
-            c = torch.where(keep, c_new, c)
-            tanh_c = torch.tanh(c)
-            h = torch.where(keep, o * tanh_c, h)
+        pre = _pre_activations(gates_x[t], h if started else None, w_h, padding, state,
+                               None if constants is None else (constants[0][t], constants[1]))
+        keep = None if valid is None or all_valid[t] else valid[t].view(batch, 1, 1, 1)
+        h, c, step_saved = _cell_step(pre, h, c, started, keep)
         if keep_states:
             hs[t] = h
         if store:
-            saved.append((t, ifo, g, c_prev, tanh_c))
+            saved.append((t, *step_saved))
         started = True
     if not keep_states:
         hs[0] = h
     return hs, saved
+
+
+def _pre_activations(gates_x_t: Tensor, h: Tensor | None, w_h: Tensor, padding: int, state: torch.dtype,
+                     constants_t: tuple[Tensor, Tensor] | None) -> Tensor:
+    """The gate pre-activations ``(B, 4 * hid, H, W)`` of one step, in the state dtype: the input part
+    ``gates_x_t``, plus the recurrent convolution of ``h`` (None before the first computed step, when the
+    state is zeros and the term is skipped), plus ``values @ response`` of the constant channels."""
+    if h is not None:
+        pre = F.conv2d(h.to(w_h.dtype), w_h, padding=padding).to(state)
+        pre += gates_x_t
+        if constants_t is not None:
+            pre.view(pre.shape[0], -1).addmm_(*constants_t)
+    elif constants_t is not None:
+        pre = gates_x_t.to(state, copy=True)
+        pre.view(pre.shape[0], -1).addmm_(*constants_t)
+    else:
+        pre = gates_x_t.to(state)
+    return pre
+
+
+def _cell_step(pre: Tensor, h: Tensor, c: Tensor, started: bool,
+               keep: Tensor | None) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor | None, Tensor]]:
+    """One LSTM cell update from the pre-activations ``pre``.
+
+    Args:
+        pre: ``(B, 4 * hid, H, W)`` pre-activations of the gates ``[i, f, o, g]``.
+        h: the hidden state before the step.
+        c: the cell state before the step.
+        started: whether a step was computed before (until then ``h`` and ``c`` are zeros: their terms are
+            skipped).
+        keep: ``(B, 1, 1, 1)`` bool, the samples whose date is valid (the others keep ``h`` and ``c``), or
+            None when all are.
+
+    Returns:
+        ``h``, ``c`` after the step, and what the backward pass needs of it: ``(sigmoid([i, f, o]), tanh(g),
+        c_{t-1} or None at the first, tanh(c_t))``.
+    """
+    hid = pre.shape[1] // 4
+    ifo = torch.sigmoid(pre[:, : 3 * hid])
+    g = torch.tanh(pre[:, 3 * hid :])
+    i, f, o = ifo[:, :hid], ifo[:, hid : 2 * hid], ifo[:, 2 * hid :]
+    c_prev = c if started else None
+    c_new = i * g if c_prev is None else torch.addcmul(f * c_prev, i, g)
+    if keep is None:
+        c = c_new
+        tanh_c = torch.tanh(c)
+        h = o * tanh_c
+    else:
+        c = torch.where(keep, c_new, c)
+        tanh_c = torch.tanh(c)
+        h = torch.where(keep, o * tanh_c, h)
+    return h, c, (ifo, g, c_prev, tanh_c)
 
 
 class _Recurrence(torch.autograd.Function):
