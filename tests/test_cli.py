@@ -16,9 +16,10 @@ MakeScene = Callable[..., Path]
 
 
 def test_help_of_the_installed_console_script_works() -> None:
-    for args in (["--help"], ["inspect", "--help"]):
-        out = subprocess.run([sys.executable, "-m", "tropicrop.cli", *args], capture_output=True, text=True, check=True)
-        assert "usage: tropicrop" in out.stdout
+    for module in ("tropicrop.cli", "tropicrop"):
+        for args in (["--help"], ["inspect", "--help"]):
+            out = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, check=True)
+            assert "usage: tropicrop" in out.stdout
 
 
 def test_inspect_prints_size_crs_dates_classes_and_split(make_scene: MakeScene, capsys: pytest.CaptureFixture[str]) -> None:
