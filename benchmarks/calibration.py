@@ -104,6 +104,9 @@ def calibration_diagnostics(run: Path, result: Any, seed: int) -> dict[str, floa
         floors.append(float(np.mean([Reliability(rel.count, rng.binomial(rel.count, p)).ece()
                                      for _ in range(FLOOR_DRAWS)])))
     row["ece_floor"] = float(np.mean(floors))
+    levels = np.arange(LEVELS + 1) / LEVELS  # mean confidence of the scored pixels (self-training raises it)
+    row["mean_confidence"] = float(np.mean([(d.reliability.count * levels).sum() / d.reliability.pixels
+                                            for d in result.dates]))
     profiles = [read_profile(n) for n in sorted(RunLayout(run).root.glob("nets/*")) if n.is_dir()]
     profiles = [q for q in profiles if q is not None]
     row["ece_val_after"] = float(np.mean([q.ece_after for q in profiles]))
@@ -193,7 +196,8 @@ def format_row(row: dict[str, Any]) -> str:
         return "  nan" if v is None or not math.isfinite(v) else f"{100 * v:5.1f}"
 
     return (f"{row['pair']:<14}{row['approach']:<31}F1 {pct(row['f1'])}  ECE raw {row['ece_uncalibrated']:.3f} -> "
-            f"{row['ece']:.3f} (floor {row['ece_floor']:.3f}, validation {row['ece_val_after']:.3f})  est F1 atc "
+            f"{row['ece']:.3f} (floor {row['ece_floor']:.3f}, validation {row['ece_val_after']:.3f})  mean conf. "
+            f"{pct(row['mean_confidence'])}  est F1 atc "
             f"{pct(row['est_f1_atc'])} conf {pct(row['est_f1_confidence'])} doc {pct(row['est_f1_doc'])}  "
             f"fields: atc {pct(row['est_f1_atc_fields'])} doc {pct(row['est_f1_doc_fields'])}  "
             f"shift {row['max_shift']:.2f}  ({row['seconds']:.0f} s)")
