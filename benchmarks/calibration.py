@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shutil
 import sys
 import tempfile
 import time
@@ -183,8 +184,10 @@ def run_pair(seed: int, shift: str, args: argparse.Namespace, root: Path) -> lis
                                args)
             else:
                 train_approach(scenes[on], run, mode, model, use, targets, args)
-        row = {"pair": f"{seed}:{shift}", "approach": name, "role": role,
-               **measure(run, scenes["b"], dates_b, root / "pred" / run.name)}
+        work = root / "pred" / run.name
+        if not args.reuse:  # maps of an earlier run in --out would otherwise count as done
+            shutil.rmtree(work, ignore_errors=True)
+        row = {"pair": f"{seed}:{shift}", "approach": name, "role": role, **measure(run, scenes["b"], dates_b, work)}
         row["seconds"] = time.perf_counter() - clock
         rows.append(row)
         print(format_row(row), flush=True)
