@@ -80,9 +80,13 @@ BENCHMARKS: dict[str, Benchmark] = {
     "networks_vs_booster.py": Benchmark(["--settings", "default,few-fields", "--seeds", "0,1,2"],
                                         ["--size", "256", "--seeds", "0"]),
     "calibration.py": Benchmark(
-        ["--size", "128", "--months", "12", "--steps", "40", "--epochs", "12", "--batch", "16",
-         "--pairs", "1:all,0:all,2:radiometric,3:calendar"],
-        ["--size", "64", "--months", "2", "--steps", "8", "--epochs", "3", "--pairs", "1:all,0:all,2:radiometric"]),
+        ["--size", "128", "--months", "12", "--steps", "40", "--epochs", "12", "--batch", "16", "--adapt-steps", "200",
+         "--pairs", "1:all,0:all,2:radiometric,3:calendar", "--out", str(OUT / "calibration")],
+        ["--size", "64", "--months", "2", "--steps", "8", "--epochs", "3", "--adapt-steps", "30",
+         "--pairs", "1:all,0:all,2:radiometric", "--out", str(OUT / "calibration")]),
+    "calibration_ece.py": Benchmark(  # after calibration.py, whose runs it diagnoses
+        ["--out", str(OUT / "calibration"), "--months", "12", "--pairs", "1:all,0:all,2:radiometric,3:calendar"],
+        ["--out", str(OUT / "calibration"), "--months", "2", "--pairs", "1:all,0:all,2:radiometric"]),
     "tile_invariance.py": Benchmark(
         [str(QUICK_RUN), str(HELD_OUT / "lem1920"), "--tiles", "128", "256", "512"],
         [str(QUICK_RUN), str(HELD_OUT / "lem1920"), "--tiles", "128", "256", "--methods", "blend", "margin",

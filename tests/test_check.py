@@ -75,30 +75,43 @@ def profile_of(confusion: np.ndarray, by_class: np.ndarray, right: np.ndarray) -
     return ValProfile(1.0, 0.0, 0.0, by_class, right, confusion, {1: Reliability(by_class.sum(0), right.sum(0))})
 
 
-def test_estimate_equals_validation_figures_on_a_scene_like_the_validation_set() -> None:
+@pytest.mark.parametrize("estimator", ["atc", "doc"])
+def test_estimate_equals_validation_figures_on_a_scene_like_the_validation_set(estimator: str) -> None:
     levels = np.zeros((2, LEVELS + 1), np.int64)
     levels[0, 90], levels[1, 60] = 100, 100  # class 1 sure and 90 % right, class 2 unsure and 60 % right
     right = np.zeros_like(levels)
     right[0, 90], right[1, 60] = 90, 60
     confusion = np.array([[90, 40], [10, 60]])  # rows reference, columns mapped
-    est = estimate_date(profile_of(confusion, levels, right), levels * 3, month=1)
+    est = estimate_date(profile_of(confusion, levels, right), levels * 3, month=1, estimator=estimator)
     assert est.oa == pytest.approx(0.75)
     truth = 2 * np.array([90, 60]) / (np.array([100, 100]) + confusion.sum(axis=1))
     assert est.f1 == pytest.approx(truth.mean())
     assert est.shift == pytest.approx(0.0) and not est.shifted
 
 
-def test_estimated_f1_falls_when_the_scene_is_less_confident() -> None:
+@pytest.mark.parametrize("estimator", ["atc", "confidence", "doc"])
+def test_estimated_f1_falls_when_the_scene_is_less_confident(estimator: str) -> None:
     levels = np.zeros((2, LEVELS + 1), np.int64)
     levels[:, 50:] = 10
     right = (levels * np.linspace(0, 1, LEVELS + 1)).astype(np.int64)
     profile = profile_of(np.array([[300, 50], [40, 280]]), levels, right)
     shifted = np.zeros_like(levels)
     shifted[:, 40:70] = 10  # the same pixels, less sure
-    same, less = estimate_date(profile, levels, 1), estimate_date(profile, shifted, 1)
+    same, less = estimate_date(profile, levels, 1, estimator), estimate_date(profile, shifted, 1, estimator)
     assert less.oa < same.oa and less.f1 < same.f1 and less.shift > same.shift
     assert ks_distance(levels.sum(0), levels.sum(0)) == 0.0
     assert np.isnan(_macro_f1(np.zeros((2, 2)), np.zeros(2), np.zeros(2)))
+
+
+def test_doc_moves_the_validation_accuracy_by_the_change_of_mean_confidence() -> None:
+    levels = np.zeros((2, LEVELS + 1), np.int64)
+    levels[0, 90], levels[1, 60] = 100, 100
+    right = np.zeros_like(levels)
+    right[0, 90], right[1, 60] = 80, 50  # validation: 65 % right at a mean confidence of 75 %
+    scene = np.zeros_like(levels)
+    scene[0, 80], scene[1, 50] = 100, 100  # ten points less sure
+    est = estimate_date(profile_of(np.array([[80, 50], [20, 50]]), levels, right), scene, 1, "doc")
+    assert est.oa == pytest.approx(0.55)
 
 
 @pytest.mark.slow  # five adaptations and five checks

@@ -140,7 +140,7 @@ def test_the_dask_path_blocks_give_the_single_process_maps(predictor: Predictor,
     with torch.inference_mode():
         shared = {t: tile_sums(models, scene, plans, t, 4, None, context) for t in shared_tiles(blocks)}
         for block in blocks:
-            codes, _ = block_maps(models, scene, plans, block, 4, None, shared, False, context=context)
+            codes = block_maps(models, scene, plans, block, 4, None, shared, False, context=context).codes
             r, c, h, w = block.rect
             for slot, path in enumerate(maps):
                 with rasterio.open(path) as ds:

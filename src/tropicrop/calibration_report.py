@@ -43,8 +43,10 @@ def calibration_lines(out: Path, records: Sequence[dict[str, Any]]) -> list[str]
              "Probabilities are scaled by each net's temperature, fitted on its validation set after training "
              "(adapted runs without labels keep the base run's temperature). ECE: 15 equal-width bins of the "
              "confidence of the mapped class; Brier: of that confidence; accuracy at coverage: on the given share "
-             "of test pixels with the highest confidence. Estimated F1 / OA: `tropicrop check` (ATC fitted on the "
-             "validation set), from year B's images only, over every mapped pixel of the scene.", "",
+             "of test pixels with the highest confidence. Estimated F1 / OA: `tropicrop check` (its default "
+             "estimator, calibrated on the validation set), from year B's images only, over every mapped pixel of "
+             "the scene; adapted rows too (self-training raises confidence by construction: compare its estimate "
+             "with its true F1).", "",
              "| approach | role | ECE | Brier | acc. 50 % (%) | acc. 80 % (%) | acc. 100 % (%) | F1 (%) | "
              "est. F1 (%) | OA (%) | est. OA (%) | months unlike training |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]

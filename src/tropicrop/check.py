@@ -25,7 +25,15 @@ import rasterio
 from rasterio.windows import Window
 
 from tropicrop.errors import ConfigError, RunError
-from tropicrop.estimate import ESTIMATORS, SHIFT_THRESHOLD, Estimate, counts_of, estimate_date, validation_scores
+from tropicrop.estimate import (
+    DEFAULT_ESTIMATOR,
+    ESTIMATORS,
+    SHIFT_THRESHOLD,
+    Estimate,
+    counts_of,
+    estimate_date,
+    validation_scores,
+)
 from tropicrop.inference.tiling import tile_layout
 from tropicrop.io.rasters import Grid
 from tropicrop.layout import PredictionLayout, RunLayout, parse_stamp
@@ -127,7 +135,7 @@ def count_maps(out: Path, date: dt.date, classes: int, mask: np.ndarray | None =
 
 
 def check_run(run_dir: Path, scene: Scene | Path, dates: list[dt.date] | None = None, sample: float = 1.0,
-              seed: int = 0, estimator: str = "atc", progress: bool = False, tile: int = CHECK_TILE,
+              seed: int = 0, estimator: str = DEFAULT_ESTIMATOR, progress: bool = False, tile: int = CHECK_TILE,
               aoi: Path | None = None) -> CheckResult:
     """Estimate the OA and macro F1 ``run_dir`` reaches on ``scene`` at ``dates`` (default: as ``predict``),
     from the scene's images only; ``sample`` is the share of the scene's ``tile``-pixel tiles mapped
@@ -157,7 +165,7 @@ def check_run(run_dir: Path, scene: Scene | Path, dates: list[dt.date] | None = 
     return result
 
 
-def estimate_predictions(run_dir: Path, out: Path, dates: list[dt.date], estimator: str = "atc",
+def estimate_predictions(run_dir: Path, out: Path, dates: list[dt.date], estimator: str = DEFAULT_ESTIMATOR,
                          mask: np.ndarray | None = None) -> CheckResult:
     """Estimates from maps and confidence layers already written by ``predict`` (calibrated) into ``out``;
     ``mask`` (H, W) bool limits them to its pixels (e.g. the fields of an AOI)."""

@@ -28,13 +28,16 @@ TILING = {"tile": 24, "overlap": 8}  # 64 px scene: 4 x 4 tiles, blocks of 2 x 2
 @pytest.fixture(scope="module")
 def pair(trained_runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The session's all-months run on the tiny pair and its single-process maps (context margin measured on
-    the network, as by default), in float32 and in bfloat16."""
+    the network, as by default), in float32 and in bfloat16 (with the entropy layer), and uncalibrated
+    (with the margin layer)."""
     root = tmp_path_factory.mktemp("distributed")
     for precision in ("32", "bf16"):
         predict_run(trained_runs["all"], trained_runs["scene"], root / f"single-{precision}", dates=[MAR, MAY],
-                    progress=False, probabilities=True, precision=precision, **TILING)
+                    progress=False, probabilities=True, precision=precision, uncertainty="entropy", **TILING)
+    predict_run(trained_runs["all"], trained_runs["scene"], root / "single-raw", dates=[MAR, MAY], progress=False,
+                precision="32", calibration="none", uncertainty="margin", **TILING)
     return {"run": trained_runs["all"], "scene": trained_runs["scene"], "other": trained_runs["other_year"],
-            **{f"single-{p}": root / f"single-{p}" for p in ("32", "bf16")}}
+            **{f"single-{p}": root / f"single-{p}" for p in ("32", "bf16", "raw")}}
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +54,10 @@ def read(path: Path) -> np.ndarray:
     return out
 
 
-def same_maps(a: Path, b: Path) -> None:
-    for name in ("maps/20200316.tif", "maps/20200515.tif", "probabilities/20200316.tif", "probabilities/20200515.tif"):
-        np.testing.assert_array_equal(read(a / name), read(b / name), err_msg=name)
+def same_maps(a: Path, b: Path, folders: tuple[str, ...] = ("maps", "probabilities", "confidence")) -> None:
+    for folder in folders:
+        for name in ("20200316.tif", "20200515.tif"):
+            np.testing.assert_array_equal(read(a / folder / name), read(b / folder / name), err_msg=f"{folder}/{name}")
 
 
 def test_blocks_cover_every_pixel_once_and_hold_every_tile_that_covers_them() -> None:
@@ -79,13 +83,26 @@ def test_two_workers_give_the_single_process_maps_pixel_for_pixel(pair: dict[str
                                                                    tmp_path: Path, precision: str) -> None:
     out = tmp_path / "dask"
     result = predict_distributed(pair["run"], [pair["scene"]], out, dates=[MAR, MAY], probabilities=True, block=2,
-                                 progress=False, client=client, precision=precision, **TILING)
-    same_maps(out, pair[f"single-{precision}"])
+                                 progress=False, client=client, precision=precision, uncertainty="entropy", **TILING)
+    same_maps(out, pair[f"single-{precision}"], ("maps", "probabilities", "confidence", "uncertainty"))
     log = json.loads((out / "predict.json").read_text())[-1]
     assert log["margin"] > 0 and log["precision"] == json.loads(
         (pair[f"single-{precision}"] / "predict.json").read_text())[-1]["precision"]
     assert result["lem1920"].blocks_computed == 4
     assert not list(out.glob(".blocks-*")) and not list(out.glob(".partial-*"))  # scratch removed
+
+
+def test_two_workers_write_the_single_process_layers_without_calibration_too(pair: dict[str, Path], client: Any,
+                                                                          tmp_path: Path) -> None:
+    out = tmp_path / "dask-raw"
+    predict_distributed(pair["run"], [pair["scene"]], out, dates=[MAR, MAY], block=2, progress=False, client=client,
+                        precision="32", calibration="none", uncertainty="margin", **TILING)
+    same_maps(out, pair["single-raw"], ("maps", "confidence", "uncertainty"))
+    with rasterio.open(out / "confidence" / "20200316.tif") as ds, rasterio.open(out / "maps" / "20200316.tif") as m:
+        assert ds.dtypes == ("uint8",) and ds.nodata == 255
+        assert (ds.transform, ds.crs, ds.shape, ds.block_shapes) == (m.transform, m.crs, m.shape, m.block_shapes)
+    confidence = read(out / "confidence" / "20200316.tif")
+    assert confidence.max() <= 100 and (confidence != read(pair["single-32"] / "confidence" / "20200316.tif")).any()
 
 
 class DieOnce(WorkerPlugin):

@@ -20,6 +20,7 @@ from typing import Any
 
 from tropicrop.adaptation.run import METHODS, AdaptOptions, adapt_run
 from tropicrop.errors import RunError
+from tropicrop.estimate import DEFAULT_ESTIMATOR
 from tropicrop.io.files import write_json
 from tropicrop.layout import RunLayout
 from tropicrop.runfiles import read_json
@@ -54,7 +55,7 @@ def adapt_auto(run_dir: Path, scene: Path, out: Path, options: AdaptOptions, *, 
         chosen = RunLayout(Path(tmp) / best["folder"])
         record = dict(read_json(chosen.adaptation))
         record[AUTO] = {"candidates": [{k: v for k, v in c.items() if k != "folder"} for c in tried],
-                        "chosen": best["methods"], "estimator": "check (atc), year-B images only",
+                        "chosen": best["methods"], "estimator": f"check ({DEFAULT_ESTIMATOR}), year-B images only",
                         "sample": sample}
         write_json(chosen.adaptation, record)
         if out.exists():

@@ -36,7 +36,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                                       overlap=args.overlap, probabilities=probabilities, aoi=aoi,
                                       workers=args.workers, scheduler=args.scheduler, block=args.block,
                                       torch_threads=args.torch_threads, progress=progress,
-                                      precision=args.precision, margin=args.margin)
+                                      precision=args.precision, margin=args.margin,
+                                      calibration=args.calibration, uncertainty=args.uncertainty)
         for name, result in results.items():
             print(f"{name}: {len(result.maps)} map(s), {result.blocks_computed} block(s) computed, "
                   f"{result.blocks_reused} reused")

@@ -18,9 +18,16 @@ from dataclasses import dataclass
 import numpy as np
 from rasterio.windows import Window
 
-from tropicrop.inference.mapfiles import NODATA
+from tropicrop.inference.mapfiles import LAYER_NODATA, NODATA
 from tropicrop.inference.run import RunModels
-from tropicrop.inference.stream import BlendSums, class_map, predict_tile, scaled_probabilities
+from tropicrop.inference.stream import (
+    BlendSums,
+    class_map,
+    confidence_layer,
+    layer_names,
+    predict_tile,
+    scaled_probabilities,
+)
 from tropicrop.inference.tile import Plan
 from tropicrop.inference.tiling import AoiReader, tile_layout, tile_weights
 from tropicrop.io.rasters import Grid
@@ -99,12 +106,23 @@ def tile_sums(models: RunModels, scene: Scene, plans: Sequence[Plan], rect: Rect
     return sums
 
 
+@dataclass(frozen=True)
+class BlockMaps:
+    """What one block writes: class codes uint8 (targets, h, w), uint8 probabilities (targets, K-1, h, w)
+    when kept, and the layers written beside the maps (``"confidence"``, and ``"uncertainty"`` when asked
+    for), uint8 percent (targets, h, w), as :class:`~tropicrop.inference.stream.FinishedRows` holds them."""
+
+    codes: np.ndarray
+    probs: np.ndarray | None
+    layers: dict[str, np.ndarray]
+
+
 def block_maps(models: RunModels, scene: Scene, plans: Sequence[Plan], block: Block, overlap: int,
                aoi: AoiReader | None, shared: Mapping[Rect, BlendSums | None], probabilities: bool,
                predict: Callable[[Rect], BlendSums | None] | None = None,
-               context: tuple[int, int] = (0, 1)) -> tuple[np.ndarray, np.ndarray | None]:
-    """Class codes uint8 (targets, h, w) of ``block`` and, with ``probabilities``, uint8 probabilities
-    (targets, K-1, h, w).
+               context: tuple[int, int] = (0, 1), uncertainty: str | None = None) -> BlockMaps:
+    """Class codes of ``block``, its probabilities with ``probabilities``, its confidence layer and, with
+    ``uncertainty`` (``entropy``, ``margin``), that layer (:class:`BlockMaps`).
 
     Tiles found in ``shared`` are taken from there, the others predicted here; each tile's sums are added
     to the block's in raster order, so every sum equals the single-process one bit for bit.
@@ -124,25 +142,30 @@ def block_maps(models: RunModels, scene: Scene, plans: Sequence[Plan], block: Bl
         sums.acc[:, :, into[0], into[1]] += tile.acc[:, :, src[0], src[1]]
         sums.weight[into] += tile.weight[src]
         sums.seen[:, into[0], into[1]] |= tile.seen[:, src[0], src[1]]
-    return finish(sums, block, aoi, probabilities)
+    return finish(sums, block, aoi, probabilities, uncertainty)
 
 
-def finish(sums: BlendSums, block: Block, aoi: AoiReader | None,
-           probabilities: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Class codes (targets, h, w) and uint8 probabilities (targets, K-1, h, w) from a block's sums, one
-    target at a time as in the single-process path; pixels outside the AOI are no data."""
+def finish(sums: BlendSums, block: Block, aoi: AoiReader | None, probabilities: bool,
+           uncertainty: str | None = None) -> BlockMaps:
+    """A block's outputs from its sums, one target at a time and with the same functions as the
+    single-process path (so every value is the same); pixels outside the AOI are no data."""
     targets, classes, h, w = sums.acc.shape
     codes = np.full((targets, h, w), NODATA, dtype=np.uint8)
     probs = np.zeros((targets, classes - 1, h, w), dtype=np.uint8) if probabilities else None
+    layers = {name: np.full((targets, h, w), LAYER_NODATA, dtype=np.uint8) for name in layer_names(uncertainty)}
     everything = (slice(0, h), slice(0, w))
     for slot in range(targets):
         p, valid = sums.probabilities(*everything, slot)
         codes[slot] = class_map(p, valid)
         if probs is not None:
             probs[slot] = scaled_probabilities(p, valid)
+        for name, layer in layers.items():
+            layer[slot] = confidence_layer(p, valid, uncertainty if name == "uncertainty" else None)
     if aoi is not None:
         outside = ~aoi(block.window)
         codes[:, outside] = NODATA
         if probs is not None:
             probs[:, :, outside] = 0
-    return codes, probs
+        for layer in layers.values():
+            layer[:, outside] = LAYER_NODATA
+    return BlockMaps(codes, probs, layers)

@@ -2,9 +2,10 @@
 
 The client plans each scene's blocks (:mod:`tropicrop.inference.blocks`) and submits three kinds of task:
 a tile shared by several blocks (its weighted probabilities, handed by Dask to every block it touches), a
-block (reads its tiles from the scene on the worker, blends them, writes its class codes under
-``OUT/.blocks-KEY/`` atomically), and a date's map (assembles the block files into the same COG and PNG
-as the single-process path). Dask does the scheduling, the data movement and the retries: a task that
+block (reads its tiles from the scene on the worker, blends them, writes its class codes, confidence layer
+and the rest under ``OUT/.blocks-KEY/`` atomically), and a date's map (assembles the block files into the
+same COGs and PNG as the single-process path: the map, the confidence layer, and the probabilities and
+uncertainty layer when asked for). Dask does the scheduling, the data movement and the retries: a task that
 raises is retried, and the tasks of a worker that dies are run again elsewhere (the scheduler's
 ``allowed-failures``). A block whose file exists is not recomputed when the command runs again; the block
 folder is removed once every map of the scene is written. Workers need the run directory, the scenes and
@@ -49,7 +50,7 @@ from tropicrop.inference.session import (
     scene_folders,
     write_log,
 )
-from tropicrop.inference.stream import BlendSums
+from tropicrop.inference.stream import BlendSums, layer_names
 from tropicrop.inference.tiling import AoiReader, aoi_reader, check_tiling
 from tropicrop.io.files import atomic_path
 from tropicrop.layout import RunLayout
@@ -76,12 +77,14 @@ class Job:
     aoi: str | None
     precision: str | None = None  # as predict --precision (None: the run's trainer.precision)
     context: tuple[int, int] = (0, 1)  # (margin, alignment) every tile is read with, fixed by the client
+    calibration: str = "temperature"  # as predict --calibration
+    uncertainty: str | None = None  # as predict --uncertainty (entropy, margin)
 
 
 @functools.lru_cache(maxsize=2)
-def _run(run_dir: str, precision: str | None) -> RunModels:
-    """The run's networks, loaded once per worker process (and precision)."""
-    return load_run(Path(run_dir), precision)
+def _run(run_dir: str, precision: str | None, calibration: str) -> RunModels:
+    """The run's networks, loaded once per worker process (and precision and calibration)."""
+    return load_run(Path(run_dir), precision, calibration)
 
 
 @functools.lru_cache(maxsize=8)
@@ -91,7 +94,7 @@ def _scene(scene_dir: str) -> Scene:
 
 
 def _context(job: Job) -> tuple[RunModels, Scene, list[Any], AoiReader | None]:
-    models, scene = _run(job.run_dir, job.precision), _scene(job.scene_dir)
+    models, scene = _run(job.run_dir, job.precision, job.calibration), _scene(job.scene_dir)
     return models, scene, make_plans(models, scene, job.dates), aoi_reader(job.aoi, scene.grid)
 
 
@@ -112,39 +115,45 @@ def predict_shared_tile(job: Job, rect: Rect) -> BlendSums | None:
 
 
 def predict_block(job: Job, block: Block, shared: dict[Rect, BlendSums | None]) -> bool:
-    """Task: class codes (and probabilities) of one block into the scratch folder; the codes file is
-    renamed last and marks the block done. Returns False if the block was already done."""
+    """Task: class codes, layers (and probabilities) of one block into the scratch folder; the codes file
+    is renamed last and marks the block done. Returns False if the block was already done."""
     codes_path = _block_file(job, block, "codes")
     if codes_path.is_file():
         return False
     models, scene, plans, aoi = _context(job)
     with torch.inference_mode():
-        codes, probs = block_maps(models, scene, plans, block, job.overlap, aoi, shared, job.probabilities,
-                                  context=job.context)
-    if probs is not None:
-        _save(_block_file(job, block, "probs"), probs)
-    _save(codes_path, codes)
+        result = block_maps(models, scene, plans, block, job.overlap, aoi, shared, job.probabilities,
+                            context=job.context, uncertainty=job.uncertainty)
+    if result.probs is not None:
+        _save(_block_file(job, block, "probs"), result.probs)
+    for name, layer in result.layers.items():
+        _save(_block_file(job, block, name), layer)
+    _save(codes_path, result.codes)
     return True
 
 
 def assemble_date(job: Job, slot: int, blocks: Sequence[Block], *done: object) -> bool:
-    """Task: one date's map (and probabilities) from the block files, as COG + PNG. ``done`` are the block
-    tasks, so that this runs after them. Returns False, writing nothing, if no pixel has a class."""
-    models, scene = _run(job.run_dir, job.precision), _scene(job.scene_dir)
+    """Task: one date's map (its layers, and probabilities) from the block files, as COGs + PNG. ``done``
+    are the block tasks, so that this runs after them. Returns False, writing nothing, if no pixel has a
+    class."""
+    models, scene = _run(job.run_dir, job.precision, job.calibration), _scene(job.scene_dir)
     date, out = job.dates[slot], Path(job.out)
-    names = models.classes.names
+    names, layers = models.classes.names, layer_names(job.uncertainty)
     any_class = False
     with tempfile.TemporaryDirectory(dir=out, prefix=".partial-") as folder, ExitStack() as stack:
-        scratch = ScratchMaps(Path(folder), scene.grid, [date], names, job.probabilities, stack)
+        scratch = ScratchMaps(Path(folder), scene.grid, [date], names, job.probabilities, stack, layers)
         for block in blocks:
             codes = np.load(_block_file(job, block, "codes"), mmap_mode="r")[slot]
             probs = np.load(_block_file(job, block, "probs"), mmap_mode="r")[slot] if job.probabilities else None
             scratch.write(0, block.window, np.asarray(codes), None if probs is None else np.asarray(probs))
+            for name in layers:
+                scratch.write_layer(name, 0, block.window, np.load(_block_file(job, block, name))[slot])
             any_class |= bool((codes != NODATA).any())
         stack.close()
         if any_class:
-            finalise_maps(scratch.maps[0], scratch.probs[0], Outputs.of(out, date, job.probabilities), names,
-                          date.isoformat())
+            finalise_maps(scratch.maps[0], scratch.probs[0], Outputs.of(out, date, job.probabilities, True,
+                                                                        job.uncertainty),
+                          names, date.isoformat(), scratch.layer_paths(0))
     return any_class
 
 
@@ -213,13 +222,14 @@ def _scratch_key(job: Job, per_block: int) -> str:
     run = Path(job.run_dir)
     stamps = sorted((str(p), p.stat().st_mtime_ns) for p in RunLayout(run).model_files())
     text = json.dumps([job.run_dir, stamps, job.scene_dir, [d.isoformat() for d in job.dates], job.tile, job.overlap,
-                       job.probabilities, job.aoi, per_block, job.precision, list(job.context)])
+                       job.probabilities, job.aoi, per_block, job.precision, list(job.context), job.calibration,
+                       job.uncertainty])
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
 def _block_tiles(models: RunModels, dates: int, tile: int, per_block: int) -> int:
     """``per_block`` cut down so that a block's sums stay within :data:`BLOCK_BYTES`."""
-    per_pixel = dates * (4 * models.classes.num_classes + 1) + 4
+    per_pixel = dates * (4 * models.classes.num_classes + 3) + 4  # sums, seen, the confidence layer, codes
     while per_block > 1 and per_pixel * (per_block * tile) ** 2 > BLOCK_BYTES:
         per_block -= 1
     return per_block
@@ -240,6 +250,7 @@ def predict_distributed(run_dir: Path, scenes: Sequence[Path], out: Path, *,
                         aoi: str | Path | None = None, workers: int | None = None, scheduler: str | None = None,
                         block: int = 4, torch_threads: int | None = None, progress: bool = True,
                         precision: str | None = None, margin: int | None = None,
+                        calibration: str = "temperature", uncertainty: str | None = None,
                         client: Any = None) -> dict[str, SceneResult]:
     """Crop maps of ``scenes`` with the run ``run_dir`` (any kind of model) on a Dask cluster; one scene
     writes into ``out``, several into ``out/<scene name>``. Maps equal those of :func:`predict_run` pixel
@@ -250,13 +261,15 @@ def predict_distributed(run_dir: Path, scenes: Sequence[Path], out: Path, *,
     used as is; otherwise one is opened on ``scheduler`` or on a local cluster of ``workers`` processes.
     ``precision`` and ``margin`` as for :func:`predict_run`: the margin is measured here, once, and every
     worker reads each tile with that much scene around it (a block's tiles at its edge read into the
-    neighbouring blocks), so the maps are the single-process ones.
+    neighbouring blocks), so the maps are the single-process ones. ``calibration`` and ``uncertainty`` as
+    for :func:`predict_run`: beside each map the same confidence layer (and uncertainty layer), value for
+    value.
     """
     check_tiling(tile, overlap)
     if block < 1:
         raise ConfigError(None, f"--block {block}", "use a block of at least one tile")
     run_dir = Path(run_dir).resolve()
-    models = load_run(run_dir, precision)
+    models = load_run(run_dir, precision, calibration)
     context = run_context(models, margin)
     loaded = [load_scene(s) for s in scenes]
     folders = scene_folders(Path(out), loaded)
@@ -264,13 +277,15 @@ def predict_distributed(run_dir: Path, scenes: Sequence[Path], out: Path, *,
         with open_client(workers, scheduler, torch_threads) as own:
             return predict_distributed(run_dir, scenes, out, dates=dates, tile=tile, overlap=overlap,
                                        probabilities=probabilities, aoi=aoi, block=block, progress=progress,
-                                       precision=precision, margin=margin, client=own)
+                                       precision=precision, margin=margin, calibration=calibration,
+                                       uncertainty=uncertainty, client=own)
     results = {}
     for scene in loaded:
         work = prepare_scene(models, scene, folders[scene.name].resolve(), resolve_dates(models, scene, dates),
-                             probabilities, aoi)
+                             probabilities, aoi, confidence=True, uncertainty=uncertainty)
         job = Job(str(run_dir), str(scene.root.resolve()), str(folders[scene.name].resolve()), "", tuple(work.todo),
-                  tile, overlap, probabilities, None if aoi is None else str(Path(aoi).resolve()), precision, context)
+                  tile, overlap, probabilities, None if aoi is None else str(Path(aoi).resolve()), precision, context,
+                  calibration, uncertainty)
         results[scene.name] = _predict_scene(client, models, scene, work, job, block, progress)
     return results
 

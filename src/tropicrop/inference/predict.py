@@ -11,8 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from tropicrop.errors import ConfigError
-from tropicrop.inference.mapfiles import UNCERTAINTIES
 from tropicrop.inference.run import RunModels, load_run
 from tropicrop.inference.session import Dates, make_plans, no_map_error, prepare_scene, resolve_dates, write_log
 from tropicrop.inference.stream import buffer_bytes, stream_plans
@@ -47,8 +45,6 @@ def predict_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt
     """
     out = Path(out)
     check_tiling(tile, overlap)
-    if uncertainty is not None and uncertainty not in UNCERTAINTIES:
-        raise ConfigError(None, f"uncertainty {uncertainty!r} is not known", f"use one of {', '.join(UNCERTAINTIES)}")
     work = prepare_scene(models, scene, out, dates, probabilities, aoi, confidence=True, uncertainty=uncertainty)
     context = run_context(models, margin)
     empty: list[dt.date] = []

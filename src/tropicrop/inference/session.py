@@ -14,9 +14,9 @@ from typing import Literal
 
 import numpy as np
 
-from tropicrop.errors import RunError, SceneError
+from tropicrop.errors import ConfigError, RunError, SceneError
 from tropicrop.inference.dates import check_dates, default_dates
-from tropicrop.inference.mapfiles import Outputs, write_classes
+from tropicrop.inference.mapfiles import UNCERTAINTIES, Outputs, write_classes
 from tropicrop.inference.predictor import Plan
 from tropicrop.inference.run import RunModels
 from tropicrop.inference.tiling import AoiReader, aoi_reader
@@ -83,7 +83,9 @@ def prepare_scene(models: RunModels, scene: Scene, out: Path, dates: Sequence[dt
                   uncertainty: str | None = None) -> SceneWork:
     """Check that ``scene`` suits ``models`` (bands, dates, a model for every date, the AOI), write
     ``out/classes.json`` and find the dates left to do (``confidence``, ``uncertainty``: those layers are
-    outputs too). Raises SceneError or RunError before any map is written."""
+    outputs too). Raises ConfigError, SceneError or RunError before any map is written."""
+    if uncertainty is not None and uncertainty not in UNCERTAINTIES:
+        raise ConfigError(None, f"uncertainty {uncertainty!r} is not known", f"use one of {', '.join(UNCERTAINTIES)}")
     if scene.num_bands != models.in_channels:
         raise SceneError(scene.manifest.path, f"has {scene.num_bands} band(s) {list(scene.bands)} but the run was "
                          f"trained on {models.in_channels}", "predict a scene with the training scene's bands")
