@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -11,12 +12,14 @@ import pytest
 import rasterio
 
 from tiny import SMALL_NET
+from tropicrop.classes import ClassTable
 from tropicrop.config import ExperimentConfig, from_dict
 from tropicrop.config.experiment import ENSEMBLE_MODEL
-from tropicrop.ensemble import mean_probabilities
+from tropicrop.ensemble import mean_probabilities, predict_ensemble
 from tropicrop.errors import ConfigError
 from tropicrop.experiments import run_experiment
 from tropicrop.layout import ExperimentLayout, PredictionLayout, slug
+from tropicrop.scene import load_scene
 
 ENSEMBLE = "Ensemble (Baseline 1 + LightGBM)"
 
@@ -38,7 +41,7 @@ def ensemble_experiment(pair: Path, members: list[str] | None = None) -> dict:
             "data": {"patch_size": 16, "stride": 8, "val_block": 16, "val_limit": 16},
             "trainer": {"max_epochs": 1, "steps_per_epoch": 2, "progress": False},
         },
-        "predict": {"tile": 64, "overlap": 16},
+        "predict": {"tile": 64, "overlap": 16, "probabilities": True},
     }
 
 
@@ -76,23 +79,33 @@ def test_the_ensemble_is_the_mean_of_its_members_calibrated_probabilities(tiny_p
         table4 = {r["approach"]: r for r in csv.DictReader(fh)}
     assert table4[ENSEMBLE]["model"] == ENSEMBLE_MODEL and table4[ENSEMBLE]["ece"]
     ens = PredictionLayout(layout.predictions(slug(ENSEMBLE)).root)
-    members = [PredictionLayout(ens.root / "members" / slug(m)) for m in ("Baseline 1", "LightGBM")]
+    assert not (ens.root / "members").exists()        # the members' own predictions kept their probabilities
+    members = [PredictionLayout(layout.predictions(slug(m)).root) for m in ("Baseline 1", "LightGBM")]
     assert {d["date"] for d in record["per_date"]} == {d["date"] for d in table4_dates(layout, "Baseline 1")}
     for day in record["per_date"]:
-        date = np.datetime64(day["date"]).astype(object)
+        date = dt.date.fromisoformat(day["date"])
         with rasterio.open(ens.probabilities(date)) as ds:
             mean = ds.read().astype(float)
         with rasterio.open(ens.map(date)) as ds:
             codes = ds.read(1)
-        expected = np.mean([rasterio.open(m.probabilities(date)).read().astype(float) for m in members], axis=0)
+        expected = np.mean([read(m.probabilities(date)).astype(float) for m in members], axis=0)
         mapped = codes > 0
         # the stored mean (renormalised, at 1/255) is the members' mean within rounding
         assert np.abs(mean - expected)[:, mapped].max() <= 2.0
         assert (codes[mapped] == expected.argmax(axis=0)[mapped] + 1).mean() > 0.99   # argmax (ties aside)
-    # the members' own maps: the experiment's predictions of the same runs
-    with rasterio.open(members[1].map(date)) as ds, rasterio.open(
-            PredictionLayout(layout.predictions(slug("LightGBM")).root).map(date)) as ref:
-        assert np.array_equal(ds.read(1), ref.read(1))
+    # members whose predictions kept no probabilities predict again, into the ensemble's members/ folder
+    runs = [(m, layout.run(slug(m)).root, tmp_path / "no-predictions") for m in ("Baseline 1", "LightGBM")]
+    again = predict_ensemble(runs, load_scene(tiny_pair / "lem1920"), tmp_path / "again",
+                             ClassTable.from_names(json.loads(layout.classes.read_text())["names"][1:]),
+                             tile=64, overlap=16, progress=False)
+    assert (tmp_path / "again" / "members" / slug("LightGBM") / "probabilities").is_dir()
+    for path in again:
+        assert np.array_equal(read(path), read(ens.maps / path.name))
+
+
+def read(path: Path) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read()
 
 
 def table4_dates(layout: ExperimentLayout, name: str) -> list[dict]:
