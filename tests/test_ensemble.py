@@ -66,6 +66,13 @@ def test_an_ensemble_of_the_wrong_members_is_refused(members: list[str], message
         from_dict(ExperimentConfig, ensemble_experiment(tmp_path, members))
 
 
+def test_an_ensemble_takes_no_role_of_the_protocol(tmp_path: Path) -> None:
+    cfg = ensemble_experiment(tmp_path)
+    cfg["approaches"][-1]["role"] = "same-year baseline"
+    with pytest.raises(ConfigError, match="role.*on an ensemble"):
+        from_dict(ExperimentConfig, cfg)
+
+
 @pytest.mark.slow
 def test_the_ensemble_is_the_mean_of_its_members_calibrated_probabilities(tiny_pair: Path, tmp_path: Path) -> None:
     out = tmp_path / "exp"

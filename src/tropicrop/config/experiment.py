@@ -69,6 +69,9 @@ class ApproachConfig(Section):
         check_model_name(self.model, "model")
         if self.ensemble is not None and self.adapt is not None:
             raise problem("ensemble", "is given with adapt", "an approach either adapts a run or ensembles two")
+        if self.ensemble is not None and self.role:
+            raise problem("role", f"is {self.role!r} on an ensemble", "leave an ensemble without a role: the report "
+                          "never counts it as one of the protocol's (network) approaches")
         if self.adapt is None and self.ensemble is None and self.train_on == "b" and self.use == "all":
             raise problem("use", "is 'all' with train_on 'b': it would train on year B's test split",
                           "use 'train' when training on year B")
