@@ -86,10 +86,8 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
     if done.is_file():
         finished: dict[str, Any] = read_json(done, RESTART_APPROACH.format(path=done))
         return finished
-    if approach.ensemble is not None:
-        record = ensemble_record(cfg, approach, classes, scene_b, out, progress)
-        write_json(done, record)
-        return record
+    if approach.ensemble is not None:  # trains nothing: two finished runs' probabilities averaged
+        return ensemble_record(cfg, approach, classes, scene_b, out, progress)
     run_dir = exp.run(name).root
     adapted: dict[str, Any] | None = None
     tcfg: TrainConfig | None = None
@@ -139,9 +137,9 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
 
 def ensemble_record(cfg: ExperimentConfig, approach: ApproachConfig, classes: ClassTable, scene_b: Scene,
                     out: Path, progress: bool) -> dict[str, Any]:
-    """Predict and evaluate an ensemble approach from its members' finished runs (nothing trains); its record
-    says ``ensemble (network + booster)`` as model, sums the members' nets and training time, and keeps
-    the network member's parameters per net."""
+    """Predict and evaluate an ensemble approach from its members' finished runs (nothing trains) and write its
+    record: ``ensemble (network + booster)`` as model, the members' nets and training time summed, the
+    network member's parameters per net."""
     from tropicrop.ensemble import predict_ensemble
     from tropicrop.evaluation import evaluate_predictions
 
@@ -162,7 +160,7 @@ def ensemble_record(cfg: ExperimentConfig, approach: ApproachConfig, classes: Cl
     result = evaluate_predictions(pred_dir, scene_b, split="test", class_names=list(classes.names))
     per_date = [{"date": d.date.isoformat(), "oa": d.oa, "f1": d.macro_f1} for d in result.dates]
     network = next((m for m in members if m.get("parameters") is not None), members[0])
-    return {
+    record = {
         "name": approach.name, "slug": slug(approach.name), "mode": "ensemble", "model": ENSEMBLE_MODEL,
         "train_on": members[0]["train_on"], "use": members[0]["use"], "role": approach.role,
         "ensemble": {"members": [m["name"] for m in members]},
@@ -172,6 +170,8 @@ def ensemble_record(cfg: ExperimentConfig, approach: ApproachConfig, classes: Cl
         "f1": float(np.mean([d["f1"] for d in per_date])), "oa": float(np.mean([d["oa"] for d in per_date])),
         "per_date": per_date, **dict(result.calibration()), "net_training": {}, "val_f1": None,
     }
+    write_json(exp.record(slug(approach.name)), record)
+    return record
 
 
 def parameter_count(cfg: TrainConfig, in_channels: int, num_classes: int) -> int | None:
