@@ -64,6 +64,8 @@ APPROACHES: dict[str, dict[str, Any]] = {
     # the mean of Baseline 1's and the booster's calibrated probabilities (list both before it); trains nothing
     "ensemble": {"name": "Ensemble (Baseline 1 + LightGBM)",
                  "ensemble": {"members": ["Baseline 1", "LightGBM (per-pixel)"]}},
+    "ensemble-a": {"name": "Ensemble (VUnetConvLSTM + LightGBM), year A",
+                   "ensemble": {"members": ["VUnetConvLSTM", "LightGBM, year A"]}},
 }
 """Approaches by key: the two same-year baselines, the cross-year booster, and the network levers."""
 BASE = "booster,baseline1,booster-a"
