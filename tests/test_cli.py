@@ -60,6 +60,14 @@ def test_inspect_json_is_machine_readable(make_scene: MakeScene, capsys: pytest.
     assert sum(info["class_pixels"]["2019-11-17"].values()) <= 320
 
 
+def test_a_reader_that_closes_the_pipe_early_gets_no_traceback(make_scene: MakeScene) -> None:
+    """``tropicrop inspect SCENE | true``: the reader exits before reading, as ``| head`` does after its lines."""
+    command = f"{sys.executable} -m tropicrop.cli inspect {make_scene()} | true; echo ${{PIPESTATUS[0]}} >&2"
+    out = subprocess.run(["bash", "-c", command], capture_output=True, text=True)
+    assert "Traceback" not in out.stderr and "BrokenPipeError" not in out.stderr, out.stderr
+    assert out.stderr.strip().splitlines()[-1] == "141", out.stderr
+
+
 def test_bad_scene_prints_one_line_naming_the_file_and_exits_2(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "tropicrop.cli", "inspect", str(tmp_path)], capture_output=True, text=True)
     assert out.returncode == 2
