@@ -49,6 +49,10 @@ APPROACHES: dict[str, dict[str, Any]] = {
     # levers, one at a time against Baseline 1
     "dense": {"name": "Baseline 1 + stride 8", "mode": "per-month", "model": "unet_convlstm", **SAME_YEAR,
               "set": ["data.stride=8"]},
+    "despeckle": {"name": "Baseline 1 + 3x3 multilook input", "mode": "per-month", "model": "unet_convlstm",
+                  **SAME_YEAR, "options": {"looks": 3}},
+    "centred": {"name": "Baseline 1 + label-centred patches", "mode": "per-month", "model": "unet_convlstm",
+                **SAME_YEAR, "set": ["data.sampling=labels"]},
     "m2m": {"name": "VUnetConvLSTM many-to-many, year B", "mode": "all-months", "model": "vunet_convlstm_seq",
             **SAME_YEAR},
     "vunet-b": {"name": "VUnetConvLSTM, year B", "mode": "all-months", "model": "vunet_convlstm", **SAME_YEAR},
@@ -57,6 +61,11 @@ APPROACHES: dict[str, dict[str, Any]] = {
                 "use": "all"},
     "finetune": {"name": "VUnetConvLSTM fine-tuned on B's train split",
                  "adapt": {"base": "VUnetConvLSTM", "methods": [], "parcels": 100000}},
+    # the mean of Baseline 1's and the booster's calibrated probabilities (list both before it); trains nothing
+    "ensemble": {"name": "Ensemble (Baseline 1 + LightGBM)",
+                 "ensemble": {"members": ["Baseline 1", "LightGBM (per-pixel)"]}},
+    "ensemble-a": {"name": "Ensemble (VUnetConvLSTM + LightGBM), year A",
+                   "ensemble": {"members": ["VUnetConvLSTM", "LightGBM, year A"]}},
 }
 """Approaches by key: the two same-year baselines, the cross-year booster, and the network levers."""
 BASE = "booster,baseline1,booster-a"
@@ -77,15 +86,18 @@ def experiment_config(data: Path, keys: list[str]) -> dict[str, Any]:
             "trainer": {"min_epochs": 3, "max_epochs": 12, "steps_per_epoch": 20, "patience": 2, "progress": False,
                         "threads": 1},
         },
-        "predict": {"tile": 128, "overlap": 16},
+        "predict": {"tile": 128, "overlap": 16, "probabilities": True},  # kept: the ensemble reuses them
     }
 
 
-def run_one(out: Path, preset: str, size: int, seed: int, fields: dict[str, Any], keys: list[str]) -> dict[str, float]:
-    """Write one pair (unless written) and run approaches ``keys`` on it; returns mean F1 (%) by approach name.
+def run_one(out: Path, preset: str, size: int, seed: int, fields: dict[str, Any], keys: list[str],
+            folder: str | None = None) -> dict[str, dict[str, float]]:
+    """Write one pair (unless written) and run approaches ``keys`` on it; returns by approach name its mean
+    F1 and OA (%) and, for runs with calibrated probabilities, its expected calibration error (ECE, %).
 
-    The experiment folder is ``OUT/experiment`` for the base approaches, ``OUT/<keys>`` for another set, so
-    sets can run at once on one pair.
+    The experiment folder is ``OUT/FOLDER`` when given (a later run with more keys adds only those: levers
+    measured one after another against the same Baseline 1), else ``OUT/experiment`` for the base
+    approaches and ``OUT/<keys>`` for another set, so sets can run at once on one pair.
     """
     import dataclasses
 
@@ -98,14 +110,14 @@ def run_one(out: Path, preset: str, size: int, seed: int, fields: dict[str, Any]
     if not (data / "lem1920").exists():
         options = dataclasses.replace(get_preset(preset).fields, **fields)
         write_pair(data, preset=preset, size=size, seed=seed, overwrite=True, fields=options)
-    exp = out / ("experiment" if ",".join(keys) == BASE else "+".join(keys))
+    exp = out / (folder or ("experiment" if ",".join(keys) == BASE else "+".join(keys)))
     cfg = from_dict(ExperimentConfig, experiment_config(data, keys))
     run_experiment(None, exp, cfg=cfg, progress=False)
-    f1 = {}
+    scores = {}
     for record in sorted((exp / "approaches").glob("*.json")):
         r = read_json(record, "")
-        f1[r["name"]] = 100.0 * r["f1"]
-    return f1
+        scores[r["name"]] = {k: 100.0 * r[k] for k in ("f1", "oa", "ece") if r.get(k) is not None}
+    return scores
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="0", help="comma-separated synthetic (and nothing else) seeds")
     p.add_argument("--approaches", default=BASE, help=f"comma-separated, of: {', '.join(APPROACHES)}")
     p.add_argument("--out", type=Path, default=Path("runs/networks_vs_booster"))
+    p.add_argument("--folder", help="experiment folder under each pair's (approaches accumulate there)")
+    p.add_argument("--all-scores", action="store_true", help="write OA and ECE figures beside F1")
+    p.add_argument("--results", help="name of the results file (default: from the approaches)")
     args = p.parse_args(argv)
     names = [s for s in args.settings.split(",") if s]
     unknown = [s for s in names if s not in SETTINGS]
@@ -129,20 +144,25 @@ def main(argv: list[str] | None = None) -> int:
     figures: list[Figure] = []
     for name in names:
         runs = [run_one(args.out / f"{name}-{args.size}-s{seed}", args.preset, args.size, seed, SETTINGS[name],
-                        keys) for seed in seeds]
+                        keys, args.folder) for seed in seeds]
         for approach in runs[0]:
-            values = [r[approach] for r in runs]
+            values = [r[approach]["f1"] for r in runs]
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
             print(f"{name:14s} {approach:32s} F1 {statistics.mean(values):5.1f} +- {spread:4.1f}  "
                   f"({', '.join(f'{v:.1f}' for v in values)})", flush=True)
             figures.append(Figure(f"{name} / {approach}", round(statistics.mean(values), 2), "F1 %",
                                   f"seeds {seeds}: {[round(v, 2) for v in values]}"))
+            for key, unit in (("oa", "OA %"), ("ece", "ECE %")) if args.all_scores else ():
+                got = [r[approach][key] for r in runs if key in r[approach]]
+                if got:
+                    figures.append(Figure(f"{name} / {approach} / {key.upper()}", round(statistics.mean(got), 2),
+                                          unit, f"seeds {seeds}: {[round(v, 2) for v in got]}"))
         if {"booster", "baseline1"} <= set(keys):
-            lead = [r["LightGBM (per-pixel)"] - r["Baseline 1"] for r in runs]
+            lead = [r["LightGBM (per-pixel)"]["f1"] - r["Baseline 1"]["f1"] for r in runs]
             print(f"{name:14s} booster - Baseline 1: {statistics.mean(lead):+.1f}", flush=True)
             figures.append(Figure(f"{name} / booster minus Baseline 1", round(statistics.mean(lead), 2), "F1 points",
                                   f"seeds {seeds}: {[round(v, 2) for v in lead]}"))
-    stem = "networks_vs_booster" + ("" if args.approaches == BASE else "_" + "+".join(keys))
+    stem = args.results or "networks_vs_booster" + ("" if args.approaches == BASE else "_" + "+".join(keys))
     write_results(stem, figures, settings={**vars(args), "out": str(args.out),
                                                           "fields": {n: SETTINGS[n] for n in names}})
     return 0

@@ -11,7 +11,7 @@ from tropicrop.classes import ClassTable, fit_class_table
 from tropicrop.windows.datasets import EvalBatches, TrainBatches
 from tropicrop.windows.dates import target_window
 from tropicrop.windows.normalize import Normalizer
-from tropicrop.windows.patches import patch_origins, split_validation
+from tropicrop.windows.patches import label_centred_origins, patch_origins, split_validation
 from tropicrop.windows.sampler import StepSampler
 from tropicrop.windows.tensors import SceneTensors
 
@@ -183,3 +183,34 @@ def test_every_step_batches_have_no_labels_at_a_missing_month() -> None:
     step = int(np.flatnonzero(window.indices == -1)[-1])  # the missing month's step
     assert not batch["valid"][0, step] and (batch["step_labels"][0, step] == 0).all()
     assert (batch["step_labels"][0, -3] == 1).all() and (batch["step_labels"][0, -1] == 1).all()
+
+
+def test_label_centred_patches_cover_every_labelled_pixel_of_small_scattered_parcels() -> None:
+    rng = np.random.default_rng(0)
+    labelled = np.zeros((96, 80), dtype=bool)
+    for r, c in rng.integers(0, [92, 76], size=(12, 2)):
+        labelled[r : r + 4, c : c + 4] = True          # 4 x 4 parcels, scattered
+    usable = np.ones_like(labelled)
+    size, stride = 32, 16
+    origins = label_centred_origins(labelled, usable, size, stride, min_labelled=0.0)
+    covered = np.zeros_like(labelled)
+    for r, c in origins:
+        assert 0 <= r <= 96 - size and 0 <= c <= 80 - size
+        covered[r : r + size, c : c + size] = True
+    assert covered[labelled].all()
+    centres = origins + size // 2
+    inside = (centres[:, 0] < 96 - size // 2) & (centres[:, 1] < 80 - size // 2) & (origins > 0).all(axis=1)
+    assert labelled[centres[inside, 0], centres[inside, 1]].all()   # away from the edges: centred on a label
+    assert len(origins) <= int(np.ceil(96 / stride) * np.ceil(80 / stride))  # one per cell at most
+
+
+def test_label_centred_patches_keep_the_usable_and_min_labelled_rules() -> None:
+    labelled = np.zeros((64, 64), dtype=bool)
+    labelled[32:36, 32:36] = True                      # 16 labelled pixels, in one 8 px cell
+    usable = np.ones_like(labelled)
+    assert len(label_centred_origins(labelled, usable, 16, 8, min_labelled=16 / 256)) == 1
+    assert len(label_centred_origins(labelled, usable, 16, 8, min_labelled=17 / 256)) == 0
+    usable[40, 40] = False                             # inside the only patch (origin 25, 25)
+    assert len(label_centred_origins(labelled, usable, 16, 8, min_labelled=0.0)) == 0
+    with pytest.raises(ValueError, match="larger than the scene"):
+        label_centred_origins(labelled, usable, 65, 8, 0.0)

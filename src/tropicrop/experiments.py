@@ -37,7 +37,7 @@ import numpy as np
 
 from tropicrop.classes import ClassTable, count_by_name, fit_class_table
 from tropicrop.config import dump_config, load_config, to_dict
-from tropicrop.config.experiment import AdaptSection, ApproachConfig, ExperimentConfig
+from tropicrop.config.experiment import ENSEMBLE_MODEL, AdaptSection, ApproachConfig, ExperimentConfig
 from tropicrop.errors import ConfigError, RunError
 from tropicrop.io.files import atomic_path, write_json
 from tropicrop.layout import ExperimentLayout, RunLayout, slug
@@ -86,6 +86,8 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
     if done.is_file():
         finished: dict[str, Any] = read_json(done, RESTART_APPROACH.format(path=done))
         return finished
+    if approach.ensemble is not None:  # trains nothing: two finished runs' probabilities averaged
+        return ensemble_record(cfg, approach, classes, scene_b, out, progress)
     run_dir = exp.run(name).root
     adapted: dict[str, Any] | None = None
     tcfg: TrainConfig | None = None
@@ -101,7 +103,7 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
     start = time.perf_counter()
     # default dates = year B's labelled dates; a per-month run predicts those of the months it has a net for
     predict_run(run_dir, scene_b, pred_dir, tile=cfg.predict.tile, overlap=cfg.predict.overlap, progress=progress,
-                margin=cfg.predict.margin)
+                margin=cfg.predict.margin, probabilities=cfg.predict.probabilities)
     predict_wall = time.perf_counter() - start
     result = evaluate_predictions(pred_dir, scene_b, split="test", class_names=list(classes.names))
     per_date = [{"date": d.date.isoformat(), "oa": d.oa, "f1": d.macro_f1} for d in result.dates]
@@ -130,6 +132,45 @@ def run_approach(cfg: ExperimentConfig, approach: ApproachConfig, classes: Class
         record.update(mode=adapted["mode"], model=adapted["model"], train_on=adapted["train_on"], use=adapted["use"],
                       adapt=adapted["adapt"], train_seconds=adapted["train_seconds"], parameters=adapted["parameters"])
     write_json(done, record)
+    return record
+
+
+def ensemble_record(cfg: ExperimentConfig, approach: ApproachConfig, classes: ClassTable, scene_b: Scene,
+                    out: Path, progress: bool) -> dict[str, Any]:
+    """Predict and evaluate an ensemble approach from its members' finished runs (nothing trains) and write its
+    record: ``ensemble (network + booster)`` as model, the members' nets and training time summed, the
+    network member's parameters per net."""
+    from tropicrop.ensemble import predict_ensemble
+    from tropicrop.evaluation import evaluate_predictions
+
+    assert approach.ensemble is not None
+    exp = ExperimentLayout(out)
+    members = []
+    for member in approach.ensemble.members:
+        path = exp.record(slug(member))
+        if not path.is_file():
+            raise RunError(out, f"approach {member!r} has not finished", "list it before the ensemble")
+        members.append(read_json(path, RESTART_APPROACH.format(path=path)))
+    pred_dir = exp.predictions(slug(approach.name)).root
+    start = time.perf_counter()
+    predict_ensemble([(m["name"], exp.run(m["slug"]).root, exp.predictions(m["slug"]).root) for m in members],
+                     scene_b, pred_dir, classes,
+                     tile=cfg.predict.tile, overlap=cfg.predict.overlap, margin=cfg.predict.margin, progress=progress)
+    predict_wall = time.perf_counter() - start
+    result = evaluate_predictions(pred_dir, scene_b, split="test", class_names=list(classes.names))
+    per_date = [{"date": d.date.isoformat(), "oa": d.oa, "f1": d.macro_f1} for d in result.dates]
+    network = next((m for m in members if m.get("parameters") is not None), members[0])
+    record = {
+        "name": approach.name, "slug": slug(approach.name), "mode": "ensemble", "model": ENSEMBLE_MODEL,
+        "train_on": members[0]["train_on"], "use": members[0]["use"], "role": approach.role,
+        "ensemble": {"members": [m["name"] for m in members]},
+        "nets": sum(m["nets"] for m in members), "parameters": network.get("parameters"),
+        "train_seconds": sum(m["train_seconds"] for m in members), "train_wall_seconds_this_session": 0.0,
+        "predict_seconds": predict_wall,  # members predicted again with probabilities (unless kept), and combined
+        "f1": float(np.mean([d["f1"] for d in per_date])), "oa": float(np.mean([d["oa"] for d in per_date])),
+        "per_date": per_date, **dict(result.calibration()), "net_training": {}, "val_f1": None,
+    }
+    write_json(exp.record(slug(approach.name)), record)
     return record
 
 
@@ -273,7 +314,10 @@ def run_experiment(config: Path | None, out: Path, overrides: list[str] = (), pr
     log.info("experiment %s: classes %s", cfg.name, list(classes.names[1:]))
     records = []
     for approach in cfg.approaches:
-        if approach.adapt is not None:
+        if approach.ensemble is not None:
+            print(f"[{approach.name}] averaging the calibrated probabilities of {' and '.join(approach.ensemble.members)}",
+                  flush=True)
+        elif approach.adapt is not None:
             what = ", ".join(approach.adapt.methods) + (f" + {approach.adapt.parcels} parcel(s)/class"
                                                         if approach.adapt.parcels else "")
             print(f"[{approach.name}] adapting {approach.adapt.base} to year B ({what})", flush=True)

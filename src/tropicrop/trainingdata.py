@@ -34,7 +34,7 @@ from tropicrop.layout import slug
 from tropicrop.scene import TRAIN, Scene, load_scene
 from tropicrop.windows.datasets import EvalBatches, TrainBatches
 from tropicrop.windows.normalize import Normalizer
-from tropicrop.windows.patches import patch_origins, split_validation
+from tropicrop.windows.patches import label_centred_origins, patch_origins, split_validation
 from tropicrop.windows.tensors import SceneTensors, load_scene_tensors
 
 NetTargets = list[list[dt.date]]
@@ -333,7 +333,8 @@ def _origins(cfg: HasData, scene: Scene, tensors: SceneTensors, targets: list[dt
         raise SceneError(scene.manifest.path, f"no labelled pixels in the {d.use} area at the target dates",
                          "check the split and labels (tropicrop inspect)")
     try:
-        origins = patch_origins(labelled, tensors.usable, d.patch_size, d.stride, d.min_labelled)
+        sample = label_centred_origins if d.sampling == "labels" else patch_origins
+        origins = sample(labelled, tensors.usable, d.patch_size, d.stride, d.min_labelled)
     except ValueError as exc:
         raise ConfigError(config_path, str(exc), "use a smaller data.patch_size") from None
     if len(origins) < 2:

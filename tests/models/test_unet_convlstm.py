@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tiny import like_trained, make_inputs, with_padded_dates
+from tiny import SMALL_NET, like_trained, make_inputs, with_padded_dates
 from tropicrop.inference.prepare import fold_batchnorm, prepare_for_inference
 from tropicrop.models import (
     ConvLSTM,
@@ -412,3 +412,24 @@ def test_channels_last_layout_keeps_the_outputs(size: tuple[int, int]) -> None:
     assert after.is_contiguous()
     torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(shared, before[:1], atol=1e-4, rtol=1e-4)
+
+
+def test_the_multilook_input_is_the_boosters_mean_filter() -> None:
+    from scipy.ndimage import uniform_filter
+
+    from tropicrop.models.unet_convlstm import multilook
+
+    frames = torch.randn(2, 2, 9, 7)
+    expected = uniform_filter(frames.numpy(), size=(1, 1, 3, 3), mode="nearest")
+    assert torch.allclose(multilook(frames, 3), torch.from_numpy(expected), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["unet_convlstm", "vunet_convlstm"])
+def test_a_network_with_looks_sees_raw_and_multilooked_bands(name: str) -> None:
+    torch.manual_seed(0)
+    net = build(name, num_classes=3, looks=3, **SMALL_NET)
+    assert net.encoder[0][0].in_channels == 4
+    images, doy, valid = make_inputs(2, 3, 12, 12)
+    assert net(images, doy, valid).shape == (2, 3, 12, 12)
+    with pytest.raises(ValueError, match="odd"):
+        build(name, num_classes=3, looks=2, **SMALL_NET)

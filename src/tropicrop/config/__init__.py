@@ -20,6 +20,7 @@ from tropicrop.config.experiment import (
     ROLES,
     AdaptSection,
     ApproachConfig,
+    EnsembleSection,
     ExperimentConfig,
     PredictConfig,
     ScenesConfig,
@@ -38,7 +39,7 @@ from tropicrop.config.training import (
 
 __all__ = [
     "ALL_MONTHS", "METHODS", "MODES", "PAPER_APPROACHES", "ROLES", "AdaptOptions", "AdaptSection", "ApproachConfig",
-    "DataConfig", "ExperimentConfig", "FewLabelOptions", "FineTuneOptions", "ModelConfig", "OptimConfig",
+    "DataConfig", "EnsembleSection", "ExperimentConfig", "FewLabelOptions", "FineTuneOptions", "ModelConfig", "OptimConfig",
     "PixelOptions", "PredictConfig", "ScenesConfig", "SelfTrainingOptions", "TrainConfig", "TrainerConfig",
     "apply_overrides", "dump_config", "from_dict", "load_config", "read_yaml", "to_dict",
 ]

@@ -38,6 +38,17 @@ class AdaptSection(AdaptOptions):
     base: Text = Field("VUnetConvLSTM", description="name of an earlier approach whose run is adapted")
 
 
+ENSEMBLE_MODEL = "ensemble (network + booster)"
+"""The ``model`` an ensemble's record and Table 4 row carry: never counted as a network approach."""
+
+
+class EnsembleSection(Section):
+    """An approach's ``ensemble`` section: average the calibrated probabilities of two finished approaches."""
+
+    members: list[Text] = Field(min_length=2, max_length=2, description="names of two earlier trained approaches "
+                                "of the same year: a network and a per-pixel model (e.g. Baseline 1 and LightGBM)")
+
+
 class ApproachConfig(Section):
     """One approach of the protocol: which model, trained how and on which year (or adapted from another)."""
 
@@ -50,11 +61,18 @@ class ApproachConfig(Section):
     set: list[Text] = Field(default_factory=list, description="extra training overrides, key=value")
     role: Role = Field("", description="its part in the protocol, for the report's findings (or none)")
     adapt: AdaptSection | None = Field(None, description="adapt an earlier approach's run to year B instead of training")
+    ensemble: EnsembleSection | None = Field(None, description="average two earlier approaches' calibrated "
+                                             "probabilities instead of training (their runs are reused)")
 
     @model_validator(mode="after")
     def _trainable(self) -> ApproachConfig:
         check_model_name(self.model, "model")
-        if self.adapt is None and self.train_on == "b" and self.use == "all":
+        if self.ensemble is not None and self.adapt is not None:
+            raise problem("ensemble", "is given with adapt", "an approach either adapts a run or ensembles two")
+        if self.ensemble is not None and self.role:
+            raise problem("role", f"is {self.role!r} on an ensemble", "leave an ensemble without a role: the report "
+                          "never counts it as one of the protocol's (network) approaches")
+        if self.adapt is None and self.ensemble is None and self.train_on == "b" and self.use == "all":
             raise problem("use", "is 'all' with train_on 'b': it would train on year B's test split",
                           "use 'train' when training on year B")
         return self
@@ -81,6 +99,8 @@ class PredictConfig(Section):
     overlap: int = Field(0, ge=0, description="pixels blended between neighbouring tiles")
     margin: int | None = Field(None, ge=0, description="scene context read around each tile; default: measured "
                                "from the network")
+    probabilities: bool = Field(False, description="write each approach's class probabilities beside its maps (an "
+                                "ensemble then reuses its members' instead of predicting them again)")
 
 
 class ExperimentConfig(Section):
@@ -113,12 +133,31 @@ class ExperimentConfig(Section):
             if a.adapt is not None and slug(a.adapt.base) not in seen:
                 raise problem(f"{key}.adapt.base", f"is {a.adapt.base!r}, not an earlier approach",
                               "name an approach listed before it")
-            if a.adapt is None:
+            if a.ensemble is not None:
+                self._check_ensemble(i, a.ensemble)
+            elif a.adapt is None:
                 self._check_train_config(i, a)
             seen[slug(a.name)] = a.name
             if a.role:
                 roles[a.role] = a.name
         return self
+
+    def _check_ensemble(self, index: int, section: EnsembleSection) -> None:
+        """The members are two distinct earlier approaches that train (neither adapts nor ensembles), one a
+        network and one a per-pixel model, trained on the same year."""
+        key = f"approaches[{index}].ensemble.members"
+        earlier = {slug(a.name): a for a in self.approaches[:index]}
+        members = [earlier.get(slug(name)) for name in section.members]
+        for name, member in zip(section.members, members, strict=True):
+            if member is None or member.adapt is not None or member.ensemble is not None:
+                raise problem(key, f"names {name!r}, not an earlier approach that trains",
+                              "name two approaches listed before it, a network and a per-pixel model")
+        a, b = (m for m in members if m is not None)
+        if is_network(a.model) == is_network(b.model):
+            raise problem(key, f"are {a.model!r} and {b.model!r}", "ensemble one network with one per-pixel model")
+        if a.train_on != b.train_on:
+            raise problem(key, f"are trained on years {a.train_on.upper()} and {b.train_on.upper()}",
+                          "ensemble two approaches of the same year")
 
     def _check_train_config(self, index: int, approach: ApproachConfig) -> None:
         """The approach's training configuration validates; its problem re-keyed to the approach's own keys."""

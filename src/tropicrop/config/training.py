@@ -41,6 +41,8 @@ class DataConfig(Section):
     patch_size: int = Field(32, ge=1, description="side of a training patch, pixels")
     stride: int = Field(16, ge=1, description="step between patch origins, pixels")
     min_labelled: float = Field(0.05, ge=0, le=1, description="fraction of a patch's pixels that must be labelled")
+    sampling: Literal["grid", "labels"] = Field("grid", description="grid: patch origins every stride pixels; labels: "
+                                                "one patch per stride cell holding labels, centred on a labelled pixel")
     test_inputs: TestInputs = Field("exclude", description="exclude: no test pixel in a training patch; context: "
                                     "test-area images as input (labels stay masked)")
     val_fraction: float = Field(0.15, ge=0, lt=1, description="share of patches held out for validation")

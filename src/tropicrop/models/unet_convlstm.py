@@ -158,6 +158,8 @@ class UnetConvLSTM(nn.Module):
         head_channels: filters of the last 3x3 convolution.
         lstm_kernel_size: spatial size of the ConvLSTM gate convolution.
         padding: ``"mask"`` (padded dates are skipped) or ``"zeros"`` (the paper: seen as zero images).
+        looks: side of a fixed mean filter (a spatial multilook, as the booster's ``looks``) whose output is
+            given to the encoder beside the raw bands (``2 C`` input channels); 1 (default): raw bands only.
     """
 
     use_doy: ClassVar[bool] = False
@@ -173,8 +175,11 @@ class UnetConvLSTM(nn.Module):
         head_channels: int = 16,
         lstm_kernel_size: int = 3,
         padding: str = "mask",
+        looks: int = 1,
     ) -> None:
         super().__init__()
+        if looks < 1 or looks % 2 == 0:
+            raise ValueError(f"looks must be an odd number >= 1, got {looks}")
         enc, dec = tuple(encoder_channels), tuple(decoder_channels)
         if len(enc) < 2:
             raise ValueError(f"encoder_channels needs at least 2 numbers, got {enc}")
@@ -186,8 +191,9 @@ class UnetConvLSTM(nn.Module):
         self.num_classes = num_classes
         self.padding = padding
         self.levels = len(enc) - 1
+        self.looks = looks
 
-        self.encoder = nn.ModuleList([ConvBNReLU(in_channels, enc[0])])
+        self.encoder = nn.ModuleList([ConvBNReLU(in_channels * (2 if looks > 1 else 1), enc[0])])
         for c_in, c_out in itertools.pairwise(enc):
             self.encoder.append(nn.Sequential(nn.AvgPool2d(2), ConvBNReLU(c_in, c_out)))
 
@@ -218,6 +224,8 @@ class UnetConvLSTM(nn.Module):
         mult = 2**self.levels
         pad_h, pad_w = -height % mult, -width % mult
         x = F.pad(frames, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else frames
+        if self.looks > 1:
+            x = torch.cat((x, multilook(x, self.looks)), dim=1)
         feats = []
         for stage in self.encoder:
             x = stage(x)
@@ -289,6 +297,13 @@ class UnetConvLSTM(nn.Module):
     def check_inputs(self, images: Tensor, doy: Tensor, valid: Tensor) -> None:
         """Raise ValueError with the offending shape if the inputs do not follow the model interface."""
         check_model_inputs(images, doy, valid, self.in_channels)
+
+
+def multilook(frames: Tensor, looks: int) -> Tensor:
+    """The ``looks`` x ``looks`` mean of each band of ``(N, C, H, W)`` frames, edges replicated (the same
+    filter as the booster's features, ``scipy.ndimage.uniform_filter`` with ``mode="nearest"``)."""
+    r = looks // 2
+    return F.avg_pool2d(F.pad(frames, (r, r, r, r), mode="replicate"), looks, stride=1)
 
 
 def check_model_inputs(images: Tensor, doy: Tensor, valid: Tensor, in_channels: int) -> None:

@@ -93,6 +93,53 @@ def patch_origins(labelled: np.ndarray, usable: np.ndarray, size: int, stride: i
     return np.concatenate(found) if found else np.zeros((0, 2), dtype=rows.dtype)
 
 
+def label_centred_origins(labelled: np.ndarray, usable: np.ndarray, size: int, stride: int,
+                          min_labelled: float) -> np.ndarray:
+    """Top-left corners (N, 2) of ``size`` patches centred on labelled pixels: in each ``stride`` x ``stride``
+    cell that holds a labelled pixel, one patch centred on the cell's labelled pixel nearest the mean of
+    its labelled pixels (moved inside the scene at its edges); kept when it lies wholly on ``usable``
+    pixels and holds at least ``min_labelled`` (fraction) labelled pixels.
+
+    With ``size >= 2 * stride`` every labelled pixel lies in a patch of its own cell, however small or
+    scattered the parcels, where a grid's patches may all miss a small parcel's few pixels or fall short
+    of ``min_labelled``. Memory: one strip of ``stride + size`` rows at a time.
+    """
+    h, w = labelled.shape
+    if size > h or size > w:
+        raise ValueError(f"patch size {size} is larger than the scene ({w}x{h})")
+    need = max(1, math.ceil(min_labelled * size * size))
+    found = []
+    for top in range(0, h, stride):
+        r, c = np.nonzero(np.asarray(labelled[top : top + stride]))
+        if not len(r):
+            continue
+        cell = c // stride
+        order = np.argsort(cell, kind="stable")
+        r, c, cell = r[order], c[order], cell[order]
+        starts = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
+        counts = np.diff(np.r_[starts, len(cell)])
+        mean_r = np.add.reduceat(r, starts) / counts
+        mean_c = np.add.reduceat(c, starts) / counts
+        dist = (r - np.repeat(mean_r, counts)) ** 2 + (c - np.repeat(mean_c, counts)) ** 2
+        nearest = np.array([s + int(np.argmin(dist[s : s + n])) for s, n in zip(starts, counts, strict=True)])
+        rows = np.clip(top + r[nearest] - size // 2, 0, h - size)
+        cols = np.clip(c[nearest] - size // 2, 0, w - size)
+        lo = int(rows.min())
+        hi = int(rows.max()) + size
+        sums = [_box_sums(np.asarray(m[lo:hi]), rows - lo, cols, size) for m in (usable, labelled)]
+        keep = (sums[0] == size * size) & (sums[1] >= need)
+        found.append(np.stack([rows[keep], cols[keep]], axis=1))
+    if not found:
+        return np.zeros((0, 2), dtype=np.int64)
+    return np.unique(np.concatenate(found).astype(np.int64), axis=0)
+
+
+def _box_sums(mask: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: int) -> np.ndarray:
+    """Sums of ``mask`` over the ``size`` box at each origin (``rows``, ``cols``)."""
+    ii = _integral(mask)
+    return ii[rows + size, cols + size] - ii[rows, cols + size] - ii[rows + size, cols] + ii[rows, cols]
+
+
 def split_validation(
     origins: np.ndarray, size: int, fraction: float, seed: int, block: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:

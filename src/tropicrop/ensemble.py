@@ -1,0 +1,138 @@
+"""An ensemble of a network and a per-pixel booster: the mean of their calibrated class probabilities.
+
+Both members are finished runs of the same year; nothing trains again. Each member's calibrated
+probabilities (``predict --probabilities``, the temperature of each net applied) are those its own
+prediction kept (experiment ``predict.probabilities: true``), or else it predicts again into
+``OUT/members/SLUG/``; the ensemble's probability of each class is the mean of the members' (as
+written, at 1/255 resolution), renormalised over the real classes, and its map the most probable class.
+Beside the map it writes the probabilities and the confidence layer, so it is evaluated (F1, OA, ECE) as
+any prediction folder is.
+
+It is an approach of its own (Table 4 says ``ensemble (network + booster)``), never a network approach.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from tropicrop.classes import ClassTable
+from tropicrop.errors import RunError
+from tropicrop.inference.mapfiles import NODATA, PROB_SCALE, Outputs, ScratchMaps, finalise_maps, write_classes
+from tropicrop.inference.stream import class_map, confidence_layer, scaled_probabilities
+from tropicrop.layout import PredictionLayout, slug
+from tropicrop.runfiles import read_class_table
+from tropicrop.scene import Scene
+
+ROWS = 512
+"""Rows of the scene combined at once (memory: members x classes x ROWS x width bytes, plus float copies)."""
+
+
+def predict_ensemble(members: Sequence[tuple[str, Path, Path]], scene: Scene, out: Path, classes: ClassTable, *,
+                     tile: int = 256, overlap: int = 0, margin: int | None = None,
+                     progress: bool = True) -> list[Path]:
+    """Maps of ``scene`` from the mean calibrated probabilities of the runs ``members``.
+
+    Args:
+        members: (name, run dir, prediction folder) of each member approach. A prediction folder that holds
+            the probabilities of every labelled date it mapped is used as it is; otherwise the member
+            predicts again, with probabilities, into ``out/members/SLUG`` (a date done there is kept).
+        scene: the scene to map (year B in an experiment): every labelled date both members predict.
+        out: the ensemble's prediction folder (maps, probabilities, confidence, classes.json).
+        classes: the class table both members were trained with.
+        tile, overlap, margin, progress: prediction settings of the members (:func:`predict_run`).
+
+    Returns:
+        The paths of the ensemble's maps ``out/maps/YYYYMMDD.tif``.
+    """
+    from tropicrop.inference import predict_run
+
+    out = Path(out)
+    folders = []
+    for name, run_dir, predicted in members:
+        if has_probabilities(predicted, scene):
+            folders.append(predicted)
+            continue
+        folder = out / "members" / slug(name)
+        predict_run(run_dir, scene, folder, tile=tile, overlap=overlap, probabilities=True, progress=progress,
+                    margin=margin)
+        folders.append(folder)
+    return combine_predictions(folders, scene, out, classes)
+
+
+def has_probabilities(folder: Path, scene: Scene) -> bool:
+    """Whether prediction ``folder`` mapped a labelled date of ``scene`` and kept the probabilities of each."""
+    layout = PredictionLayout(Path(folder))
+    mapped = [d for d in scene.labelled_dates if layout.map(d).is_file()]
+    return bool(mapped) and all(layout.probabilities(d).is_file() for d in mapped)
+
+
+def combine_predictions(folders: Sequence[Path], scene: Scene, out: Path, classes: ClassTable) -> list[Path]:
+    """The ensemble of prediction folders written with probabilities: for each date all of them mapped,
+    the mean of their probabilities, its most probable class, confidence layer and quick-look, in ``out``.
+
+    Raises:
+        RunError: a folder was predicted with another class table, lacks a probability file, or the
+            folders share no date.
+    """
+    names = list(classes.names)
+    for folder in folders:
+        found = read_class_table(PredictionLayout(folder).classes, "predict the member again into an empty folder")
+        if list(found.names) != names:
+            raise RunError(folder, f"holds maps of classes {list(found.names[1:])}, not {names[1:]}",
+                           "ensemble approaches of one experiment (one class table)")
+    dates = [d for d in scene.labelled_dates if all(PredictionLayout(f).map(d).is_file() for f in folders)]
+    if not dates:
+        raise RunError(folders[0], "shares no mapped labelled date with the other member", "predict both members")
+    out.mkdir(parents=True, exist_ok=True)
+    write_classes(out, classes)
+    maps = []
+    for date in dates:
+        outputs = Outputs.of(out, date, probabilities=True, confidence=True)
+        if not outputs.done():
+            _combine_date(folders, scene, date, outputs, names)
+        maps.append(outputs.map)
+    return maps
+
+
+def _combine_date(folders: Sequence[Path], scene: Scene, date: dt.date, outputs: Outputs, names: list[str]) -> None:
+    """One date's ensemble map, probabilities and confidence, row band by row band, via scratch files."""
+    grid = scene.grid
+    for path in (outputs.map, outputs.probabilities, outputs.confidence):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=outputs.map.parent) as tmp, ExitStack() as stack:
+        scratch = ScratchMaps(Path(tmp), grid, [date], names, True, stack, layers=("confidence",))
+        sources = []
+        for folder in folders:
+            layout = PredictionLayout(folder)
+            if not layout.probabilities(date).is_file():
+                raise RunError(layout.probabilities(date), "is missing", "predict the member with --probabilities")
+            sources.append((stack.enter_context(rasterio.open(layout.map(date))),
+                            stack.enter_context(rasterio.open(layout.probabilities(date)))))
+        for row in range(0, grid.height, ROWS):
+            window = Window(0, row, grid.width, min(ROWS, grid.height - row))
+            probs, valid = mean_probabilities([(m.read(1, window=window), p.read(window=window)) for m, p in sources])
+            scratch.write(0, window, class_map(probs, valid), scaled_probabilities(probs, valid))
+            scratch.write_layer("confidence", 0, window, confidence_layer(probs, valid))
+        stack.close()  # scratch files complete before they are copied
+        finalise_maps(scratch.maps[0], scratch.probs[0], outputs, names, f"{date} ensemble",
+                      scratch.layer_paths(0))
+
+
+def mean_probabilities(members: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """(K, h, w) float probabilities (class 0 zero) and the (h, w) valid mask from members' (codes (h, w),
+    uint8 probabilities (K-1, h, w)): the mean of the members' probabilities where every member mapped a
+    class, 0 elsewhere."""
+    valid = np.logical_and.reduce([codes != NODATA for codes, _ in members])
+    mean = np.mean([probs.astype(np.float64) / PROB_SCALE for _, probs in members], axis=0)
+    full = np.concatenate([np.zeros((1, *mean.shape[1:])), mean])
+    full[:, ~valid] = 0.0
+    return full, valid

@@ -1,0 +1,119 @@
+"""The ensemble approach: the mean of a network's and the booster's calibrated probabilities (issue 32)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from tiny import SMALL_NET
+from tropicrop.classes import ClassTable
+from tropicrop.config import ExperimentConfig, from_dict
+from tropicrop.config.experiment import ENSEMBLE_MODEL
+from tropicrop.ensemble import mean_probabilities, predict_ensemble
+from tropicrop.errors import ConfigError
+from tropicrop.experiments import run_experiment
+from tropicrop.layout import ExperimentLayout, PredictionLayout, slug
+from tropicrop.scene import load_scene
+
+ENSEMBLE = "Ensemble (Baseline 1 + LightGBM)"
+
+
+def ensemble_experiment(pair: Path, members: list[str] | None = None) -> dict:
+    return {
+        "name": "tiny ensemble",
+        "scenes": {"a": str(pair / "lem1718"), "b": str(pair / "lem1920")},
+        "approaches": [
+            {"name": "Baseline 1", "mode": "per-month", "model": "unet_convlstm", "train_on": "b", "use": "train"},
+            {"name": "LightGBM", "mode": "per-month", "model": "lightgbm", "train_on": "b", "use": "train",
+             "options": {"looks": 3, "n_estimators": 10, "max_pixels": 500, "threads": 1}},
+            {"name": "LightGBM, year A", "mode": "per-month", "model": "lightgbm", "train_on": "a", "use": "all",
+             "options": {"n_estimators": 5, "max_pixels": 300, "threads": 1}},
+            {"name": ENSEMBLE, "ensemble": {"members": members or ["Baseline 1", "LightGBM"]}},
+        ],
+        "train": {
+            "model": {"options": SMALL_NET},
+            "data": {"patch_size": 16, "stride": 8, "val_block": 16, "val_limit": 16},
+            "trainer": {"max_epochs": 1, "steps_per_epoch": 2, "progress": False},
+        },
+        "predict": {"tile": 64, "overlap": 16, "probabilities": True},
+    }
+
+
+def test_members_average_where_both_mapped_and_nothing_elsewhere() -> None:
+    codes_a = np.array([[1, 0]], np.uint8)
+    codes_b = np.array([[2, 2]], np.uint8)
+    probs_a = np.array([[[255, 255]], [[0, 0]]], np.uint8)      # class 1 sure
+    probs_b = np.array([[[51, 51]], [[204, 204]]], np.uint8)    # class 2 at 0.8
+    probs, valid = mean_probabilities([(codes_a, probs_a), (codes_b, probs_b)])
+    assert valid.tolist() == [[True, False]]
+    assert probs[:, 0, 0] == pytest.approx([0.0, 0.6, 0.4])
+    assert probs[:, 0, 1].tolist() == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize(("members", "message"), [
+    (["Baseline 1", "Baseline 1 again"], "not an earlier approach"),
+    (["LightGBM", "LightGBM, year A"], "one network with one per-pixel model"),
+    (["Baseline 1", "LightGBM, year A"], "of the same year"),
+])
+def test_an_ensemble_of_the_wrong_members_is_refused(members: list[str], message: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=message):
+        from_dict(ExperimentConfig, ensemble_experiment(tmp_path, members))
+
+
+def test_an_ensemble_takes_no_role_of_the_protocol(tmp_path: Path) -> None:
+    cfg = ensemble_experiment(tmp_path)
+    cfg["approaches"][-1]["role"] = "same-year baseline"
+    with pytest.raises(ConfigError, match="role.*on an ensemble"):
+        from_dict(ExperimentConfig, cfg)
+
+
+@pytest.mark.slow
+def test_the_ensemble_is_the_mean_of_its_members_calibrated_probabilities(tiny_pair: Path, tmp_path: Path) -> None:
+    out = tmp_path / "exp"
+    cfg = from_dict(ExperimentConfig, ensemble_experiment(tiny_pair))
+    run_experiment(None, out, cfg=cfg, progress=False)
+    layout = ExperimentLayout(out)
+    record = json.loads(layout.record(slug(ENSEMBLE)).read_text())
+    assert (record["model"], record["train_on"]) == (ENSEMBLE_MODEL, "b")
+    assert 0.0 <= record["ece"] <= 1.0 and 0.0 < record["f1"] <= 1.0
+    with open(layout.table4, newline="") as fh:
+        table4 = {r["approach"]: r for r in csv.DictReader(fh)}
+    assert table4[ENSEMBLE]["model"] == ENSEMBLE_MODEL and table4[ENSEMBLE]["ece"]
+    ens = PredictionLayout(layout.predictions(slug(ENSEMBLE)).root)
+    assert not (ens.root / "members").exists()        # the members' own predictions kept their probabilities
+    members = [PredictionLayout(layout.predictions(slug(m)).root) for m in ("Baseline 1", "LightGBM")]
+    assert {d["date"] for d in record["per_date"]} == {d["date"] for d in table4_dates(layout, "Baseline 1")}
+    for day in record["per_date"]:
+        date = dt.date.fromisoformat(day["date"])
+        with rasterio.open(ens.probabilities(date)) as ds:
+            mean = ds.read().astype(float)
+        with rasterio.open(ens.map(date)) as ds:
+            codes = ds.read(1)
+        expected = np.mean([read(m.probabilities(date)).astype(float) for m in members], axis=0)
+        mapped = codes > 0
+        # the stored mean (renormalised, at 1/255) is the members' mean within rounding
+        assert np.abs(mean - expected)[:, mapped].max() <= 2.0
+        assert (codes[mapped] == expected.argmax(axis=0)[mapped] + 1).mean() > 0.99   # argmax (ties aside)
+    # members whose predictions kept no probabilities predict again, into the ensemble's members/ folder
+    runs = [(m, layout.run(slug(m)).root, tmp_path / "no-predictions") for m in ("Baseline 1", "LightGBM")]
+    again = predict_ensemble(runs, load_scene(tiny_pair / "lem1920"), tmp_path / "again",
+                             ClassTable.from_names(json.loads(layout.classes.read_text())["names"][1:]),
+                             tile=64, overlap=16, progress=False)
+    assert (tmp_path / "again" / "members" / slug("LightGBM") / "probabilities").is_dir()
+    for path in again:
+        assert np.array_equal(read(path), read(ens.maps / path.name))
+
+
+def read(path: Path) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read()
+
+
+def table4_dates(layout: ExperimentLayout, name: str) -> list[dict]:
+    return json.loads(layout.record(slug(name)).read_text())["per_date"]
