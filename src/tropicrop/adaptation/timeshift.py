@@ -4,10 +4,16 @@ A network fed the day of year (VUnetConvLSTM) has learnt *when* each crop looks 
 year's season runs three weeks early, its images carry the right appearance at the wrong dates and the
 network hesitates. Offsetting the new year's days of year by ``o`` and predicting a sample of it, the
 offset that moves its calendar onto the training year's gives the most confident predictions (lowest
-mean entropy, TimeMatch's criterion) and class shares closest to the training year's (the agreement of
-predicted shares with the training labels' shares at the matching time of year; it guards against an
-offset that makes the network confidently predict one class everywhere). The score of an offset is the
-sum of both, each on a 0..1 scale: mean entropy / log(classes) and the Jensen-Shannon divergence in bits.
+mean entropy, TimeMatch's criterion) and class shares closest to the training year's at the matching time
+of year (it guards against an offset that makes the network confidently predict one class everywhere).
+The score of an offset is the sum of both, each on a 0..1 scale: mean entropy / log(classes) and the
+Jensen-Shannon divergence in bits.
+
+The training year's shares are the same network's mean predicted probabilities on the training year's
+images (:func:`predicted_shares`, :mod:`tropicrop.adaptation.shiftref`), not its labels' shares: predicted
+shares carry the network's bias (classes it over-predicts, pixels without reference it still classifies)
+and labels' shares do not, so against the labels the offset whose labels happened to fit that bias won
+(+10 for a +30-day shift on the synthetic pair). Shares are interpolated between the reference's dates.
 """
 
 from __future__ import annotations
