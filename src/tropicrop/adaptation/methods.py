@@ -14,12 +14,13 @@ from typing import ClassVar
 
 from tropicrop.adaptation.batchnorm import adapt_batchnorm
 from tropicrop.adaptation.data import PatchSampler, fit_year_statistics
-from tropicrop.adaptation.fewlabels import finetune_on_parcels
+from tropicrop.adaptation.fewlabels import finetune_on_parcels, parcel_logits
 from tropicrop.adaptation.selftrain import self_train
 from tropicrop.adaptation.shiftref import estimate_net_shift
 from tropicrop.adaptation.state import NETWORK, PIXEL, Adaptation, AdaptedNet
 from tropicrop.config.adaptation import METHODS, AdaptOptions
 from tropicrop.errors import ConfigError
+from tropicrop.valprofile import build_profile
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,9 @@ class SelfTraining(Method):
 
 class FewLabels(Method):
     """Fine-tuning on ``parcels`` labelled parcels per class of the new year (options ``few_labels``): the
-    one method that reads the new year's labels; chosen by ``parcels`` > 0, not by ``methods``."""
+    one method that reads the new year's labels; chosen by ``parcels`` > 0, not by ``methods``. The
+    fine-tuned network's temperature is then refitted on those parcels (no parcel is held out of the
+    fine-tuning, so it is fitted on the fine-tuning set itself)."""
 
     name = "few_labels"
     kinds = frozenset({NETWORK})
@@ -108,6 +111,10 @@ class FewLabels(Method):
         net.model, net.record["few_labels"] = finetune_on_parcels(
             net.module, run.scene, run.classes, run.normalizer, o.parcels, o.few_labels, run.length, o.seed,
             progress=run.progress)
+        z, y, months = parcel_logits(net.model, run.scene, run.classes, run.normalizer, o.parcels, o.few_labels,
+                                     run.length, o.seed)
+        if len(y):  # the temperature refitted on the labelled parcels (issue 30); none drawn: A's is kept
+            net.calibration = build_profile(z, y, months, o.seed)
 
 
 UNSUPERVISED: dict[str, type[Method]] = {m.name: m for m in (YearStatistics, AdaBN, DayOfYearShift, SelfTraining)}

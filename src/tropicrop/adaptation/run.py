@@ -3,7 +3,9 @@
 The adapted run is a run directory like any other (``tropicrop predict`` uses it unchanged) holding the
 adapted networks, the normalisation to apply to the new year (its own statistics with ``year_stats``) and
 ``adaptation.json``: the source run, the scene, the methods, the day-of-year offset that prediction adds
-to the new year's dates, the shift scores and the self-training statistics. Methods run in this order,
+to the new year's dates, the shift scores, the self-training statistics and the temperature each model's
+probabilities use (year A's for the unsupervised methods; refitted on the labelled parcels with
+``parcels``). Methods run in this order,
 each seeing the previous ones' result:
 
 1. ``year_stats``: the new year's own per-band mean/std replace the training year's;
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tropicrop.adaptation.methods import Method, applicable_methods
-from tropicrop.adaptation.state import NETWORK, PIXEL, Adaptation, load_adaptation, save_net
+from tropicrop.adaptation.state import NETWORK, PIXEL, Adaptation, AdaptedNet, load_adaptation, save_net
 from tropicrop.config.adaptation import METHODS, AdaptOptions
 from tropicrop.errors import RunError
 from tropicrop.inference.run import read_doy_offset
@@ -37,7 +39,7 @@ from tropicrop.io.files import atomic_folder, write_json
 from tropicrop.layout import RunLayout
 from tropicrop.runfiles import read_json, read_yaml_mapping
 from tropicrop.scene import Scene, load_scene
-from tropicrop.valprofile import CALIBRATION_FILE
+from tropicrop.valprofile import CALIBRATION_FILE, read_profile, write_profile
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +89,10 @@ def _write(run: Adaptation, out: Path, record: dict[str, Any]) -> None:
             source_net = source.net_result(net.name)
             net_result = read_json(source_net) if source_net.is_file() else {"name": net.name}
             write_json(adapted.net_result(net.name), {**net_result, "adapted": True})
-            source_cal = source.net(net.name) / CALIBRATION_FILE  # year A's temperature, not refitted
-            if source_cal.is_file():
+            source_cal = source.net(net.name) / CALIBRATION_FILE
+            if net.calibration is not None:  # refitted on year-B labelled parcels
+                write_profile(adapted.net(net.name), net.calibration)
+            elif source_cal.is_file():  # year A's temperature, kept: no label of year B to refit it on
                 shutil.copy2(source_cal, adapted.net(net.name) / CALIBRATION_FILE)
         shutil.copy2(source.config, adapted.config)
         write_json(adapted.classes, run.classes.to_dict())
@@ -116,10 +120,26 @@ def _record(run: Adaptation, methods: list[Method], skipped: list[str]) -> dict[
     whose windows adapted it (none where only year statistics ran on a per-pixel run: they use every
     date), the normalisation, each model's record and the day-of-year offset."""
     names = [m.name for m in methods if m.name in METHODS]
+    for net in run.nets:
+        net.record["temperature"] = _temperature(run, net)
     per_date = run.kind == NETWORK or any(m.name != "year_stats" for m in methods)
     targets: list[dt.date] = run.targets if per_date else []
     return {"source_run": str(run.run_dir), "scene": str(run.scene.root), "methods": names, "skipped": skipped,
             "parcels": run.options.parcels, "year_b_labels_read": run.options.parcels > 0,
             "options": run.options.model_dump(), "adaptation_dates": [d.isoformat() for d in targets],
             "normalization": run.normalizer.to_dict(), "nets": {n.name: n.record for n in run.nets},
-            "doy_offset": int(run.doy_offset)}
+            "doy_offset": int(run.doy_offset),
+            "temperature": REFITTED if any(n.calibration is not None for n in run.nets) else SOURCE_TEMPERATURE}
+
+
+REFITTED = "refitted on the year-B labelled parcels it was fine-tuned on"
+SOURCE_TEMPERATURE = "year A's (the source run's), not refitted: no year-B label"
+"""What the record's ``temperature`` says: which temperature the adapted run's probabilities use."""
+
+
+def _temperature(run: Adaptation, net: AdaptedNet) -> dict[str, Any]:
+    """The temperature the adapted model uses and where it comes from (None: the source has none, T = 1)."""
+    if net.calibration is not None:
+        return {"value": net.calibration.temperature, "source": REFITTED}
+    profile = read_profile(RunLayout(run.run_dir).net(net.name))
+    return {"value": None if profile is None else profile.temperature, "source": SOURCE_TEMPERATURE}

@@ -27,6 +27,7 @@ from tropicrop.io.files import atomic_path
 from tropicrop.layout import RunLayout
 from tropicrop.runfiles import load_checkpoint, read_class_table, read_normalizer, read_run_result
 from tropicrop.scene import Scene
+from tropicrop.valprofile import ValProfile
 from tropicrop.windows.normalize import Normalizer
 from tropicrop.windows.tensors import SceneTensors
 
@@ -46,6 +47,7 @@ class AdaptedNet:
     target: dt.date | None = None
     record: dict[str, Any] = field(default_factory=dict)
     sampler: PatchSampler | None = None  # a network's year-B patches (AdaBN, shift), made on first use
+    calibration: ValProfile | None = None  # refitted on year-B labels (few labels); None: the source's is kept
 
     def load_source_model(self) -> Any:
         """The model as the source run holds it (before any method changed it)."""
