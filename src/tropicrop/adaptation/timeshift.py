@@ -29,9 +29,7 @@ from torch import nn
 from tqdm import tqdm
 
 from tropicrop.adaptation.data import PatchSampler
-from tropicrop.classes import ClassTable
 from tropicrop.classical import PixelModel, pixel_features
-from tropicrop.scene import TRAIN, Scene
 from tropicrop.windows.dates import WindowIndex, day_of_year, shift_doy
 
 MAX_GAP = 45
@@ -40,7 +38,7 @@ MAX_GAP = 45
 
 @dataclass(frozen=True)
 class ClassShares:
-    """The training year's class shares (classes 1..K-1, summing to 1) at each of its labelled days of year."""
+    """The training year's class shares (classes 1..K-1, summing to 1) at each of its reference days of year."""
 
     doy: tuple[int, ...]
     shares: tuple[tuple[float, ...], ...]
@@ -62,22 +60,6 @@ class ClassShares:
                 w = (doy - int(days[i])) / gap
                 return (1 - w) * np.asarray(self.shares[i]) + w * np.asarray(self.shares[j])
         return np.asarray(self.shares[nearest])
-
-
-def source_shares(scene: Scene, classes: ClassTable, use: str) -> ClassShares | None:
-    """Class shares of the training year (labels allowed: it is year A) over the pixels a run trained on
-    (``use`` = ``train``: split == 1; ``all``: every labelled pixel), at each labelled date; None if it has
-    no labelled pixel of the table's classes."""
-    lookup = classes.lookup(scene.classes)
-    mask = scene.read_split() == TRAIN if use == "train" and scene.has_split else None
-    doys, shares = [], []
-    for date, labels in zip(scene.labelled_dates, scene.read_labels(), strict=True):
-        codes = lookup[labels[mask] if mask is not None else labels.ravel()]
-        counts = np.bincount(codes.ravel(), minlength=classes.num_classes)[1:].astype(np.float64)
-        if counts.sum() > 0:
-            doys.append(day_of_year(date))
-            shares.append(tuple(float(v) for v in counts / counts.sum()))
-    return ClassShares(tuple(doys), tuple(shares)) if doys else None
 
 
 def predicted_shares(model: nn.Module | PixelModel, sampler: PatchSampler, origins: np.ndarray) -> ClassShares:
