@@ -215,7 +215,8 @@ def _adapt_approach(section: AdaptSection, scene_b: Scene, out: Path, run_dir: P
         "train_seconds": base["train_seconds"] + adaptation["seconds"],
         "adapt": {"base": section.base, "methods": adaptation["methods"], "parcels": adaptation["parcels"],
                   "doy_offset": adaptation["doy_offset"], "seconds": adaptation["seconds"],
-                  "year_b_labels_read": adaptation["year_b_labels_read"]},
+                  "year_b_labels_read": adaptation["year_b_labels_read"],
+                  "temperature": adaptation.get("temperature")},
     }
     return summary, info
 

@@ -152,7 +152,9 @@ def test_a_lightgbm_run_adapts_with_year_statistics_and_skips_the_network_method
 
     source, other = pixel_runs["per-month"], pixel_runs["other_year"]
     record = adapt_run(source, other, tmp_path / "adapted", progress=False)  # every method chosen (the default)
-    assert record["methods"] == ["year_stats"] and record["skipped"] == ["adabn", "doy_shift", "self_training"]
+    assert record["methods"] == ["year_stats", "doy_shift"] and record["skipped"] == ["adabn", "self_training"]
+    assert record["doy_offset"] == 0  # per-month boosters take no day of year: the shift is skipped per model
+    assert all(str(net["shift"]).startswith("skipped") for net in record["nets"].values())
     stats = fit_year_statistics(load_scene(other)).to_dict()
     assert json.loads((tmp_path / "adapted" / "normalization.json").read_text()) == stats
     assert stats != json.loads((source / "normalization.json").read_text())

@@ -2,8 +2,9 @@
 
 ``data`` (year-B images, never labels), ``batchnorm`` (AdaBN), ``timeshift`` (TimeMatch-style day-of-year
 offset), ``selftrain`` (mean-teacher pseudo-labels), ``fewlabels`` (fine-tuning on k surveyed parcels per
-class, the one path that reads year-B labels) and ``run`` (the adapted run directory). Their options are
-the schemas of :mod:`tropicrop.config.adaptation`.
+class, the one path that reads year-B labels), ``methods`` (one class per method, with the run kinds it
+accepts), ``state`` (the run and its models being adapted) and ``run`` (the loop, and the adapted run
+directory). Their options are the schemas of :mod:`tropicrop.config.adaptation`.
 """
 
 from tropicrop.adaptation.run import adapt_run

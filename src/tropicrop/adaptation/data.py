@@ -57,6 +57,19 @@ def target_images(scene: Scene, normalizer: Normalizer, length: int, max_side: i
                         dates=list(scene.dates), label_dates=[], length=length)
 
 
+def pixel_images(scene: Scene, normalizer: Normalizer, length: int, looks: int,
+                 max_side: int = MAX_SIDE) -> SceneTensors:
+    """The new year's images as a per-pixel model's features take them (:func:`tropicrop.classical.normalise`:
+    no data stays missing, ``looks`` x ``looks`` mean filter), with an empty label stack."""
+    from tropicrop.classical import normalise
+
+    window = central_window(scene, max_side)
+    images = normalise(scene.read_images(window), normalizer, looks)
+    h, w = images.shape[-2:]
+    return SceneTensors(images=images, labels=np.zeros((0, h, w), dtype=np.uint8), usable=np.ones((h, w), dtype=bool),
+                        dates=list(scene.dates), label_dates=[], length=length)
+
+
 @dataclass
 class PatchSampler:
     """Random patches of the new year at random target dates, with a day-of-year offset applied.

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from tropicrop.training import CropModule
 
 MIN_PARCEL_PIXELS = 4
+MAX_CALIBRATION_PATCHES = 256
 
 
 def parcel_mask(labels: np.ndarray, train: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, dict[int, int]]:
@@ -94,3 +95,29 @@ def finetune_on_parcels(module: CropModule, scene: Scene, classes: ClassTable, n
     trainer.fit(module, train_dataloaders=loader)
     model: nn.Module = module.model
     return model.cpu().eval(), stats
+
+
+def parcel_logits(model: nn.Module, scene: Scene, classes: ClassTable, normalizer: Normalizer, k: int,
+                  options: FewLabelOptions, length: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Logits (N, K-1) of the real classes, 0-based labels (N,) and target months (N,) of ``model`` at the
+    pixels of the ``k`` parcels per class :func:`finetune_on_parcels` draws (same ``seed``), at every
+    labelled date: the labelled set a few-label run refits its temperature on (there is no hold-out; the
+    parcels are those it was fine-tuned on). Patches tile the scene without overlap (a parcel on the last
+    partial strip may be left out); at most :data:`MAX_CALIBRATION_PATCHES` of them (seeded)."""
+    from tropicrop.valprofile import network_logits
+
+    lookup = classes.lookup(scene.classes)
+    labels = lookup[scene.read_labels()]
+    split = scene.read_split()
+    mask, _ = parcel_mask(labels, split == TRAIN, k, seed)
+    labels[:, ~mask] = 0
+    data = SceneTensors(images=normalizer(scene.read_images()), labels=labels, usable=np.ones(split.shape, bool),
+                        dates=list(scene.dates), label_dates=list(scene.labelled_dates), length=length)
+    p = min(options.patch_size, *split.shape)
+    origins = patch_origins(mask, data.usable, p, p, min_labelled=0.0)
+    if len(origins) > MAX_CALIBRATION_PATCHES:
+        origins = origins[np.random.default_rng([seed, 17]).choice(len(origins), MAX_CALIBRATION_PATCHES, replace=False)]
+    batches = ((t, data.gather(origins[i:i + 16], t, p)) for t in data.label_dates for i in range(0, len(origins), 16))
+    model.eval()
+    z, y, months = network_logits(lambda b: model(b["images"], b["doy"], b["valid"]), batches)
+    return z, y, months

@@ -51,6 +51,14 @@ def _describe(out: Path, r: dict[str, Any]) -> tuple[str, str]:
     return "-", (f"doy augmentation ±{shift} d (training)" if shift else "none (trained on year A)")
 
 
+def _temperature(r: dict[str, Any]) -> str:
+    """The temperature cell of an ablation row: where an adapted run's temperature comes from."""
+    said = str(r.get("adapt", {}).get("temperature") or "")
+    if not said:
+        return "" if r.get("adapt") else "own"
+    return "refitted on B's parcels" if said.startswith("refitted") else "year A's"
+
+
 def adaptation_lines(out: Path, records: list[dict[str, Any]], per_date: PerDate,
                      plot: Callable[[PerDate, int, str, Path], Path]) -> list[str]:
     """Markdown lines of the adaptation section (empty if no approach is adapted or augmented)."""
@@ -68,8 +76,10 @@ def adaptation_lines(out: Path, records: list[dict[str, Any]], per_date: PerDate
              "Unsupervised rows use year B's images only; rows with labelled parcels also read that many parcels "
              "per class of B's train split. Gap recovered = (F1 - base F1) / (reference F1 - base F1)"
              + (f", reference: {ref['name']} ({100 * ref['f1']:.1f} F1)." if ref else " (no reference trained on B)."),
+             " Temperature: the one the adapted run's probabilities use; unsupervised rows keep year A's (their "
+             "base's), rows with labelled parcels refit it on those parcels.",
              "", "| approach | base | adaptation | year-B labels | doy offset (d) | average F1 (%) | average OA (%) "
-             "| ΔF1 vs base | gap recovered |", "|---|---|---|---|---:|---:|---:|---:|---:|"]
+             "| ΔF1 vs base | gap recovered | temperature |", "|---|---|---|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         base_name, methods = _describe(out, r)
         base = by_name.get(base_name) if r.get("adapt") else (main_base if r in augmented else None)
@@ -79,7 +89,8 @@ def adaptation_lines(out: Path, records: list[dict[str, Any]], per_date: PerDate
         labels = f"{r['adapt']['parcels']} parcels/class" if r.get("adapt", {}).get("parcels") else "none"
         offset = f"{r['adapt']['doy_offset']:+d}" if r.get("adapt") else ""
         lines.append(f"| {r['name']} | {base_name} | {methods} | {labels} | {offset} | {100 * r['f1']:.1f} | "
-                     f"{100 * r['oa']:.1f} | {'' if delta is None else f'{delta:+.1f}'} | {recovered} |")
+                     f"{100 * r['oa']:.1f} | {'' if delta is None else f'{delta:+.1f}'} | {recovered} | "
+                     f"{_temperature(r)} |")
     single = [r for r in adapted if len(r["adapt"]["methods"]) == 1 and not r["adapt"]["parcels"]]
     candidates = [(r["f1"] - by_name[r["adapt"]["base"]]["f1"], r["adapt"]["methods"][0]) for r in single
                   if r["adapt"]["base"] in by_name]

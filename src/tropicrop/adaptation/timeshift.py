@@ -4,10 +4,16 @@ A network fed the day of year (VUnetConvLSTM) has learnt *when* each crop looks 
 year's season runs three weeks early, its images carry the right appearance at the wrong dates and the
 network hesitates. Offsetting the new year's days of year by ``o`` and predicting a sample of it, the
 offset that moves its calendar onto the training year's gives the most confident predictions (lowest
-mean entropy, TimeMatch's criterion) and class shares closest to the training year's (the agreement of
-predicted shares with the training labels' shares at the matching time of year; it guards against an
-offset that makes the network confidently predict one class everywhere). The score of an offset is the
-sum of both, each on a 0..1 scale: mean entropy / log(classes) and the Jensen-Shannon divergence in bits.
+mean entropy, TimeMatch's criterion) and class shares closest to the training year's at the matching time
+of year (it guards against an offset that makes the network confidently predict one class everywhere).
+The score of an offset is the sum of both, each on a 0..1 scale: mean entropy / log(classes) and the
+Jensen-Shannon divergence in bits.
+
+The training year's shares are the same network's mean predicted probabilities on the training year's
+images (:func:`predicted_shares`, :mod:`tropicrop.adaptation.shiftref`), not its labels' shares: predicted
+shares carry the network's bias (classes it over-predicts, pixels without reference it still classifies)
+and labels' shares do not, so against the labels the offset whose labels happened to fit that bias won
+(+10 for a +30-day shift on the synthetic pair). Shares are interpolated between the reference's dates.
 """
 
 from __future__ import annotations
@@ -23,38 +29,57 @@ from torch import nn
 from tqdm import tqdm
 
 from tropicrop.adaptation.data import PatchSampler
-from tropicrop.classes import ClassTable
-from tropicrop.scene import TRAIN, Scene
-from tropicrop.windows.dates import day_of_year, shift_doy
+from tropicrop.classical import PixelModel, pixel_features
+from tropicrop.windows.dates import WindowIndex, day_of_year, shift_doy
+
+MAX_GAP = 45
+"""Days between two dates of the reference across which its class shares are interpolated."""
 
 
 @dataclass(frozen=True)
 class ClassShares:
-    """The training year's class shares (classes 1..K-1, summing to 1) at each of its labelled days of year."""
+    """The training year's class shares (classes 1..K-1, summing to 1) at each of its reference days of year."""
 
     doy: tuple[int, ...]
     shares: tuple[tuple[float, ...], ...]
 
     def at(self, doy: int) -> np.ndarray:
-        """Shares of the labelled date nearest to ``doy`` on the circle of the year."""
-        d = np.abs(np.asarray(self.doy) - doy)
-        return np.asarray(self.shares[int(np.argmin(np.minimum(d, 365 - d)))])
+        """Shares at ``doy``: linear between the two dates around it when they are at most
+        :data:`MAX_GAP` days apart (so the score moves smoothly with the offset, not in steps of a date
+        interval), else those of the date nearest on the circle of the year."""
+        days = np.asarray(self.doy)
+        d = np.abs(days - doy)
+        nearest = int(np.argmin(np.minimum(d, 365 - d)))
+        before = [i for i in range(len(days)) if days[i] <= doy]
+        after = [i for i in range(len(days)) if days[i] > doy]
+        if before and after:
+            i = max(before, key=lambda k: days[k])
+            j = min(after, key=lambda k: days[k])
+            gap = int(days[j] - days[i])
+            if 0 < gap <= MAX_GAP:
+                w = (doy - int(days[i])) / gap
+                return (1 - w) * np.asarray(self.shares[i]) + w * np.asarray(self.shares[j])
+        return np.asarray(self.shares[nearest])
 
 
-def source_shares(scene: Scene, classes: ClassTable, use: str) -> ClassShares | None:
-    """Class shares of the training year (labels allowed: it is year A) over the pixels a run trained on
-    (``use`` = ``train``: split == 1; ``all``: every labelled pixel), at each labelled date; None if it has
-    no labelled pixel of the table's classes."""
-    lookup = classes.lookup(scene.classes)
-    mask = scene.read_split() == TRAIN if use == "train" and scene.has_split else None
+def predicted_shares(model: nn.Module | PixelModel, sampler: PatchSampler, origins: np.ndarray) -> ClassShares:
+    """The network's own mean class probabilities (classes 1..K-1) on the training year's patches ``origins``
+    at each target date of ``sampler`` (no offset): the reference the new year's predicted shares are
+    compared with. ``model`` must be in eval mode."""
     doys, shares = [], []
-    for date, labels in zip(scene.labelled_dates, scene.read_labels(), strict=True):
-        codes = lookup[labels[mask] if mask is not None else labels.ravel()]
-        counts = np.bincount(codes.ravel(), minlength=classes.num_classes)[1:].astype(np.float64)
-        if counts.sum() > 0:
-            doys.append(day_of_year(date))
-            shares.append(tuple(float(v) for v in counts / counts.sum()))
-    return ClassShares(tuple(doys), tuple(shares)) if doys else None
+    with torch.no_grad():
+        sums: list[np.ndarray] = []
+        for origin in origins:
+            for k, probs in enumerate(_window_probabilities(model, sampler, origin, sampler.targets, 0)):
+                part = probs.sum(dim=(1, 2)).double().numpy()
+                if k < len(sums):
+                    sums[k] = sums[k] + part
+                else:
+                    sums.append(part)
+    for target, total in zip(sampler.targets, sums, strict=True):
+        doys.append(day_of_year(target))
+        shares.append(tuple(float(v) for v in total / total.sum()))
+    return ClassShares(tuple(doys), tuple(shares))
 
 
 def merge_shares(found: list[ClassShares]) -> ClassShares | None:
@@ -100,6 +125,8 @@ def _window_probabilities(model: Any, sampler: PatchSampler, origin: np.ndarray,
     """
     data = sampler.data
     windows = [data.window(t) for t in targets]
+    if isinstance(model, PixelModel):
+        return _pixel_probabilities(model, sampler, origin, windows, offset)
     if not (hasattr(model, "encode") and hasattr(model, "decode") and getattr(model, "padding", "mask") == "mask"):
         out = []
         for t in targets:
@@ -121,7 +148,21 @@ def _window_probabilities(model: Any, sampler: PatchSampler, origin: np.ndarray,
     return out
 
 
-def estimate_shift(model: nn.Module, sampler: PatchSampler, origins: np.ndarray, offsets: Sequence[int],
+def _pixel_probabilities(model: PixelModel, sampler: PatchSampler, origin: np.ndarray, windows: list[WindowIndex],
+                         offset: int) -> list[torch.Tensor]:
+    """A per-pixel model's probabilities (K-1, P, P) of one patch at every window, its day-of-year feature
+    (the window's last day of year, as prediction gives it) moved by ``offset``."""
+    r, c, p = int(origin[0]), int(origin[1]), sampler.patch_size
+    patch = np.asarray(sampler.data.images[:, :, r : r + p, c : c + p])
+    out = []
+    for w in windows:
+        doy = int(shift_doy(np.asarray(w.doy[-1:]), offset)[0])
+        scores = np.asarray(model.predict_proba(pixel_features(patch, w.indices, doy)), np.float64)
+        out.append(torch.from_numpy(scores.T.reshape(-1, p, p).copy()))
+    return out
+
+
+def estimate_shift(model: nn.Module | PixelModel, sampler: PatchSampler, origins: np.ndarray, offsets: Sequence[int],
                    shares: ClassShares | None, progress: bool = False) -> ShiftEstimate:
     """Score every offset in ``offsets`` on the patches ``origins`` (N, 2) at every target date of
     ``sampler`` and return the best (ties: the smallest absolute offset). ``model`` must be in eval mode."""
