@@ -90,10 +90,15 @@ def experiment_config(data: Path, keys: list[str]) -> dict[str, Any]:
     }
 
 
+SCORES = (("oa", "OA", "OA %"), ("ece", "ECE", "ECE %"), ("ece_uncalibrated", "ECE uncalibrated", "ECE %"))
+"""Figures beside F1 with ``--all-scores`` (key in the scores of an approach, name, unit)."""
+
+
 def run_one(out: Path, preset: str, size: int, seed: int, fields: dict[str, Any], keys: list[str],
             folder: str | None = None) -> dict[str, dict[str, float]]:
     """Write one pair (unless written) and run approaches ``keys`` on it; returns by approach name its mean
-    F1 and OA (%) and, for runs with calibrated probabilities, its expected calibration error (ECE, %).
+    F1 and OA (%) and, for runs with calibrated probabilities, its expected calibration error (ECE, %); for an
+    ensemble also its ECE without its own temperature (``ece_uncalibrated``).
 
     The experiment folder is ``OUT/FOLDER`` when given (a later run with more keys adds only those: levers
     measured one after another against the same Baseline 1), else ``OUT/experiment`` for the base
@@ -117,6 +122,9 @@ def run_one(out: Path, preset: str, size: int, seed: int, fields: dict[str, Any]
     for record in sorted((exp / "approaches").glob("*.json")):
         r = read_json(record, "")
         scores[r["name"]] = {k: 100.0 * r[k] for k in ("f1", "oa", "ece") if r.get(k) is not None}
+        before = (r.get("calibration") or {}).get("ece_uncalibrated")  # an ensemble: ECE without its temperature
+        if before is not None:
+            scores[r["name"]]["ece_uncalibrated"] = 100.0 * before
     return scores
 
 
@@ -132,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folder", help="experiment folder under each pair's (approaches accumulate there)")
     p.add_argument("--all-scores", action="store_true", help="write OA and ECE figures beside F1")
     p.add_argument("--results", help="name of the results file (default: from the approaches)")
+    p.add_argument("--report", help="comma-separated keys whose figures are written (default: every approach of "
+                   "the folder); an experiment folder only takes more approaches, so a later --approaches lists all")
     args = p.parse_args(argv)
     names = [s for s in args.settings.split(",") if s]
     unknown = [s for s in names if s not in SETTINGS]
@@ -141,21 +151,24 @@ def main(argv: list[str] | None = None) -> int:
     if any(k not in APPROACHES for k in keys):
         p.error(f"unknown approach in {args.approaches!r}; choose from {', '.join(APPROACHES)}")
     seeds = [int(s) for s in args.seeds.split(",")]
+    if args.report and any(k not in APPROACHES for k in args.report.split(",") if k):
+        p.error(f"unknown approach in --report {args.report!r}; choose from {', '.join(APPROACHES)}")
+    reported = None if not args.report else {APPROACHES[k]["name"] for k in args.report.split(",") if k}
     figures: list[Figure] = []
     for name in names:
         runs = [run_one(args.out / f"{name}-{args.size}-s{seed}", args.preset, args.size, seed, SETTINGS[name],
                         keys, args.folder) for seed in seeds]
-        for approach in runs[0]:
+        for approach in [a for a in runs[0] if reported is None or a in reported]:
             values = [r[approach]["f1"] for r in runs]
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
             print(f"{name:14s} {approach:32s} F1 {statistics.mean(values):5.1f} +- {spread:4.1f}  "
                   f"({', '.join(f'{v:.1f}' for v in values)})", flush=True)
             figures.append(Figure(f"{name} / {approach}", round(statistics.mean(values), 2), "F1 %",
                                   f"seeds {seeds}: {[round(v, 2) for v in values]}"))
-            for key, unit in (("oa", "OA %"), ("ece", "ECE %")) if args.all_scores else ():
+            for key, label, unit in SCORES if args.all_scores else ():
                 got = [r[approach][key] for r in runs if key in r[approach]]
                 if got:
-                    figures.append(Figure(f"{name} / {approach} / {key.upper()}", round(statistics.mean(got), 2),
+                    figures.append(Figure(f"{name} / {approach} / {label}", round(statistics.mean(got), 2),
                                           unit, f"seeds {seeds}: {[round(v, 2) for v in got]}"))
         if {"booster", "baseline1"} <= set(keys):
             lead = [r["LightGBM (per-pixel)"]["f1"] - r["Baseline 1"]["f1"] for r in runs]

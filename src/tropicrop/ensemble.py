@@ -6,7 +6,9 @@ prediction kept (experiment ``predict.probabilities: true``), or else it predict
 ``OUT/members/SLUG/``; the ensemble's probability of each class is the mean of the members' (as
 written, at 1/255 resolution), renormalised over the real classes, and its map the most probable class.
 Beside the map it writes the probabilities and the confidence layer, so it is evaluated (F1, OA, ECE) as
-any prediction folder is.
+any prediction folder is. Both are calibrated by the ensemble's own temperature, fitted on the validation
+pixels both members share and stored as ``OUT/calibration.json`` (:mod:`tropicrop.ensemblecal`); the map
+is the argmax of the uncalibrated mean, so calibration never moves it.
 
 It is an approach of its own (Table 4 says ``ensemble (network + booster)``), never a network approach.
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -31,13 +33,15 @@ from tropicrop.layout import PredictionLayout, slug
 from tropicrop.runfiles import read_class_table
 from tropicrop.scene import Scene
 
+UNCALIBRATED = "uncalibrated"
+"""Subfolder of an ensemble's predictions holding its uncalibrated twin (``compare=True``)."""
 ROWS = 512
 """Rows of the scene combined at once (memory: members x classes x ROWS x width bytes, plus float copies)."""
 
 
 def predict_ensemble(members: Sequence[tuple[str, Path, Path]], scene: Scene, out: Path, classes: ClassTable, *,
                      tile: int = 256, overlap: int = 0, margin: int | None = None,
-                     progress: bool = True) -> list[Path]:
+                     progress: bool = True, calibration: str = "temperature", compare: bool = False) -> list[Path]:
     """Maps of ``scene`` from the mean calibrated probabilities of the runs ``members``.
 
     Args:
@@ -48,6 +52,10 @@ def predict_ensemble(members: Sequence[tuple[str, Path, Path]], scene: Scene, ou
         out: the ensemble's prediction folder (maps, probabilities, confidence, classes.json).
         classes: the class table both members were trained with.
         tile, overlap, margin, progress: prediction settings of the members (:func:`predict_run`).
+        calibration: ``"temperature"`` fits (or reads, when ``out/calibration.json`` exists) the ensemble's
+            temperature and applies it; ``"none"`` writes the uncalibrated mean (T = 1).
+        compare: with calibration, also write the uncalibrated ensemble into ``out/uncalibrated`` (same
+            maps; its probabilities and confidence at T = 1), to measure what the temperature does.
 
     Returns:
         The paths of the ensemble's maps ``out/maps/YYYYMMDD.tif``.
@@ -55,16 +63,47 @@ def predict_ensemble(members: Sequence[tuple[str, Path, Path]], scene: Scene, ou
     from tropicrop.inference import predict_run
 
     out = Path(out)
-    folders = []
-    for name, run_dir, predicted in members:
-        if has_probabilities(predicted, scene):
-            folders.append(predicted)
-            continue
-        folder = out / "members" / slug(name)
-        predict_run(run_dir, scene, folder, tile=tile, overlap=overlap, probabilities=True, progress=progress,
-                    margin=margin)
-        folders.append(folder)
-    return combine_predictions(folders, scene, out, classes)
+
+    def member_folders(target: Scene, sub: str) -> list[Path]:
+        folders = []
+        for name, run_dir, predicted in members:
+            if has_probabilities(predicted, target):
+                folders.append(predicted)
+                continue
+            folder = out / sub / slug(name)
+            predict_run(run_dir, target, folder, tile=tile, overlap=overlap, probabilities=True, progress=progress,
+                        margin=margin)
+            folders.append(folder)
+        return folders
+
+    folders = member_folders(scene, "members")
+    temperature = 1.0
+    if calibration != "none":
+        temperature = _ensemble_temperature(members, scene, out, folders, member_folders)
+        if compare:
+            combine_predictions(folders, scene, out / UNCALIBRATED, classes)
+    return combine_predictions(folders, scene, out, classes, temperature)
+
+
+def _ensemble_temperature(members: Sequence[tuple[str, Path, Path]], scene: Scene, out: Path, folders: list[Path],
+                          member_folders: Callable[[Scene, str], list[Path]]) -> float:
+    """The temperature in ``out/calibration.json``, or fitted on the members' shared validation pixels of
+    their training scene (predicted there into ``out/validation/SLUG`` unless it is ``scene``) and stored."""
+    from tropicrop import ensemblecal
+    from tropicrop.scene import load_scene
+
+    stored = ensemblecal.read_ensemble_temperature(out)
+    if stored is not None:
+        return stored
+    runs = [run_dir for _, run_dir, _ in members]
+    trained_on = ensemblecal.training_scene(runs[0])
+    if not ensemblecal.same_scene(trained_on, scene):
+        folders = member_folders(load_scene(trained_on), "validation")
+    record = ensemblecal.fit_ensemble(folders, ensemblecal.shared_validation(runs))
+    out.mkdir(parents=True, exist_ok=True)
+    ensemblecal.write_calibration(out, {**record, "members": [name for name, _, _ in members],
+                                        "scene": str(trained_on)})
+    return float(record["temperature"])
 
 
 def has_probabilities(folder: Path, scene: Scene) -> bool:
@@ -74,9 +113,11 @@ def has_probabilities(folder: Path, scene: Scene) -> bool:
     return bool(mapped) and all(layout.probabilities(d).is_file() for d in mapped)
 
 
-def combine_predictions(folders: Sequence[Path], scene: Scene, out: Path, classes: ClassTable) -> list[Path]:
+def combine_predictions(folders: Sequence[Path], scene: Scene, out: Path, classes: ClassTable,
+                        temperature: float = 1.0) -> list[Path]:
     """The ensemble of prediction folders written with probabilities: for each date all of them mapped,
-    the mean of their probabilities, its most probable class, confidence layer and quick-look, in ``out``.
+    the mean of their probabilities, its most probable class, and the probabilities and confidence layer
+    calibrated by ``temperature`` (:func:`tropicrop.ensemblecal.scale`), with a quick-look, in ``out``.
 
     Raises:
         RunError: a folder was predicted with another class table, lacks a probability file, or the
@@ -97,13 +138,16 @@ def combine_predictions(folders: Sequence[Path], scene: Scene, out: Path, classe
     for date in dates:
         outputs = Outputs.of(out, date, probabilities=True, confidence=True)
         if not outputs.done():
-            _combine_date(folders, scene, date, outputs, names)
+            _combine_date(folders, scene, date, outputs, names, temperature)
         maps.append(outputs.map)
     return maps
 
 
-def _combine_date(folders: Sequence[Path], scene: Scene, date: dt.date, outputs: Outputs, names: list[str]) -> None:
+def _combine_date(folders: Sequence[Path], scene: Scene, date: dt.date, outputs: Outputs, names: list[str],
+                  temperature: float) -> None:
     """One date's ensemble map, probabilities and confidence, row band by row band, via scratch files."""
+    from tropicrop.ensemblecal import scale
+
     grid = scene.grid
     for path in (outputs.map, outputs.probabilities, outputs.confidence):
         if path is not None:
@@ -120,8 +164,9 @@ def _combine_date(folders: Sequence[Path], scene: Scene, date: dt.date, outputs:
         for row in range(0, grid.height, ROWS):
             window = Window(0, row, grid.width, min(ROWS, grid.height - row))
             probs, valid = mean_probabilities([(m.read(1, window=window), p.read(window=window)) for m, p in sources])
-            scratch.write(0, window, class_map(probs, valid), scaled_probabilities(probs, valid))
-            scratch.write_layer("confidence", 0, window, confidence_layer(probs, valid))
+            calibrated = scale(probs, valid, temperature)  # the map stays the argmax of the mean
+            scratch.write(0, window, class_map(probs, valid), scaled_probabilities(calibrated, valid))
+            scratch.write_layer("confidence", 0, window, confidence_layer(calibrated, valid))
         stack.close()  # scratch files complete before they are copied
         finalise_maps(scratch.maps[0], scratch.probs[0], outputs, names, f"{date} ensemble",
                       scratch.layer_paths(0))

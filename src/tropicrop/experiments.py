@@ -140,7 +140,8 @@ def ensemble_record(cfg: ExperimentConfig, approach: ApproachConfig, classes: Cl
     """Predict and evaluate an ensemble approach from its members' finished runs (nothing trains) and write its
     record: ``ensemble (network + booster)`` as model, the members' nets and training time summed, the
     network member's parameters per net."""
-    from tropicrop.ensemble import predict_ensemble
+    from tropicrop.ensemble import UNCALIBRATED, predict_ensemble
+    from tropicrop.ensemblecal import CALIBRATION_FILE
     from tropicrop.evaluation import evaluate_predictions
 
     assert approach.ensemble is not None
@@ -155,9 +156,12 @@ def ensemble_record(cfg: ExperimentConfig, approach: ApproachConfig, classes: Cl
     start = time.perf_counter()
     predict_ensemble([(m["name"], exp.run(m["slug"]).root, exp.predictions(m["slug"]).root) for m in members],
                      scene_b, pred_dir, classes,
-                     tile=cfg.predict.tile, overlap=cfg.predict.overlap, margin=cfg.predict.margin, progress=progress)
+                     tile=cfg.predict.tile, overlap=cfg.predict.overlap, margin=cfg.predict.margin, progress=progress,
+                     compare=True)
     predict_wall = time.perf_counter() - start
     result = evaluate_predictions(pred_dir, scene_b, split="test", class_names=list(classes.names))
+    uncalibrated = evaluate_predictions(pred_dir / UNCALIBRATED, scene_b, split="test",
+                                        class_names=list(classes.names)).calibration()
     per_date = [{"date": d.date.isoformat(), "oa": d.oa, "f1": d.macro_f1} for d in result.dates]
     network = next((m for m in members if m.get("parameters") is not None), members[0])
     record = {
@@ -169,6 +173,9 @@ def ensemble_record(cfg: ExperimentConfig, approach: ApproachConfig, classes: Cl
         "predict_seconds": predict_wall,  # members predicted again with probabilities (unless kept), and combined
         "f1": float(np.mean([d["f1"] for d in per_date])), "oa": float(np.mean([d["oa"] for d in per_date])),
         "per_date": per_date, **dict(result.calibration()), "net_training": {}, "val_f1": None,
+        # the ensemble's own temperature (validation pixels both members share) and the test ECE without it
+        "calibration": {**read_json(pred_dir / CALIBRATION_FILE, RESTART_APPROACH.format(path=pred_dir)),
+                        "ece_uncalibrated": uncalibrated.get("ece")},
     }
     write_json(exp.record(slug(approach.name)), record)
     return record
