@@ -72,13 +72,13 @@ def step_alone(model_name: str, steps: int, precision: str, batch: int = 16) -> 
 
 def end_to_end(scene: Path, model_name: str, steps: int, workers: int, precision: str) -> float:
     """Samples/s of Trainer.fit (no validation) on a GeoTIFF scene, data preparation excluded."""
-    from tropicrop.training import CropModule, TargetDataModule, _make_trainer, prepare_data
+    from tropicrop.training import CropModule, TargetDataModule, make_trainer, prepare_data
 
     cfg = _cfg(scene, steps + 3, ["data.val_fraction=0", f"model.name={model_name}", f"trainer.num_workers={workers}"], precision)
     with tempfile.TemporaryDirectory() as tmp:
         data = prepare_data(cfg, cache_dir=Path(tmp) / "cache")  # as train() does: patches from the on-disk cache
         module = CropModule(model_name, {}, 2, list(data.classes.names), data.normalizer.to_dict())
-        trainer = _make_trainer(cfg, Path(tmp), has_val=False)
+        trainer = make_trainer(cfg, Path(tmp), has_val=False)
         times: list[float] = []
 
         def on_batch_start(*_: Any) -> None:

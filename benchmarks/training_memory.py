@@ -49,10 +49,11 @@ import functools, json, resource, sys, time
 from pathlib import Path
 from tropicrop import training
 from tropicrop.config import load_config
+from tropicrop.training import run as training_run
 scene, run, in_memory, steps = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
-if in_memory:
-    original = training.prepare_data
-    training.prepare_data = lambda *a, cache_dir=None, **k: original(*a, **k)
+if in_memory:  # the module that calls prepare_data: train() finds it there
+    original = training_run.prepare_data
+    training_run.prepare_data = lambda *a, cache_dir=None, **k: original(*a, **k)
 labelled = __import__("tropicrop.scene", fromlist=["load_scene"]).load_scene(scene).labelled_dates
 cfg = load_config(training.TrainConfig, None, [f"data.scene={scene}", "mode=per-month", "model.name=unet_convlstm",
     f"data.targets=['{labelled[-1]}']", f"trainer.steps_per_epoch={steps}", "trainer.max_epochs=1",

@@ -1,8 +1,10 @@
-"""The command line: help, inspect (text and JSON), and one-line errors with exit status 2."""
+"""The command line: help, every command registered, inspect (text and JSON), and one-line errors with exit status 2."""
 
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -10,15 +12,32 @@ from pathlib import Path
 
 import pytest
 
-from tropicrop.cli import main
+import tropicrop.cli
+from tropicrop.cli import COMMANDS, build_parser, main
 
 MakeScene = Callable[..., Path]
 
 
 def test_help_of_the_installed_console_script_works() -> None:
-    for args in (["--help"], ["inspect", "--help"]):
-        out = subprocess.run([sys.executable, "-m", "tropicrop.cli", *args], capture_output=True, text=True, check=True)
-        assert "usage: tropicrop" in out.stdout
+    for module in ("tropicrop.cli", "tropicrop"):
+        for args in (["--help"], ["inspect", "--help"]):
+            out = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, check=True)
+            assert "usage: tropicrop" in out.stdout
+
+
+def test_every_command_of_the_cli_modules_is_registered_once() -> None:
+    """Each ``add_*`` function of a command module builds one subcommand; one left out of ``COMMANDS`` would
+    be a command nobody can run."""
+    adders = {
+        f"{info.name}.{name}"
+        for info in pkgutil.iter_modules(tropicrop.cli.__path__) if info.name != "__main__"
+        for name in vars(importlib.import_module(f"tropicrop.cli.{info.name}"))
+        if name.startswith("add_") and name != "add_set_option"
+    }
+    registered = [f"{add.__module__.rsplit('.', 1)[1]}.{add.__name__}" for add in COMMANDS]
+    assert sorted(registered) == sorted(adders)
+    subparsers = next(a for a in build_parser()._actions if a.dest == "command")
+    assert len(subparsers.choices) == len(COMMANDS)  # type: ignore[arg-type]
 
 
 def test_inspect_prints_size_crs_dates_classes_and_split(make_scene: MakeScene, capsys: pytest.CaptureFixture[str]) -> None:
@@ -39,6 +58,14 @@ def test_inspect_json_is_machine_readable(make_scene: MakeScene, capsys: pytest.
     assert [d["labelled"] for d in info["dates"]] == [False, False, True, True]
     assert set(info["class_pixels"]) == {"2019-11-17", "2019-12-23"}
     assert sum(info["class_pixels"]["2019-11-17"].values()) <= 320
+
+
+def test_a_reader_that_closes_the_pipe_early_gets_no_traceback(make_scene: MakeScene) -> None:
+    """``tropicrop inspect SCENE | true``: the reader exits before reading, as ``| head`` does after its lines."""
+    command = f"{sys.executable} -m tropicrop.cli inspect {make_scene()} | true; echo ${{PIPESTATUS[0]}} >&2"
+    out = subprocess.run(["bash", "-c", command], capture_output=True, text=True)
+    assert "Traceback" not in out.stderr and "BrokenPipeError" not in out.stderr, out.stderr
+    assert out.stderr.strip().splitlines()[-1] == "141", out.stderr
 
 
 def test_bad_scene_prints_one_line_naming_the_file_and_exits_2(tmp_path: Path) -> None:

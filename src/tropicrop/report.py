@@ -295,7 +295,30 @@ def write_report(out: Path) -> Path:
     figures = exp.figures
     fig8 = plot_per_date(per_date, 0, "Per-date overall accuracy on year B (test split)", figures / "oa_per_date.png")
     fig9 = plot_per_date(per_date, 1, "Per-date average F1 on year B (test split)", figures / "f1_per_date.png")
-    lines = [
+    lines = _header_lines(cfg, classes)
+    lines += _table4_lines(records, table4)
+    lines += ["", "## Cross-year findings", ""]
+    lines += findings(records, per_date)
+    lines += training_section(records)
+    lines += ["", "## Figures 8 and 9: per-date OA and average F1", "",
+              f"![per-date OA]({fig8.relative_to(out)})", "", f"![per-date F1]({fig9.relative_to(out)})", ""]
+    lines += _maps_lines(out, cfg, records, per_date, figures)
+    from tropicrop.adaptation.report import adaptation_lines
+
+    lines += adaptation_lines(out, records, per_date, plot_per_date)
+    from tropicrop.calibration_report import calibration_lines
+
+    lines += calibration_lines(out, records)  # ECE, reliability diagrams, check's estimates against the truth
+    lines += ["## Per-date figures", "", *per_date_table(per_date)]
+    report = exp.report
+    with atomic_path(report) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    return report
+
+
+def _header_lines(cfg: dict[str, Any], classes: ClassTable) -> list[str]:
+    """The report's title and what the experiment compared: its years, classes, machine and config."""
+    return [
         f"# Experiment report: {cfg['name']}",
         "",
         f"- year A (earlier, training): `{cfg['scenes']['a']}`",
@@ -304,6 +327,12 @@ def write_report(out: Path) -> Path:
         f"- machine: {_machine()}",
         "- configuration: `config.yaml` in this folder",
         "",
+    ]
+
+
+def _table4_lines(records: list[dict[str, Any]], table4: list[dict[str, str]]) -> list[str]:
+    """Table 4 of this experiment (one row per approach, from ``table4.csv``), then the paper's for comparison."""
+    lines = [
         "## Table 4: averages over year B's labelled dates",
         "",
         "| approach | model | parameters | trained on | nets | average F1 (%) | average OA (%) | training (s) "
@@ -322,28 +351,19 @@ def write_report(out: Path) -> Path:
     lines += ["", "The paper's Table 4 (real LEM 17/18 → LEM 19/20 data, GTX 1080Ti), for comparison:", "",
               "| approach | F1 (%) | OA (%) | training (h) |", "|---|---:|---:|---:|"]
     lines += [f"| {n} | {f1} | {oa} | {h} |" for n, _, f1, oa, h in PAPER_TABLE4]
-    lines += ["", "## Cross-year findings", ""]
-    lines += findings(records, per_date)
-    lines += training_section(records)
-    lines += ["", "## Figures 8 and 9: per-date OA and average F1", "",
-              f"![per-date OA]({fig8.relative_to(out)})", "", f"![per-date F1]({fig9.relative_to(out)})", ""]
+    return lines
+
+
+def _maps_lines(out: Path, cfg: dict[str, Any], records: list[dict[str, Any]],
+                per_date: dict[str, dict[str, tuple[float, float]]], figures: Path) -> list[str]:
+    """The maps of one date side by side: the date the proposed approach drops most against the same-year
+    one, else the middle labelled date; nothing when there is no date or no map."""
     roles = by_role(records)
     drop = (_drop(per_date, roles[PROPOSED]["name"], roles[SAME_YEAR]["name"])
             if PROPOSED in roles and SAME_YEAR in roles else None)
     dates = sorted({d for rows in per_date.values() for d in rows})
     map_date = drop[1] if drop is not None else (dates[len(dates) // 2] if dates else None)
-    if map_date is not None:
-        fig = plot_maps(out, cfg["scenes"]["b"], records, map_date, figures / f"maps_{map_date}.png")
-        if fig is not None:
-            lines += [f"## Maps of {map_date}", "", f"![maps]({fig.relative_to(out)})", ""]
-    from tropicrop.adaptation.report import adaptation_lines
-
-    lines += adaptation_lines(out, records, per_date, plot_per_date)
-    from tropicrop.calibration_report import calibration_lines
-
-    lines += calibration_lines(out, records)  # ECE, reliability diagrams, check's estimates against the truth
-    lines += ["## Per-date figures", "", *per_date_table(per_date)]
-    report = exp.report
-    with atomic_path(report) as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
-    return report
+    if map_date is None:
+        return []
+    fig = plot_maps(out, cfg["scenes"]["b"], records, map_date, figures / f"maps_{map_date}.png")
+    return [] if fig is None else [f"## Maps of {map_date}", "", f"![maps]({fig.relative_to(out)})", ""]

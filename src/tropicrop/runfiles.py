@@ -19,12 +19,10 @@ from typing import Any
 
 import torch
 import yaml
-from torch import nn
 
 from tropicrop.classes import ClassTable
 from tropicrop.errors import RunError
 from tropicrop.layout import RUN_FORMAT_VERSION, RunLayout
-from tropicrop.models import build
 from tropicrop.windows.normalize import Normalizer
 
 EARLY_STOPPING, CAP = "early stopping", "cap"
@@ -42,7 +40,7 @@ def read_json(path: Path, fix: str = RETRAIN) -> Any:
     try:
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunError(path, f"is not readable JSON ({_one_line(exc)})", fix) from None
+        raise RunError(path, f"is not readable JSON ({one_line(exc)})", fix) from None
 
 
 def read_yaml_mapping(path: Path, fix: str = RETRAIN) -> dict[str, Any]:
@@ -53,7 +51,7 @@ def read_yaml_mapping(path: Path, fix: str = RETRAIN) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise RunError(path, f"is not readable YAML ({_one_line(exc)})", fix) from None
+        raise RunError(path, f"is not readable YAML ({one_line(exc)})", fix) from None
     if not isinstance(data, dict):
         raise RunError(path, "is not a YAML mapping", fix)
     return data
@@ -65,7 +63,7 @@ def read_class_table(path: Path, fix: str = RETRAIN) -> ClassTable:
     try:
         table = ClassTable.from_dict(data)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise RunError(path, f"is not a class table ({_one_line(exc)})", fix) from None
+        raise RunError(path, f"is not a class table ({one_line(exc)})", fix) from None
     if len(table.names) < 2 or not all(isinstance(n, str) for n in table.names):
         raise RunError(path, "is not a class table (a list 'names' of at least two class names)", fix)
     return table
@@ -78,7 +76,7 @@ def read_normalizer(path: Path, bands: int | None = None, fix: str = RETRAIN) ->
         normalizer = Normalizer.from_dict(data)
         mean, std = [float(v) for v in normalizer.mean], [float(v) for v in normalizer.std]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise RunError(path, f"is not a normalisation file ({_one_line(exc)})", fix) from None
+        raise RunError(path, f"is not a normalisation file ({one_line(exc)})", fix) from None
     if len(mean) != len(std) or not mean or any(s <= 0 for s in std) or (bands is not None and len(mean) != bands):
         raise RunError(path, f"holds {len(mean)} mean(s) and {len(std)} standard deviation(s)"
                        + (f" for a network of {bands} band(s)" if bands is not None else ""), fix)
@@ -115,45 +113,11 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
                        "refused, nothing in it was run", "use only checkpoints written by tropicrop train") from None
     except Exception as exc:  # torch raises RuntimeError, EOFError, KeyError, ... for files it cannot parse
         raise RunError(path, f"is not a readable PyTorch checkpoint, truncated or of another format "
-                       f"({type(exc).__name__}: {_one_line(exc)[:120]})", RETRAIN) from None
+                       f"({type(exc).__name__}: {one_line(exc)[:120]})", RETRAIN) from None
     if not isinstance(data, dict) or not isinstance(data.get("state_dict"), dict) \
             or not isinstance(data.get("hyper_parameters"), dict):
         raise RunError(path, "is not a tropicrop checkpoint (no state_dict and hyper_parameters)", RETRAIN)
     return data
-
-
-def network_from_checkpoint(path: Path, checkpoint: dict[str, Any], classes: ClassTable, model_name: str | None = None,
-                            model_options: dict[str, Any] | None = None) -> nn.Module:
-    """The network a checkpoint describes, with its weights, through :func:`tropicrop.models.build` (no
-    Lightning). Its hyperparameters must match the run's class table (and, when given, the model name and
-    options of the run's config), and the weights must fit the network exactly; RunError naming the file
-    otherwise."""
-    hp = checkpoint["hyper_parameters"]
-    try:
-        name, options = str(hp["model_name"]), dict(hp.get("model_options") or {})
-        in_channels, class_names = int(hp["in_channels"]), list(hp["class_names"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise RunError(path, f"is not a tropicrop checkpoint (hyper_parameters: {_one_line(exc)})", RETRAIN) from None
-    if tuple(class_names) != classes.names:
-        raise RunError(path, f"predicts classes {class_names} but classes.json says {list(classes.names)}",
-                       "the run directory is inconsistent; train it again with --force")
-    other_options = model_options is not None and _plain(options) != _plain(model_options)
-    if model_name is not None and (name != model_name or other_options):
-        raise RunError(path, f"holds a {name} network with options {options} but config.yaml describes "
-                       f"{model_name} with {model_options}", "the run directory is inconsistent; train it again with --force")
-    try:
-        model = build(name, in_channels, num_classes=len(class_names), **options)
-    except (TypeError, ValueError) as exc:
-        raise RunError(path, f"describes a network this tropicrop cannot build ({_one_line(exc)})", RETRAIN) from None
-    prefix = "model."
-    state = {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), _one_line(exc))
-        raise RunError(path, f"holds weights that do not fit the network described by config.yaml and classes.json "
-                       f"({first[:160]})", RETRAIN) from None
-    return model
 
 
 def read_run_result(run: RunLayout) -> dict[str, Any]:
@@ -165,11 +129,6 @@ def read_run_result(run: RunLayout) -> dict[str, Any]:
     return data
 
 
-def _one_line(exc: BaseException) -> str:
-    """An exception's message on one line (parsers' messages span several)."""
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (parsers' messages span several), for a RunError's problem."""
     return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _plain(value: Any) -> Any:
-    """``value`` as JSON would hold it (tuples as lists), to compare options read from YAML and a checkpoint."""
-    return json.loads(json.dumps(value, default=str))

@@ -28,7 +28,7 @@ class BatchRecord(L.Callback):
 
 def main() -> None:
     from tropicrop.config import load_config
-    from tropicrop.training import CropModule, TargetDataModule, TrainConfig, _make_trainer, prepare_data
+    from tropicrop.training import CropModule, TargetDataModule, TrainConfig, make_trainer, prepare_data
 
     scene, out = Path(sys.argv[1]), Path(sys.argv[2])
     options = "{encoder_channels: [4, 4, 8, 8], lstm_channels: 8, decoder_channels: [8, 4, 4], head_channels: 4}"
@@ -40,7 +40,7 @@ def main() -> None:
     data = prepare_data(cfg)
     module = CropModule(model_name=cfg.model.name, model_options=cfg.model.options, in_channels=2,
                         class_names=list(data.classes.names), normalization=data.normalizer.to_dict())
-    trainer = _make_trainer(cfg, out / "net", has_val=len(data.val_origins) > 0)
+    trainer = make_trainer(cfg, out / "net", has_val=len(data.val_origins) > 0)
     record = BatchRecord()
     trainer.callbacks.append(record)  # type: ignore[attr-defined]
     trainer.fit(module, datamodule=TargetDataModule(data, data.scene_targets, cfg))

@@ -20,11 +20,11 @@ from tropicrop.inference.kinds import predictor_for
 from tropicrop.inference.predictor import Net
 from tropicrop.inference.prepare import prepare_for_inference
 from tropicrop.layout import RunLayout
+from tropicrop.models.loading import network_from_checkpoint
 from tropicrop.precision import FLOAT32, autocast_dtype, device_type, resolve_precision
 from tropicrop.runfiles import (
     RETRAIN,
     load_checkpoint,
-    network_from_checkpoint,
     read_class_table,
     read_json,
     read_normalizer,

@@ -199,28 +199,12 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
     units = data["units"]
     if units not in UNITS:
         raise _fail(path, f"'units' is {units!r}", "use 'dB' or 'linear'")
-    split_raw = data.get("split")
-    split: Path | VectorSource | None
-    if split_raw is None:
-        split = None
-    elif isinstance(split_raw, Mapping):
-        split = _parse_vector(split_raw, root, path, "split", "split")
-    else:
-        split = _relpath(root, split_raw, path, "split")
-    labels_raw = data.get("labels")
-    vector_labels = None
-    if labels_raw is not None:
-        if not isinstance(labels_raw, Mapping):
-            raise _fail(path, "'labels' must be a mapping {path, columns}", "or put label rasters in 'dates'")
-        vector_labels = _parse_vector(labels_raw, root, path, "labels", "labels")
+    split = _parse_split(data.get("split"), root, path)
+    vector_labels = _parse_vector_labels(data.get("labels"), root, path)
     nodata = data.get("nodata")
     if nodata is not None and not isinstance(nodata, int | float):
         raise _fail(path, f"'nodata' is {nodata!r}", "give a number, e.g. nodata: -1, or .nan")
-    transform = data.get("transform")
-    if transform is not None:
-        if not (isinstance(transform, list) and len(transform) == 6 and all(isinstance(v, int | float) for v in transform)):
-            raise _fail(path, "'transform' must be 6 numbers [a, b, c, d, e, f]", "as in rasterio's Affine")
-        transform = tuple(float(v) for v in transform)
+    transform = _parse_transform(data.get("transform"), path)
     dates = _parse_dates(data["dates"], root, path)
     manifest = Manifest(
         path=path,
@@ -235,18 +219,52 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
         crs=None if data.get("crs") is None else str(data["crs"]),
         transform=transform,
     )
+    _check_labels(manifest)
+    return manifest
+
+
+def _parse_split(split_raw: Any, root: Path, path: Path) -> Path | VectorSource | None:
+    """The train/test split: none, a raster (a path) or polygons (a mapping, as ``labels``)."""
+    if split_raw is None:
+        return None
+    if isinstance(split_raw, Mapping):
+        return _parse_vector(split_raw, root, path, "split", "split")
+    return _relpath(root, split_raw, path, "split")
+
+
+def _parse_vector_labels(labels_raw: Any, root: Path, path: Path) -> VectorSource | None:
+    """Labels given as polygons (``labels: {path, columns}``), or None when the dates carry label rasters."""
+    if labels_raw is None:
+        return None
+    if not isinstance(labels_raw, Mapping):
+        raise _fail(path, "'labels' must be a mapping {path, columns}", "or put label rasters in 'dates'")
+    return _parse_vector(labels_raw, root, path, "labels", "labels")
+
+
+def _parse_transform(transform: Any, path: Path) -> tuple[float, ...] | None:
+    """The georeference of images that carry none (6 numbers, rasterio's ``Affine`` order), or None."""
+    if transform is None:
+        return None
+    if not (isinstance(transform, list) and len(transform) == 6 and all(isinstance(v, int | float) for v in transform)):
+        raise _fail(path, "'transform' must be 6 numbers [a, b, c, d, e, f]", "as in rasterio's Affine")
+    return tuple(float(v) for v in transform)
+
+
+def _check_labels(manifest: Manifest) -> None:
+    """Labels need classes, vector label columns must name image dates, and no date is labelled twice."""
+    path, dates, vector_labels = manifest.path, manifest.dates, manifest.vector_labels
     if not manifest.classes and (vector_labels is not None or any(e.label is not None for e in dates)):
         raise _fail(path, "'classes' is empty but the scene has labels", "e.g. classes: {1: Soybean, 2: Maize}")
-    if vector_labels is not None:
-        image_dates = {e.date for e in dates if not e.missing}
-        for d in vector_labels.columns:
-            if d not in image_dates:
-                raise _fail(path, f"label date {d} in 'labels.columns' is not an image date",
-                            "label only listed dates that have an image")
-        both = [e.date for e in dates if e.label is not None and e.date in vector_labels.columns]
-        if both:
-            raise _fail(path, f"date {both[0]} has both a label raster and a vector label column", "keep one")
-    return manifest
+    if vector_labels is None:
+        return
+    image_dates = {e.date for e in dates if not e.missing}
+    for d in vector_labels.columns:
+        if d not in image_dates:
+            raise _fail(path, f"label date {d} in 'labels.columns' is not an image date",
+                        "label only listed dates that have an image")
+    both = [e.date for e in dates if e.label is not None and e.date in vector_labels.columns]
+    if both:
+        raise _fail(path, f"date {both[0]} has both a label raster and a vector label column", "keep one")
 
 
 def read_manifest(scene: str | Path) -> Manifest:

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tropicrop.models.frames import FrameSteps
+
 
 def _steps_to_run(valid: Tensor | None, steps: int) -> tuple[list[bool], list[bool]]:
     """Per step: does any sequence need it, do all (one host sync for the whole sequence)."""
@@ -34,37 +36,6 @@ def _steps_to_run(valid: Tensor | None, steps: int) -> tuple[list[bool], list[bo
 
 
 Saved = list[tuple[int, Tensor, Tensor, Tensor | None, Tensor]]
-
-
-class FrameSteps:
-    """Input gates of step ``t`` of every sequence, ``(B, 4 * hid, H, W)``, read from a table of frames.
-
-    ``table`` ``(N, 4 * hid, H, W)`` holds each frame's input gates once; ``index`` ``(B, T)`` picks frame
-    ``index[b, t]`` for step ``t`` of sequence ``b`` (``-1``: zeros). A step of a single sequence is a view
-    of its table row, so no ``(B, T, 4 * hid, H, W)`` copy is ever made (inference, where a tile's frames
-    serve 12 windows).
-    """
-
-    def __init__(self, table: Tensor, index: Tensor) -> None:
-        self.table = table
-        self.rows = index.t().tolist()  # (T, B) on the host: one sync, not one per step
-        self.shape = (index.shape[1], index.shape[0], *table.shape[1:])
-        self._index = index.t().to(table.device)
-
-    def _gather(self, index: Tensor, any_absent: bool) -> Tensor:
-        """Rows ``index`` (1-D) of the table, zeros where ``index < 0`` (one copy; differentiable)."""
-        out = self.table.index_select(0, index.clamp_min(0))
-        return out.masked_fill((index < 0).view(-1, 1, 1, 1), 0.0) if any_absent else out
-
-    def __getitem__(self, t: int) -> Tensor:
-        rows = self.rows[t]
-        if len(rows) == 1 and rows[0] >= 0:
-            return self.table[rows[0]].unsqueeze(0)
-        return self._gather(self._index[t], min(rows) < 0)
-
-    def materialise(self) -> Tensor:
-        """The time-major sequences ``(T, B, 4 * hid, H, W)`` (one copy; differentiable)."""
-        return self._gather(self._index.reshape(-1), min(map(min, self.rows)) < 0).view(self.shape)
 
 
 def _state_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -113,38 +84,70 @@ def _run_forward(gates_x: Tensor | FrameSteps, w_h: Tensor, valid: Tensor | None
             if keep_states:
                 hs[t] = h
             continue
-        if started:
-            pre = F.conv2d(h.to(w_h.dtype), w_h, padding=padding).to(state)
-            pre += gates_x[t]
-            if constants is not None:
-                pre.view(batch, -1).addmm_(constants[0][t], constants[1])
-        elif constants is not None:
-            pre = gates_x[t].to(state, copy=True)
-            pre.view(batch, -1).addmm_(constants[0][t], constants[1])
-        else:
-            pre = gates_x[t].to(state)
-        ifo = torch.sigmoid(pre[:, : 3 * hid])
-        g = torch.tanh(pre[:, 3 * hid :])
-        i, f, o = ifo[:, :hid], ifo[:, hid : 2 * hid], ifo[:, 2 * hid :]
-        c_prev = c if started else None
-        c_new = i * g if c_prev is None else torch.addcmul(f * c_prev, i, g)
-        if valid is None or all_valid[t]:
-            c = c_new
-            tanh_c = torch.tanh(c)
-            h = o * tanh_c
-        else:
-            keep = valid[t].view(batch, 1, 1, 1)
-            c = torch.where(keep, c_new, c)
-            tanh_c = torch.tanh(c)
-            h = torch.where(keep, o * tanh_c, h)
+        pre = _pre_activations(gates_x[t], h if started else None, w_h, padding, state,
+                               None if constants is None else (constants[0][t], constants[1]))
+        keep = None if valid is None or all_valid[t] else valid[t].view(batch, 1, 1, 1)
+        h, c, step_saved = _cell_step(pre, h, c, started, keep)
         if keep_states:
             hs[t] = h
         if store:
-            saved.append((t, ifo, g, c_prev, tanh_c))
+            saved.append((t, *step_saved))
         started = True
     if not keep_states:
         hs[0] = h
     return hs, saved
+
+
+def _pre_activations(gates_x_t: Tensor, h: Tensor | None, w_h: Tensor, padding: int, state: torch.dtype,
+                     constants_t: tuple[Tensor, Tensor] | None) -> Tensor:
+    """The gate pre-activations ``(B, 4 * hid, H, W)`` of one step, in the state dtype: the input part
+    ``gates_x_t``, plus the recurrent convolution of ``h`` (None before the first computed step, when the
+    state is zeros and the term is skipped), plus ``values @ response`` of the constant channels."""
+    if h is not None:
+        pre = F.conv2d(h.to(w_h.dtype), w_h, padding=padding).to(state)
+        pre += gates_x_t
+        if constants_t is not None:
+            pre.view(pre.shape[0], -1).addmm_(*constants_t)
+    elif constants_t is not None:
+        pre = gates_x_t.to(state, copy=True)
+        pre.view(pre.shape[0], -1).addmm_(*constants_t)
+    else:
+        pre = gates_x_t.to(state)
+    return pre
+
+
+def _cell_step(pre: Tensor, h: Tensor, c: Tensor, started: bool,
+               keep: Tensor | None) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor | None, Tensor]]:
+    """One LSTM cell update from the pre-activations ``pre``.
+
+    Args:
+        pre: ``(B, 4 * hid, H, W)`` pre-activations of the gates ``[i, f, o, g]``.
+        h: the hidden state before the step.
+        c: the cell state before the step.
+        started: whether a step was computed before (until then ``h`` and ``c`` are zeros: their terms are
+            skipped).
+        keep: ``(B, 1, 1, 1)`` bool, the samples whose date is valid (the others keep ``h`` and ``c``), or
+            None when all are.
+
+    Returns:
+        ``h``, ``c`` after the step, and what the backward pass needs of it: ``(sigmoid([i, f, o]), tanh(g),
+        c_{t-1} or None at the first, tanh(c_t))``.
+    """
+    hid = pre.shape[1] // 4
+    ifo = torch.sigmoid(pre[:, : 3 * hid])
+    g = torch.tanh(pre[:, 3 * hid :])
+    i, f, o = ifo[:, :hid], ifo[:, hid : 2 * hid], ifo[:, 2 * hid :]
+    c_prev = c if started else None
+    c_new = i * g if c_prev is None else torch.addcmul(f * c_prev, i, g)
+    if keep is None:
+        c = c_new
+        tanh_c = torch.tanh(c)
+        h = o * tanh_c
+    else:
+        c = torch.where(keep, c_new, c)
+        tanh_c = torch.tanh(c)
+        h = torch.where(keep, o * tanh_c, h)
+    return h, c, (ifo, g, c_prev, tanh_c)
 
 
 class _Recurrence(torch.autograd.Function):

@@ -1,60 +1,26 @@
-"""The one in-memory type for a multi-date image stack with its labels and train/test split.
+"""The :class:`Scene`: a loaded scene's description, windowed reads of its images, labels and split, and the
+one pass over every pixel that checks them all (:meth:`Scene.validate_pixels`).
 
-A :class:`Scene` is a description plus lazy readers: loading checks the manifest and every file's header
-(size, CRS, transform, band count) without reading pixels, so a 10 000 x 10 000 x 23-date scene loads in
-milliseconds. Pixels are read per window; every read checks what it reads (non-finite values, unknown class
-codes) and :meth:`Scene.validate_pixels` streams the whole scene once for a full check.
-
-Conventions: images (T, C, H, W) float32 in dB with NaN where there is no data; labels (T, H, W) uint8 class
-codes with 0 = no reference; split (H, W) uint8 with 0 unused, 1 train, 2 test.
+Loading opens and checks every file's header (:mod:`tropicrop.scene.sources`) without reading pixels.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rasterio.crs import CRS
-from rasterio.errors import CRSError
 from rasterio.windows import Window
 from tqdm import tqdm
 
 from tropicrop.errors import SceneError
 from tropicrop.io.manifest import Manifest, VectorSource, read_manifest
 from tropicrop.io.rasters import Grid, RasterSource, check_window
-from tropicrop.io.vectors import VectorLayer, class_code_lookup, split_code
-
-UNUSED = 0  # split codes (the authors' TrainTestMask convention)
-TRAIN = 1
-TEST = 2
-NO_REFERENCE = 0
-__all__ = ["NO_REFERENCE", "TEST", "TRAIN", "UNUSED", "PixelReport", "Scene", "SceneWarning", "load_scene", "to_db"]
-UNITS_SAMPLE = 256  # side of the central window sampled at load to check dB vs linear
-
-
-class SceneWarning(UserWarning):
-    """Something a user should know about a scene that does not stop it from loading."""
-
-
-def to_db(linear: np.ndarray) -> np.ndarray:
-    """Linear backscatter intensity to dB; non-positive values (no signal, border fill) become NaN."""
-    out = np.full(linear.shape, np.nan, dtype=np.float32)
-    pos = linear > 0
-    out[pos] = 10.0 * np.log10(linear[pos].astype(np.float32))
-    return out
-
-
-@dataclass
-class _LabelSource:
-    """Reads one date's labels from a raster or from a column of a vector layer."""
-
-    read: Callable[[Window | None], np.ndarray]
-    path: Path
+from tropicrop.scene.codes import NO_REFERENCE, TEST, TRAIN, UNUSED, to_db
+from tropicrop.scene.sources import check_grid, check_units, resolve_grid, resolve_labels, resolve_split
 
 
 @dataclass
@@ -82,7 +48,7 @@ class Scene:
             None if e.image is None else RasterSource(e.image, nodata=manifest.nodata) for e in manifest.dates
         ]
         self._first = next(src for src in self.images if src is not None)
-        self.grid = self._resolve_grid()
+        self.grid = resolve_grid(manifest, self._first)
         for entry, src in zip(manifest.dates, self.images, strict=True):
             if src is None:
                 continue
@@ -92,129 +58,10 @@ class Scene:
                     f"has {src.count} band(s) but scene.yaml lists {len(self.bands)} ({', '.join(self.bands)})",
                     "make 'bands' match the image files",
                 )
-            self._check_grid(src, f"image of {entry.date}")
-        self._labels = self._resolve_labels()
-        self._split = self._resolve_split()
-        self._check_units()
-
-    # ----------------------------------------------------------------- structure
-    def _resolve_grid(self) -> Grid:
-        first = self._first.grid
-        m = self.manifest
-        crs = first.crs
-        transform = first.transform
-        if m.crs is not None:
-            try:
-                crs = CRS.from_user_input(m.crs)
-            except CRSError:
-                raise SceneError(m.path, f"'crs' {m.crs!r} is not a known CRS", "use e.g. EPSG:32723") from None
-        if m.transform is not None:
-            from affine import Affine
-
-            transform = Affine(*m.transform)
-        if crs is None:
-            warnings.warn(
-                f"{self._first.path}: no CRS; maps will use pixel coordinates (add 'crs' and 'transform' "
-                "to scene.yaml to georeference them)",
-                SceneWarning,
-                stacklevel=3,
-            )
-        return Grid(width=first.width, height=first.height, crs=crs, transform=transform)
-
-    def _check_grid(self, src: RasterSource | Grid, what: str, path: Path | None = None) -> None:
-        grid = src.grid if isinstance(src, RasterSource) else src
-        where = src.path if isinstance(src, RasterSource) else path
-        diff = self.grid.difference(grid)
-        if diff is not None:
-            raise SceneError(where, f"{what}: {diff} (first image {self._first.path.name})", "resample it onto the image grid")
-        if grid.crs is None and self.grid.crs is not None and isinstance(src, RasterSource) and not src.is_npy:
-            warnings.warn(f"{where}: no CRS; taking the grid of the images (same size)", SceneWarning, stacklevel=4)
-
-    def _resolve_labels(self) -> dict[dt.date, _LabelSource]:
-        labels: dict[dt.date, _LabelSource] = {}
-        for entry in self.manifest.dates:
-            if entry.label is None:
-                continue
-            src = RasterSource(entry.label)
-            if src.count != 1:
-                raise SceneError(src.path, f"label raster has {src.count} bands", "labels are single-band class codes")
-            self._check_grid(src, f"label of {entry.date}")
-            labels[entry.date] = _LabelSource(read=self._raster_label_reader(src), path=src.path)
-        vl = self.manifest.vector_labels
-        if vl is not None:
-            layer = VectorLayer(vl.path, self.grid)
-            for date, column in vl.columns.items():
-                to_code = class_code_lookup(self.classes, vl.path, column)
-                labels[date] = _LabelSource(
-                    read=lambda w, c=column, f=to_code: layer.rasterize(c, f, w), path=vl.path  # type: ignore[misc]
-                )
-        return dict(sorted(labels.items()))
-
-    def _raster_label_reader(self, src: RasterSource) -> Callable[[Window | None], np.ndarray]:
-        def read(window: Window | None) -> np.ndarray:
-            block = src.read(window)[0]
-            integral = np.issubdtype(block.dtype, np.integer) or (
-                np.all(np.isfinite(block)) and np.all(block == np.round(block))
-            )
-            if not integral:
-                raise SceneError(src.path, "label raster holds non-integer values", "write class codes as integers")
-            codes = np.unique(block)
-            unknown = [int(c) for c in codes if int(c) != NO_REFERENCE and int(c) not in self.classes]
-            if unknown:
-                raise SceneError(
-                    src.path,
-                    f"holds class code(s) {unknown} that are not in 'classes' {sorted(self.classes)}",
-                    "add them to classes in scene.yaml (0 = no reference)",
-                )
-            return block.astype(np.uint8)
-
-        return read
-
-    def _resolve_split(self) -> Callable[[Window | None], np.ndarray] | None:
-        split = self.manifest.split
-        if split is None:
-            return None
-        if isinstance(split, VectorSource):
-            layer = VectorLayer(split.path, self.grid)
-            to_code = split_code(split.path, split.column)
-            return lambda w: layer.rasterize(split.column, to_code, w)
-        src = RasterSource(split)
-        if src.count != 1:
-            raise SceneError(src.path, f"split raster has {src.count} bands", "the split is one band: 0 unused, 1 train, 2 test")
-        self._check_grid(src, "split")
-
-        def read(window: Window | None) -> np.ndarray:
-            block = src.read(window)[0]
-            bad = np.setdiff1d(np.unique(block), [UNUSED, TRAIN, TEST])
-            if bad.size:
-                raise SceneError(src.path, f"split holds value(s) {bad.tolist()}", "use 0 unused, 1 train, 2 test")
-            return block.astype(np.uint8)
-
-        return read
-
-    def _check_units(self) -> None:
-        """Sample the centre of the first image and refuse values that contradict ``units``."""
-        g = self.grid
-        side_w, side_h = min(UNITS_SAMPLE, g.width), min(UNITS_SAMPLE, g.height)
-        window = Window((g.width - side_w) // 2, (g.height - side_h) // 2, side_w, side_h)
-        src = self._first
-        block = src.read(window).astype(np.float64)
-        values = block[:, ~src.nodata_mask(block)]
-        values = values[np.isfinite(values)]
-        if values.size == 0:
-            return
-        if self.units == "dB" and values.min() >= 0 and np.median(values) < 2.0:
-            raise SceneError(
-                src.path,
-                f"units is dB but values look linear (min {values.min():.3g}, median {np.median(values):.3g})",
-                "set units: linear in scene.yaml, or convert the images to dB",
-            )
-        if self.units == "linear" and np.mean(values < 0) > 0.5:
-            raise SceneError(
-                src.path,
-                f"units is linear but {np.mean(values < 0):.0%} of values are negative (looks like dB)",
-                "set units: dB in scene.yaml",
-            )
+            check_grid(self.grid, self._first, src, f"image of {entry.date}")
+        self._labels = resolve_labels(manifest, self.grid, self.classes, self._first)
+        self._split = resolve_split(manifest, self.grid, self._first)
+        check_units(self.grid, self._first, self.units)
 
     # ----------------------------------------------------------------- description
     @property

@@ -1,0 +1,69 @@
+"""The ``tropicrop`` command line: thin subcommands over the library modules.
+
+One module per group of commands builds their subparsers and holds their handlers (:mod:`.data`,
+:mod:`.train`, :mod:`.experiment`, :mod:`.predict`, :mod:`.adapt`, :mod:`.evaluate`); this one assembles the
+parser and runs a command. Every user-facing error (:class:`~tropicrop.errors.TropicropError`) is printed as
+one line naming the file and the fix, with exit status 2; no traceback reaches a user
+(:func:`~tropicrop.cli.common.run_handler`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import warnings
+from collections.abc import Callable, Sequence
+
+from tropicrop import __version__
+from tropicrop.cli import adapt, data, evaluate, experiment, predict, train
+from tropicrop.cli.common import Handler, SubParsers, run_handler
+
+__all__ = ["build_parser", "main"]
+
+# the subcommands in the order ``tropicrop --help`` lists them
+COMMANDS: tuple[Callable[[SubParsers], None], ...] = (
+    data.add_inspect, data.add_import_authors, data.add_stack, data.add_synth,
+    train.add_train, experiment.add_experiment, experiment.add_demo, train.add_models,
+    predict.add_predict, adapt.add_adapt, adapt.add_check, evaluate.add_evaluate, predict.add_view,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="tropicrop",
+        description="Month-by-month crop maps from Sentinel-1 time series (UnetConvLSTM, VUnetConvLSTM).",
+    )
+    parser.add_argument("--version", action="version", version=f"tropicrop {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug, with GDAL's messages)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add_command in COMMANDS:
+        add_command(sub)
+    return parser
+
+
+def _configure_logging(verbose: int) -> None:
+    """Log level from ``-v`` count; GDAL's messages to the debug log; Python and Lightning warnings tamed."""
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
+    for root_handler in logging.getLogger().handlers:
+        root_handler.setLevel(level)  # records re-levelled by a logger filter (GDAL's) are judged again here
+    from tropicrop.io.gdal import send_gdal_messages_to_debug  # after parsing: --help stays quick
+
+    send_gdal_messages_to_debug()  # GDAL's messages go to the log at -vv; the errors they cause are raised as ours
+    logging.captureWarnings(True)
+    warnings.simplefilter("default")
+    warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")  # lightning's own deprecation notice
+    for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero", "lightning.fabric"):
+        lightning_log = logging.getLogger(name)
+        lightning_log.setLevel(logging.INFO if verbose else logging.WARNING)
+        lightning_log.propagate = False  # lightning prints through its own handler; avoid printing twice
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tropicrop`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    handler: Handler = args.func
+    return run_handler(handler, args)
+

@@ -1,0 +1,91 @@
+"""Training one registered network with Lightning into its folder of the run (``RUN/nets/NAME``): fit or
+resume, then its calibration (temperature and validation profile) and its result.json."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import Timer
+
+from tropicrop.config.training import ALL_MONTHS, TrainConfig
+from tropicrop.io.files import write_json
+from tropicrop.models import build
+from tropicrop.results import EPOCHS, NetResult
+from tropicrop.runfiles import CAP, EARLY_STOPPING, load_checkpoint, read_json
+from tropicrop.training.datamodule import TargetDataModule
+from tropicrop.training.module import CropModule
+from tropicrop.training.trainer import make_trainer
+from tropicrop.trainingdata import NetTargets, PreparedData, net_scenes, scenes_eval_batches
+from tropicrop.valprofile import profile_network, write_profile
+
+
+def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: NetTargets, net_dir: Path) -> NetResult:
+    """Train (or resume) one network into ``net_dir``; returns and writes its result.json."""
+    result_path = net_dir / "result.json"
+    if result_path.is_file():
+        return NetResult.from_dict(read_json(result_path), result_path)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    module = CropModule(
+        model_name=cfg.model.name, model_options=dict(cfg.model.options), in_channels=data.num_bands,
+        class_names=list(data.classes.names), normalization=data.normalizer.to_dict(),
+        sequence_length=cfg.data.sequence_length, target=None if name == ALL_MONTHS else name,
+        lr=cfg.optim.lr, focal_gamma=cfg.optim.focal_gamma, weight_decay=cfg.optim.weight_decay,
+    )
+    dm = TargetDataModule(data, targets, cfg)
+    scenes = net_scenes(data, targets, cfg.data.patch_size)
+    has_val = any(len(part.val_origins) for part, dates in zip(data.scenes, targets, strict=True) if dates)
+    trainer = make_trainer(cfg, net_dir, has_val=has_val)
+    last = net_dir / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        load_checkpoint(last)  # a damaged or tampered checkpoint: one line naming it, before Lightning reads it
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=dm, ckpt_path=last if last.is_file() else None)
+    timer = next(c for c in trainer.callbacks if isinstance(c, Timer))  # type: ignore[attr-defined]
+    ckpt = trainer.checkpoint_callback
+    if has_val and trainer.is_global_zero:  # calibration: the best weights' temperature and validation profile
+        _write_val_profile(module, Path(getattr(ckpt, "best_model_path", "") or last), dm, cfg, net_dir)
+    best_score = getattr(ckpt, "best_model_score", None)
+    result = NetResult(
+        name=name, targets=sorted({t.isoformat() for dates in targets for t in dates}),
+        best_val_f1=float(best_score) if best_score is not None else None,
+        length=trainer.current_epoch, unit=EPOCHS,
+        stopped_by=EARLY_STOPPING if getattr(trainer.early_stopping_callback, "stopped_epoch", 0) > 0 else CAP,
+        train_patches=sum(s["train_patches"] for s in scenes), val_patches=sum(s["val_patches"] for s in scenes),
+        train_seconds=float(timer.time_elapsed("train")),
+        scenes=scenes,  # the target dates of each scene it learned from, and their patches
+        details={"best_checkpoint": "checkpoints/best.ckpt",
+                 "precision": str(trainer.precision),  # what ``trainer.precision`` (e.g. auto) resolved to here
+                 "global_step": trainer.global_step, "session_seconds": time.perf_counter() - start})
+    if trainer.is_global_zero:
+        write_json(result_path, result.to_dict())
+    return result
+
+
+def _write_val_profile(module: CropModule, best: Path, dm: TargetDataModule, cfg: TrainConfig, net_dir: Path) -> None:
+    """Fit the temperature of the best weights on the validation set (``NET/calibration.json``, see
+    :mod:`tropicrop.valprofile`)."""
+    if best.is_file():
+        module.load_state_dict(load_checkpoint(best)["state_dict"])
+    ds = scenes_eval_batches(dm.data, dm.targets, max(cfg.optim.batch_size, 32), cfg.data.patch_size, cfg.seed,
+                             cfg.data.val_limit)
+    write_profile(net_dir, profile_network(module, ds, cfg.seed))
+
+
+class NetworkTrainer:
+    """The trainer of a registered network: PyTorch Lightning, one network per net of the run."""
+
+    kind = "network"
+
+    def parameters(self, cfg: TrainConfig, in_channels: int, num_classes: int) -> int | None:
+        """Parameters of one network of ``cfg`` (its model with its options)."""
+        model = build(cfg.model.name, in_channels, num_classes=num_classes, **cfg.model.options)
+        return sum(p.numel() for p in model.parameters())
+
+    def prepare(self, cfg: TrainConfig, data: PreparedData, config_path: Path | None = None) -> None:
+        """Nothing to read beyond ``data``: batches are cut from it as training goes."""
+
+    def train(self, cfg: TrainConfig, data: PreparedData, name: str, targets: NetTargets, net_dir: Path,
+              config_path: Path | None = None) -> NetResult:
+        return train_net(cfg, data, name, targets, net_dir)
