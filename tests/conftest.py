@@ -4,14 +4,23 @@ synthetic pair and briefly trained runs, each made once per test session."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from tiny import CLASSES, DATES, TRANSFORM, quick_config, tiny_arrays
 from tropicrop.io import write_scene
+
+# One intra-op thread for torch here and (through the environment) in every process a test starts (CLI runs,
+# Dask workers): the tests' tensors are tiny, so a second thread buys nothing, and on a shared or busy machine
+# its spin-waiting made each training step ~10x slower in wall time and ~14x in CPU time (measured on the
+# tiny VUnetConvLSTM step). A test that means threads sets them itself (trainer.threads, Dask's threads=).
+os.environ["OMP_NUM_THREADS"] = "1"
+torch.set_num_threads(1)
 
 FEB, MAR = dt.date(2020, 2, 21), dt.date(2020, 3, 16)
 
@@ -64,6 +73,24 @@ def trained_runs(tiny_pair: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     pm.data.targets = [FEB, MAR]
     train(pm, root / "pm")
     return {"scene": scene, "other_year": tiny_pair / "lem1718", "all": root / "all", "pm": root / "pm"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "torch_threads(n): run the test with n torch intra-op threads instead of 1")
+
+
+@pytest.fixture(autouse=True)
+def torch_threads(request: pytest.FixtureRequest) -> Any:
+    """The thread count a ``torch_threads(n)`` marker asks for, for that test only (1 again afterwards)."""
+    marker = request.node.get_closest_marker("torch_threads")
+    if marker is None:
+        yield
+        return
+    torch.set_num_threads(marker.args[0])
+    try:
+        yield
+    finally:
+        torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -15,12 +15,10 @@ SCRIPT = Path(__file__).parent / "scripts" / "ddp_train.py"
 
 
 @pytest.mark.slow
-def test_ddp_on_two_cpu_processes_splits_the_batches_and_ends_with_the_same_weights(tmp_path: Path) -> None:
-    from tropicrop.synthetic import write_pair
-
-    write_pair(tmp_path / "pair", preset="tiny", size=64, seed=0)
+def test_ddp_on_two_cpu_processes_splits_the_batches_and_ends_with_the_same_weights(tiny_pair: Path,
+                                                                                     tmp_path: Path) -> None:
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "PL_DISABLE_FORK": "1", "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "pair" / "lem1920"), str(tmp_path)],
+    out = subprocess.run([sys.executable, str(SCRIPT), str(tiny_pair / "lem1920"), str(tmp_path)],
                          capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]

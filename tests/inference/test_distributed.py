@@ -133,21 +133,20 @@ def test_a_worker_killed_mid_run_has_its_blocks_retried_and_the_maps_complete(pa
 
 
 @pytest.mark.slow
-def test_a_rerun_computes_only_the_blocks_that_are_missing(pair: dict[str, Path], tmp_path: Path) -> None:
+def test_a_rerun_computes_only_the_blocks_that_are_missing(pair: dict[str, Path], client: Any, tmp_path: Path) -> None:
     out = tmp_path / "dask"
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
          LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
-         Client(cluster) as client:
-        client.register_plugin(DieOnce(tmp_path / "killed", "-block-r0001-c0001", always=True))
+         Client(cluster) as dying:
+        dying.register_plugin(DieOnce(tmp_path / "killed", "-block-r0001-c0001", always=True))
         with pytest.raises(RunError, match="workers died"):  # the block (and others on that worker) never finish
             predict_distributed(pair["run"], [pair["scene"]], out, dates=[MAR, MAY], probabilities=True, block=2,
-                                progress=False, client=client, precision="32", **TILING)
+                                progress=False, client=dying, precision="32", **TILING)
     left = sorted(p.name for p in out.glob(".blocks-*/*.codes.npy"))
     assert "r0001-c0001.codes.npy" not in left and not list(out.glob("maps/*.tif"))
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
-         Client(cluster) as client:
-        result = predict_distributed(pair["run"], [pair["scene"]], out, dates=[MAR, MAY], probabilities=True, block=2,
-                                     progress=False, client=client, precision="32", **TILING)
+    # the rerun on a healthy cluster: the module's (a third cluster start would cost two more worker processes)
+    result = predict_distributed(pair["run"], [pair["scene"]], out, dates=[MAR, MAY], probabilities=True, block=2,
+                                 progress=False, client=client, precision="32", **TILING)
     assert result["lem1920"].blocks_computed == 4 - len(left)
     assert result["lem1920"].blocks_reused == len(left)
     same_maps(out, pair["single-32"])
