@@ -21,13 +21,14 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from tropicrop import ensemblecal
 from tropicrop.classes import ClassTable
+from tropicrop.ensemblecal import mean_probabilities, scale
 from tropicrop.errors import RunError
-from tropicrop.inference.mapfiles import NODATA, PROB_SCALE, Outputs, ScratchMaps, finalise_maps, write_classes
+from tropicrop.inference.mapfiles import Outputs, ScratchMaps, finalise_maps, write_classes
 from tropicrop.inference.stream import class_map, confidence_layer, scaled_probabilities
 from tropicrop.layout import PredictionLayout, slug
 from tropicrop.runfiles import read_class_table
@@ -89,7 +90,6 @@ def _ensemble_temperature(members: Sequence[tuple[str, Path, Path]], scene: Scen
                           member_folders: Callable[[Scene, str], list[Path]]) -> float:
     """The temperature in ``out/calibration.json``, or fitted on the members' shared validation pixels of
     their training scene (predicted there into ``out/validation/SLUG`` unless it is ``scene``) and stored."""
-    from tropicrop import ensemblecal
     from tropicrop.scene import load_scene
 
     stored = ensemblecal.read_ensemble_temperature(out)
@@ -146,7 +146,6 @@ def combine_predictions(folders: Sequence[Path], scene: Scene, out: Path, classe
 def _combine_date(folders: Sequence[Path], scene: Scene, date: dt.date, outputs: Outputs, names: list[str],
                   temperature: float) -> None:
     """One date's ensemble map, probabilities and confidence, row band by row band, via scratch files."""
-    from tropicrop.ensemblecal import scale
 
     grid = scene.grid
     for path in (outputs.map, outputs.probabilities, outputs.confidence):
@@ -170,14 +169,3 @@ def _combine_date(folders: Sequence[Path], scene: Scene, date: dt.date, outputs:
         stack.close()  # scratch files complete before they are copied
         finalise_maps(scratch.maps[0], scratch.probs[0], outputs, names, f"{date} ensemble",
                       scratch.layer_paths(0))
-
-
-def mean_probabilities(members: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """(K, h, w) float probabilities (class 0 zero) and the (h, w) valid mask from members' (codes (h, w),
-    uint8 probabilities (K-1, h, w)): the mean of the members' probabilities where every member mapped a
-    class, 0 elsewhere."""
-    valid = np.logical_and.reduce([codes != NODATA for codes, _ in members])
-    mean = np.mean([probs.astype(np.float64) / PROB_SCALE for _, probs in members], axis=0)
-    full = np.concatenate([np.zeros((1, *mean.shape[1:])), mean])
-    full[:, ~valid] = 0.0
-    return full, valid

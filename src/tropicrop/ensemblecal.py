@@ -30,7 +30,7 @@ import torch
 from rasterio.windows import Window
 
 from tropicrop.calibration import expected_calibration_error, fit_temperature
-from tropicrop.inference.mapfiles import PROB_SCALE
+from tropicrop.inference.mapfiles import NODATA, PROB_SCALE
 from tropicrop.io.files import write_json
 from tropicrop.layout import PredictionLayout, RunLayout
 from tropicrop.runfiles import RETRAIN, read_class_table, read_json, read_normalizer
@@ -96,12 +96,21 @@ def same_pixels(window: Window, labels: np.ndarray, other_window: Window, other:
     return same
 
 
+def mean_probabilities(members: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """(K, h, w) float probabilities (class 0 zero) and the (h, w) valid mask from members' (codes (h, w),
+    uint8 probabilities (K-1, h, w)): the mean of the members' probabilities where every member mapped a
+    class, 0 elsewhere."""
+    valid = np.logical_and.reduce([codes != NODATA for codes, _ in members])
+    mean = np.mean([probs.astype(np.float64) / PROB_SCALE for _, probs in members], axis=0)
+    full = np.concatenate([np.zeros((1, *mean.shape[1:])), mean])
+    full[:, ~valid] = 0.0
+    return full, valid
+
+
 def validation_log_probabilities(folders: Sequence[Path], validation: dict[dt.date, tuple[Window, np.ndarray]]
                                  ) -> tuple[np.ndarray, np.ndarray]:
     """(N, K-1) log of the mean of the members' probabilities (prediction ``folders`` of the training scene)
     at the shared validation pixels where every member mapped a class, and their 0-based labels (N,)."""
-    from tropicrop.ensemble import mean_probabilities
-
     zs, ys = [], []
     for date, (window, labels) in validation.items():
         if not (labels > 0).any() or not all(PredictionLayout(f).probabilities(date).is_file() for f in folders):
