@@ -6,6 +6,7 @@ A helper module, not a test module: fixtures that build files from these live in
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +96,13 @@ def with_padded_dates(images: Tensor, doy: Tensor, valid: Tensor, k: int, scale:
     return (torch.cat([scale * torch.randn(b, k, c, h, w), images], dim=1),
             torch.cat([torch.randint(1, 366, (b, k)), doy], dim=1),
             torch.cat([torch.zeros(b, k, dtype=torch.bool), valid], dim=1))
+
+
+def relabel_dates(scene_dir: Path, out: Path, days: int) -> Path:
+    """A copy of the scene with every date moved by ``days`` (same images: a pure calendar shift)."""
+    shutil.copytree(scene_dir, out)
+    manifest = yaml.safe_load((out / "scene.yaml").read_text())
+    for entry in manifest["dates"]:
+        entry["date"] = (dt.date.fromisoformat(str(entry["date"])) + dt.timedelta(days=days)).isoformat()
+    (out / "scene.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return out

@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-import yaml
 from torch import nn
 
-from tiny import SMALL_NET
+from tiny import SMALL_NET, relabel_dates
 from tropicrop.adaptation import AdaptOptions, FewLabelOptions, SelfTrainingOptions, adapt_run, estimate_shift
 from tropicrop.adaptation.data import PatchSampler, grid_origins
 from tropicrop.adaptation.fewlabels import parcel_mask
@@ -218,16 +217,6 @@ def test_adapt_refuses_an_unknown_method_in_one_line(tiny_pair: Path, tiny_run: 
 
 
 # ------------------------------------------------------------------------------------------ slow
-def _relabel_dates(scene_dir: Path, out: Path, days: int) -> Path:
-    """A copy of the scene with every date moved by ``days`` (same images: a pure calendar shift)."""
-    shutil.copytree(scene_dir, out)
-    manifest = yaml.safe_load((out / "scene.yaml").read_text())
-    for entry in manifest["dates"]:
-        entry["date"] = (dt.date.fromisoformat(str(entry["date"])) + dt.timedelta(days=days)).isoformat()
-    (out / "scene.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
-    return out
-
-
 @pytest.fixture(scope="module")
 def moved_year_shift(tiny_pair: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The adaptation record of a network trained on the synthetic 2017/18 year, adapted (day-of-year shift
@@ -236,7 +225,7 @@ def moved_year_shift(tiny_pair: Path, tmp_path_factory: pytest.TempPathFactory) 
     # lr 0.01: at 1e-3 the 100 steps leave a near-uniform network (entropy 0.96 of the maximum at every
     # offset) whose estimate runs to the grid's edge (60)
     run = _train_tiny(tiny_pair / "lem1718", tmp_path / "run", steps=25, epochs=4, lr=0.01)
-    moved = _relabel_dates(tiny_pair / "lem1718", tmp_path / "moved", days=-30)  # 30 days early
+    moved = relabel_dates(tiny_pair / "lem1718", tmp_path / "moved", days=-30)  # 30 days early
     options = AdaptOptions(methods=["doy_shift"], shift_min=-60, shift_max=60, shift_step=10, shift_patches=4,
                            shift_patch_size=24)
     return adapt_run(run, moved, tmp_path / "adapted", options, progress=False)

@@ -3,30 +3,17 @@ offset estimated on the booster's own probabilities, and prediction applies it."
 
 from __future__ import annotations
 
-import datetime as dt
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
-import yaml
 
-from tiny import QUICK_CONFIG
+from tiny import QUICK_CONFIG, relabel_dates
 from tropicrop.adaptation import AdaptOptions, adapt_run
 from tropicrop.config import load_config
 from tropicrop.inference import predict_run
 from tropicrop.training import TrainConfig, train
-
-
-def _moved(scene_dir: Path, out: Path, days: int) -> Path:
-    """A copy of the scene with every date moved by ``days`` (same images: a pure calendar shift)."""
-    shutil.copytree(scene_dir, out)
-    manifest = yaml.safe_load((out / "scene.yaml").read_text())
-    for entry in manifest["dates"]:
-        entry["date"] = (dt.date.fromisoformat(str(entry["date"])) + dt.timedelta(days=days)).isoformat()
-    (out / "scene.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +35,7 @@ def _maps(out: Path) -> list[np.ndarray]:
 
 def test_an_all_months_booster_recovers_a_calendar_shift_and_predicts_as_on_the_training_calendar(
         tiny_pair: Path, booster_run: Path, tmp_path: Path) -> None:
-    moved = _moved(tiny_pair / "lem1718", tmp_path / "moved", days=-30)  # the same year, 30 days early
+    moved = relabel_dates(tiny_pair / "lem1718", tmp_path / "moved", days=-30)  # the same year, 30 days early
     options = AdaptOptions(methods=["doy_shift"], shift_min=-30, shift_max=30, shift_step=15, shift_patches=4,
                            shift_patch_size=24)
     record = adapt_run(booster_run, moved, tmp_path / "adapted", options, progress=False)
