@@ -21,6 +21,7 @@ from tropicrop.adaptation.data import PatchSampler, grid_origins, pixel_images, 
 from tropicrop.adaptation.state import Adaptation, AdaptedNet
 from tropicrop.adaptation.timeshift import ClassShares, ShiftEstimate, estimate_shift, merge_shares, predicted_shares
 from tropicrop.classical import PixelModel
+from tropicrop.errors import TropicropError
 from tropicrop.scene import Scene, load_scene
 from tropicrop.trainingdata import scene_paths
 from tropicrop.windows.normalize import Normalizer
@@ -56,7 +57,7 @@ def reference_shares(run: Adaptation, net: AdaptedNet) -> ClassShares | None:
             found.append(predicted_shares(model, sampler, grid_origins(data, o.shift_patch_size, o.shift_patches,
                                                                        o.seed)))
         return merge_shares(found)
-    except Exception as exc:  # the training scene may have moved: entropy alone then decides
+    except (TropicropError, OSError) as exc:  # the training scene moved or is unreadable: entropy alone decides
         log.warning("training scene %s not readable (%s): shift scored by entropy only", run.cfg.data.scene, exc)
         return None
 
