@@ -61,6 +61,9 @@ def test_experiment_runs_the_three_approaches_and_writes_the_report(tiny_pair: P
     assert list((out / "figures").glob("maps_*.png"))
     # calibration: an ECE per approach in table4.csv (a fraction, like f1), reliability diagrams, check's estimates
     assert all(0 <= float(r["ece"]) <= 1 and 0 <= float(r["estimated_f1"]) <= 1 for r in table4)
+    assert all(0 <= float(r["agreement_f1"]) <= 1 for r in table4)  # each has a partner of its year
+    baseline_1 = json.loads((out / "approaches" / "baseline-1.json").read_text())
+    assert baseline_1["agreement"]["references"] == ["LightGBM"]
     assert "Calibration and accuracy estimated without labels" in report
     assert len(list((out / "figures").glob("reliability_*.png"))) == len(table4)
     # the per-date F1 in per_date.csv is the mean of the approach's record

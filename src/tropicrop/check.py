@@ -6,6 +6,10 @@ folder; the maps and confidence layers are counted per mapped class and confiden
 profile, and a shift statistic per date. No label of the scene is read (the scene's manifest may list
 labelled dates: they only pick the default dates, as for ``predict``).
 
+With ``against`` (other runs trained on the same year), the estimate is the run's agreement with their maps of
+the same pixels instead (:mod:`tropicrop.agreement`): it sees a year shift that confidence misses; the shift
+statistic stays the confidence one.
+
 Sampling (``sample`` < 1): whole prediction tiles are drawn at random, so the cost falls in proportion;
 the estimate is then one of the sampled pixels (its error from sampling is measured in the docs).
 """
@@ -16,6 +20,7 @@ import datetime as dt
 import math
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +47,8 @@ from tropicrop.scene import Scene, load_scene
 from tropicrop.valprofile import ValProfile, read_profile
 
 CHECK_TILE = 128  # tiles predicted (and sampled) by check
+AGREEMENT = "agreement"
+"""The estimator scoring the run's maps against other runs' (:mod:`tropicrop.agreement`)."""
 
 
 @dataclass
@@ -54,6 +61,7 @@ class CheckResult:
     sample: float
     dates: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    against: list[Path] = field(default_factory=list)
 
     def _mean(self, key: str) -> float:
         values = [d[key] for d in self.dates if d[key] is not None and math.isfinite(d[key])]
@@ -65,7 +73,7 @@ class CheckResult:
                 "validation_f1": self._mean("validation_f1"), "validation_oa": self._mean("validation_oa"),
                 "shift_threshold": SHIFT_THRESHOLD,
                 "shifted_months": sorted({d["date"][:7] for d in self.dates if d["shifted"]}),
-                "dates": self.dates, "seconds": round(self.seconds, 2)}
+                "against": [str(p) for p in self.against], "dates": self.dates, "seconds": round(self.seconds, 2)}
 
 
 def read_profiles(run: RunLayout) -> dict[str, ValProfile]:
@@ -135,17 +143,24 @@ def count_maps(out: Path, date: dt.date, classes: int, mask: np.ndarray | None =
 
 
 def check_run(run_dir: Path, scene: Scene | Path, dates: list[dt.date] | None = None, sample: float = 1.0,
-              seed: int = 0, estimator: str = DEFAULT_ESTIMATOR, progress: bool = False, tile: int = CHECK_TILE,
-              aoi: Path | None = None) -> CheckResult:
+              seed: int = 0, estimator: str | None = None, progress: bool = False, tile: int = CHECK_TILE,
+              aoi: Path | None = None, against: Sequence[Path] = ()) -> CheckResult:
     """Estimate the OA and macro F1 ``run_dir`` reaches on ``scene`` at ``dates`` (default: as ``predict``),
     from the scene's images only; ``sample`` is the share of the scene's ``tile``-pixel tiles mapped
-    ; ``aoi`` (vector or raster) limits the estimate to the fields in it."""
+    ; ``aoi`` (vector or raster) limits the estimate to the fields in it. ``against``: runs of the same
+    training year whose maps the run's are scored against (estimator ``agreement``, the default with them;
+    otherwise :data:`DEFAULT_ESTIMATOR`)."""
     from tropicrop.inference import predict_run
 
-    if estimator not in ESTIMATORS:
-        raise ConfigError(None, f"--estimator {estimator!r}", f"use one of {', '.join(ESTIMATORS)}")
+    estimator = estimator or (AGREEMENT if against else DEFAULT_ESTIMATOR)
+    if estimator not in (*ESTIMATORS, AGREEMENT):
+        raise ConfigError(None, f"--estimator {estimator!r}", f"use one of {', '.join((*ESTIMATORS, AGREEMENT))}")
+    if estimator == AGREEMENT and not against:
+        raise ConfigError(None, "--estimator agreement without --against", "name a run of the same training year")
     run = RunLayout(Path(run_dir))
     read_profiles(run)  # a run without profiles fails here, before the prediction
+    for other in against:
+        read_profiles(RunLayout(Path(other)))
     scene = scene if isinstance(scene, Scene) else load_scene(scene)
     mask = sample_mask(scene.grid, sample, seed, tile)  # every kind of run predicts through the same path
     if aoi is not None:
@@ -157,9 +172,16 @@ def check_run(run_dir: Path, scene: Scene | Path, dates: list[dt.date] | None = 
         mask = inside if mask is None else mask & inside
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tropicrop-check-") as tmp:
-        maps = predict_run(run.root, scene, Path(tmp), dates, tile=tile, progress=progress, aoi=mask)
+        own = Path(tmp) / "run"
+        maps = predict_run(run.root, scene, own, dates, tile=tile, progress=progress, aoi=mask)
         mapped = [d for d in (parse_stamp(p.stem) for p in maps) if d is not None]
-        result = estimate_predictions(run.root, Path(tmp), mapped, estimator)
+        result = estimate_predictions(run.root, own, mapped, DEFAULT_ESTIMATOR if against else estimator)
+        if against:
+            refs = [Path(tmp) / f"against{i}" for i in range(len(against))]
+            for other, ref in zip(against, refs, strict=True):
+                predict_run(Path(other), scene, ref, mapped, tile=tile, progress=progress, aoi=mask)
+            agreement_into(result, own, refs, mapped)
+            result.against = [Path(p) for p in against]
     result.scene, result.sample = scene.root, sample
     result.seconds = time.perf_counter() - start
     return result
@@ -183,6 +205,19 @@ def estimate_predictions(run_dir: Path, out: Path, dates: list[dt.date], estimat
     return result
 
 
+def agreement_into(result: CheckResult, own: Path, references: Sequence[Path], dates: list[dt.date]) -> None:
+    """Replace ``result``'s per-date estimates by the agreement with the reference maps (the confidence-based
+    ones stay as ``confidence_f1`` / ``confidence_oa``; the shift statistic is kept)."""
+    from tropicrop.agreement import agreement_estimates
+
+    by_date = {row["date"]: row for row in agreement_estimates(own, references, dates)}
+    for d in result.dates:
+        row = by_date[d["date"]]
+        d.update(confidence_f1=d["estimated_f1"], confidence_oa=d["estimated_oa"], estimated_f1=row["estimated_f1"],
+                 estimated_oa=row["estimated_oa"])
+    result.estimator = AGREEMENT
+
+
 def format_check(result: dict[str, Any]) -> str:
     """The table ``tropicrop check`` prints: per date, then the average and the months that look shifted."""
     lines = [f"{'date':<12}{'net':<14}{'est. F1':>9}{'est. OA':>9}{'val F1':>8}{'val OA':>8}{'shift':>7}",
@@ -192,6 +227,8 @@ def format_check(result: dict[str, Any]) -> str:
              f"{'average':<26}{100 * result['estimated_f1']:>9.1f}{100 * result['estimated_oa']:>9.1f}"
              f"{100 * result['validation_f1']:>8.1f}{100 * result['validation_oa']:>8.1f}"]
     shifted = result["shifted_months"]
+    if result.get("against"):
+        lines.append(f"estimated by agreement with {', '.join(result['against'])}")
     lines.append(f"estimator {result['estimator']} on {100 * result['sample']:.0f}% of the scene, "
                  f"{result['seconds']:.1f} s; shift = KS distance of confidence to the validation set's")
     lines.append(f"* unlike the training year (shift > {result['shift_threshold']}): {', '.join(shifted)}"
@@ -209,6 +246,7 @@ def check_command(args: Any) -> int:
     scene = load_scene(Path(args.scene))
     result = check_run(Path(args.run), scene, parse_dates(args.dates, scene), sample=args.sample, seed=args.seed,
                        estimator=args.estimator, progress=sys.stderr.isatty(),
-                       aoi=Path(args.aoi) if args.aoi else None).to_dict()
+                       aoi=Path(args.aoi) if args.aoi else None,
+                       against=[Path(p) for p in args.against or []]).to_dict()
     print(json.dumps(result, indent=2) if args.json else format_check(result))
     return 0

@@ -28,6 +28,7 @@ resumes a partly finished experiment.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import logging
 import time
 from pathlib import Path
@@ -244,6 +245,35 @@ def approach_calibration(run_dir: Path, pred_dir: Path, result: Any) -> dict[str
     return record
 
 
+def agreement_references(record: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The approaches a record's maps are scored against for the agreement estimate: every other approach
+    trained on the same year that trains a model of its own (no ensemble, no adapted run), less the base of an
+    adapted record (the same model)."""
+    base = (record.get("adapt") or {}).get("base")
+    return [r for r in records if r is not record and r["train_on"] == record["train_on"] and r["name"] != base
+            and r.get("mode") != "ensemble" and "adapt" not in r]
+
+
+def add_agreement(out: Path, records: list[dict[str, Any]]) -> None:
+    """``agreement`` of every record that has references: ``check``'s agreement estimate of its F1 and OA on
+    year B (:mod:`tropicrop.agreement`, every mapped pixel, no label read), written into its record file."""
+    from tropicrop.agreement import agreement_estimates
+
+    exp = ExperimentLayout(out)
+    for record in records:
+        refs = agreement_references(record, records) if record.get("mode") != "ensemble" else []
+        agreement = None
+        if refs:
+            dates = [dt.date.fromisoformat(d["date"]) for d in record["per_date"]]
+            rows = agreement_estimates(exp.predictions(record["slug"]).root,
+                                       [exp.predictions(r["slug"]).root for r in refs], dates)
+            agreement = {"references": [r["name"] for r in refs], "per_date": rows,
+                         **{k: float(np.nanmean([row[k] for row in rows])) for k in ("estimated_f1", "estimated_oa")}}
+        if record.get("agreement") != agreement:  # a finished record is rewritten only when its references changed
+            record["agreement"] = agreement
+            write_json(exp.record(record["slug"]), record)
+
+
 def write_tables(out: Path, records: list[dict[str, Any]]) -> tuple[Path, Path]:
     """``per_date.csv`` (approach, date, oa, f1) and ``table4.csv`` (approach, f1, oa, training hours, nets,
     model, parameters per network, prediction seconds)."""
@@ -258,7 +288,8 @@ def write_tables(out: Path, records: list[dict[str, Any]]) -> tuple[Path, Path]:
     with atomic_path(table4) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["approach", "f1", "oa", "train_hours", "train_seconds", "nets", "model", "parameters",
-                    "predict_seconds", "val_f1", "train_patches", "ece", "brier", "estimated_f1", "estimated_oa"])
+                    "predict_seconds", "val_f1", "train_patches", "ece", "brier", "estimated_f1", "estimated_oa",
+                    "agreement_f1", "agreement_oa"])
         for r in records:
             patches = [n.get("train_patches") for n in r.get("net_training", {}).values() if n.get("train_patches") is not None]
             w.writerow([r["name"], f"{r['f1']:.6f}", f"{r['oa']:.6f}", f"{r['train_seconds'] / 3600:.6f}",
@@ -268,7 +299,8 @@ def write_tables(out: Path, records: list[dict[str, Any]]) -> tuple[Path, Path]:
                         "" if r.get("val_f1") is None else f"{r['val_f1']:.6f}",
                         "" if not patches else f"{min(patches)}-{max(patches)}" if min(patches) != max(patches)
                         else str(patches[0]),
-                        *(_fraction(r.get(k)) for k in ("ece", "brier", "estimated_f1", "estimated_oa"))])
+                        *(_fraction(r.get(k)) for k in ("ece", "brier", "estimated_f1", "estimated_oa")),
+                        *(_fraction((r.get("agreement") or {}).get(k)) for k in ("estimated_f1", "estimated_oa"))])
     return per_date, table4
 
 
@@ -336,5 +368,6 @@ def run_experiment(config: Path | None, out: Path, overrides: list[str] = (), pr
         print(f"[{approach.name}] average F1 {100 * record['f1']:.1f}, OA {100 * record['oa']:.1f}, "
               f"training {record['train_seconds']:.0f} s", flush=True)
         records.append(record)
+    add_agreement(out, records)
     write_tables(out, records)
     return write_report(out)
