@@ -42,6 +42,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_file import Figure, write_results
 
@@ -171,7 +173,8 @@ def run_pair(seed: int, shift: str, args: argparse.Namespace, root: Path) -> lis
     labelled = {k: load_scene(p).labelled_dates for k, p in scenes.items()}
     step = max(1, len(labelled["b"]) // args.months)
     dates_b = labelled["b"][::step][: args.months]
-    rows = []
+    rows: list[dict[str, Any]] = []
+    works: dict[str, Path] = {}
     for name, role, mode, model, on, use in APPROACHES:
         clock = time.perf_counter()
         run = root / "runs" / f"{seed}-{shift}-{name.replace(' ', '_').replace('+', 'plus')}"
@@ -190,8 +193,31 @@ def run_pair(seed: int, shift: str, args: argparse.Namespace, root: Path) -> lis
         row = {"pair": f"{seed}:{shift}", "approach": name, "role": role, **measure(run, scenes["b"], dates_b, work)}
         row["seconds"] = time.perf_counter() - clock
         rows.append(row)
+        works[name] = work
         print(format_row(row), flush=True)
+    add_agreement(rows, works, dates_b)
     return rows
+
+
+def add_agreement(rows: list[dict[str, Any]], works: dict[str, Path], dates: list[Any]) -> None:
+    """``est_f1_agreement`` / ``est_oa_agreement`` of every row with a partner: its calibrated maps scored
+    against those of the other approaches trained on the same year (not adapted ones, nor its own base), as
+    ``check --against`` and the experiment do."""
+    from tropicrop.agreement import agreement_estimates
+
+    year = {name: on for name, _, _, _, on, _ in APPROACHES}
+    for row in rows:
+        base = ADAPTED_FROM.get(row["approach"], ("",))[0]
+        refs = [r["approach"] for r in rows if r is not row and year[r["approach"]] == year[row["approach"]]
+                and r["approach"] != base and r["approach"] not in ADAPTED_FROM]
+        if not refs:
+            continue
+        est = agreement_estimates(works[row["approach"]] / "temperature", [works[r] / "temperature" for r in refs],
+                                  dates)
+        row["est_f1_agreement"] = float(np.nanmean([e["estimated_f1"] for e in est]))
+        row["est_oa_agreement"] = float(np.nanmean([e["estimated_oa"] for e in est]))
+        print(f"{row['pair']:<14}{row['approach']:<31}agreement with {', '.join(refs)}: est F1 "
+              f"{100 * row['est_f1_agreement']:.1f} (true {100 * row['f1']:.1f})", flush=True)
 
 
 def format_row(row: dict[str, Any]) -> str:
@@ -221,12 +247,13 @@ def estimator_errors(rows: list[dict[str, Any]], tuning: str) -> list[Figure]:
     from tropicrop.estimate import ESTIMATORS
 
     figures, tuned = [], {}
-    for estimator in ESTIMATORS:
+    for estimator in (*ESTIMATORS, "agreement"):  # agreement: rows with a partner of the same year, whole scene
         for where in ("", "_fields"):
             for role in ("cross-year", "adapted"):
                 for pair_kind, chosen in (("tuning", True), ("reported", False)):
                     errors = [abs(r[f"est_f1_{estimator}{where}"] - r["f1"]) for r in rows
-                              if (r["pair"] == tuning) == chosen and r["role"] == role]
+                              if (r["pair"] == tuning) == chosen and r["role"] == role
+                              and f"est_f1_{estimator}{where}" in r]
                     if not errors:
                         continue
                     mean = sum(errors) / len(errors)
@@ -239,7 +266,7 @@ def estimator_errors(rows: list[dict[str, Any]], tuning: str) -> list[Figure]:
     if tuned:
         best = min(tuned, key=lambda e: tuned[e])
         print(f"estimator chosen on the tuning pair: {best} ({100 * tuned[best]:.1f} points)")
-        figures.append(Figure("estimator chosen on the tuning pair", best, "name", f"of {list(ESTIMATORS)}"))
+        figures.append(Figure("estimator chosen on the tuning pair", best, "name", f"of {sorted(tuned)}"))
     return figures
 
 

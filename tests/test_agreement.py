@@ -56,10 +56,15 @@ def test_agreement_is_the_run_scored_against_the_reference_map(tmp_path: Path) -
     assert both["estimated_oa"] == pytest.approx((0.75 + 1.0) / 2) and both["references"] == 2
 
 
-def test_a_reference_with_another_class_table_is_refused(tmp_path: Path) -> None:
-    run = write_maps(tmp_path / "run", np.ones((4, 4)))
-    other = write_maps(tmp_path / "other", np.ones((4, 4)), ("no reference", "Rice", "Maize", "Cotton"))
-    with pytest.raises(ConfigError, match="Rice"):
+def test_maps_of_other_class_tables_are_compared_by_class_name(tmp_path: Path) -> None:
+    # the reference's codes mean other classes (1 = Maize, 2 = Soybean) and it has one the run lacks (Rice)
+    run = write_maps(tmp_path / "run", np.array([[1, 1, 2, 2]]))                      # Soybean Soybean Maize Maize
+    ref = write_maps(tmp_path / "ref", np.array([[2, 2, 1, 3]]), ("no reference", "Maize", "Soybean", "Rice"))
+    row = agreement_estimates(run, [ref], [DATE])[0]
+    assert row["estimated_oa"] == pytest.approx(0.75)             # the Rice pixel is a disagreement
+    assert row["estimated_f1"] == pytest.approx((1.0 + 2 / 3 + 0.0) / 3)   # Soybean, Maize, Rice (in the reference)
+    other = write_maps(tmp_path / "other", np.ones((1, 4)), ("no reference", "Rice", "Beans"))
+    with pytest.raises(ConfigError, match="none in common"):
         agreement_estimates(run, [other], [DATE])
 
 

@@ -27,9 +27,11 @@ from tropicrop.layout import PredictionLayout
 from tropicrop.metrics import scores_from_confusion
 
 
-def agreement_confusion(run_map: Path, reference_map: Path, classes: int, mask: np.ndarray | None = None) -> np.ndarray:
-    """(classes, classes) int64 counts, rows the reference map's code, columns the run map's, over the pixels
-    both map (code > 0) and ``mask`` (H, W) bool keeps; read window by window. Code 0 stays row/column 0."""
+def agreement_confusion(run_map: Path, reference_map: Path, run_codes: np.ndarray, reference_codes: np.ndarray,
+                        classes: int, mask: np.ndarray | None = None) -> np.ndarray:
+    """(classes, classes) int64 counts, rows the reference map's class, columns the run map's, over the pixels
+    both map (code > 0) and ``mask`` (H, W) bool keeps; each map's codes are translated to the shared class
+    index by ``run_codes`` / ``reference_codes`` (256,); read window by window. Index 0 stays row/column 0."""
     cm = np.zeros((classes, classes), np.int64)
     with rasterio.open(run_map) as run, rasterio.open(reference_map) as ref:
         if (run.width, run.height) != (ref.width, ref.height):
@@ -40,19 +42,26 @@ def agreement_confusion(run_map: Path, reference_map: Path, classes: int, mask: 
             both = (a > 0) & (b > 0)
             if mask is not None:
                 both &= mask[window.toslices()]
-            index = b[both].astype(np.int64) * classes + a[both].astype(np.int64)
+            index = reference_codes[b[both]].astype(np.int64) * classes + run_codes[a[both]]
             cm += np.bincount(index, minlength=classes * classes).reshape(classes, classes)
     return cm
 
 
-def check_same_classes(run_out: Path, reference_out: Path) -> tuple[str, ...]:
-    """The class names both prediction folders map; ConfigError naming the reference when they differ (its
-    codes would mean other classes, and every pixel would count as a disagreement)."""
+def shared_classes(run_out: Path, reference_out: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The classes of both prediction folders by name (the run's first, then the reference's others) and, per
+    folder, a (256,) lookup from its map codes to that list; a class only one of them maps counts as a
+    disagreement wherever it is mapped. ConfigError naming the reference when they share no class."""
     names, theirs = read_class_names(run_out), read_class_names(reference_out)
-    if names != theirs:
+    if not set(names[1:]) & set(theirs[1:]):
         raise ConfigError(None, f"reference {reference_out} maps classes {list(theirs[1:])}, the run "
-                          f"{list(names[1:])}", "give a reference run trained with the same class table")
-    return names
+                          f"{list(names[1:])}: none in common", "give a reference run of the same classes")
+    union = [*names, *(n for n in theirs[1:] if n not in names)]
+    lookups = []
+    for table in (names, theirs):
+        lookup = np.zeros(256, np.int64)
+        lookup[1:len(table)] = [union.index(n) for n in table[1:]]
+        lookups.append(lookup)
+    return union, lookups[0], lookups[1]
 
 
 def agreement_estimates(run_out: Path, reference_outs: Sequence[Path], dates: Sequence[dt.date],
@@ -61,17 +70,16 @@ def agreement_estimates(run_out: Path, reference_outs: Sequence[Path], dates: Se
     each folder of ``reference_outs`` and averaged over them (NaN for a date no reference maps)."""
     if not reference_outs:
         raise ConfigError(None, "no reference run", "the agreement estimate needs another run of the same year")
-    tables = [check_same_classes(run_out, ref) for ref in reference_outs]  # every reference checked
-    names = tables[0]
+    tables = [shared_classes(run_out, ref) for ref in reference_outs]  # every reference checked first
     rows = []
     for d in dates:
         oa, f1 = [], []
-        for ref in reference_outs:
+        for ref, (names, run_codes, ref_codes) in zip(reference_outs, tables, strict=True):
             ref_map = PredictionLayout(ref).map(d)
             if not ref_map.is_file():
                 continue
-            scores = scores_from_confusion(agreement_confusion(PredictionLayout(run_out).map(d), ref_map,
-                                                               len(names), mask))
+            cm = agreement_confusion(PredictionLayout(run_out).map(d), ref_map, run_codes, ref_codes, len(names), mask)
+            scores = scores_from_confusion(cm)
             oa.append(scores.oa)
             f1.append(scores.macro_f1)
         rows.append({"date": d.isoformat(), "estimated_oa": float(np.mean(oa)) if oa else float("nan"),
