@@ -144,7 +144,9 @@ def test_the_ensemble_is_the_mean_of_its_members_calibrated_probabilities(tiny_p
         mapped = codes > 0
         # the uncalibrated twin's mean (renormalised, at 1/255) is the members' mean within rounding ...
         assert np.abs(read(uncal.probabilities(date)) - expected)[:, mapped].max() <= 2.0
-        assert (codes[mapped] == expected.argmax(axis=0)[mapped] + 1).mean() > 0.99   # argmax (ties aside)
+        top2 = np.sort(expected, axis=0)[-2:]
+        clear = mapped & (top2[1] - top2[0] > 2.0)       # ties within the members' 1/255 rounding aside
+        assert clear.any() and (codes[clear] == expected.argmax(axis=0)[clear] + 1).all()   # the argmax
         # ... its map is the calibrated ensemble's, and the written probabilities carry the stored temperature
         assert np.array_equal(read(uncal.map(date))[0], codes)
         powered = np.maximum(expected / PROB_SCALE, FLOOR) ** (1 / temperature)

@@ -29,7 +29,7 @@ import rasterio
 import torch
 from rasterio.windows import Window
 
-from tropicrop.calibration import expected_calibration_error, fit_temperature
+from tropicrop.calibration import DEFAULT_OBJECTIVE, expected_calibration_error, fit_temperature
 from tropicrop.inference.mapfiles import NODATA, PROB_SCALE
 from tropicrop.io.files import write_json
 from tropicrop.layout import PredictionLayout, RunLayout
@@ -140,7 +140,8 @@ def fit_ensemble(folders: Sequence[Path], validation: dict[dt.date, tuple[Window
     """The ensemble's temperature on its validation pixels, with the validation ECE before and after."""
     z, y = validation_log_probabilities(folders, validation)
     t = fit_temperature(z, y) if len(y) else 1.0
-    record: dict[str, Any] = {"temperature": t, "val_pixels": len(y), "ece_before": None, "ece_after": None,
+    record: dict[str, Any] = {"temperature": t, "objective": DEFAULT_OBJECTIVE, "val_pixels": len(y),
+                              "ece_before": None, "ece_after": None,
                               "val_dates": [d.isoformat() for d in validation]}
     if len(y):
         for key, temp in (("ece_before", 1.0), ("ece_after", t)):

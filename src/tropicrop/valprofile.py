@@ -2,7 +2,8 @@
 ``tropicrop check`` estimate accuracy on a new scene without labels.
 
 Right after training, every network (and every LightGBM booster) is run on its validation pixels; a
-temperature is fitted on their logits (:func:`tropicrop.calibration.fit_temperature`; the booster's
+temperature is fitted on their logits (:func:`tropicrop.calibration.fit_temperature`, minimising the
+validation ECE by default; the booster's
 log-probabilities serve as logits) and, with the calibrated probabilities, the net's profile is counted:
 per predicted class and confidence level (whole percent, as in the confidence layer) how many validation
 pixels there are and how many are right, the validation confusion matrix, and per target month the
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tropicrop.calibration import expected_calibration_error, fit_temperature
+from tropicrop.calibration import DEFAULT_OBJECTIVE, expected_calibration_error, fit_temperature
 from tropicrop.errors import RunError
 from tropicrop.io.files import write_json
 from tropicrop.reliability import LEVELS, Reliability, confidence_levels
@@ -51,6 +52,7 @@ class ValProfile:
     right_by_class: np.ndarray
     confusion: np.ndarray
     months: dict[int, Reliability]
+    objective: str = "nll"  # what the temperature minimised (files written before the choice: nll)
 
     @property
     def reliability(self) -> Reliability:
@@ -63,8 +65,8 @@ class ValProfile:
 
     def to_dict(self) -> dict[str, Any]:
         rel = self.reliability
-        return {"temperature": self.temperature, "val_pixels": self.pixels, "ece_before": self.ece_before,
-                "ece_after": self.ece_after, "val_accuracy": rel.accuracy,
+        return {"temperature": self.temperature, "objective": self.objective, "val_pixels": self.pixels,
+                "ece_before": self.ece_before, "ece_after": self.ece_after, "val_accuracy": rel.accuracy,
                 "by_class": self.by_class.tolist(), "right_by_class": self.right_by_class.tolist(),
                 "confusion": self.confusion.tolist(),
                 "months": {str(m): r.to_dict() for m, r in sorted(self.months.items())}}
@@ -81,7 +83,8 @@ class ValProfile:
         if not temperature > 0:
             raise ValueError(f"temperature {temperature} is not positive")
         months = {int(m): Reliability.from_dict(r) for m, r in dict(data.get("months", {})).items()}
-        return cls(temperature, float(data["ece_before"]), float(data["ece_after"]), by_class, right, confusion, months)
+        return cls(temperature, float(data["ece_before"]), float(data["ece_after"]), by_class, right, confusion, months,
+                   str(data.get("objective", "nll")))
 
 
 def build_profile(logits: np.ndarray, labels: np.ndarray, months: np.ndarray, seed: int = 0) -> ValProfile:
@@ -111,7 +114,7 @@ def build_profile(logits: np.ndarray, labels: np.ndarray, months: np.ndarray, se
         per_month[int(m)] = rel
     before = expected_calibration_error(raw.max(axis=1), right) if len(labels) else float("nan")
     after = expected_calibration_error(conf, right) if len(labels) else float("nan")
-    return ValProfile(t, before, after, by_class, right_by_class, confusion, per_month)
+    return ValProfile(t, before, after, by_class, right_by_class, confusion, per_month, DEFAULT_OBJECTIVE)
 
 
 def network_logits(forward: Callable[[dict[str, torch.Tensor]], torch.Tensor],
