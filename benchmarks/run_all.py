@@ -99,6 +99,12 @@ BENCHMARKS: dict[str, Benchmark] = {
     "few_labels.py": Benchmark(  # after adaptation.py, which trains the year-A network it fine-tunes
         ["--exp", str(ADAPT_OUT / "all"), "--scene", str(ADAPT_DATA / "all" / "lem1920"), "--k", "1,3,10"],
         ["--exp", str(ADAPT_OUT / "all"), "--scene", str(ADAPT_DATA / "all" / "lem1920"), "--k", "1"]),
+    "temperature_objective.py": Benchmark(  # the objective of the temperature fit, on the quick run's own scene
+        ["--runs", f"quick={QUICK_RUN}", "--scene", str(TINY / "lem1920")],
+        ["--runs", f"quick={QUICK_RUN}", "--scene", str(TINY / "lem1920")], setup=RUN_SETUP),
+    "experiment_seeds.py": Benchmark(  # after adaptation.py: Table 4 of its experiment, agreement estimates added
+        ["--folders", f"adaptation:0={ADAPT_OUT / 'all'}", "--results", "experiment_seeds_adaptation"],
+        ["--folders", f"adaptation:0={ADAPT_OUT / 'all'}", "--results", "experiment_seeds_adaptation"]),
 }
 # with a GPU, model_throughput.py measures it as well; inference.py runs a second time on it
 GPU_BENCHMARKS: dict[str, Benchmark] = {
