@@ -72,9 +72,11 @@ def test_the_references_are_the_other_models_of_the_same_year() -> None:
     records = [{"name": "booster B", "train_on": "b"}, {"name": "net B", "train_on": "b"},
                {"name": "net A", "train_on": "a"}, {"name": "booster A", "train_on": "a"},
                {"name": "net A adapted", "train_on": "a", "adapt": {"base": "net A"}},
-               {"name": "ensemble A", "train_on": "a", "mode": "ensemble"}]
+               {"name": "ensemble A", "train_on": "a", "mode": "ensemble"},
+               {"name": "net A fine-tuned on B", "train_on": "a", "adapt": {"base": "net A", "parcels": 10}}]
     names = {r["name"]: [x["name"] for x in agreement_references(r, records)] for r in records}
     assert names["net B"] == ["booster B"]
+    assert names["net A fine-tuned on B"] == ["booster B", "net B"]   # it learnt from year B's labels
     assert names["net A"] == ["booster A"]       # not the adapted run nor the ensemble: not models of their own
     assert names["net A adapted"] == ["booster A"]   # not its own base: the same model
 

@@ -245,12 +245,18 @@ def approach_calibration(run_dir: Path, pred_dir: Path, result: Any) -> dict[str
     return record
 
 
+def learnt_year(record: dict[str, Any]) -> str:
+    """The year whose labels a record's model learnt from: ``b`` for a run fine-tuned on year-B parcels
+    (its base was trained on A), else the year it was trained on."""
+    return "b" if (record.get("adapt") or {}).get("parcels") else str(record["train_on"])
+
+
 def agreement_references(record: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The approaches a record's maps are scored against for the agreement estimate: every other approach
-    trained on the same year that trains a model of its own (no ensemble, no adapted run), less the base of an
-    adapted record (the same model)."""
+    that learnt from the same year's labels and trains a model of its own (no ensemble, no adapted run), less
+    the base of an adapted record (the same model)."""
     base = (record.get("adapt") or {}).get("base")
-    return [r for r in records if r is not record and r["train_on"] == record["train_on"] and r["name"] != base
+    return [r for r in records if r is not record and learnt_year(r) == learnt_year(record) and r["name"] != base
             and r.get("mode") != "ensemble" and "adapt" not in r]
 
 
