@@ -109,12 +109,19 @@ def versus_booster(setting: str, seeds: list[str], runs: list[list[dict[str, Any
     return figures
 
 
+def _midpoint(record: dict[str, Any]) -> float | None:
+    """The mean of the confidence and the agreement estimates (they err in opposite directions)."""
+    a, b = record.get("estimated_f1"), (record.get("agreement") or {}).get("estimated_f1")
+    return None if a is None or b is None else (a + b) / 2
+
+
 def estimate_errors(rows: list[tuple[str, dict[str, Any]]]) -> list[Figure]:
     """Mean |estimated - true| F1 of each estimator, per role, over the (setting, record) rows given."""
     figures = []
     for role in ("same-year", "cross-year"):
         for label, get in (("confidence (DoC)", lambda r: r.get("estimated_f1")),
-                           ("agreement", lambda r: (r.get("agreement") or {}).get("estimated_f1"))):
+                           ("agreement", lambda r: (r.get("agreement") or {}).get("estimated_f1")),
+                           ("mean of the two (not chosen)", _midpoint)):
             errors = [abs(get(r) - r["f1"]) for _, r in rows
                       if role_of(r) == role and get(r) is not None and math.isfinite(get(r))]
             if not errors:
