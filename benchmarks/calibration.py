@@ -204,12 +204,14 @@ def add_agreement(rows: list[dict[str, Any]], works: dict[str, Path], dates: lis
     against those of the other approaches trained on the same year (not adapted ones, nor its own base), as
     ``check --against`` and the experiment do."""
     from tropicrop.agreement import agreement_estimates
+    from tropicrop.experiments import agreement_references
 
     year = {name: on for name, _, _, _, on, _ in APPROACHES}
-    for row in rows:
-        base = ADAPTED_FROM.get(row["approach"], ("",))[0]
-        refs = [r["approach"] for r in rows if r is not row and year[r["approach"]] == year[row["approach"]]
-                and r["approach"] != base and r["approach"] not in ADAPTED_FROM]
+    records = [{"name": r["approach"], "train_on": year[r["approach"]],  # the experiment's record fields it reads
+                **({"adapt": {"base": ADAPTED_FROM[r["approach"]][0]}} if r["approach"] in ADAPTED_FROM else {})}
+               for r in rows]
+    for row, record in zip(rows, records, strict=True):
+        refs = [r["name"] for r in agreement_references(record, records)]
         if not refs:
             continue
         est = agreement_estimates(works[row["approach"]] / "temperature", [works[r] / "temperature" for r in refs],

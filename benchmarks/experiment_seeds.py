@@ -36,12 +36,12 @@ from results_file import Figure, write_results
 
 
 def role_of(record: dict[str, Any]) -> str:
-    """``ensemble``, ``same-year`` (reads year-B labels) or ``cross-year``."""
+    """``ensemble``, ``same-year`` (learnt from year-B labels) or ``cross-year``."""
+    from tropicrop.experiments import learnt_year
+
     if record.get("mode") == "ensemble":
         return "ensemble"
-    if record["train_on"] == "b" or (record.get("adapt") or {}).get("parcels"):
-        return "same-year"
-    return "cross-year"
+    return "same-year" if learnt_year(record) == "b" else "cross-year"
 
 
 def load_folder(path: Path) -> list[dict[str, Any]]:

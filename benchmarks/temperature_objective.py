@@ -20,7 +20,6 @@ import datetime as dt
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -39,7 +38,7 @@ def validation_temperatures(run_dir: Path) -> dict[dt.date | None, dict[str, flo
     from tropicrop.models.loading import network_from_checkpoint
     from tropicrop.runfiles import RETRAIN, load_checkpoint, read_class_table, read_normalizer
     from tropicrop.trainingdata import prepare_data, scenes_eval_batches
-    from tropicrop.valprofile import network_logits
+    from tropicrop.valprofile import validation_logits
 
     run = RunLayout(run_dir)
     cfg = load_config(TrainConfig, run.config)
@@ -53,13 +52,7 @@ def validation_temperatures(run_dir: Path) -> dict[dt.date | None, dict[str, flo
         model = network_from_checkpoint(ckpt, checkpoint, classes, cfg.model.name, cfg.model.options).eval()
         targets = [[date]] if date else [list(s.targets) for s in data.scenes]
         ds = scenes_eval_batches(data, targets, 32, cfg.data.patch_size, cfg.seed, cfg.data.val_limit)
-
-        def batches(ds: Any = ds) -> Any:
-            for part in ds.datasets:
-                for n in range(len(part)):
-                    yield part.batches[n][0], part[n]
-
-        z, y, _ = network_logits(lambda b, m=model: m(b["images"], b["doy"], b["valid"]), batches())
+        z, y, _ = validation_logits(model, ds)
         zt = torch.as_tensor(z, dtype=torch.float64)
         row = {"pixels": float(len(y))}
         for objective in (*OBJECTIVES, "none"):

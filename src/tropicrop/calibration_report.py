@@ -47,8 +47,8 @@ def calibration_lines(out: Path, records: Sequence[dict[str, Any]]) -> list[str]
              "estimator, calibrated on the validation set), from year B's images only, over every mapped pixel of "
              "the scene; adapted rows too (self-training raises confidence by construction: compare its estimate "
              "with its true F1). Agreement F1 / OA: `tropicrop check --against`, the approach's year-B map scored "
-             "against the maps of the other approaches trained on the same year (no ensemble or adapted run), "
-             "averaged; it sees a year shift that confidence misses.", "",
+             "against the maps of the other approaches that learnt from the same year's labels (no ensemble or adapted "
+             "run), averaged; it sees a year shift that confidence misses.", "",
              "| approach | role | ECE | Brier | acc. 50 % (%) | acc. 80 % (%) | acc. 100 % (%) | F1 (%) | "
              "est. F1 (%) | agreement F1 (%) | OA (%) | est. OA (%) | agreement OA (%) | months unlike training |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]

@@ -254,7 +254,9 @@ def learnt_year(record: dict[str, Any]) -> str:
 def agreement_references(record: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The approaches a record's maps are scored against for the agreement estimate: every other approach
     that learnt from the same year's labels and trains a model of its own (no ensemble, no adapted run), less
-    the base of an adapted record (the same model)."""
+    the base of an adapted record (the same model); none for an ensemble (it is no model of its own)."""
+    if record.get("mode") == "ensemble":
+        return []
     base = (record.get("adapt") or {}).get("base")
     return [r for r in records if r is not record and learnt_year(r) == learnt_year(record) and r["name"] != base
             and r.get("mode") != "ensemble" and "adapt" not in r]
@@ -267,7 +269,7 @@ def add_agreement(out: Path, records: list[dict[str, Any]]) -> None:
 
     exp = ExperimentLayout(out)
     for record in records:
-        refs = agreement_references(record, records) if record.get("mode") != "ensemble" else []
+        refs = agreement_references(record, records)
         agreement = None
         if refs:
             dates = [dt.date.fromisoformat(d["date"]) for d in record["per_date"]]

@@ -167,9 +167,9 @@ def read_temperature(net_dir: Path, calibration: str = "temperature") -> float:
     return profile.temperature
 
 
-def profile_network(module: torch.nn.Module, dataset: Any, seed: int = 0) -> ValProfile:
+def validation_logits(module: torch.nn.Module, dataset: Any) -> tuple[np.ndarray, ...]:
     """Run ``module`` (its forward: images, doy, valid -> logits) on validation ``dataset`` (a ConcatDataset
-    of :class:`~tropicrop.windows.EvalBatches`) and build its profile."""
+    of :class:`~tropicrop.windows.EvalBatches`): the logits, labels and months of :func:`network_logits`."""
     module.eval()
     device = next(module.parameters()).device
 
@@ -178,5 +178,10 @@ def profile_network(module: torch.nn.Module, dataset: Any, seed: int = 0) -> Val
             for n in range(len(part)):
                 yield part.batches[n][0], {k: v.to(device) for k, v in part[n].items()}
 
-    z, y, m = network_logits(lambda b: module(b["images"], b["doy"], b["valid"]), batches())
+    return network_logits(lambda b: module(b["images"], b["doy"], b["valid"]), batches())
+
+
+def profile_network(module: torch.nn.Module, dataset: Any, seed: int = 0) -> ValProfile:
+    """The profile of ``module`` on validation ``dataset`` (see :func:`validation_logits`)."""
+    z, y, m = validation_logits(module, dataset)
     return build_profile(z, y, m, seed)
