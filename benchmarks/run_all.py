@@ -60,6 +60,7 @@ RUN_SETUP = [synth(TINY, "--preset", "tiny", "--seed", "0"),
 ADAPT_OUT, ADAPT_DATA = OUT / "adaptation", OUT / "adaptation-data"
 
 BENCHMARKS: dict[str, Benchmark] = {
+    "allocator.py": Benchmark([], ["--epochs", "2"]),
     "model_throughput.py": Benchmark(["--steps", "10"], ["--steps", "3", "--warmup", "1", "--threads", "1"]),
     "training.py": Benchmark(["--size", "256", "--steps", "30", "--epochs", "2"],
                              ["--size", "128", "--steps", "10", "--epochs", "1"]),

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable, Sequence
 
 from tropicrop import __version__
+from tropicrop.allocator import keep_freed_memory
 from tropicrop.cli import adapt, data, evaluate, experiment, predict, train
 from tropicrop.cli.common import Handler, SubParsers, run_handler
 
@@ -64,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tropicrop`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
+    keep_freed_memory()  # 20-25 % off a CPU training step (tropicrop.allocator)
     handler: Handler = args.func
     return run_handler(handler, args)
 
