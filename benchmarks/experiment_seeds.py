@@ -9,7 +9,7 @@ its year-B maps (:func:`tropicrop.experiments.add_agreement`; folders run before
 and spread over seeds of F1, OA and ECE; per seed, the best same-year network approach against the
 same-year booster and the best cross-year network approach against the cross-year booster; and the mean
 absolute error of each label-free estimate of F1 (``check``'s confidence estimate, DoC; the agreement with
-the other approaches of the same year).
+the other approaches of the same year; their midpoint, ``check --against``'s default).
 
 Roles come from the records: ``lightgbm`` is a booster, an ensemble is reported beside, a run that read
 year-B labels (trained on B, or adapted with B's parcels) is same-year, the rest cross-year. The best
@@ -110,9 +110,15 @@ def versus_booster(setting: str, seeds: list[str], runs: list[list[dict[str, Any
 
 
 def _midpoint(record: dict[str, Any]) -> float | None:
-    """The mean of the confidence and the agreement estimates (they err in opposite directions)."""
-    a, b = record.get("estimated_f1"), (record.get("agreement") or {}).get("estimated_f1")
-    return None if a is None or b is None else (a + b) / 2
+    """``check --against``'s default: the mean of the confidence and agreement estimates (the record's
+    own, or computed for a folder written before it existed)."""
+    from tropicrop.agreement import midpoint
+
+    agreement = record.get("agreement") or {}
+    if "midpoint_f1" in agreement:
+        return float(agreement["midpoint_f1"])
+    value = midpoint(record.get("estimated_f1"), agreement.get("estimated_f1"))
+    return None if math.isnan(value) else value
 
 
 def estimate_errors(rows: list[tuple[str, dict[str, Any]]]) -> list[Figure]:
@@ -121,7 +127,7 @@ def estimate_errors(rows: list[tuple[str, dict[str, Any]]]) -> list[Figure]:
     for role in ("same-year", "cross-year"):
         for label, get in (("confidence (DoC)", lambda r: r.get("estimated_f1")),
                            ("agreement", lambda r: (r.get("agreement") or {}).get("estimated_f1")),
-                           ("mean of the two (not chosen)", _midpoint)):
+                           ("midpoint", _midpoint)):
             errors = [abs(get(r) - r["f1"]) for _, r in rows
                       if role_of(r) == role and get(r) is not None and math.isfinite(get(r))]
             if not errors:

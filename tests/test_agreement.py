@@ -106,10 +106,18 @@ def test_check_against_another_run_reads_no_label(two_year_a_runs: tuple[Path, P
     monkeypatch.setattr(Scene, "read_split", refuse)
     assert main(["check", str(run), str(year_b), "--against", str(other), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["estimator"] == "agreement" and result["against"] == [str(other)]
+    assert result["estimator"] == "midpoint" and result["against"] == [str(other)]
     assert 0 <= result["estimated_f1"] <= 1 and 0 <= result["estimated_oa"] <= 1
-    assert {"confidence_f1", "shift"} <= set(result["dates"][0])      # the confidence figures stay beside it
-    itself = check_run(run, year_b, against=[run], tile=16).to_dict()  # a run against itself: full agreement
+    for d in result["dates"]:  # the midpoint of the two estimates, both kept beside it
+        for key in ("f1", "oa"):
+            assert d[f"estimated_{key}"] == pytest.approx((d[f"confidence_{key}"] + d[f"agreement_{key}"]) / 2)
+    assert result["estimated_f1"] == pytest.approx((result["confidence_f1"] + result["agreement_f1"]) / 2)
+    assert "shift" in result["dates"][0]
+    itself = check_run(run, year_b, against=[run], tile=16, estimator="agreement").to_dict()  # full agreement
     assert itself["estimated_oa"] == 1.0 and itself["estimated_f1"] == 1.0
+    assert itself["agreement_f1"] == 1.0
+    for estimator in ("agreement", "midpoint"):
+        with pytest.raises(ConfigError, match="--against"):
+            check_run(run, year_b, estimator=estimator)
     with pytest.raises(ConfigError, match="--against"):
-        check_run(run, year_b, estimator="agreement")
+        check_run(run, year_b, estimator="atc", against=[other])

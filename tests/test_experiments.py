@@ -62,6 +62,8 @@ def test_experiment_runs_the_three_approaches_and_writes_the_report(tiny_pair: P
     # calibration: an ECE per approach in table4.csv (a fraction, like f1), reliability diagrams, check's estimates
     assert all(0 <= float(r["ece"]) <= 1 and 0 <= float(r["estimated_f1"]) <= 1 for r in table4)
     assert all(0 <= float(r["agreement_f1"]) <= 1 for r in table4)  # each has a partner of its year
+    for r in table4:  # check --against's default: the midpoint of the confidence and agreement estimates
+        assert float(r["midpoint_f1"]) == pytest.approx((float(r["estimated_f1"]) + float(r["agreement_f1"])) / 2, abs=2e-6)
     baseline_1 = json.loads((out / "approaches" / "baseline-1.json").read_text())
     assert baseline_1["agreement"]["references"] == ["LightGBM"]
     assert "Calibration and accuracy estimated without labels" in report

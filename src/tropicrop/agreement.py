@@ -9,6 +9,12 @@ share of pixels where they agree estimates OA, the macro F1 against it estimates
 the reference maps), averaged over the references. This is the disagreement estimate of generalisation
 error (Jiang et al. 2022, "Assessing generalization of SGD via disagreement"; Baek et al. 2022,
 "Agreement-on-the-line"). It reads no label; it needs a second run trained on the same year.
+
+The two label-free estimates err in opposite directions across a year shift: the confidence estimate reads
+high (year A's confidence carried into year B), agreement reads low (the reference models are wrong too,
+and every pixel where they are counts against the run). :func:`midpoint` is their mean, the estimate
+``check --against`` reports by default: chosen on four experiment folders (the demo pair at seeds 0 and 1,
+the few-fields pair at seeds 1 and 2) before the two it is reported on were run (docs: confidence guide).
 """
 
 from __future__ import annotations
@@ -25,6 +31,17 @@ from tropicrop.errors import ConfigError, RunError
 from tropicrop.evaluation import read_class_names
 from tropicrop.layout import PredictionLayout
 from tropicrop.metrics import scores_from_confusion
+
+MIDPOINT = "midpoint"
+"""The estimator reporting the mean of the confidence and the agreement estimates (:func:`midpoint`)."""
+
+
+def midpoint(confidence: float | None, agreement: float | None) -> float:
+    """The mean of a confidence estimate and an agreement estimate of the same figure (F1 or OA); NaN
+    where either is missing."""
+    if confidence is None or agreement is None:
+        return float("nan")
+    return (confidence + agreement) / 2
 
 
 def agreement_confusion(run_map: Path, reference_map: Path, run_codes: np.ndarray, reference_codes: np.ndarray,

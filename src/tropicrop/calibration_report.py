@@ -48,17 +48,21 @@ def calibration_lines(out: Path, records: Sequence[dict[str, Any]]) -> list[str]
              "the scene; adapted rows too (self-training raises confidence by construction: compare its estimate "
              "with its true F1). Agreement F1 / OA: `tropicrop check --against`, the approach's year-B map scored "
              "against the maps of the other approaches that learnt from the same year's labels (no ensemble or adapted "
-             "run), averaged; it sees a year shift that confidence misses.", "",
+             "run), averaged; it sees a year shift that confidence misses. Midpoint: the mean of the two, `check "
+             "--against`'s default (across a year shift the confidence estimate reads high and agreement low).", "",
              "| approach | role | ECE | Brier | acc. 50 % (%) | acc. 80 % (%) | acc. 100 % (%) | F1 (%) | "
-             "est. F1 (%) | agreement F1 (%) | OA (%) | est. OA (%) | agreement OA (%) | months unlike training |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "est. F1 (%) | agreement F1 (%) | midpoint F1 (%) | OA (%) | est. OA (%) | agreement OA (%) | "
+             "midpoint OA (%) | months unlike training |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     figures = []
     for r in rated:
         agree = r.get("agreement") or {}
         lines.append(f"| {r['name']} | {r.get('role') or ''} | {r['ece']:.3f} | {r['brier']:.3f} | "
                      f"{_pct(r.get('acc_at_50'))} | {_pct(r.get('acc_at_80'))} | {_pct(r.get('acc_at_100'))} | "
                      f"{_pct(r['f1'])} | {_pct(r.get('estimated_f1'))} | {_pct(agree.get('estimated_f1'))} | "
+                     f"{_pct(agree.get('midpoint_f1'))} | "
                      f"{_pct(r['oa'])} | {_pct(r.get('estimated_oa'))} | {_pct(agree.get('estimated_oa'))} | "
+                     f"{_pct(agree.get('midpoint_oa'))} | "
                      f"{', '.join(r.get('shifted_months') or []) or '-'} |")
         counts = _counts(out, r["slug"])
         if counts is not None and counts.pixels:

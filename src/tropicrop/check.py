@@ -6,9 +6,10 @@ folder; the maps and confidence layers are counted per mapped class and confiden
 profile, and a shift statistic per date. No label of the scene is read (the scene's manifest may list
 labelled dates: they only pick the default dates, as for ``predict``).
 
-With ``against`` (other runs trained on the same year), the estimate is the run's agreement with their maps of
-the same pixels instead (:mod:`tropicrop.agreement`): it sees a year shift that confidence misses; the shift
-statistic stays the confidence one.
+With ``against`` (other runs trained on the same year), the run's agreement with their maps of the same
+pixels is measured too (:mod:`tropicrop.agreement`): it sees a year shift that confidence misses. The
+estimate is then, by default, the midpoint of the two (``midpoint``; ``agreement`` reports agreement alone);
+both stay in the result (``confidence_*``, ``agreement_*``), and the shift statistic stays the confidence one.
 
 Sampling (``sample`` < 1): whole prediction tiles are drawn at random, so the cost falls in proportion;
 the estimate is then one of the sampled pixels (its error from sampling is measured in the docs).
@@ -29,6 +30,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from tropicrop.agreement import MIDPOINT, midpoint
 from tropicrop.errors import ConfigError, RunError
 from tropicrop.estimate import (
     DEFAULT_ESTIMATOR,
@@ -49,6 +51,8 @@ from tropicrop.valprofile import ValProfile, read_profile
 CHECK_TILE = 128  # tiles predicted (and sampled) by check
 AGREEMENT = "agreement"
 """The estimator scoring the run's maps against other runs' (:mod:`tropicrop.agreement`)."""
+WITH_REFERENCES = (MIDPOINT, AGREEMENT)
+"""Estimators that need ``against`` (other runs of the same training year)."""
 
 
 @dataclass
@@ -73,7 +77,9 @@ class CheckResult:
                 "validation_f1": self._mean("validation_f1"), "validation_oa": self._mean("validation_oa"),
                 "shift_threshold": SHIFT_THRESHOLD,
                 "shifted_months": sorted({d["date"][:7] for d in self.dates if d["shifted"]}),
-                "against": [str(p) for p in self.against], "dates": self.dates, "seconds": round(self.seconds, 2)}
+                "against": [str(p) for p in self.against], "dates": self.dates, "seconds": round(self.seconds, 2),
+                **({f"{kind}_{key}": self._mean(f"{kind}_{key}") for kind in ("confidence", "agreement")
+                    for key in ("f1", "oa")} if self.against else {})}
 
 
 def read_profiles(run: RunLayout) -> dict[str, ValProfile]:
@@ -148,15 +154,17 @@ def check_run(run_dir: Path, scene: Scene | Path, dates: list[dt.date] | None = 
     """Estimate the OA and macro F1 ``run_dir`` reaches on ``scene`` at ``dates`` (default: as ``predict``),
     from the scene's images only; ``sample`` is the share of the scene's ``tile``-pixel tiles mapped
     ; ``aoi`` (vector or raster) limits the estimate to the fields in it. ``against``: runs of the same
-    training year whose maps the run's are scored against (estimator ``agreement``, the default with them;
-    otherwise :data:`DEFAULT_ESTIMATOR`)."""
+    training year whose maps the run's are scored against (estimator ``midpoint``, the default with them, or
+    ``agreement``; otherwise :data:`DEFAULT_ESTIMATOR`)."""
     from tropicrop.inference import predict_run
 
-    estimator = estimator or (AGREEMENT if against else DEFAULT_ESTIMATOR)
-    if estimator not in (*ESTIMATORS, AGREEMENT):
-        raise ConfigError(None, f"--estimator {estimator!r}", f"use one of {', '.join((*ESTIMATORS, AGREEMENT))}")
-    if estimator == AGREEMENT and not against:
-        raise ConfigError(None, "--estimator agreement without --against", "name a run of the same training year")
+    estimator = estimator or (MIDPOINT if against else DEFAULT_ESTIMATOR)
+    if estimator not in (*ESTIMATORS, *WITH_REFERENCES):
+        raise ConfigError(None, f"--estimator {estimator!r}", f"use one of {', '.join((*ESTIMATORS, *WITH_REFERENCES))}")
+    if estimator in WITH_REFERENCES and not against:
+        raise ConfigError(None, f"--estimator {estimator} without --against", "name a run of the same training year")
+    if against and estimator not in WITH_REFERENCES:
+        raise ConfigError(None, f"--estimator {estimator} with --against", f"use {' or '.join(WITH_REFERENCES)}")
     run = RunLayout(Path(run_dir))
     read_profiles(run)  # a run without profiles fails here, before the prediction
     for other in against:
@@ -180,7 +188,7 @@ def check_run(run_dir: Path, scene: Scene | Path, dates: list[dt.date] | None = 
             refs = [Path(tmp) / f"against{i}" for i in range(len(against))]
             for other, ref in zip(against, refs, strict=True):
                 predict_run(Path(other), scene, ref, mapped, tile=tile, progress=progress, aoi=mask)
-            agreement_into(result, own, refs, mapped)
+            agreement_into(result, own, refs, mapped, estimator)
             result.against = [Path(p) for p in against]
     result.scene, result.sample = scene.root, sample
     result.seconds = time.perf_counter() - start
@@ -205,17 +213,23 @@ def estimate_predictions(run_dir: Path, out: Path, dates: list[dt.date], estimat
     return result
 
 
-def agreement_into(result: CheckResult, own: Path, references: Sequence[Path], dates: list[dt.date]) -> None:
-    """Replace ``result``'s per-date estimates by the agreement with the reference maps (the confidence-based
-    ones stay as ``confidence_f1`` / ``confidence_oa``; the shift statistic is kept)."""
+def agreement_into(result: CheckResult, own: Path, references: Sequence[Path], dates: list[dt.date],
+                   estimator: str = MIDPOINT) -> None:
+    """Add the agreement with the reference maps to ``result``'s dates (``agreement_f1`` / ``agreement_oa``),
+    keep the confidence-based estimates as ``confidence_f1`` / ``confidence_oa``, and make ``estimated_*``
+    their midpoint (``estimator`` ``midpoint``) or the agreement alone (``agreement``); the shift statistic
+    is kept."""
     from tropicrop.agreement import agreement_estimates
 
     by_date = {row["date"]: row for row in agreement_estimates(own, references, dates)}
     for d in result.dates:
         row = by_date[d["date"]]
-        d.update(confidence_f1=d["estimated_f1"], confidence_oa=d["estimated_oa"], estimated_f1=row["estimated_f1"],
-                 estimated_oa=row["estimated_oa"])
-    result.estimator = AGREEMENT
+        d.update(confidence_f1=d["estimated_f1"], confidence_oa=d["estimated_oa"], agreement_f1=row["estimated_f1"],
+                 agreement_oa=row["estimated_oa"])
+        for key in ("f1", "oa"):
+            d[f"estimated_{key}"] = (midpoint(d[f"confidence_{key}"], d[f"agreement_{key}"]) if estimator == MIDPOINT
+                                     else d[f"agreement_{key}"])
+    result.estimator = estimator
 
 
 def format_check(result: dict[str, Any]) -> str:
@@ -228,7 +242,8 @@ def format_check(result: dict[str, Any]) -> str:
              f"{100 * result['validation_f1']:>8.1f}{100 * result['validation_oa']:>8.1f}"]
     shifted = result["shifted_months"]
     if result.get("against"):
-        lines.append(f"estimated by agreement with {', '.join(result['against'])}")
+        how = "the midpoint of confidence and agreement" if result["estimator"] == MIDPOINT else "agreement"
+        lines.append(f"estimated by {how} with {', '.join(result['against'])}")
     lines.append(f"estimator {result['estimator']} on {100 * result['sample']:.0f}% of the scene, "
                  f"{result['seconds']:.1f} s; shift = KS distance of confidence to the validation set's")
     lines.append(f"* unlike the training year (shift > {result['shift_threshold']}): {', '.join(shifted)}"

@@ -264,8 +264,9 @@ def agreement_references(record: dict[str, Any], records: list[dict[str, Any]]) 
 
 def add_agreement(out: Path, records: list[dict[str, Any]]) -> None:
     """``agreement`` of every record that has references: ``check``'s agreement estimate of its F1 and OA on
-    year B (:mod:`tropicrop.agreement`, every mapped pixel, no label read), written into its record file."""
-    from tropicrop.agreement import agreement_estimates
+    year B (:mod:`tropicrop.agreement`, every mapped pixel, no label read) and its midpoint with the
+    record's confidence estimate (``check --against``'s default), written into its record file."""
+    from tropicrop.agreement import agreement_estimates, midpoint
 
     exp = ExperimentLayout(out)
     for record in records:
@@ -277,6 +278,8 @@ def add_agreement(out: Path, records: list[dict[str, Any]]) -> None:
                                        [exp.predictions(r["slug"]).root for r in refs], dates)
             agreement = {"references": [r["name"] for r in refs], "per_date": rows,
                          **{k: float(np.nanmean([row[k] for row in rows])) for k in ("estimated_f1", "estimated_oa")}}
+            agreement.update({f"midpoint_{k}": midpoint(record.get(f"estimated_{k}"), agreement[f"estimated_{k}"])
+                              for k in ("f1", "oa")})
         if record.get("agreement") != agreement:  # a finished record is rewritten only when its references changed
             record["agreement"] = agreement
             write_json(exp.record(record["slug"]), record)
@@ -297,7 +300,7 @@ def write_tables(out: Path, records: list[dict[str, Any]]) -> tuple[Path, Path]:
         w = csv.writer(fh)
         w.writerow(["approach", "f1", "oa", "train_hours", "train_seconds", "nets", "model", "parameters",
                     "predict_seconds", "val_f1", "train_patches", "ece", "brier", "estimated_f1", "estimated_oa",
-                    "agreement_f1", "agreement_oa"])
+                    "agreement_f1", "agreement_oa", "midpoint_f1", "midpoint_oa"])
         for r in records:
             patches = [n.get("train_patches") for n in r.get("net_training", {}).values() if n.get("train_patches") is not None]
             w.writerow([r["name"], f"{r['f1']:.6f}", f"{r['oa']:.6f}", f"{r['train_seconds'] / 3600:.6f}",
@@ -308,7 +311,8 @@ def write_tables(out: Path, records: list[dict[str, Any]]) -> tuple[Path, Path]:
                         "" if not patches else f"{min(patches)}-{max(patches)}" if min(patches) != max(patches)
                         else str(patches[0]),
                         *(_fraction(r.get(k)) for k in ("ece", "brier", "estimated_f1", "estimated_oa")),
-                        *(_fraction((r.get("agreement") or {}).get(k)) for k in ("estimated_f1", "estimated_oa"))])
+                        *(_fraction((r.get("agreement") or {}).get(k))
+                          for k in ("estimated_f1", "estimated_oa", "midpoint_f1", "midpoint_oa"))])
     return per_date, table4
 
 

@@ -62,10 +62,10 @@ def add_check(sub: SubParsers) -> None:
     p.add_argument("scene", help="scene folder to check (its labels are not read)")
     p.add_argument("--dates", help="'all' or YYYY-MM-DD,... (default: as predict)")
     p.add_argument("--sample", type=float, default=1.0, help="share of the scene's tiles to map (default 1: all)")
-    p.add_argument("--estimator", choices=("atc", "confidence", "doc", "agreement"),
-                   help="default: agreement with --against, else doc (see the docs)")
+    p.add_argument("--estimator", choices=("atc", "confidence", "doc", "midpoint", "agreement"),
+                   help="default: midpoint (of doc and agreement) with --against, else doc (see the docs)")
     p.add_argument("--against", action="append", metavar="RUN",
-                   help="another run trained on the same year (repeatable): estimate by agreement with its maps")
+                   help="another run trained on the same year (repeatable): estimate with the agreement with its maps")
     p.add_argument("--aoi", help="estimate on the fields in this vector file or raster mask only")
     p.add_argument("--seed", type=int, default=0, help="seed of the tile sample")
     p.add_argument("--json", action="store_true", help="print JSON (estimated_f1, estimated_oa, dates)")
