@@ -276,10 +276,10 @@ def add_agreement(out: Path, records: list[dict[str, Any]]) -> None:
             dates = [dt.date.fromisoformat(d["date"]) for d in record["per_date"]]
             rows = agreement_estimates(exp.predictions(record["slug"]).root,
                                        [exp.predictions(r["slug"]).root for r in refs], dates)
+            means = {k: float(np.nanmean([row[f"estimated_{k}"] for row in rows])) for k in ("f1", "oa")}
             agreement = {"references": [r["name"] for r in refs], "per_date": rows,
-                         **{k: float(np.nanmean([row[k] for row in rows])) for k in ("estimated_f1", "estimated_oa")}}
-            agreement.update({f"midpoint_{k}": midpoint(record.get(f"estimated_{k}"), agreement[f"estimated_{k}"])
-                              for k in ("f1", "oa")})
+                         **{f"estimated_{k}": v for k, v in means.items()},
+                         **{f"midpoint_{k}": midpoint(record.get(f"estimated_{k}"), v) for k, v in means.items()}}
         if record.get("agreement") != agreement:  # a finished record is rewritten only when its references changed
             record["agreement"] = agreement
             write_json(exp.record(record["slug"]), record)

@@ -175,14 +175,16 @@ def test_cli_predict_with_workers_passes_precision_and_margin(pair: dict[str, Pa
         (pair["single-32"] / "predict.json").read_text())[-1]["margin"]
 
 
-def test_workers_get_allocator_thresholds_for_tensors() -> None:
+def test_workers_get_allocator_thresholds_for_tensors(monkeypatch: pytest.MonkeyPatch) -> None:
     """Dask's nanny freezes glibc's mmap threshold at 128 KiB (MALLOC_TRIM_THRESHOLD_); the worker plugin
     sets thresholds for tile-sized tensors again (1.5x slower blocks without, benchmarks/dask_predict.py)."""
     import ctypes.util
     import platform
 
-    from tropicrop.inference.distributed import malloc_for_tensors
+    from tropicrop.allocator import keep_freed_memory
 
     if platform.system() != "Linux" or "glibc" not in (platform.libc_ver()[0] or "") or not ctypes.util.find_library("c"):
         pytest.skip("glibc only")
-    assert malloc_for_tensors() is True
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")  # what the nanny starts a worker with
+    assert keep_freed_memory() is False                     # a user's own setting is kept by the command
+    assert keep_freed_memory(respect_environment=False) is True  # the worker plugin sets them anyway

@@ -15,7 +15,6 @@ folder is removed once every map of the scene is written. Workers need the run d
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime as dt
 import functools
 import hashlib
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 from distributed import WorkerPlugin
 
+from tropicrop.allocator import keep_freed_memory
 from tropicrop.errors import ConfigError, RunError
 from tropicrop.inference.blocks import Block, Rect, block_maps, plan_blocks, shared_tiles, tile_sums
 from tropicrop.inference.mapfiles import NODATA, Outputs, ScratchMaps, finalise_maps
@@ -157,28 +157,11 @@ def assemble_date(job: Job, slot: int, blocks: Sequence[Block], *done: object) -
     return any_class
 
 
-def malloc_for_tensors() -> bool:
-    """Give glibc's allocator thresholds that suit large temporary tensors; False where libc is not glibc.
-
-    Dask's nanny starts every worker with ``MALLOC_TRIM_THRESHOLD_=65536`` (``distributed.nanny.pre-spawn-
-    environ``). Setting it also freezes glibc's mmap threshold at 128 KiB, so every tile-sized temporary
-    tensor is mapped and unmapped page by page: the same blocks took 26.5 s in a worker against 17.6 s in
-    one process (1.5x), and 18.0 s once the variable was left out. These are the values glibc's own dynamic
-    thresholds reach (32 MiB mmap threshold, trim above twice that)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # mallopt parameters of <malloc.h>
-    mmap_set = libc.mallopt(m_mmap_threshold, 32 * 1024**2)
-    trim_set = libc.mallopt(m_trim_threshold, 64 * 1024**2)  # set even if the first one was refused
-    return bool(mmap_set) and bool(trim_set)
-
-
 class TorchThreads(WorkerPlugin):
     """Worker plugin: the number of threads torch uses in each worker process (one task runs at a time
-    per worker; torch parallelises inside it), and allocator thresholds for tensors
-    (:func:`malloc_for_tensors`); registered by the client, so workers started elsewhere get both too."""
+    per worker; torch parallelises inside it), and glibc's allocator thresholds for tensors, which the nanny's
+    environment had frozen (:mod:`tropicrop.allocator`); registered by the client, so workers started
+    elsewhere get both too."""
 
     name = "tropicrop-torch-threads"
 
@@ -188,7 +171,7 @@ class TorchThreads(WorkerPlugin):
     def setup(self, worker: Any) -> None:
         threads = self.threads or max(1, (os.cpu_count() or 1) // max(1, worker.state.nthreads))
         torch.set_num_threads(threads)
-        malloc_for_tensors()
+        keep_freed_memory(respect_environment=False)
 
 
 @contextlib.contextmanager
