@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tropicrop`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
-    keep_freed_memory()  # 20-25 % off a CPU training step (tropicrop.allocator)
+    keep_freed_memory()  # about 10 % off a CPU training step (tropicrop.allocator)
     handler: Handler = args.func
     return run_handler(handler, args)
 
