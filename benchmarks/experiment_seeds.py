@@ -14,8 +14,8 @@ the other approaches of the same year; their midpoint, ``check --against``'s def
 Roles come from the records: ``lightgbm`` is a booster, an ensemble is reported beside, a run that read
 year-B labels (trained on B, or adapted with B's parcels) is same-year, the rest cross-year. The best
 network approach of a role is the one of the highest mean F1 over the seeds, and so is the booster it is
-set against (chosen on the figures they are judged on: say so when reading them). ``--tuning SETTING:SEED`` names a folder the estimators were chosen
-on: its rows are kept out of the reported errors.
+set against (chosen on the figures they are judged on: say so when reading them). ``--tuning SETTING:SEED,...``
+names the folders the estimators were chosen on: their rows are kept out of the reported errors.
 
 ``python benchmarks/experiment_seeds.py --folders demo:1=runs/i32/demo1/experiment,few-fields:1=... --results NAME``
 """
