@@ -2,8 +2,9 @@
 
 ``tropicrop`` raises glibc's mmap and trim thresholds at start (:mod:`tropicrop.allocator`), so activations
 freed after a training step are reused instead of unmapped and mapped again, zero-filled, at the next one.
-This trains the same per-month Baseline 1 network of ``configs/demo.yaml`` (one target date of a
-``tropicrop synth`` pair at the demo's 256 px, a fixed number of epochs so both runs do the same steps) once
+This trains the per-month Baseline 1 network of ``configs/demo.yaml`` as the experiment configures it (one
+target date of a ``tropicrop synth`` pair at the demo's 256 px, a fixed number of epochs so both runs do the
+same steps) once
 with glibc's defaults and once with the thresholds set, each in a new process, and prints wall time, the
 network's training time, kernel (system) time, minor page faults and peak RSS of each, and whether the two
 trained to the same validation F1 (the settings move memory, never a number).
@@ -19,8 +20,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-
-import yaml
 
 from results_file import Figure, write_results  # benchmarks/ is on sys.path when a script there runs
 
@@ -45,23 +44,24 @@ print(json.dumps({"wall_s": wall, "train_s": net.train_seconds, "val_f1": net.be
 """
 
 
-def demo_net_config(scene: Path, target: str, epochs: int) -> dict:
-    """Baseline 1's settings in configs/demo.yaml for one target date, trained for exactly ``epochs``."""
-    demo = yaml.safe_load(DEMO.read_text())
-    baseline1 = next(a for a in demo["approaches"] if a["name"] == "Baseline 1")
-    train = demo["train"]
-    return {"mode": "per-month", "seed": train["seed"],
-            "data": {**train["data"], "scene": str(scene), "use": "train", "targets": [target],
-                     "other_threshold": demo["other_threshold"]},
-            "model": {"name": baseline1["model"], "options": baseline1["options"]},
-            "optim": train["optim"],
-            "trainer": {**train["trainer"], "min_epochs": epochs, "max_epochs": epochs}}
+def demo_net_config(data: Path, epochs: int, target_index: int, path: Path) -> str:
+    """Write the training config of Baseline 1 in configs/demo.yaml on the pair in ``data`` (as the experiment
+    builds it: shared settings, shared class table) for one target date of year B, trained for exactly
+    ``epochs``, to ``path``; returns the target date."""
+    from tropicrop.config import ExperimentConfig, dump_config, load_config
+    from tropicrop.experiments import shared_class_table
+    from tropicrop.scene import load_scene
 
-
-def scene_dates(scene: Path) -> list[str]:
-    """The labelled dates of a synthetic scene (its scene.yaml)."""
-    meta = yaml.safe_load((scene / "scene.yaml").read_text())
-    return [str(d["date"]) for d in meta["dates"] if "label" in d]
+    scene_a, scene_b = load_scene(data / "lem1718"), load_scene(data / "lem1920")
+    cfg = load_config(ExperimentConfig, DEMO, [f"scenes.a={scene_a.root}", f"scenes.b={scene_b.root}"])
+    baseline1 = next(a for a in cfg.approaches if a.name == "Baseline 1")
+    classes = shared_class_table(cfg, scene_a, scene_b)
+    net = cfg.train_config(baseline1, list(classes.names[1:]))
+    target = scene_b.labelled_dates[target_index]
+    net.data.targets = [target]
+    net.trainer.min_epochs = net.trainer.max_epochs = epochs
+    dump_config(net, path)
+    return target.isoformat()
 
 
 def main() -> None:
@@ -75,10 +75,8 @@ def main() -> None:
         if args.data is None:
             subprocess.run([sys.executable, "-c", "from tropicrop.cli import main; main()", "synth", str(data),
                             "--seed", "0"], check=True, stdout=subprocess.DEVNULL)
-        scene = data / "lem1920"
-        target = scene_dates(scene)[args.target_index]
         config = Path(tmp) / "net.yaml"
-        config.write_text(yaml.safe_dump(demo_net_config(scene, target, args.epochs), sort_keys=False))
+        target = demo_net_config(data, args.epochs, args.target_index, config)
         runs = {}
         for mode in ("default", "keep"):
             out = subprocess.run([sys.executable, "-c", CHILD, mode, str(config), str(Path(tmp) / mode)],

@@ -110,25 +110,13 @@ def versus_booster(setting: str, seeds: list[str], runs: list[list[dict[str, Any
     return figures
 
 
-def _midpoint(record: dict[str, Any]) -> float | None:
-    """``check --against``'s default: the mean of the confidence and agreement estimates (the record's
-    own, or computed for a folder written before it existed)."""
-    from tropicrop.agreement import midpoint
-
-    agreement = record.get("agreement") or {}
-    if "midpoint_f1" in agreement:
-        return float(agreement["midpoint_f1"])
-    value = midpoint(record.get("estimated_f1"), agreement.get("estimated_f1"))
-    return None if math.isnan(value) else value
-
-
 def estimate_errors(rows: list[tuple[str, dict[str, Any]]]) -> list[Figure]:
     """Mean |estimated - true| F1 of each estimator, per role, over the (setting, record) rows given."""
     figures = []
     for role in ("same-year", "cross-year"):
         for label, get in (("confidence (DoC)", lambda r: r.get("estimated_f1")),
                            ("agreement", lambda r: (r.get("agreement") or {}).get("estimated_f1")),
-                           ("midpoint", _midpoint)):
+                           ("midpoint", lambda r: (r.get("agreement") or {}).get("midpoint_f1"))):
             errors = [abs(get(r) - r["f1"]) for _, r in rows
                       if role_of(r) == role and get(r) is not None and math.isfinite(get(r))]
             if not errors:

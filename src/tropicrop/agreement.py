@@ -32,6 +32,8 @@ from tropicrop.evaluation import read_class_names
 from tropicrop.layout import PredictionLayout
 from tropicrop.metrics import scores_from_confusion
 
+AGREEMENT = "agreement"
+"""The estimator scoring a run's maps against other runs' (:func:`agreement_estimates`)."""
 MIDPOINT = "midpoint"
 """The estimator reporting the mean of the confidence and the agreement estimates (:func:`midpoint`)."""
 

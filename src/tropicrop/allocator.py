@@ -3,10 +3,10 @@
 glibc's malloc serves large blocks (above a threshold that starts at 128 KiB) with fresh ``mmap`` pages and
 returns them with ``munmap`` when freed, and trims the top of the heap whenever 128 KiB are free there. A
 training step of the demo's networks allocates and frees activations of tens of MiB, so every step maps,
-zero-fills and unmaps the same memory again: one Baseline 1 net of the demo made 3.1 million page faults in
-6 epochs and spent 8 of its 32 s in the kernel (``benchmarks/allocator.py``). With the mmap threshold at
+zero-fills and unmaps the same memory again: one Baseline 1 net of the demo made 3.8 million page faults in
+6 epochs and spent 9.5 of its 36 s in the kernel (``benchmarks/allocator.py``). With the mmap threshold at
 its maximum (32 MiB) and the trim threshold at twice that, malloc reuses freed blocks: 0.16 million page
-faults, 29 s, the same validation F1 (only where memory comes from changes, never a number). Dask's nanny
+faults, 30 s, the same validation F1 (only where memory comes from changes, never a number). Dask's nanny
 makes it worse in its workers: it starts them with ``MALLOC_TRIM_THRESHOLD_=65536``, which also freezes the
 mmap threshold at 128 KiB (prediction blocks 1.5x slower, ``benchmarks/dask_predict.py``).
 

@@ -30,7 +30,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from tropicrop.agreement import MIDPOINT, midpoint
+from tropicrop.agreement import AGREEMENT, MIDPOINT, midpoint
 from tropicrop.errors import ConfigError, RunError
 from tropicrop.estimate import (
     DEFAULT_ESTIMATOR,
@@ -49,8 +49,6 @@ from tropicrop.scene import Scene, load_scene
 from tropicrop.valprofile import ValProfile, read_profile
 
 CHECK_TILE = 128  # tiles predicted (and sampled) by check
-AGREEMENT = "agreement"
-"""The estimator scoring the run's maps against other runs' (:mod:`tropicrop.agreement`)."""
 WITH_REFERENCES = (MIDPOINT, AGREEMENT)
 """Estimators that need ``against`` (other runs of the same training year)."""
 
