@@ -189,7 +189,10 @@ def prepare_pixels(cfg: Any, data: Any, config_path: Path | None = None) -> Pixe
         shape = part.tensors.labels.shape[-2:]
         # a pixel whose mean filter could reach an unusable (test) pixel is left out, so no test input leaks
         usable = uniform_filter(part.tensors.usable.astype(np.float32), size=opts.looks, mode="nearest") > 0.999
-        areas.append({"train": _patch_pixels(part.train_origins, size, shape) & usable,
+        train = _patch_pixels(part.train_origins, size, shape) & usable
+        if part.held_out is not None:  # data.val_split: fields; no label of a validation field is trained on
+            train &= ~part.held_out
+        areas.append({"train": train,
                       "val": _patch_pixels(part.val_origins, size, shape) & usable})
     return PixelData(opts, images, areas, data.classes.num_classes, np.random.default_rng(cfg.seed))
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from tropicrop.errors import ConfigError, SceneError
 from tropicrop.layout import slug
 from tropicrop.scene import TRAIN, Scene, load_scene
 from tropicrop.windows.datasets import EvalBatches, TrainBatches
+from tropicrop.windows.fields import fields_under, label_fields
 from tropicrop.windows.normalize import Normalizer
 from tropicrop.windows.patches import label_centred_origins, patch_origins, split_validation
 from tropicrop.windows.tensors import SceneTensors, load_scene_tensors
@@ -63,6 +65,7 @@ class SceneData:
     val_origins: np.ndarray
     targets: list[dt.date]
     window: Window
+    held_out: np.ndarray | None = None  # (H, W) bool: labels never trained on (data.val_split: fields)
 
 
 @dataclass
@@ -318,15 +321,17 @@ def prepare_data(cfg: HasData, classes: ClassTable | None = None, normalizer: No
             if normalizer is None:
                 normalizer = Normalizer.fit(scene.read_images(window), mask)
             tensors = load_scene_tensors(scene, classes, normalizer, d.use, d.sequence_length, window, d.test_inputs)
-        train_o, val_o = _origins(cfg, scene, tensors, dates, config_path, seed=cfg.seed + k)
-        parts.append(SceneData(scene, tensors, train_o, val_o, dates, window))
+        train_o, val_o, held_out = _origins(cfg, scene, tensors, dates, config_path, seed=cfg.seed + k)
+        parts.append(SceneData(scene, tensors, train_o, val_o, dates, window, held_out))
     assert normalizer is not None
     return PreparedData(parts, classes, normalizer)
 
 
 def _origins(cfg: HasData, scene: Scene, tensors: SceneTensors, targets: list[dt.date], config_path: Path | None,
-             seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Training and validation patch origins of one scene region (validation in blocks, spatially apart)."""
+             seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Training and validation patch origins of one scene region (validation in blocks, spatially apart),
+    and with ``data.val_split: fields`` the pixels of the fields validation reaches, whose labels training
+    never sees (training patches left with too few other labels are dropped)."""
     d = cfg.data
     labelled = np.asarray((tensors.labels[[tensors.label_dates.index(t) for t in targets]] > 0).any(axis=0))
     if not labelled.any():
@@ -343,4 +348,14 @@ def _origins(cfg: HasData, scene: Scene, tensors: SceneTensors, targets: list[dt
     train_o, val_o = split_validation(origins, d.patch_size, d.val_fraction, seed, d.val_block or None)
     if len(train_o) == 0:
         train_o = origins
-    return train_o, val_o
+    if d.val_split != "fields" or len(val_o) == 0:
+        return train_o, val_o, None
+    held_out = fields_under(label_fields(tensors.labels), val_o, d.patch_size)
+    left = labelled & ~held_out
+    need = max(1, math.ceil(d.min_labelled * d.patch_size**2))
+    p = d.patch_size
+    train_o = train_o[np.array([int(left[r:r + p, c:c + p].sum()) >= need for r, c in train_o], dtype=bool)]
+    if len(train_o) == 0:
+        raise ConfigError(config_path, f"with data.val_split 'fields' the fields under validation patches cover every "
+                          f"training patch of {scene.root}", "lower data.val_fraction or use data.val_split=blocks")
+    return train_o, val_o, held_out

@@ -30,7 +30,8 @@ class TargetDataModule(L.LightningDataModule):
         rank, world = self._rank_world()
         parts = [TrainBatches(s.tensors, s.train_origins, t, c.optim.batch_size, c.data.patch_size, seed=c.seed,
                               balance=c.data.balance, augment=c.data.augment,
-                              every_step=is_sequence_model(MODELS[c.model.name]), doy_shift=c.data.doy_shift)
+                              every_step=is_sequence_model(MODELS[c.model.name]), doy_shift=c.data.doy_shift,
+                              held_out=s.held_out)
                  for s, t in zip(self.data.scenes, self.targets, strict=True) if t]
         sampler = StepSampler(c.trainer.steps_per_epoch, lambda: self.trainer.global_step if self.trainer else 0, rank, world)
         return DataLoader(ScenesTrainBatches(parts, c.seed), batch_size=None, sampler=sampler,

@@ -25,15 +25,17 @@ class TrainBatches(Dataset[dict[str, torch.Tensor]]):
     per-month mode: one date). Patches are drawn from ``origins`` uniformly, or, with ``balance``, with
     probability inversely proportional to the frequency of the rarest class they hold at that date. With
     ``every_step`` batches also hold the labels of every date of the window (``step_labels``).
-    ``doy_shift`` > 0 moves each sample's days of year by one random offset in [-doy_shift, doy_shift]
-    (the shift-augmentation baseline of TimeMatch, Nyborg et al. 2022: a network that has seen its seasons
-    a few weeks early or late depends less on the calendar of its training year).
+    ``held_out`` (H, W) bool marks pixels whose labels are never trained on (validation fields): they are
+    cleared from every batch, the images stay. ``doy_shift`` > 0 moves each sample's days of year by one
+    random offset in [-doy_shift, doy_shift] (the shift-augmentation baseline of TimeMatch, Nyborg et al.
+    2022: a network that has seen its seasons a few weeks early or late depends less on the calendar of its training year).
     """
 
     def __init__(self, data: SceneTensors, origins: np.ndarray, targets: Sequence[dt.date], batch_size: int,
                  patch_size: int, seed: int, balance: bool = False, augment: bool = True, every_step: bool = False,
-                 doy_shift: int = 0) -> None:
+                 doy_shift: int = 0, held_out: np.ndarray | None = None) -> None:
         self.data, self.origins, self.targets = data, origins, list(targets)
+        self.held_out = held_out
         self.batch_size, self.patch_size, self.seed = batch_size, patch_size, seed
         self.augment, self.every_step, self.doy_shift = augment, every_step, doy_shift
         self.weights = {d: self._weights(d) for d in self.targets} if balance else None
@@ -60,12 +62,24 @@ class TrainBatches(Dataset[dict[str, torch.Tensor]]):
         p = self.weights.get(target) if self.weights else None
         pick = rng.choice(len(self.origins), size=self.batch_size, replace=len(self.origins) < self.batch_size, p=p)
         batch = self.data.gather(self.origins[pick], target, self.patch_size, self.every_step)
+        if self.held_out is not None:
+            self._clear_held_out(batch, self.origins[pick])
         if self.augment:
             batch = augment(batch, rng)
         if self.doy_shift > 0:
             offsets = rng.integers(-self.doy_shift, self.doy_shift + 1, size=(self.batch_size, 1))
             batch["doy"] = shift_doy(batch["doy"], torch.from_numpy(offsets))
         return batch
+
+
+    def _clear_held_out(self, batch: dict[str, torch.Tensor], origins: np.ndarray) -> None:
+        """Set the labels of held-out pixels to 0 (no reference) in ``batch``, in place."""
+        assert self.held_out is not None
+        p = self.patch_size
+        hide = torch.from_numpy(np.stack([self.held_out[r:r + p, c:c + p] for r, c in origins]))
+        batch["labels"][hide] = 0
+        if "step_labels" in batch:
+            batch["step_labels"][hide[:, None].expand_as(batch["step_labels"])] = 0
 
 
 class EvalBatches(Dataset[dict[str, torch.Tensor]]):
