@@ -14,7 +14,8 @@ from tropicrop.classical import prepare_pixels
 from tropicrop.errors import ConfigError
 from tropicrop.training import prepare_data
 from tropicrop.training.datamodule import TargetDataModule
-from tropicrop.windows.fields import fields_under, label_fields
+from tropicrop.trainingdata import scenes_eval_batches
+from tropicrop.windows.fields import choose_fields, cover, label_fields, patch_sums
 
 MakeScene = Callable[..., Path]
 
@@ -33,13 +34,33 @@ def test_fields_are_connected_regions_with_one_label_history() -> None:
     assert fields[2].max() == 0 and fields[3, 2] == 0  # unlabelled pixels belong to no field
 
 
-def test_fields_under_patches_are_held_out_whole() -> None:
-    fields = np.zeros((10, 10), dtype=np.int32)
-    fields[:, :5], fields[:, 5:] = 1, 2
-    fields[8:, 8:] = 0
-    held = fields_under(fields, np.array([[0, 3]]), 2)  # a 2x2 patch over columns 3-4: field 1 only
-    np.testing.assert_array_equal(held, fields == 1)
-    assert not fields_under(fields, np.array([[8, 8]]), 2).any()  # over unlabelled pixels: nothing held out
+def fields_under(fields: np.ndarray, origins: np.ndarray, size: int) -> np.ndarray:
+    """Every pixel of every field with a pixel under one of the ``size`` patches at ``origins``."""
+    touched = {int(f) for r, c in origins for f in np.unique(fields[r:r + size, c:c + size])} - {0}
+    return np.isin(fields, list(touched))
+
+
+def test_whole_fields_are_chosen_until_they_hold_the_fraction() -> None:
+    fields = np.repeat(np.arange(1, 11, dtype=np.int32), 10).reshape(10, 10)  # ten rows, one field each
+    labelled = np.ones((10, 10), dtype=bool)
+    held = choose_fields(fields, labelled, 0.25, seed=3)
+    assert held.sum() == 30  # whole fields (rows) until at least a quarter: three of them
+    assert all(held[r].all() or not held[r].any() for r in range(10))
+    np.testing.assert_array_equal(held, choose_fields(fields, labelled, 0.25, seed=3))  # from the seed
+
+
+def test_cover_puts_every_coverable_pixel_under_a_patch() -> None:
+    mask = np.zeros((22, 22), dtype=bool)
+    mask[2:5, 3:15] = True
+    mask[21, 21] = True  # under no candidate patch (origins stop at 12: patches at column 19)
+    origins = np.array([(r, c) for r in range(0, 13, 2) for c in range(0, 13, 2)])
+    chosen = cover(mask, origins, 8)
+    covered = np.zeros_like(mask)
+    for r, c in chosen:
+        covered[r:r + 8, c:c + 8] = True
+    assert covered[2:5, 3:15].all() and not covered[21, 21]
+    assert 2 <= len(chosen) <= 3  # 12 columns need two 8 px patches; greedy may take a third, never more
+    np.testing.assert_array_equal(patch_sums(mask, np.array([[2, 3], [0, 0]]), 8), [3 * 8, 3 * 5])
 
 
 def field_scene(make_scene: MakeScene, seed: int = 0) -> Path:
@@ -74,33 +95,43 @@ def training_labels_in(data_module: TargetDataModule, held_out: np.ndarray, batc
 
 @pytest.mark.parametrize("split", ["blocks", "fields"])
 def test_no_label_of_a_validation_field_is_trained_on(make_scene: MakeScene, split: str) -> None:
-    cfg = quick_config(field_scene(make_scene), **{"data.patch_size": 8, "data.stride": 4, "data.val_fraction": 0.3,
-                                                   "data.val_block": 8, "data.val_split": split,
-                                                   "data.augment": "false"})
+    sets = {"data.patch_size": 8, "data.stride": 4, "data.val_fraction": 0.3, "data.val_block": 8,
+            "data.val_split": split}
+    cfg = quick_config(field_scene(make_scene), **sets, **{"data.augment": "false"})
     data = prepare_data(cfg)
     part = data.scenes[0]
-    fields = label_fields(np.asarray(part.tensors.labels))
-    validation_fields = fields_under(fields, part.val_origins, 8)
-    assert validation_fields.any() and len(part.train_origins)
-    module = TargetDataModule(data, data.scene_targets, cfg)
-    hits = training_labels_in(module, validation_fields, batches=30)
-    booster = prepare_pixels(quick_config(cfg.data.scene, **{"model.name": "lightgbm", "data.patch_size": 8,
-                                                             "data.stride": 4, "data.val_fraction": 0.3,
-                                                             "data.val_block": 8, "data.val_split": split}), data)
+    labels = np.asarray(part.tensors.labels)
+    labelled = (labels > 0).any(axis=0)
+    fields = label_fields(labels)
+    validated = np.zeros(labelled.shape, dtype=bool)  # pixels some validation batch scores
+    batches = scenes_eval_batches(data, data.scene_targets, 32, 8, cfg.seed, 64).datasets[0]
+    for n, (_, origins) in enumerate(batches.batches):
+        scored = batches[n]["labels"].numpy() > 0
+        for k, (r, c) in enumerate(origins):
+            validated[r:r + 8, c:c + 8] |= scored[k]
+    validation_fields = fields_under(fields, part.val_origins, 8) if split == "blocks" else part.held_out
+    assert validated.any() and len(part.train_origins)
+    hits = training_labels_in(TargetDataModule(data, data.scene_targets, cfg), validation_fields, batches=30)
+    booster = prepare_pixels(quick_config(cfg.data.scene, **sets, **{"model.name": "lightgbm"}), data)
     booster_hits = int((booster.areas[0]["train"] & validation_fields).sum())
     if split == "blocks":  # the leak this option closes: fields under validation are trained on
         assert part.held_out is None and hits > 0 and booster_hits > 0
     else:
-        np.testing.assert_array_equal(part.held_out, validation_fields)
+        # whole fields, about 30 % of the labelled pixels; validation scores them (all under a patch) and no other
+        assert validation_fields is not None
+        np.testing.assert_array_equal(validation_fields, fields_under(fields, np.argwhere(validation_fields), 1))
+        assert 0.3 <= validation_fields[labelled].mean() < 0.45
+        np.testing.assert_array_equal(validated, validation_fields & labelled)
+        assert not (booster.areas[0]["val"] & ~validation_fields).any()
         assert hits == 0 and booster_hits == 0
 
 
-def test_fields_that_cover_every_training_patch_are_refused(make_scene: MakeScene) -> None:
+def test_a_field_over_every_training_patch_is_refused(make_scene: MakeScene) -> None:
     h, w = 48, 64
     labels = {d: np.ones((h, w), dtype=np.uint8) for d in DATES[2:]}  # one field over the whole scene
     split = np.ones((h, w), dtype=np.uint8)
     images = np.random.default_rng(0).uniform(-20.0, -8.0, size=(len(DATES), 2, h, w)).astype(np.float32)
     scene = make_scene(images=images, labels=labels, split=split)
     cfg = quick_config(scene, **{"data.patch_size": 8, "data.val_split": "fields"})
-    with pytest.raises(ConfigError, match="val_split 'fields'.*every training patch"):
+    with pytest.raises(ConfigError, match="val_split 'fields' leaves no training patch"):
         prepare_data(cfg)

@@ -190,10 +190,11 @@ def prepare_pixels(cfg: Any, data: Any, config_path: Path | None = None) -> Pixe
         # a pixel whose mean filter could reach an unusable (test) pixel is left out, so no test input leaks
         usable = uniform_filter(part.tensors.usable.astype(np.float32), size=opts.looks, mode="nearest") > 0.999
         train = _patch_pixels(part.train_origins, size, shape) & usable
-        if part.held_out is not None:  # data.val_split: fields; no label of a validation field is trained on
+        val = _patch_pixels(part.val_origins, size, shape) & usable
+        if part.held_out is not None:  # data.val_split: fields: validation is the validation fields' pixels
             train &= ~part.held_out
-        areas.append({"train": train,
-                      "val": _patch_pixels(part.val_origins, size, shape) & usable})
+            val &= part.held_out
+        areas.append({"train": train, "val": val})
     return PixelData(opts, images, areas, data.classes.num_classes, np.random.default_rng(cfg.seed))
 
 

@@ -68,6 +68,8 @@ def validation_labels(run_dir: Path) -> dict[dt.date, tuple[Window, np.ndarray]]
     size = cfg.data.patch_size
     for r, c in part.val_origins:
         covered[r:r + size, c:c + size] = True
+    if part.held_out is not None:  # data.val_split: fields: the validation fields' pixels only
+        covered &= part.held_out
     return {d: (part.window, np.where(covered, np.asarray(part.tensors.labels[part.tensors.label_dates.index(d)]), 0))
             for d in part.targets}
 

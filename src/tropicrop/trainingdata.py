@@ -34,7 +34,7 @@ from tropicrop.errors import ConfigError, SceneError
 from tropicrop.layout import slug
 from tropicrop.scene import TRAIN, Scene, load_scene
 from tropicrop.windows.datasets import EvalBatches, TrainBatches
-from tropicrop.windows.fields import fields_under, label_fields
+from tropicrop.windows.fields import choose_fields, cover, label_fields, patch_sums
 from tropicrop.windows.normalize import Normalizer
 from tropicrop.windows.patches import label_centred_origins, patch_origins, split_validation
 from tropicrop.windows.tensors import SceneTensors, load_scene_tensors
@@ -65,7 +65,7 @@ class SceneData:
     val_origins: np.ndarray
     targets: list[dt.date]
     window: Window
-    held_out: np.ndarray | None = None  # (H, W) bool: labels never trained on (data.val_split: fields)
+    held_out: np.ndarray | None = None  # (H, W) bool: the validation fields (data.val_split: fields), never trained on
 
 
 @dataclass
@@ -201,7 +201,8 @@ def scenes_eval_batches(data: PreparedData, targets: NetTargets, batch_size: int
     pairs = [len(s.val_origins) * len(t) for s, t in zip(data.scenes, targets, strict=True)]
     total = sum(pairs)
     parts = [EvalBatches(s.tensors, s.val_origins, t, batch_size, patch_size, seed=seed,
-                         limit=limit if total <= limit or len(pairs) == 1 else max(1, limit * n // total))
+                         limit=limit if total <= limit or len(pairs) == 1 else max(1, limit * n // total),
+                         only=s.held_out)
              for s, t, n in zip(data.scenes, targets, pairs, strict=True) if n]
     return ConcatDataset(parts or [EvalBatches(data.scenes[0].tensors, data.scenes[0].val_origins[:0], [], 1, patch_size)])
 
@@ -329,9 +330,12 @@ def prepare_data(cfg: HasData, classes: ClassTable | None = None, normalizer: No
 
 def _origins(cfg: HasData, scene: Scene, tensors: SceneTensors, targets: list[dt.date], config_path: Path | None,
              seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Training and validation patch origins of one scene region (validation in blocks, spatially apart),
-    and with ``data.val_split: fields`` the pixels of the fields validation reaches, whose labels training
-    never sees (training patches left with too few other labels are dropped)."""
+    """Training and validation patch origins of one scene region, and the validation fields (or None).
+
+    ``data.val_split: blocks``: validation patches in blocks, pixel-apart from the training patches.
+    ``fields``: whole fields (:mod:`tropicrop.windows.fields`) hold ``val_fraction`` of the labelled pixels;
+    validation patches cover them and score only their pixels, and no label of theirs is trained on.
+    """
     d = cfg.data
     labelled = np.asarray((tensors.labels[[tensors.label_dates.index(t) for t in targets]] > 0).any(axis=0))
     if not labelled.any():
@@ -345,17 +349,24 @@ def _origins(cfg: HasData, scene: Scene, tensors: SceneTensors, targets: list[dt
     if len(origins) < 2:
         raise ConfigError(config_path, f"only {len(origins)} training patch(es) of {d.patch_size} px fit the {d.use} "
                           f"area of {scene.root}", "lower data.patch_size, data.stride or data.min_labelled")
+    if d.val_split == "fields" and d.val_fraction > 0:
+        return _field_origins(d, scene, tensors, labelled, origins, config_path, seed)
     train_o, val_o = split_validation(origins, d.patch_size, d.val_fraction, seed, d.val_block or None)
     if len(train_o) == 0:
         train_o = origins
-    if d.val_split != "fields" or len(val_o) == 0:
-        return train_o, val_o, None
-    held_out = fields_under(label_fields(tensors.labels), val_o, d.patch_size)
-    left = labelled & ~held_out
+    return train_o, val_o, None
+
+
+def _field_origins(d: DataConfig, scene: Scene, tensors: SceneTensors, labelled: np.ndarray, origins: np.ndarray,
+                   config_path: Path | None, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``data.val_split: fields``: training origins (enough labels outside the validation fields), validation
+    origins (covering the validation fields) and the validation fields' pixels."""
+    held_out = choose_fields(label_fields(tensors.labels), labelled, d.val_fraction, seed)
     need = max(1, math.ceil(d.min_labelled * d.patch_size**2))
-    p = d.patch_size
-    train_o = train_o[np.array([int(left[r:r + p, c:c + p].sum()) >= need for r, c in train_o], dtype=bool)]
-    if len(train_o) == 0:
-        raise ConfigError(config_path, f"with data.val_split 'fields' the fields under validation patches cover every "
-                          f"training patch of {scene.root}", "lower data.val_fraction or use data.val_split=blocks")
+    train_o = origins[patch_sums(labelled & ~held_out, origins, d.patch_size) >= need]
+    val_o = cover(held_out & labelled, origins, d.patch_size)
+    if len(train_o) == 0 or len(val_o) == 0:
+        raise ConfigError(config_path, f"data.val_split 'fields' leaves no {'training' if len(val_o) else 'validation'} "
+                          f"patch in {scene.root} (its fields are few or large for data.val_fraction "
+                          f"{d.val_fraction})", "change data.val_fraction or use data.val_split=blocks")
     return train_o, val_o, held_out

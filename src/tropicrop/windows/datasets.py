@@ -83,11 +83,12 @@ class TrainBatches(Dataset[dict[str, torch.Tensor]]):
 
 
 class EvalBatches(Dataset[dict[str, torch.Tensor]]):
-    """Fixed validation batches: every (patch, target date) pair, at most ``limit`` of them, one date per batch."""
+    """Fixed validation batches: every (patch, target date) pair, at most ``limit`` of them, one date per batch;
+    with ``only`` (H, W) bool, labels outside it are cleared (validation by fields scores the fields' pixels)."""
 
     def __init__(self, data: SceneTensors, origins: np.ndarray, targets: Sequence[dt.date], batch_size: int,
-                 patch_size: int, seed: int = 0, limit: int | None = None) -> None:
-        self.data, self.patch_size = data, patch_size
+                 patch_size: int, seed: int = 0, limit: int | None = None, only: np.ndarray | None = None) -> None:
+        self.data, self.patch_size, self.only = data, patch_size, only
         pairs = [(d, o) for d in targets for o in range(len(origins))]
         if limit is not None and len(pairs) > limit:
             keep = np.sort(np.random.default_rng(seed).choice(len(pairs), size=limit, replace=False))
@@ -103,4 +104,8 @@ class EvalBatches(Dataset[dict[str, torch.Tensor]]):
 
     def __getitem__(self, n: int) -> dict[str, torch.Tensor]:
         target, origins = self.batches[n]
-        return self.data.gather(origins, target, self.patch_size)
+        batch = self.data.gather(origins, target, self.patch_size)
+        if self.only is not None:  # validation fields: score their pixels only
+            p = self.patch_size
+            batch["labels"][~torch.from_numpy(np.stack([self.only[r:r + p, c:c + p] for r, c in origins]))] = 0
+        return batch

@@ -3,8 +3,9 @@
 Validation patches are pixel-disjoint from training patches (:func:`tropicrop.windows.patches.split_validation`),
 but a field larger than a validation block lies under both: the network is then validated on pixels of a
 field whose other pixels it trained on, validation accuracy reads high, and the temperature fitted on it
-makes the maps overconfident (docs/guide/confidence.md). With ``data.val_split: fields`` no label of a
-field that reaches a validation patch is trained on.
+makes the maps overconfident (docs/guide/confidence.md). With ``data.val_split: fields`` validation is a
+random set of whole fields: their labels are never trained on, and validation scores only their pixels
+(its patches may show neighbouring training fields as input, as test-area context does).
 
 A field here is a 4-connected region of labelled pixels with the same label at every labelled date (the
 label rasters of a parcel map: one class per parcel and date). Two touching parcels with the same history
@@ -50,13 +51,41 @@ def label_fields(labels: np.ndarray) -> np.ndarray:
     return fields
 
 
-def fields_under(fields: np.ndarray, origins: np.ndarray, size: int) -> np.ndarray:
-    """(H, W) bool: every pixel of every field (of :func:`label_fields`) that has a pixel under one of the
-    ``size`` patches at ``origins`` (N, 2) (row, col)."""
-    touched: set[int] = set()
-    for row, col in np.asarray(origins).reshape(-1, 2):
-        touched.update(np.unique(fields[row:row + size, col:col + size]).tolist())
-    touched.discard(0)
-    if not touched:
-        return np.zeros(fields.shape, dtype=bool)
-    return np.isin(fields, np.fromiter(touched, dtype=np.int32))
+def choose_fields(fields: np.ndarray, labelled: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """(H, W) bool: whole fields of ``fields`` (:func:`label_fields`) drawn at random (``seed``) until they
+    hold ``fraction`` of the ``labelled`` pixels (the last field drawn may overshoot)."""
+    sizes = np.bincount(fields[labelled], minlength=int(fields.max()) + 1)
+    sizes[0] = 0
+    goal, taken, chosen = fraction * sizes.sum(), 0, []
+    for field in np.random.default_rng(seed).permutation(np.flatnonzero(sizes)):
+        if taken >= goal:
+            break
+        chosen.append(int(field))
+        taken += int(sizes[field])
+    return np.isin(fields, np.array(chosen, dtype=np.int32))
+
+
+def patch_sums(mask: np.ndarray, origins: np.ndarray, size: int) -> np.ndarray:
+    """(N,) pixels of ``mask`` under the ``size`` patch at each of ``origins`` (N, 2)."""
+    ii = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int64)
+    ii[1:, 1:] = np.asarray(mask, dtype=np.int64).cumsum(0).cumsum(1)
+    r, c = np.asarray(origins).reshape(-1, 2).T
+    return ii[r + size, c + size] - ii[r, c + size] - ii[r + size, c] + ii[r, c]
+
+
+def cover(mask: np.ndarray, origins: np.ndarray, size: int) -> np.ndarray:
+    """The origins (of ``origins`` (N, 2)) of ``size`` patches that cover the pixels of ``mask`` greedily:
+    the patch over most pixels not yet covered, again and again, while one covers any; pixels under no
+    candidate patch stay uncovered. After each choice only the patches overlapping it are recounted."""
+    left = np.asarray(mask, dtype=bool).copy()
+    origins = np.asarray(origins).reshape(-1, 2)
+    counts = patch_sums(left, origins, size)
+    chosen = []
+    while len(counts) and counts.max() > 0:
+        best = int(np.argmax(counts))
+        r, c = origins[best]
+        left[r:r + size, c:c + size] = False
+        chosen.append(best)
+        near = np.flatnonzero((np.abs(origins[:, 0] - r) < size) & (np.abs(origins[:, 1] - c) < size))
+        counts[near] = [int(left[i:i + size, j:j + size].sum()) for i, j in origins[near]]
+    return origins[np.sort(np.array(chosen, dtype=np.int64))]
