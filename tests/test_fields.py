@@ -42,11 +42,23 @@ def fields_under(fields: np.ndarray, origins: np.ndarray, size: int) -> np.ndarr
 
 def test_whole_fields_are_chosen_until_they_hold_the_fraction() -> None:
     fields = np.repeat(np.arange(1, 11, dtype=np.int32), 10).reshape(10, 10)  # ten rows, one field each
-    labelled = np.ones((10, 10), dtype=bool)
-    held = choose_fields(fields, labelled, 0.25, seed=3)
+    labels = np.ones((1, 10, 10), dtype=np.uint8)
+    held = choose_fields(fields, labels, 0.25, seed=3)
     assert held.sum() == 30  # whole fields (rows) until at least a quarter: three of them
     assert all(held[r].all() or not held[r].any() for r in range(10))
-    np.testing.assert_array_equal(held, choose_fields(fields, labelled, 0.25, seed=3))  # from the seed
+    np.testing.assert_array_equal(held, choose_fields(fields, labels, 0.25, seed=3))  # from the seed
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_no_class_loses_more_than_its_cap_to_validation(seed: int) -> None:
+    fields = np.repeat(np.arange(1, 21, dtype=np.int32), 10).reshape(20, 10)  # twenty fields of 10 px
+    labels = np.ones((2, 20, 10), dtype=np.uint8)
+    labels[0, :2] = 2  # class 2 at the first date: two fields, 10 % of the pixels
+    labels[1, 4:10] = 3  # class 3 at the second date: six fields
+    held = choose_fields(fields, labels, 0.15, seed=seed, class_cap=2.0)
+    assert held.sum() == 30  # 15 % of 200 px
+    assert not held[:2].any()  # one of class 2's fields is half of it: over the 30 % cap, never held out
+    assert held[4:10].sum() <= 0.3 * 60  # class 3: one of its six fields at most
 
 
 def test_cover_puts_every_coverable_pixel_under_a_patch() -> None:
@@ -126,12 +138,12 @@ def test_no_label_of_a_validation_field_is_trained_on(make_scene: MakeScene, spl
         assert hits == 0 and booster_hits == 0
 
 
-def test_a_field_over_every_training_patch_is_refused(make_scene: MakeScene) -> None:
+def test_a_scene_of_one_field_is_refused(make_scene: MakeScene) -> None:
     h, w = 48, 64
     labels = {d: np.ones((h, w), dtype=np.uint8) for d in DATES[2:]}  # one field over the whole scene
     split = np.ones((h, w), dtype=np.uint8)
     images = np.random.default_rng(0).uniform(-20.0, -8.0, size=(len(DATES), 2, h, w)).astype(np.float32)
     scene = make_scene(images=images, labels=labels, split=split)
     cfg = quick_config(scene, **{"data.patch_size": 8, "data.val_split": "fields"})
-    with pytest.raises(ConfigError, match="val_split 'fields' leaves no training patch"):
+    with pytest.raises(ConfigError, match="val_split 'fields' leaves no validation patch"):
         prepare_data(cfg)

@@ -350,18 +350,19 @@ def _origins(cfg: HasData, scene: Scene, tensors: SceneTensors, targets: list[dt
         raise ConfigError(config_path, f"only {len(origins)} training patch(es) of {d.patch_size} px fit the {d.use} "
                           f"area of {scene.root}", "lower data.patch_size, data.stride or data.min_labelled")
     if d.val_split == "fields" and d.val_fraction > 0:
-        return _field_origins(d, scene, tensors, labelled, origins, config_path, seed)
+        return _field_origins(d, scene, tensors, targets, labelled, origins, config_path, seed)
     train_o, val_o = split_validation(origins, d.patch_size, d.val_fraction, seed, d.val_block or None)
     if len(train_o) == 0:
         train_o = origins
     return train_o, val_o, None
 
 
-def _field_origins(d: DataConfig, scene: Scene, tensors: SceneTensors, labelled: np.ndarray, origins: np.ndarray,
-                   config_path: Path | None, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _field_origins(d: DataConfig, scene: Scene, tensors: SceneTensors, targets: list[dt.date], labelled: np.ndarray,
+                   origins: np.ndarray, config_path: Path | None, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``data.val_split: fields``: training origins (enough labels outside the validation fields), validation
     origins (covering the validation fields) and the validation fields' pixels."""
-    held_out = choose_fields(label_fields(tensors.labels), labelled, d.val_fraction, seed)
+    at_targets = np.asarray(tensors.labels[[tensors.label_dates.index(t) for t in targets]])
+    held_out = choose_fields(label_fields(tensors.labels), at_targets, d.val_fraction, seed)
     need = max(1, math.ceil(d.min_labelled * d.patch_size**2))
     train_o = origins[patch_sums(labelled & ~held_out, origins, d.patch_size) >= need]
     val_o = cover(held_out & labelled, origins, d.patch_size)

@@ -51,15 +51,39 @@ def label_fields(labels: np.ndarray) -> np.ndarray:
     return fields
 
 
-def choose_fields(fields: np.ndarray, labelled: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """(H, W) bool: whole fields of ``fields`` (:func:`label_fields`) drawn at random (``seed``) until they
-    hold ``fraction`` of the ``labelled`` pixels (the last field drawn may overshoot)."""
-    sizes = np.bincount(fields[labelled], minlength=int(fields.max()) + 1)
-    sizes[0] = 0
-    goal, taken, chosen = fraction * sizes.sum(), 0, []
-    for field in np.random.default_rng(seed).permutation(np.flatnonzero(sizes)):
+def choose_fields(fields: np.ndarray, labels: np.ndarray, fraction: float, seed: int,
+                  class_cap: float = 2.0) -> np.ndarray:
+    """(H, W) bool: whole fields of ``fields`` (:func:`label_fields`), drawn in random order (``seed``), until
+    they hold ``fraction`` of the pixels labelled in ``labels`` (L, H, W) (the target dates).
+
+    Stratified: a field is skipped when it would put more than ``class_cap * fraction`` of a class's pixels
+    at one of the dates into validation. With few fields a random draw can otherwise take most of a class
+    (on the demo's year-B train area, 3 of its 7 classes at some dates), which leaves the network without it
+    and its validation scores with classes it never learnt. A class of too few fields is then not validated.
+    """
+    labels = np.asarray(labels)
+    labelled = (labels > 0).any(axis=0)
+    count = int(fields.max())
+    sizes = np.bincount(fields[labelled], minlength=count + 1)
+    rep = np.zeros(count + 1, dtype=np.int64)  # a pixel of each field (labels are uniform within a field)
+    ids, first = np.unique(fields.ravel(), return_index=True)
+    rep[ids] = first
+    history = labels.reshape(labels.shape[0], -1)[:, rep]  # (L, fields + 1): each field's class per date
+    classes = int(labels.max()) + 1
+    totals = np.zeros((labels.shape[0], classes))
+    for d in range(labels.shape[0]):
+        totals[d] = np.bincount(history[d, 1:], weights=sizes[1:], minlength=classes)
+    held = np.zeros_like(totals)
+    goal, taken, chosen = fraction * sizes[1:].sum(), 0, []
+    dates = np.arange(labels.shape[0])
+    for field in np.random.default_rng(seed).permutation(np.flatnonzero(sizes[1:]) + 1):
         if taken >= goal:
             break
+        cls = history[:, field]
+        on = cls > 0
+        if np.any(held[dates[on], cls[on]] + sizes[field] > class_cap * fraction * totals[dates[on], cls[on]]):
+            continue
+        held[dates[on], cls[on]] += sizes[field]
         chosen.append(int(field))
         taken += int(sizes[field])
     return np.isin(fields, np.array(chosen, dtype=np.int32))
