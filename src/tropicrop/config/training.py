@@ -48,8 +48,8 @@ class DataConfig(Section):
     val_fraction: float = Field(0.15, ge=0, lt=1, description="share of patches held out for validation")
     val_block: int = Field(0, ge=0, description="side (px) of the blocks validation is drawn by; 0 = the patch size")
     val_split: Literal["blocks", "fields"] = Field("blocks", description="blocks: validation patches pixel-apart "
-                                                   "from training patches; fields: and no label of a field they "
-                                                   "reach is trained on (fields read off the labels)")
+                                                   "from training patches; fields: whole fields (read off the "
+                                                   "labels, drawn by class) whose labels are never trained on")
     val_limit: int = Field(1024, ge=1, description="at most this many (patch, date) validation samples")
     balance: bool = Field(False, description="sample patches inversely to the frequency of their rarest class")
     augment: bool = Field(True, description="random 90-degree rotations and flips")
