@@ -21,3 +21,12 @@ def test_adapted_rows_self_training_included_show_estimated_next_to_true_f1(tmp_
     assert set(rows) == {"VUnetConvLSTM", "VUnetConvLSTM + self-training"}
     assert "| 31.0 | 22.1 |" in rows["VUnetConvLSTM + self-training"]  # true F1, then check's estimate
     assert "self-training raises confidence" in "\n".join(lines)
+
+
+def test_rows_adapted_without_labels_carry_the_caution(tmp_path: Path) -> None:
+    unlabelled = {**record("VUnetConvLSTM + adaptation", "", 0.6, 0.7), "adapt": {"methods": ["year_stats", "self_training"]}}
+    fine_tuned = {**record("VUnetConvLSTM, fine-tuned on B", "", 0.6, 0.6), "adapt": {"methods": [], "parcels": 100}}
+    text = "\n".join(calibration_lines(tmp_path, [record("Baseline 2", "cross-year", 0.4, 0.5), unlabelled, fine_tuned]))
+    assert "| VUnetConvLSTM + adaptation † |" in text
+    assert "| VUnetConvLSTM, fine-tuned on B |" in text and "| Baseline 2 |" in text
+    assert "VUnetConvLSTM + adaptation (year_stats, self_training)" in text and "rough guide" in text

@@ -134,3 +134,15 @@ def test_adapt_auto_keeps_the_candidate_check_estimates_best_without_reading_lab
     assert record["auto"]["chosen"] == best["methods"] == record["methods"]
     assert (tmp_path / "auto" / "adaptation.json").is_file() and (tmp_path / "auto" / "result.json").is_file()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no candidate left behind
+
+
+def test_check_cautions_on_a_run_adapted_without_labels(tmp_path: Path) -> None:
+    from tropicrop.check import CheckResult, adapted_without_labels, format_check
+
+    assert adapted_without_labels(["year_stats", "few_labels", "self_training"]) == ["year_stats", "self_training"]
+    assert adapted_without_labels(["few_labels"]) == [] and adapted_without_labels(None) == []
+    result = CheckResult(tmp_path / "run", tmp_path / "scene", "atc", 1.0)
+    assert "caution" not in format_check(result.to_dict())
+    result.adapted = ["adabn"]
+    assert result.to_dict()["adapted_without_labels"] == ["adabn"]
+    assert "caution: adapted to the new year without labels (adabn)" in format_check(result.to_dict())

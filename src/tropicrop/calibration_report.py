@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tropicrop.check import ADAPTED_CAUTION, adapted_without_labels
 from tropicrop.layout import ExperimentLayout
 from tropicrop.reliability import Reliability, write_reliability_png
 from tropicrop.runfiles import read_json
@@ -55,9 +56,13 @@ def calibration_lines(out: Path, records: Sequence[dict[str, Any]]) -> list[str]
              "midpoint OA (%) | months unlike training |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     figures = []
+    cautioned = []
     for r in rated:
         agree = r.get("agreement") or {}
-        lines.append(f"| {r['name']} | {r.get('role') or ''} | {r['ece']:.3f} | {r['brier']:.3f} | "
+        unlabelled = adapted_without_labels((r.get("adapt") or {}).get("methods"))
+        if unlabelled:
+            cautioned.append(f"{r['name']} ({', '.join(unlabelled)})")
+        lines.append(f"| {r['name']}{' †' if unlabelled else ''} | {r.get('role') or ''} | {r['ece']:.3f} | {r['brier']:.3f} | "
                      f"{_pct(r.get('acc_at_50'))} | {_pct(r.get('acc_at_80'))} | {_pct(r.get('acc_at_100'))} | "
                      f"{_pct(r['f1'])} | {_pct(r.get('estimated_f1'))} | {_pct(agree.get('estimated_f1'))} | "
                      f"{_pct(agree.get('midpoint_f1'))} | "
@@ -69,5 +74,8 @@ def calibration_lines(out: Path, records: Sequence[dict[str, Any]]) -> list[str]
             path = ExperimentLayout(out).figures / f"reliability_{r['slug']}.png"
             figures.append(write_reliability_png({r["name"]: counts}, path, f"{r['name']}: year B, test split"))
     lines.append("")
+    if cautioned:
+        caution = ADAPTED_CAUTION.format(methods="; ".join(cautioned))
+        lines += [f"† {caution[0].upper()}{caution[1:]}.", ""]
     lines += [f"![reliability]({p.relative_to(out)})" for p in figures]
     return [*lines, ""]

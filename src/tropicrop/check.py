@@ -49,6 +49,17 @@ from tropicrop.scene import Scene, load_scene
 from tropicrop.valprofile import ValProfile, read_profile
 
 CHECK_TILE = 128  # tiles predicted (and sampled) by check
+LABELLED_ADAPTATION = "few_labels"
+"""The one adaptation method that reads labels of the new year; every other one adapts from images only."""
+ADAPTED_CAUTION = ("adapted to the new year without labels ({methods}): the estimate erred more on such runs than "
+                   "on the runs it was chosen on (self-training raises confidence, and the references are the "
+                   "models it was adapted away from; docs/guide/confidence.md): read it as a rough guide")
+
+
+def adapted_without_labels(methods: Sequence[str] | None) -> list[str]:
+    """The methods of an adapted run (``result.json``'s ``adaptation``, an experiment record's ``adapt.methods``)
+    that adapt from images only: where ``check``'s estimates are least trustworthy."""
+    return [m for m in methods or [] if m != LABELLED_ADAPTATION]
 WITH_REFERENCES = (MIDPOINT, AGREEMENT)
 """Estimators that need ``against`` (other runs of the same training year)."""
 
@@ -64,6 +75,7 @@ class CheckResult:
     dates: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     against: list[Path] = field(default_factory=list)
+    adapted: list[str] = field(default_factory=list)  # adaptation methods of the run that read no label
 
     def _mean(self, key: str) -> float:
         values = [d[key] for d in self.dates if d[key] is not None and math.isfinite(d[key])]
@@ -76,6 +88,7 @@ class CheckResult:
                 "shift_threshold": SHIFT_THRESHOLD,
                 "shifted_months": sorted({d["date"][:7] for d in self.dates if d["shifted"]}),
                 "against": [str(p) for p in self.against], "dates": self.dates, "seconds": round(self.seconds, 2),
+                "adapted_without_labels": self.adapted,
                 **({f"{kind}_{key}": self._mean(f"{kind}_{key}") for kind in ("confidence", "agreement")
                     for key in ("f1", "oa")} if self.against else {})}
 
@@ -190,6 +203,7 @@ def check_run(run_dir: Path, scene: Scene | Path, dates: list[dt.date] | None = 
             result.against = [Path(p) for p in against]
     result.scene, result.sample = scene.root, sample
     result.seconds = time.perf_counter() - start
+    result.adapted = adapted_without_labels(read_json(run.result).get("adaptation") if run.result.is_file() else None)
     return result
 
 
@@ -246,6 +260,8 @@ def format_check(result: dict[str, Any]) -> str:
                  f"{result['seconds']:.1f} s; shift = KS distance of confidence to the validation set's")
     lines.append(f"* unlike the training year (shift > {result['shift_threshold']}): {', '.join(shifted)}"
                  if shifted else f"no month looks unlike the training year (shift <= {result['shift_threshold']})")
+    if result.get("adapted_without_labels"):
+        lines.append("caution: " + ADAPTED_CAUTION.format(methods=", ".join(result["adapted_without_labels"])))
     return "\n".join(lines)
 
 
