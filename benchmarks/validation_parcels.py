@@ -50,6 +50,9 @@ def shared_field_share(run: Path) -> dict[str, float]:
     size = cfg.data.patch_size
     train = covered(part.train_origins, size, ids.shape)
     val = covered(part.val_origins, size, ids.shape) & (ids > 0)
+    if part.held_out is not None:  # data.val_split: fields: validation scores the held-out fields, never trained on
+        train &= ~part.held_out
+        val &= part.held_out
     seen = np.unique(ids[train & (ids > 0)])
     sizes = np.bincount(ids.ravel())[1:]
     return {"share": float(np.isin(ids[val], seen).mean()) if val.any() else float("nan"),
