@@ -189,4 +189,6 @@ class ExperimentConfig(Section):
         base["data"]["classes"] = list(class_names) if class_names is not None else None
         base["data"]["targets"] = None
         apply_overrides(base, approach.set)
+        if base.get("pretrain", {}).get("steps") and not base["pretrain"].get("scenes"):
+            base["pretrain"]["scenes"] = [self.scenes.a, self.scenes.b]  # every image of both years, no label
         return TrainConfig.model_validate(base)

@@ -19,7 +19,14 @@ from pydantic_core import PydanticUndefined
 from tropicrop.config.adaptation import AdaptOptions, FewLabelOptions, SelfTrainingOptions
 from tropicrop.config.experiment import AdaptSection, ApproachConfig, ExperimentConfig, PredictConfig, ScenesConfig
 from tropicrop.config.models import PixelOptions
-from tropicrop.config.training import DataConfig, ModelConfig, OptimConfig, TrainConfig, TrainerConfig
+from tropicrop.config.training import (
+    DataConfig,
+    ModelConfig,
+    OptimConfig,
+    PretrainConfig,
+    TrainConfig,
+    TrainerConfig,
+)
 
 BEGIN, END = "<!-- config reference: begin (generated) -->", "<!-- config reference: end -->"
 SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
@@ -29,6 +36,7 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("model.options of lightgbm", PixelOptions),
     ("optim", OptimConfig),
     ("trainer", TrainerConfig),
+    ("pretrain", PretrainConfig),
     ("experiment config (top level)", ExperimentConfig),
     ("scenes", ScenesConfig),
     ("approaches[]", ApproachConfig),

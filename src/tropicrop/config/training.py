@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from tropicrop.config.models import check_model_name, check_model_options
+from tropicrop.config.models import check_model_name, check_model_options, is_network
 from tropicrop.config.schema import ConfigDate, Section, Text, problem
 
 Mode = Literal["per-month", "all-months"]
@@ -109,6 +109,18 @@ class TrainerConfig(Section):
         return self
 
 
+class PretrainConfig(Section):
+    """Self-supervised pretraining of a network before its supervised training (off with ``steps: 0``)."""
+
+    steps: int = Field(0, ge=0, description="reconstruction steps before training (0: no pretraining); once per run, "
+                       "every net of the run starts from the weights")
+    scenes: list[Text] = Field(default_factory=list, description="scene folders whose images (never labels) it reads; "
+                               "default: data.scene's (an experiment: both years)")
+    mask: float = Field(0.5, gt=0, lt=1, description="share of the target date's blocks hidden and reconstructed")
+    block: int = Field(4, ge=1, description="side (px) of a hidden block")
+    lr: float = Field(1e-3, gt=0, description="Adam's learning rate while pretraining")
+
+
 class TrainConfig(Section):
     """A training run (``tropicrop train -c``): mode, seed and the sections data, model, optim and trainer."""
 
@@ -118,3 +130,12 @@ class TrainConfig(Section):
     model: ModelConfig = Field(default_factory=ModelConfig, description="which model, with which options")
     optim: OptimConfig = Field(default_factory=OptimConfig, description="optimiser and loss")
     trainer: TrainerConfig = Field(default_factory=TrainerConfig, description="Lightning trainer settings")
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig, description="self-supervised pretraining "
+                                     "(masked reconstruction of the target date) before training")
+
+    @model_validator(mode="after")
+    def _pretrain_a_network(self) -> TrainConfig:
+        if self.pretrain.steps and not is_network(self.model.name):
+            raise problem("pretrain.steps", f"is {self.pretrain.steps} for {self.model.name!r}",
+                          "pretraining is for networks: set pretrain.steps=0")
+        return self

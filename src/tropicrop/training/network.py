@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Timer
 
 from tropicrop.config.training import ALL_MONTHS, TrainConfig
@@ -16,13 +17,16 @@ from tropicrop.results import EPOCHS, NetResult
 from tropicrop.runfiles import CAP, EARLY_STOPPING, load_checkpoint, read_json
 from tropicrop.training.datamodule import TargetDataModule
 from tropicrop.training.module import CropModule
+from tropicrop.training.pretrain import load_pretrained, pretrained_weights
 from tropicrop.training.trainer import make_trainer
 from tropicrop.trainingdata import NetTargets, PreparedData, net_scenes, scenes_eval_batches
 from tropicrop.valprofile import profile_network, write_profile
 
 
-def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: NetTargets, net_dir: Path) -> NetResult:
-    """Train (or resume) one network into ``net_dir``; returns and writes its result.json."""
+def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: NetTargets, net_dir: Path,
+              init: dict[str, torch.Tensor] | None = None) -> NetResult:
+    """Train (or resume) one network into ``net_dir``, starting from the weights ``init`` where given (all but
+    the class layer: :func:`~tropicrop.training.pretrain.load_pretrained`); returns and writes its result.json."""
     result_path = net_dir / "result.json"
     if result_path.is_file():
         return NetResult.from_dict(read_json(result_path), result_path)
@@ -33,6 +37,8 @@ def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: NetTarge
         sequence_length=cfg.data.sequence_length, target=None if name == ALL_MONTHS else name,
         lr=cfg.optim.lr, focal_gamma=cfg.optim.focal_gamma, weight_decay=cfg.optim.weight_decay,
     )
+    if init is not None:
+        load_pretrained(module.model, init)
     dm = TargetDataModule(data, targets, cfg)
     scenes = net_scenes(data, targets, cfg.data.patch_size)
     has_val = any(len(part.val_origins) for part, dates in zip(data.scenes, targets, strict=True) if dates)
@@ -88,4 +94,7 @@ class NetworkTrainer:
 
     def train(self, cfg: TrainConfig, data: PreparedData, name: str, targets: NetTargets, net_dir: Path,
               config_path: Path | None = None) -> NetResult:
-        return train_net(cfg, data, name, targets, net_dir)
+        init = None
+        if cfg.pretrain.steps and not (net_dir / "result.json").is_file():  # once per run, in RUN/pretrained.pt
+            init = pretrained_weights(cfg, data.normalizer, data.num_bands, net_dir.parent.parent)
+        return train_net(cfg, data, name, targets, net_dir, init)
