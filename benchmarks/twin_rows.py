@@ -77,7 +77,7 @@ def main() -> None:
     for (setting, approach), rows in sorted(changes.items()):
         seeds = ", ".join(s for s, _, _ in rows)
         for k, what, scale, unit in ((1, "F1", 100, "points"), (2, "ECE", 1, "")):
-            values = [r[k] * scale for r in rows]
+            values = [float(r[k]) * scale for r in rows]
             mean, sd = float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
             per_seed = ", ".join(f"{v:+.1f}" if scale == 100 else f"{v:+.3f}" for v in values)
             digits = 1 if scale == 100 else 3
