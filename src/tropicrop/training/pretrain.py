@@ -24,7 +24,6 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from tropicrop.adaptation.data import PatchSampler, adaptation_dates, target_images
 from tropicrop.config.training import TrainConfig
 from tropicrop.io.files import atomic_path
 from tropicrop.models import build
@@ -33,6 +32,7 @@ from tropicrop.scene import load_scene
 from tropicrop.windows.augment import augment
 from tropicrop.windows.normalize import Normalizer
 from tropicrop.windows.sampler import StepSampler
+from tropicrop.windows.unlabelled import PatchSampler, adaptation_dates, target_images
 
 
 class UnlabelledBatches(Dataset[dict[str, torch.Tensor]]):
