@@ -99,15 +99,21 @@ def area_figures(z: np.ndarray, y: np.ndarray, t_val: float, rng: np.random.Gene
 
 
 def diagnose_pair(root: Path, pair: str, months: int, rng: np.random.Generator) -> list[Figure]:
-    """Figures of every Baseline 1 net of one pair (see the module docstring)."""
+    """Figures of every Baseline 1 net of one pair of ``benchmarks/calibration.py`` (see the module docstring)."""
+    seed, shift = pair.split(":")
+    return diagnose_run(root / "runs" / f"{seed}-{shift}-Baseline_1", root / f"pair-{seed}-{shift}" / "lem1920",
+                        pair, months, rng)
+
+
+def diagnose_run(run: Path, scene_dir: Path, pair: str, months: int, rng: np.random.Generator) -> list[Figure]:
+    """Figures of ``months`` nets (spread over the labelled dates; 0: every one) of a per-month run on its
+    year-B scene, keyed by ``pair``."""
     from tropicrop.scene import TEST, load_scene
     from tropicrop.valprofile import read_profile
 
-    seed, shift = pair.split(":")
-    run = root / "runs" / f"{seed}-{shift}-Baseline_1"
-    scene = load_scene(root / f"pair-{seed}-{shift}" / "lem1920")
+    scene = load_scene(scene_dir)
     labelled = scene.labelled_dates
-    dates = labelled[:: max(1, len(labelled) // months)][:months]
+    dates = labelled[:: max(1, len(labelled) // months)][:months] if months else list(labelled)
     models, probs, valid = scene_probabilities(run, scene, dates)
     lookup = models.classes.lookup(scene.classes)
     labels_all = scene.read_labels()
@@ -136,18 +142,33 @@ def diagnose_pair(root: Path, pair: str, months: int, rng: np.random.Generator) 
                 share = np.bincount(labels[has] - 1, minlength=k) / max(1, int(has.sum()))
                 print(f"  {'':<19} label shares {np.round(share, 2).tolist()}")
                 figures.append(Figure(f"{key} {area} label shares", str(np.round(share, 3).tolist()), "fraction"))
+    for area in areas:  # the run at a glance: the mean over its nets
+        for n in ("accuracy", "ece_T1", "ece_Tval", "ece_Tself"):
+            values = [f.value for f in figures if isinstance(f.value, float) and f.name.startswith(pair)
+                      and f.name.endswith(f" {area} {n}")]
+            figures.append(Figure(f"{pair} mean over {len(values)} nets: {area} {n}", round(float(np.mean(values)), 3),
+                                  "fraction"))
     return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="the --out folder of benchmarks/calibration.py")
+    parser.add_argument("--out", help="the --out folder of benchmarks/calibration.py")
     parser.add_argument("--pairs", default="1:all,0:all,2:radiometric")
-    parser.add_argument("--months", type=int, default=2, help="as given to benchmarks/calibration.py")
+    parser.add_argument("--months", type=int, default=2, help="as given to benchmarks/calibration.py (0: every date)")
+    parser.add_argument("--runs", help="instead of --out: NAME=RUN_DIR=SCENE_B_DIR,... (e.g. an experiment's "
+                        "runs/baseline-1 and its year-B scene)")
+    parser.add_argument("--results", default="calibration_ece", help="name of the results file")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    figures = [f for pair in args.pairs.split(",") for f in diagnose_pair(Path(args.out), pair, args.months, rng)]
-    print(f"results: {write_results('calibration_ece', figures, precision='float32', settings=vars(args))}")
+    if args.runs:
+        figures = [f for entry in args.runs.split(",") for name, run, scene in [entry.split("=")]
+                   for f in diagnose_run(Path(run), Path(scene), name, args.months, rng)]
+    else:
+        if not args.out:
+            parser.error("give --out (benchmarks/calibration.py's folder) or --runs")
+        figures = [f for pair in args.pairs.split(",") for f in diagnose_pair(Path(args.out), pair, args.months, rng)]
+    print(f"results: {write_results(args.results, figures, precision='float32', settings=vars(args))}")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUT = HERE / "out"
 HELPERS = ("results_file.py", "run_all.py", "browser.py",  # modules, not benchmarks
-           "validation_parcels.py", "twin_rows.py",  # read finished demo-size runs given on their command line
+           "validation_parcels.py", "twin_rows.py", "split_class_shift.py",  # read finished runs named on the command line
            "view_screenshot.py")  # writes the viewer guide's screenshot, measures nothing
 CLI = [sys.executable, "-c", "from tropicrop.cli import main; main()"]
 
