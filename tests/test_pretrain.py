@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -87,8 +88,12 @@ def test_a_run_pretrains_once_and_every_net_starts_from_it(make_scene: MakeScene
         return real(cfg, data, name, targets, net_dir, init)
 
     monkeypatch.setattr(network, "train_net", spy)
-    train(cfg, tmp_path / "run")
+    result = train(cfg, tmp_path / "run")
     saved = torch.load(tmp_path / "run" / "pretrained.pt", weights_only=True)
+    record = json.loads((tmp_path / "run" / "pretrain.json").read_text())
+    assert record["steps"] == 4 and record["seconds"] > 0  # and it counts in the run's training time:
+    assert result.pretrain_seconds == record["seconds"]
+    assert result.train_seconds == pytest.approx(record["seconds"] + sum(n.train_seconds for n in result.nets.values()))
     assert len(starts) == 2 and all(s is not None for s in starts.values())
     assert all(torch.equal(s[k], saved[k]) for s in starts.values() if s is not None for k in saved)
     assert (tmp_path / "run" / "pretrain_loss.csv").read_text().count("\n") == 5  # header and 4 steps

@@ -90,11 +90,12 @@ class RunResult:
     nets: dict[str, NetResult]
     train_patches: int
     val_patches: int
+    pretrain_seconds: float = 0.0  # self-supervised pretraining before the nets (pretrain.steps), 0 without
 
     @property
     def train_seconds(self) -> float:
-        """Summed over nets, across resumed sessions."""
-        return sum(n.train_seconds for n in self.nets.values())
+        """Summed over nets, across resumed sessions, with the run's pretraining."""
+        return self.pretrain_seconds + sum(n.train_seconds for n in self.nets.values())
 
     @property
     def precision(self) -> list[str]:
@@ -105,7 +106,8 @@ class RunResult:
                 "scenes": self.scenes, "classes": self.classes,
                 "nets": {name: n.to_dict() for name, n in self.nets.items()}, "precision": self.precision,
                 "train_seconds": self.train_seconds, "train_patches": self.train_patches,
-                "val_patches": self.val_patches}
+                "val_patches": self.val_patches, **({"pretrain_seconds": self.pretrain_seconds}
+                                                    if self.pretrain_seconds else {})}
 
     @classmethod
     def from_dict(cls, data: Any, path: Path | None = None) -> RunResult:
@@ -117,6 +119,7 @@ class RunResult:
                        model=str(data["model"]), scene=data.get("scene", ""), scenes=list(data.get("scenes", [])),
                        classes=list(data.get("classes", [])),
                        nets={name: NetResult.from_dict(n, path) for name, n in data["nets"].items()},
-                       train_patches=int(data.get("train_patches", 0)), val_patches=int(data.get("val_patches", 0)))
+                       train_patches=int(data.get("train_patches", 0)), val_patches=int(data.get("val_patches", 0)),
+                       pretrain_seconds=float(data.get("pretrain_seconds", 0.0)))
         except (KeyError, TypeError, ValueError) as exc:
             raise RunError(path, f"is not a run summary (missing or bad {exc})", RETRAIN) from None

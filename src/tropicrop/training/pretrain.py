@@ -9,12 +9,14 @@ mean squared error of its output there. To fill a block it must carry each pixel
 season (the ConvLSTM) and read its field from the neighbours (the U-Net): what a crop map needs. The
 weights then start every net of the run; only the last 1x1 layer (bands -> classes) is not carried over.
 
-Pretraining runs once per run (``RUN/pretrained.pt``, written atomically, reused on resume), under Lightning
-like training, seeded by ``seed``.
+Pretraining runs once per run (``RUN/pretrained.pt``, written atomically, reused on resume; ``pretrain.json``
+and ``pretrain_loss.csv`` beside it), under Lightning like training, seeded by ``seed``; its time counts in the
+run's training time.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +27,18 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from tropicrop.config.training import TrainConfig
-from tropicrop.io.files import atomic_path
+from tropicrop.io.files import atomic_path, write_json
 from tropicrop.models import build
 from tropicrop.precision import resolve_precision
+from tropicrop.runfiles import read_json
 from tropicrop.scene import load_scene
 from tropicrop.windows.augment import augment
 from tropicrop.windows.normalize import Normalizer
 from tropicrop.windows.sampler import StepSampler
 from tropicrop.windows.unlabelled import PatchSampler, adaptation_dates, target_images
+
+PRETRAIN_RECORD = "pretrain.json"
+"""``RUN/pretrain.json``: steps, seconds and final loss of the run's pretraining (its weights: ``pretrained.pt``)."""
 
 
 class UnlabelledBatches(Dataset[dict[str, torch.Tensor]]):
@@ -129,12 +135,22 @@ def pretrained_weights(cfg: TrainConfig, normalizer: Normalizer, bands: int, run
     if path.is_file():
         state: dict[str, torch.Tensor] = torch.load(path, weights_only=True)
         return state
+    start = time.perf_counter()
     state, losses = pretrain(cfg, normalizer, bands)
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    seconds = time.perf_counter() - start
     with atomic_path(path.with_name("pretrain_loss.csv")) as tmp:
         tmp.write_text("step,loss\n" + "".join(f"{i},{v:.6f}\n" for i, v in enumerate(losses)))
+    write_json(path.with_name(PRETRAIN_RECORD), {"steps": len(losses), "seconds": seconds,
+                                                "final_loss": float(np.mean(losses[-20:])) if losses else None})
+    with atomic_path(path) as tmp:  # last: its presence means the pretraining finished
+        torch.save(state, tmp)
     return state
+
+
+def pretrain_seconds(run_dir: Path) -> float:
+    """How long the run's pretraining took (0 when it had none)."""
+    record = Path(run_dir) / PRETRAIN_RECORD
+    return float(read_json(record)["seconds"]) if record.is_file() else 0.0
 
 
 def load_pretrained(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:

@@ -19,6 +19,7 @@ from tropicrop.layout import RUN_FORMAT_VERSION, RunLayout
 from tropicrop.results import RunResult
 from tropicrop.runfiles import read_class_table, read_normalizer
 from tropicrop.training.kinds import trainer_for
+from tropicrop.training.pretrain import pretrain_seconds
 from tropicrop.trainingdata import NetTargets, PreparedData, net_targets, prepare_data
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,8 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, force: bool 
         scene=str(data.scenes[0].scene.root) if isinstance(cfg.data.scene, str) else [str(s.scene.root) for s in data.scenes],
         scenes=[{"scene": str(s.scene.root), "targets": [t.isoformat() for t in s.targets],
                  "train_patches": len(s.train_origins), "val_patches": len(s.val_origins)} for s in data.scenes],
-        classes=list(data.classes.names), nets=nets, train_patches=data.train_patches, val_patches=data.val_patches)
+        classes=list(data.classes.names), nets=nets, train_patches=data.train_patches, val_patches=data.val_patches,
+        pretrain_seconds=pretrain_seconds(run_dir))
     if int(os.environ.get("LOCAL_RANK", "0")) == 0:
         write_json(run.result, summary.to_dict())
         shutil.rmtree(run.cache, ignore_errors=True)  # only a finished run's resume would have reused it
