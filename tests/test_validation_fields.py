@@ -115,12 +115,13 @@ def test_no_label_of_a_validation_field_is_trained_on(make_scene: MakeScene, spl
     labels = np.asarray(part.tensors.labels)
     labelled = (labels > 0).any(axis=0)
     fields = label_fields(labels)
-    validated = np.zeros(labelled.shape, dtype=bool)  # pixels some validation batch scores
-    batches = scenes_eval_batches(data, data.scene_targets, 32, 8, cfg.seed, 64).datasets[0]
-    for n, (_, origins) in enumerate(batches.batches):
+    scored_times = {d: np.zeros(labelled.shape, dtype=int) for d in part.targets}  # per date: times a pixel is scored
+    batches = scenes_eval_batches(data, data.scene_targets, 32, 8, cfg.seed, 1000).datasets[0]
+    for n, (date, origins) in enumerate(batches.batches):
         scored = batches[n]["labels"].numpy() > 0
         for k, (r, c) in enumerate(origins):
-            validated[r:r + 8, c:c + 8] |= scored[k]
+            scored_times[date][r:r + 8, c:c + 8] += scored[k]
+    validated = np.any([t > 0 for t in scored_times.values()], axis=0)
     validation_fields = fields_under(fields, part.val_origins, 8) if split == "blocks" else part.held_out
     assert validated.any() and len(part.train_origins)
     hits = training_labels_in(TargetDataModule(data, data.scene_targets, cfg), validation_fields, batches=30)
@@ -134,6 +135,7 @@ def test_no_label_of_a_validation_field_is_trained_on(make_scene: MakeScene, spl
         np.testing.assert_array_equal(validation_fields, fields_under(fields, np.argwhere(validation_fields), 1))
         assert 0.3 <= validation_fields[labelled].mean() < 0.45
         np.testing.assert_array_equal(validated, validation_fields & labelled)
+        assert max(int(t.max()) for t in scored_times.values()) == 1  # once per date, though the patches overlap
         assert not (booster.areas[0]["val"] & ~validation_fields).any()
         assert hits == 0 and booster_hits == 0
 
@@ -147,3 +149,22 @@ def test_a_scene_of_one_field_is_refused(make_scene: MakeScene) -> None:
     cfg = quick_config(scene, **{"data.patch_size": 8, "data.val_split": "fields"})
     with pytest.raises(ConfigError, match="val_split 'fields' leaves no validation patch"):
         prepare_data(cfg)
+
+
+def test_overlapping_validation_patches_score_each_pixel_once() -> None:
+    import datetime as dt
+
+    from tropicrop.windows.datasets import EvalBatches
+    from tropicrop.windows.tensors import SceneTensors
+
+    day = dt.date(2020, 1, 1)
+    tensors = SceneTensors(images=np.zeros((1, 2, 8, 16), dtype=np.float32), labels=np.ones((1, 8, 16), dtype=np.uint8),
+                           usable=np.ones((8, 16), dtype=bool), dates=[day], label_dates=[day], length=1)
+    origins = np.array([[0, 0], [0, 4]])  # two 8 px patches over columns 0-7 and 4-11
+    only = np.ones((8, 16), dtype=bool)
+    only[:, 10:] = False
+    batch = EvalBatches(tensors, origins, [day], 4, 8, only=only)[0]
+    assert int((batch["labels"] > 0).sum()) == 8 * 10  # columns 0-9 once, not 4-7 twice
+    assert int((batch["labels"][1] > 0).sum()) == 8 * 2  # the second patch keeps what the first left: 8-9
+    plain = EvalBatches(tensors, origins, [day], 4, 8)[0]
+    assert int((plain["labels"] > 0).sum()) == 2 * 64  # without ``only`` every patch scores all it covers

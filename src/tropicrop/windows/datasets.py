@@ -83,21 +83,27 @@ class TrainBatches(Dataset[dict[str, torch.Tensor]]):
 
 
 class EvalBatches(Dataset[dict[str, torch.Tensor]]):
-    """Fixed validation batches: every (patch, target date) pair, at most ``limit`` of them, one date per batch;
-    with ``only`` (H, W) bool, labels outside it are cleared (validation by fields scores the fields' pixels)."""
+    """Fixed validation batches: every (patch, target date) pair, at most ``limit`` of them, one date per batch.
+
+    With ``only`` (H, W) bool (validation by fields), a patch scores only the pixels of ``only`` that no
+    earlier patch of ``origins`` covers: every validation pixel once per date, however the patches overlap.
+    """
 
     def __init__(self, data: SceneTensors, origins: np.ndarray, targets: Sequence[dt.date], batch_size: int,
                  patch_size: int, seed: int = 0, limit: int | None = None, only: np.ndarray | None = None) -> None:
-        self.data, self.patch_size, self.only = data, patch_size, only
+        self.data, self.patch_size = data, patch_size
+        self.owned = None if only is None else _owned_pixels(only, origins, patch_size)
         pairs = [(d, o) for d in targets for o in range(len(origins))]
         if limit is not None and len(pairs) > limit:
             keep = np.sort(np.random.default_rng(seed).choice(len(pairs), size=limit, replace=False))
             pairs = [pairs[i] for i in keep]
         self.batches: list[tuple[dt.date, np.ndarray]] = []
+        self.indices: list[np.ndarray] = []  # the batches' patches, as indices into ``origins``
         for d in targets:
             idx = np.array([o for dd, o in pairs if dd == d], dtype=np.int64)
             for s in range(0, len(idx), batch_size):
                 self.batches.append((d, origins[idx[s : s + batch_size]]))
+                self.indices.append(idx[s : s + batch_size])
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -105,7 +111,17 @@ class EvalBatches(Dataset[dict[str, torch.Tensor]]):
     def __getitem__(self, n: int) -> dict[str, torch.Tensor]:
         target, origins = self.batches[n]
         batch = self.data.gather(origins, target, self.patch_size)
-        if self.only is not None:  # validation fields: score their pixels only
-            p = self.patch_size
-            batch["labels"][~torch.from_numpy(np.stack([self.only[r:r + p, c:c + p] for r, c in origins]))] = 0
+        if self.owned is not None:
+            batch["labels"][~torch.from_numpy(self.owned[self.indices[n]])] = 0
         return batch
+
+
+def _owned_pixels(only: np.ndarray, origins: np.ndarray, size: int) -> np.ndarray:
+    """(N, size, size) bool: for each patch of ``origins`` in order, the pixels of ``only`` under it that no
+    earlier patch covers."""
+    claimed = np.zeros(only.shape, dtype=bool)
+    owned = np.zeros((len(origins), size, size), dtype=bool)
+    for k, (r, c) in enumerate(origins):
+        owned[k] = only[r:r + size, c:c + size] & ~claimed[r:r + size, c:c + size]
+        claimed[r:r + size, c:c + size] |= owned[k]
+    return owned
