@@ -5,9 +5,10 @@ Each ``--folders`` entry is ``SETTING:SEED=EXPERIMENT_DIR``, a finished experime
 variant, the same approach with one change (``set:``), named ``"<approach>, <suffix>"``: ``whole-field
 validation`` (``data.val_split=fields``), ``pretrained`` (``pretrain.steps``). For every pair it prints and
 writes, from the records and each net's ``calibration.json``: test F1, OA and ECE (year B's test split), the
-validation accuracy the temperature was fitted on (mean over nets; pixels under two validation patches count
-twice) and the mean temperature; then per setting the mean and spread over seeds of the variant's change
-in F1 and ECE. The gap between validation accuracy and test OA is what temperature scaling cannot see.
+validation accuracy the temperature was fitted on (mean over nets; whole-field runs trained before
+2026-12-04 12:20 UTC scored a pixel under two validation patches twice) and the mean temperature; then per
+setting the mean and spread over seeds of the variant's change in F1 and ECE. The gap between validation
+accuracy and test OA is what temperature scaling cannot see.
 
 Run: ``python benchmarks/twin_rows.py --folders demo:2=EXP,few-fields:3=EXP --approaches "Baseline 1" --suffix pretrained``
 (approaches are separated by ``;``).
