@@ -89,7 +89,7 @@ def test_a_run_pretrains_once_and_every_net_starts_from_it(make_scene: MakeScene
 
     monkeypatch.setattr(network, "train_net", spy)
     result = train(cfg, tmp_path / "run")
-    saved = torch.load(tmp_path / "run" / "pretrained.pt", weights_only=True)
+    saved = torch.load(tmp_path / "run" / "pretrained.pt", weights_only=True)["state_dict"]
     record = json.loads((tmp_path / "run" / "pretrain.json").read_text())
     assert record["steps"] == 4 and record["seconds"] > 0  # and it counts in the run's training time:
     assert result.pretrain_seconds == record["seconds"]
@@ -105,3 +105,13 @@ def test_an_experiment_pretrains_on_both_years_and_a_booster_never() -> None:
     assert exp.train_config(exp.approaches[0]).pretrain.scenes == ["A", "B"]
     with pytest.raises(ConfigError, match="pretrain.steps.*networks"):
         quick_config(Path("scene"), **{"model.name": "lightgbm", "pretrain.steps": 5})
+
+
+def test_a_damaged_pretrained_file_is_named_in_one_line(make_scene: MakeScene, tmp_path: Path) -> None:
+    from tropicrop.errors import RunError
+    from tropicrop.training.pretrain import pretrained_weights
+
+    cfg = quick_config(season_scene(make_scene), **{"pretrain.steps": 4})
+    (tmp_path / "pretrained.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(RunError, match="pretrained.pt"):
+        pretrained_weights(cfg, prepare_data(cfg).normalizer, 2, tmp_path)

@@ -84,6 +84,9 @@ class NetworkTrainer:
 
     kind = "network"
 
+    def __init__(self) -> None:
+        self._pretrained: dict[str, torch.Tensor] | None = None  # the run's pretrained weights, read once
+
     def parameters(self, cfg: TrainConfig, in_channels: int, num_classes: int) -> int | None:
         """Parameters of one network of ``cfg`` (its model with its options)."""
         model = build(cfg.model.name, in_channels, num_classes=num_classes, **cfg.model.options)
@@ -94,7 +97,6 @@ class NetworkTrainer:
 
     def train(self, cfg: TrainConfig, data: PreparedData, name: str, targets: NetTargets, net_dir: Path,
               config_path: Path | None = None) -> NetResult:
-        init = None
-        if cfg.pretrain.steps and not (net_dir / "result.json").is_file():  # once per run, in RUN/pretrained.pt
-            init = pretrained_weights(cfg, data.normalizer, data.num_bands, net_dir.parent.parent)
-        return train_net(cfg, data, name, targets, net_dir, init)
+        if cfg.pretrain.steps and self._pretrained is None and not (net_dir / "result.json").is_file():
+            self._pretrained = pretrained_weights(cfg, data.normalizer, data.num_bands, net_dir.parent.parent)
+        return train_net(cfg, data, name, targets, net_dir, self._pretrained)

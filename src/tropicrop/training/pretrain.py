@@ -26,12 +26,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from tropicrop.config import to_dict
 from tropicrop.config.training import TrainConfig
 from tropicrop.io.files import atomic_path, write_json
 from tropicrop.models import build
 from tropicrop.precision import resolve_precision
-from tropicrop.runfiles import read_json
+from tropicrop.runfiles import load_checkpoint, read_json
 from tropicrop.scene import load_scene
+from tropicrop.trainingdata import scene_paths
 from tropicrop.windows.augment import augment
 from tropicrop.windows.normalize import Normalizer
 from tropicrop.windows.sampler import StepSampler
@@ -43,7 +45,7 @@ PRETRAIN_RECORD = "pretrain.json"
 
 class UnlabelledBatches(Dataset[dict[str, torch.Tensor]]):
     """Batch ``n``: random patches at a random date of one scene (drawn in proportion to its area), from
-    ``(seed, n)`` only; every scene read through :func:`~tropicrop.adaptation.data.target_images` (images and
+    ``(seed, n)`` only; every scene read through :func:`~tropicrop.windows.unlabelled.target_images` (images and
     dates, an empty label stack)."""
 
     def __init__(self, samplers: list[PatchSampler], batch_size: int, seed: int) -> None:
@@ -97,7 +99,7 @@ class ReconstructionModule(L.LightningModule):
 
 def reconstruction_batches(cfg: TrainConfig, normalizer: Normalizer) -> UnlabelledBatches:
     """Unlabelled batches of ``cfg.pretrain.scenes`` (default: ``data.scene``'s), normalised as the run is."""
-    paths = cfg.pretrain.scenes or ([cfg.data.scene] if isinstance(cfg.data.scene, str) else list(cfg.data.scene))
+    paths = cfg.pretrain.scenes or scene_paths(cfg.data.scene)
     samplers = []
     for path in paths:
         scene = load_scene(path)
@@ -132,8 +134,8 @@ def pretrained_weights(cfg: TrainConfig, normalizer: Normalizer, bands: int, run
     """The run's pretrained weights: ``RUN/pretrained.pt`` when a session wrote it, else pretrained now and
     written there (atomically), with the loss curve beside it."""
     path = Path(run_dir) / "pretrained.pt"
-    if path.is_file():
-        state: dict[str, torch.Tensor] = torch.load(path, weights_only=True)
+    if path.is_file():  # a damaged or foreign file: one line naming it
+        state: dict[str, torch.Tensor] = load_checkpoint(path)["state_dict"]
         return state
     start = time.perf_counter()
     state, losses = pretrain(cfg, normalizer, bands)
@@ -143,7 +145,7 @@ def pretrained_weights(cfg: TrainConfig, normalizer: Normalizer, bands: int, run
     write_json(path.with_name(PRETRAIN_RECORD), {"steps": len(losses), "seconds": seconds,
                                                 "final_loss": float(np.mean(losses[-20:])) if losses else None})
     with atomic_path(path) as tmp:  # last: its presence means the pretraining finished
-        torch.save(state, tmp)
+        torch.save({"state_dict": state, "hyper_parameters": {"model": cfg.model.name, **to_dict(cfg.pretrain)}}, tmp)
     return state
 
 
