@@ -15,7 +15,7 @@ FLOP/s. References measured in the same run:
 
 All steps of a network are timed in alternation (one of each per round), so a change of machine load
 affects them alike: read the ratios (bf16 / float32 goal: >= 1.5). With a CUDA device the same table is
-measured on it too.
+measured on it too; ``--devices cuda`` alone writes ``results/model_throughput_cuda.json`` (the CPU file stays).
 
 Reading the FLOP/s: the ConvLSTM (over 90 % of the FLOPs) works on 4x4 maps at H/8, where a 3x3 "same"
 convolution reads zero padding at 56 of its 144 tap positions. The counter charges those taps as full
@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"| {row[0]} | {row[1]} | {row[2]} | {row[3]:.1f} | {row[4]:.2f} | {row[5]:.0f} | {row[6]:.2f} | {row[7]} |")
         for prec, value in matmul.items():
             print(f"| matmul 2048x2048 | torch.matmul | {prec} | | | {value / 1e9:.0f} | 1.00 | |")
-    write_results("model_throughput", figures, settings={"batch": args.batch, "dates": args.dates, "size": args.size,
+    name = "model_throughput" if "cpu" in args.devices else "_".join(["model_throughput", *args.devices])
+    write_results(name, figures, settings={"batch": args.batch, "dates": args.dates, "size": args.size,
                                                          "steps": args.steps, "threads": args.threads})
 
 
