@@ -8,7 +8,9 @@ and at the temperature refitted on that area itself (``Tself``: the best one sca
 oracle), and the ECE floor (:func:`ece_floor`: a perfectly calibrated predictor with the same confidences and
 pixel count). Areas: the validation patches (the pixels ``Tval`` was fitted on, here seen through the full
 map rather than 16 px patches), the training patches, and the test split (what the benchmark scores). The
-class shares of the validation and test labels tell whether the prior differs.
+class shares of the validation and test labels tell whether the prior differs; on the test split, the ECE
+after re-weighting the probabilities to its true class shares (an oracle of label-shift correction, the map
+kept) and to the shares EM estimates without labels says whether that difference is what miscalibrates.
 
 ``python benchmarks/calibration_ece.py --out DIR --pairs 1:all,0:all,2:radiometric`` (a few seconds a pair).
 """
@@ -79,8 +81,33 @@ def patch_areas(run: Path, shape: tuple[int, int]) -> dict[str, np.ndarray]:
     return areas
 
 
-def area_figures(z: np.ndarray, y: np.ndarray, t_val: float, rng: np.random.Generator) -> dict[str, float]:
-    """Accuracy, ECE at T = 1, Tval and Tself, the floor at Tval, and Tself, of logits (N, K) and labels (N,)."""
+def shift_priors(p: np.ndarray, target: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """Posteriors (N, K) trained under class shares ``source`` re-weighted to the shares ``target`` (Bayes'
+    rule; the label-shift correction of Saerens et al. 2002)."""
+    q = p * (target / source)
+    return q / q.sum(1, keepdims=True)
+
+
+def em_priors(p: np.ndarray, source: np.ndarray, iterations: int = 200) -> np.ndarray:
+    """Class shares of unlabelled pixels estimated from their posteriors ``p`` (N, K) by EM (Saerens et al.
+    2002): re-weight, average, repeat until the shares stop moving."""
+    shares = source.copy()
+    for _ in range(iterations):
+        new = shift_priors(p, shares, source).mean(0)
+        if np.abs(new - shares).max() < 1e-6:
+            return new
+        shares = new
+    return shares
+
+
+def area_figures(z: np.ndarray, y: np.ndarray, t_val: float, rng: np.random.Generator,
+                 source: np.ndarray | None = None) -> dict[str, float]:
+    """Accuracy, ECE at T = 1, Tval and Tself, the floor at Tval, and Tself, of logits (N, K) and labels (N,).
+
+    With ``source`` (the class shares the net's probabilities imply where it was trained), also the ECE of the mapped
+    class's probability at Tval re-weighted to the area's true class shares (``ece_Tval_true_shares``: an
+    oracle of label-shift correction; the mapped class is kept) and to the shares EM estimates from the
+    area's own posteriors without labels (``ece_Tval_em_shares``)."""
     import torch
 
     from tropicrop.calibration import expected_calibration_error, fit_temperature
@@ -89,11 +116,18 @@ def area_figures(z: np.ndarray, y: np.ndarray, t_val: float, rng: np.random.Gene
     out: dict[str, float] = {"pixels": float(len(y))}
     for name, t in (("T1", 1.0), ("Tval", t_val), ("Tself", t_self)):
         p = torch.softmax(torch.as_tensor(z) / t, 1).numpy()
-        right = p.argmax(1) == y
+        mapped = p.argmax(1)
+        right = mapped == y
         out["accuracy"] = float(right.mean())
         out[f"ece_{name}"] = expected_calibration_error(p.max(1), right)
         if name == "Tval":
             out["floor_Tval"] = ece_floor(p.max(1), rng)
+            if source is not None:
+                k = p.shape[1]
+                true = np.bincount(y, minlength=k) / len(y)
+                for key, shares in (("true_shares", true), ("em_shares", em_priors(p, source))):
+                    q = shift_priors(p, shares, source)[np.arange(len(y)), mapped]
+                    out[f"ece_Tval_{key}"] = expected_calibration_error(q, right)
     out["Tself"] = t_self
     return out
 
@@ -108,6 +142,8 @@ def diagnose_pair(root: Path, pair: str, months: int, rng: np.random.Generator) 
 def diagnose_run(run: Path, scene_dir: Path, pair: str, months: int, rng: np.random.Generator) -> list[Figure]:
     """Figures of ``months`` nets (spread over the labelled dates; 0: every one) of a per-month run on its
     year-B scene, keyed by ``pair``."""
+    import torch
+
     from tropicrop.scene import TEST, load_scene
     from tropicrop.valprofile import read_profile
 
@@ -132,9 +168,14 @@ def diagnose_run(run: Path, scene_dir: Path, pair: str, months: int, rng: np.ran
         print(f"{key}: T {profile.temperature:.3f} on {profile.pixels} validation pixels, validation ECE "
               f"{profile.ece_before:.3f} -> {profile.ece_after:.3f}")
         k = models.classes.num_classes - 1
+        # the class shares the net's probabilities imply where it was trained and calibrated (its mean posterior
+        # at Tval: label shares would divide by zero for a class absent at this date)
+        trained = (areas["training patches"] | areas["validation patches"]) & (labels > 0)
+        source = torch.softmax(torch.as_tensor(z[trained]) / profile.temperature, 1).numpy().mean(0)
         for area, mask in areas.items():
             has = mask & (labels > 0) & valid[slot]
-            row = area_figures(z[has], (labels[has] - 1).astype(np.int64), profile.temperature, rng)
+            row = area_figures(z[has], (labels[has] - 1).astype(np.int64), profile.temperature, rng,
+                               source if area == "test split" else None)
             print(f"  {area:<19} " + "  ".join(f"{n} {v:.3f}" if n != "pixels" else f"{n} {v:.0f}"
                                              for n, v in row.items()))
             figures += [Figure(f"{key} {area} {n}", v, "pixels" if n == "pixels" else "fraction") for n, v in row.items()]
@@ -143,11 +184,12 @@ def diagnose_run(run: Path, scene_dir: Path, pair: str, months: int, rng: np.ran
                 print(f"  {'':<19} label shares {np.round(share, 2).tolist()}")
                 figures.append(Figure(f"{key} {area} label shares", str(np.round(share, 3).tolist()), "fraction"))
     for area in areas:  # the run at a glance: the mean over its nets
-        for n in ("accuracy", "ece_T1", "ece_Tval", "ece_Tself"):
+        for n in ("accuracy", "ece_T1", "ece_Tval", "ece_Tself", "ece_Tval_true_shares", "ece_Tval_em_shares"):
             values = [f.value for f in figures if isinstance(f.value, float) and f.name.startswith(pair)
                       and f.name.endswith(f" {area} {n}")]
-            figures.append(Figure(f"{pair} mean over {len(values)} nets: {area} {n}", round(float(np.mean(values)), 3),
-                                  "fraction"))
+            if values:
+                figures.append(Figure(f"{pair} mean over {len(values)} nets: {area} {n}",
+                                      round(float(np.mean(values)), 3), "fraction"))
     return figures
 
 
