@@ -85,3 +85,18 @@ def test_synth_shift_none_writes_a_pair_and_an_unknown_shift_is_one_line_exit_2(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "drought" in err[0] and "calendar" in err[0]
     assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.parametrize("verbose", [0, 1])
+def test_libraries_deprecation_notices_show_only_with_verbose(verbose: int) -> None:
+    """A library's DeprecationWarning (numpy 2.5 under rasterio 1.4 gives one per window read) is its
+    developers' business: hidden from a user's log unless -v; a UserWarning is shown either way."""
+    code = (
+        "import warnings; from tropicrop.cli import _configure_logging\n"
+        f"_configure_logging({verbose})\n"
+        "warnings.warn_explicit('old api', DeprecationWarning, 'somelib.py', 1, module='somelib')\n"
+        "warnings.warn_explicit('odd input', UserWarning, 'somelib.py', 2, module='somelib')\n"
+    )
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stderr
+    assert "odd input" in err
+    assert ("old api" in err) == bool(verbose)

@@ -54,6 +54,9 @@ def _configure_logging(verbose: int) -> None:
     send_gdal_messages_to_debug()  # GDAL's messages go to the log at -vv; the errors they cause are raised as ours
     logging.captureWarnings(True)
     warnings.simplefilter("default")
+    if not verbose:  # libraries' notices to their developers (numpy 2.5 under rasterio 1.4: one per window read)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
     warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")  # lightning's own deprecation notice
     for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero", "lightning.fabric"):
         lightning_log = logging.getLogger(name)
