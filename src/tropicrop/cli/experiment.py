@@ -44,7 +44,7 @@ def add_experiment(sub: SubParsers) -> None:
 
 def add_demo(sub: SubParsers) -> None:
     """``tropicrop demo``."""
-    p = sub.add_parser("demo", help="synthetic LEM pair + the paper's protocol + report, in about 10 minutes on a CPU")
+    p = sub.add_parser("demo", help="synthetic LEM pair + the paper's protocol + report (the README says how long it takes)")
     p.add_argument("--out", default="runs/demo", help="demo directory (data/ and experiment/ inside)")
     p.add_argument("-c", "--config", default="configs/demo.yaml", help="experiment config (default configs/demo.yaml)")
     p.add_argument("--size", type=int, default=256, help="side of the synthetic scenes in pixels")
