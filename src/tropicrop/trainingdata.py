@@ -207,6 +207,16 @@ def scenes_eval_batches(data: PreparedData, targets: NetTargets, batch_size: int
     return ConcatDataset(parts or [EvalBatches(data.scenes[0].tensors, data.scenes[0].val_origins[:0], [], 1, patch_size)])
 
 
+def validation_pixels(part: SceneData, patch_size: int) -> np.ndarray:
+    """(H, W) bool of the region: the pixels validation scores (the held-out fields, or the validation patches)."""
+    if part.held_out is not None:
+        return part.held_out
+    mask = np.zeros(part.tensors.usable.shape, dtype=bool)
+    for r, c in part.val_origins:
+        mask[r : r + patch_size, c : c + patch_size] = True
+    return mask
+
+
 # ------------------------------------------------------------------------------------------ preparation
 def _region(scene: Scene, use: str, min_size: int, margin: int = 0) -> tuple[Window, np.ndarray]:
     """Bounding window (at least ``min_size`` on each side, grown by ``margin`` of context) of the pixels

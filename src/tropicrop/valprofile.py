@@ -167,18 +167,20 @@ def read_temperature(net_dir: Path, calibration: str = "temperature") -> float:
     return profile.temperature
 
 
-def validation_logits(module: torch.nn.Module, dataset: Any) -> tuple[np.ndarray, ...]:
-    """Run ``module`` (its forward: images, doy, valid -> logits) on validation ``dataset`` (a ConcatDataset
-    of :class:`~tropicrop.windows.EvalBatches`): the logits, labels and months of :func:`network_logits`."""
+def module_logits(module: torch.nn.Module, batches: Iterable[tuple[dt.date, dict[str, torch.Tensor]]]
+                  ) -> tuple[np.ndarray, ...]:
+    """Run ``module`` (its forward: images, doy, valid -> logits) in eval mode on its device over (target
+    date, batch) pairs: the logits, labels and months of :func:`network_logits`."""
     module.eval()
     device = next(module.parameters()).device
+    on_device = ((d, {k: v.to(device) for k, v in b.items()}) for d, b in batches)
+    return network_logits(lambda b: module(b["images"], b["doy"], b["valid"]), on_device)
 
-    def batches() -> Iterable[tuple[dt.date, dict[str, torch.Tensor]]]:
-        for part in getattr(dataset, "datasets", [dataset]):
-            for n in range(len(part)):
-                yield part.batches[n][0], {k: v.to(device) for k, v in part[n].items()}
 
-    return network_logits(lambda b: module(b["images"], b["doy"], b["valid"]), batches())
+def validation_logits(module: torch.nn.Module, dataset: Any) -> tuple[np.ndarray, ...]:
+    """:func:`module_logits` on validation ``dataset`` (a ConcatDataset of :class:`~tropicrop.windows.EvalBatches`)."""
+    return module_logits(module, ((part.batches[n][0], part[n]) for part in getattr(dataset, "datasets", [dataset])
+                                  for n in range(len(part))))
 
 
 def profile_network(module: torch.nn.Module, dataset: Any, seed: int = 0) -> ValProfile:
