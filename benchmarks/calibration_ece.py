@@ -101,20 +101,23 @@ def em_priors(p: np.ndarray, source: np.ndarray, iterations: int = 200) -> np.nd
 
 
 def area_figures(z: np.ndarray, y: np.ndarray, t_val: float, rng: np.random.Generator,
-                 source: np.ndarray | None = None) -> dict[str, float]:
+                 source: np.ndarray | None = None, t_map: float | None = None) -> dict[str, float]:
     """Accuracy, ECE at T = 1, Tval and Tself, the floor at Tval, and Tself, of logits (N, K) and labels (N,).
 
     With ``source`` (the class shares the net's probabilities imply where it was trained), also the ECE of the mapped
     class's probability at Tval re-weighted to the area's true class shares (``ece_Tval_true_shares``: an
     oracle of label-shift correction; the mapped class is kept) and to the shares EM estimates from the
-    area's own posteriors without labels (``ece_Tval_em_shares``)."""
+    area's own posteriors without labels (``ece_Tval_em_shares``). With ``t_map`` (the temperature fitted on
+    the validation pixels as the map predicts them, with the scene's context, instead of as 32 px patches),
+    also the ECE at that temperature (``ece_Tmap``) and ``Tmap`` itself."""
     import torch
 
     from tropicrop.calibration import expected_calibration_error, fit_temperature
 
     t_self = fit_temperature(z, y)
     out: dict[str, float] = {"pixels": float(len(y))}
-    for name, t in (("T1", 1.0), ("Tval", t_val), ("Tself", t_self)):
+    temperatures = [("T1", 1.0), ("Tval", t_val), ("Tself", t_self)] + ([("Tmap", t_map)] if t_map else [])
+    for name, t in temperatures:
         p = torch.softmax(torch.as_tensor(z) / t, 1).numpy()
         mapped = p.argmax(1)
         right = mapped == y
@@ -129,6 +132,8 @@ def area_figures(z: np.ndarray, y: np.ndarray, t_val: float, rng: np.random.Gene
                     q = shift_priors(p, shares, source)[np.arange(len(y)), mapped]
                     out[f"ece_Tval_{key}"] = expected_calibration_error(q, right)
     out["Tself"] = t_self
+    if t_map:
+        out["Tmap"] = t_map
     return out
 
 
@@ -144,6 +149,7 @@ def diagnose_run(run: Path, scene_dir: Path, pair: str, months: int, rng: np.ran
     year-B scene, keyed by ``pair``."""
     import torch
 
+    from tropicrop.calibration import fit_temperature
     from tropicrop.scene import TEST, load_scene
     from tropicrop.valprofile import read_profile
 
@@ -172,10 +178,13 @@ def diagnose_run(run: Path, scene_dir: Path, pair: str, months: int, rng: np.ran
         # at Tval: label shares would divide by zero for a class absent at this date)
         trained = (areas["training patches"] | areas["validation patches"]) & (labels > 0)
         source = torch.softmax(torch.as_tensor(z[trained]) / profile.temperature, 1).numpy().mean(0)
+        val = areas["validation patches"] & (labels > 0) & valid[slot]
+        t_map = fit_temperature(z[val], (labels[val] - 1).astype(np.int64))
         for area, mask in areas.items():
             has = mask & (labels > 0) & valid[slot]
+            test = area == "test split"
             row = area_figures(z[has], (labels[has] - 1).astype(np.int64), profile.temperature, rng,
-                               source if area == "test split" else None)
+                               source if test else None, t_map if test else None)
             print(f"  {area:<19} " + "  ".join(f"{n} {v:.3f}" if n != "pixels" else f"{n} {v:.0f}"
                                              for n, v in row.items()))
             figures += [Figure(f"{key} {area} {n}", v, "pixels" if n == "pixels" else "fraction") for n, v in row.items()]
@@ -184,7 +193,8 @@ def diagnose_run(run: Path, scene_dir: Path, pair: str, months: int, rng: np.ran
                 print(f"  {'':<19} label shares {np.round(share, 2).tolist()}")
                 figures.append(Figure(f"{key} {area} label shares", str(np.round(share, 3).tolist()), "fraction"))
     for area in areas:  # the run at a glance: the mean over its nets
-        for n in ("accuracy", "ece_T1", "ece_Tval", "ece_Tself", "ece_Tval_true_shares", "ece_Tval_em_shares"):
+        for n in ("accuracy", "ece_T1", "ece_Tval", "ece_Tself", "ece_Tval_true_shares", "ece_Tval_em_shares",
+                  "ece_Tmap"):
             values = [f.value for f in figures if isinstance(f.value, float) and f.name.startswith(pair)
                       and f.name.endswith(f" {area} {n}")]
             if values:

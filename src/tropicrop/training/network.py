@@ -32,12 +32,7 @@ def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: NetTarge
     if result_path.is_file():
         return NetResult.from_dict(read_json(result_path), result_path)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    module = CropModule(
-        model_name=cfg.model.name, model_options=dict(cfg.model.options), in_channels=data.num_bands,
-        class_names=list(data.classes.names), normalization=data.normalizer.to_dict(),
-        sequence_length=cfg.data.sequence_length, target=None if name == ALL_MONTHS else name,
-        lr=cfg.optim.lr, focal_gamma=cfg.optim.focal_gamma, weight_decay=cfg.optim.weight_decay,
-    )
+    module = _new_module(cfg, data, name)
     if init is not None:
         load_pretrained(module.model, init)
     dm = TargetDataModule(data, targets, cfg)
@@ -68,6 +63,25 @@ def train_net(cfg: TrainConfig, data: PreparedData, name: str, targets: NetTarge
     if trainer.is_global_zero:
         write_json(result_path, result.to_dict())
     return result
+
+
+def _new_module(cfg: TrainConfig, data: PreparedData, name: str) -> CropModule:
+    """The Lightning module of net ``name`` of a run of ``cfg``, freshly initialised."""
+    return CropModule(
+        model_name=cfg.model.name, model_options=dict(cfg.model.options), in_channels=data.num_bands,
+        class_names=list(data.classes.names), normalization=data.normalizer.to_dict(),
+        sequence_length=cfg.data.sequence_length, target=None if name == ALL_MONTHS else name,
+        lr=cfg.optim.lr, focal_gamma=cfg.optim.focal_gamma, weight_decay=cfg.optim.weight_decay,
+    )
+
+
+def calibrate_net(cfg: TrainConfig, data: PreparedData, name: str, targets: NetTargets, net_dir: Path) -> None:
+    """Fit a trained net's temperature and validation profile again (``NET/calibration.json``), from its best
+    checkpoint, as ``cfg.data.val_profile`` says: for a run trained before that choice, or to compare them."""
+    best = net_dir / "checkpoints" / "best.ckpt"
+    if not best.is_file():
+        best = net_dir / "checkpoints" / "last.ckpt"
+    _write_val_profile(_new_module(cfg, data, name), best, TargetDataModule(data, targets, cfg), cfg, net_dir)
 
 
 def _write_val_profile(module: CropModule, best: Path, dm: TargetDataModule, cfg: TrainConfig, net_dir: Path) -> None:
