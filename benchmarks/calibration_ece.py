@@ -6,11 +6,14 @@ tile (float probabilities at T = 1, so every temperature can be tried) and, on t
 area, reports: accuracy, ECE at T = 1, at the validation temperature (``Tval``, what ``predict`` applies)
 and at the temperature refitted on that area itself (``Tself``: the best one scalar can do there, an
 oracle), and the ECE floor (:func:`ece_floor`: a perfectly calibrated predictor with the same confidences and
-pixel count). Areas: the validation patches (the pixels ``Tval`` was fitted on, here seen through the full
-map rather than 16 px patches), the training patches, and the test split (what the benchmark scores). The
-class shares of the validation and test labels tell whether the prior differs; on the test split, the ECE
-after re-weighting the probabilities to its true class shares (an oracle of label-shift correction, the map
-kept) and to the shares EM estimates without labels says whether that difference is what miscalibrates.
+pixel count). Areas (labelled pixels; the patches' restricted to the train split, since with ``test_inputs:
+context`` a patch may hold test pixels as input, whose labels the run never read): the validation patches (the
+pixels ``Tval`` was fitted on, here seen through the full map rather than 16 px patches), the training
+patches, and the test split (what the benchmark scores). The class shares of the validation and test labels
+tell whether the prior differs; on the test split, the ECE after re-weighting the probabilities to its true
+class shares (an oracle of label-shift correction, the map kept) and to the shares EM estimates without labels
+says whether that difference is what miscalibrates; ``Tmap`` is the temperature refitted on the validation
+patches' pixels of the map (whole-scene context), and ``ece_Tmap`` the test ECE it gives.
 
 ``python benchmarks/calibration_ece.py --out DIR --pairs 1:all,0:all,2:radiometric`` (a few seconds a pair).
 """
@@ -150,7 +153,7 @@ def diagnose_run(run: Path, scene_dir: Path, pair: str, months: int, rng: np.ran
     import torch
 
     from tropicrop.calibration import fit_temperature
-    from tropicrop.scene import TEST, load_scene
+    from tropicrop.scene import TEST, TRAIN, load_scene
     from tropicrop.valprofile import read_profile
 
     scene = load_scene(scene_dir)
@@ -159,7 +162,10 @@ def diagnose_run(run: Path, scene_dir: Path, pair: str, months: int, rng: np.ran
     models, probs, valid = scene_probabilities(run, scene, dates)
     lookup = models.classes.lookup(scene.classes)
     labels_all = scene.read_labels()
-    areas = {**patch_areas(run, probs.shape[-2:]), "test split": scene.read_split() == TEST}
+    split = scene.read_split()
+    # the patches' pixels whose labels the run could read (train split): a patch may hold test pixels as context
+    areas = {**{k: v & (split == TRAIN) for k, v in patch_areas(run, probs.shape[-2:]).items()},
+             "test split": split == TEST}
     figures = []
     for slot, d in enumerate(dates):
         net = models.net_for(d)

@@ -6,7 +6,9 @@ with ``data.val_profile: tiles`` (:func:`tropicrop.training.network.calibrate_ne
 the run as trained (``data.val_profile: patches``, the default) and the copy then predict ``SCENE`` and are
 evaluated on its test split, as an experiment does (``predict_run`` with 256 px tiles overlapping by 32,
 ``evaluate_predictions``). Printed and written: average F1 (must not move: the temperature changes no
-class), ECE and Brier of each, the mean temperature, and the validation pixels each profile counted.
+class), ECE and Brier of each, the F1 ``tropicrop check`` estimates from the maps without labels (its
+confidence estimate, which reads the validation profile), the mean temperature, and the validation pixels
+each profile counted.
 
 The run's ``config.yaml`` names its training scenes relative to the directory it was trained from: run
 this from there (``--cwd``).
@@ -49,13 +51,16 @@ def tiles_copy(run: Path, out: Path) -> Path:
 
 def scores(run: Path, scene: Path, out: Path) -> dict[str, float]:
     """F1, OA, ECE and Brier of ``run`` on ``scene``'s test split; mean temperature and validation pixels."""
+    from tropicrop.check import estimate_predictions
     from tropicrop.evaluation import evaluate_predictions
     from tropicrop.inference.predict import predict_run
 
     predict_run(run, scene, out, tile=256, overlap=32, progress=False)
     result = evaluate_predictions(out, scene)
+    estimate = estimate_predictions(run, out, [d.date for d in result.dates])  # check's confidence estimate
     cal = [json.loads(p.read_text()) for p in sorted(run.glob("nets/*/calibration.json"))]
     return {"f1": result.mean_f1, "oa": result.mean_oa, **result.calibration(),
+            "estimated_f1": float(np.mean([d["estimated_f1"] for d in estimate.dates])),
             "temperature": float(np.mean([c["temperature"] for c in cal])),
             "val_pixels": float(sum(c["val_pixels"] for c in cal)),
             "val_ece_after": float(np.mean([c["ece_after"] for c in cal]))}
@@ -69,8 +74,8 @@ def main() -> None:
     args = parser.parse_args()
     os.chdir(args.cwd)
     figures: list[Figure] = []
-    print("| run | fitted on | F1 | OA | ECE | Brier | mean T | validation pixels | validation ECE after |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| run | fitted on | F1 | OA | ECE | Brier | estimated F1 | mean T | validation pixels | validation ECE after |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for entry in args.runs.split(","):
             name, run, scene = entry.split("=")
@@ -78,10 +83,10 @@ def main() -> None:
             for fitted, path in both.items():
                 row = scores(path, Path(scene), Path(tmp) / f"{name}-{fitted}-maps")
                 print(f"| {name} | {fitted} | {100 * row['f1']:.1f} | {100 * row['oa']:.1f} | {row['ece']:.3f} | "
-                      f"{row['brier']:.3f} | {row['temperature']:.2f} | {row['val_pixels']:.0f} | "
-                      f"{row['val_ece_after']:.3f} |", flush=True)
+                      f"{row['brier']:.3f} | {100 * row['estimated_f1']:.1f} | {row['temperature']:.2f} | "
+                      f"{row['val_pixels']:.0f} | {row['val_ece_after']:.3f} |", flush=True)
                 figures += [Figure(f"{name}, {fitted}, {k}", round(row[k], 4), "fraction")
-                            for k in ("f1", "oa", "ece", "brier", "val_ece_after")]
+                            for k in ("f1", "oa", "ece", "brier", "estimated_f1", "val_ece_after")]
                 figures += [Figure(f"{name}, {fitted}, mean temperature", round(row["temperature"], 3), "T"),
                             Figure(f"{name}, {fitted}, validation pixels", row["val_pixels"], "pixels")]
     print(f"results: {write_results(args.results, figures, settings={'runs': args.runs, 'cwd': str(args.cwd)})}")
