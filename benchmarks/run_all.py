@@ -104,6 +104,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     "temperature_objective.py": Benchmark(  # the objective of the temperature fit, on the quick run's own scene
         ["--runs", f"quick={QUICK_RUN}", "--scene", str(TINY / "lem1920")],
         ["--runs", f"quick={QUICK_RUN}", "--scene", str(TINY / "lem1920")], setup=RUN_SETUP),
+    "val_profile.py": Benchmark(  # the quick run calibrated on patches and on tiles
+        ["--runs", f"quick={QUICK_RUN}={TINY / 'lem1920'}", "--results", "val_profile_quick"],
+        ["--runs", f"quick={QUICK_RUN}={TINY / 'lem1920'}", "--results", "val_profile_quick"], setup=RUN_SETUP),
     "experiment_seeds.py": Benchmark(  # after adaptation.py: Table 4 of its experiment, agreement estimates added
         ["--folders", f"adaptation:0={ADAPT_OUT / 'all'}", "--results", "experiment_seeds_adaptation"],
         ["--folders", f"adaptation:0={ADAPT_OUT / 'all'}", "--results", "experiment_seeds_adaptation"]),
