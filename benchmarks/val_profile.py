@@ -1,14 +1,14 @@
 """Calibration fitted on tiles against calibration fitted on patches: the same trained nets, two temperatures.
 
 For each trained network run (``RUN``: per-month or all-months) and the scene its test split is scored on
-(``SCENE``), a copy of the run (checkpoints hard-linked) has every net's ``calibration.json`` fitted again
-with ``data.val_profile: tiles`` (:func:`tropicrop.training.network.calibrate_net`, the product's code);
-the run as trained (``data.val_profile: patches``, the default) and the copy then predict ``SCENE`` and are
-evaluated on its test split, as an experiment does (``predict_run`` with 256 px tiles overlapping by 32,
-``evaluate_predictions``). Printed and written: average F1 (must not move: the temperature changes no
-class), ECE and Brier of each, the F1 ``tropicrop check`` estimates from the maps without labels (its
-confidence estimate, which reads the validation profile), the mean temperature, and the validation pixels
-each profile counted.
+(``SCENE``), two copies of the run (checkpoints hard-linked) have every net's ``calibration.json`` fitted
+again, with ``data.val_profile: patches`` and with ``tiles``
+(:func:`tropicrop.training.network.calibrate_net`, the product's code, with today's temperature objective
+whatever the run was trained with); both then predict ``SCENE`` and are evaluated on its test split, as an
+experiment does (``predict_run`` with 256 px tiles overlapping by 32, ``evaluate_predictions``). Printed and
+written: average F1 (must not move: the temperature changes no class), ECE and Brier of each, the F1
+``tropicrop check`` estimates from the maps without labels (its confidence estimate, which reads the
+validation profile), the mean temperature, and the validation pixels each profile counted.
 
 The run's ``config.yaml`` names its training scenes relative to the directory it was trained from: run
 this from there (``--cwd``).
@@ -32,8 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_file import Figure, write_results
 
 
-def tiles_copy(run: Path, out: Path) -> Path:
-    """``run`` copied to ``out`` (checkpoints hard-linked), every net recalibrated on tiles."""
+def recalibrated_copy(run: Path, out: Path, profile: str) -> Path:
+    """``run`` copied to ``out`` (checkpoints hard-linked), every net calibrated again with ``data.val_profile``
+    = ``profile``."""
     from tropicrop.config import load_config
     from tropicrop.training import TrainConfig, prepare_data
     from tropicrop.training.network import calibrate_net
@@ -42,7 +43,7 @@ def tiles_copy(run: Path, out: Path) -> Path:
     shutil.copytree(run, out, copy_function=os.link)
     for cal in out.glob("nets/*/calibration.json"):  # a new file, not a write through the link into the source
         cal.unlink()
-    cfg = load_config(TrainConfig, run / "config.yaml", ["data.val_profile=tiles"])
+    cfg = load_config(TrainConfig, run / "config.yaml", [f"data.val_profile={profile}"])
     data = prepare_data(cfg)
     for name, targets in net_names(cfg, data):
         calibrate_net(cfg, data, name, targets, out / "nets" / name)
@@ -79,7 +80,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for entry in args.runs.split(","):
             name, run, scene = entry.split("=")
-            both = {"patches": Path(run), "tiles": tiles_copy(Path(run), Path(tmp) / f"{name}-tiles")}
+            both = {p: recalibrated_copy(Path(run), Path(tmp) / f"{name}-{p}", p) for p in ("patches", "tiles")}
             for fitted, path in both.items():
                 row = scores(path, Path(scene), Path(tmp) / f"{name}-{fitted}-maps")
                 print(f"| {name} | {fitted} | {100 * row['f1']:.1f} | {100 * row['oa']:.1f} | {row['ece']:.3f} | "

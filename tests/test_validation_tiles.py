@@ -85,7 +85,7 @@ def test_a_run_calibrated_on_tiles_scores_every_labelled_validation_pixel(make_s
                                                                           tmp_path: Path) -> None:
     scene = make_scene(**tiny_arrays(48, 48))
     sets = {"data.patch_size": 16, "data.stride": 8, "data.val_fraction": 0.3, "trainer.max_epochs": 1}
-    cfg = quick_config(scene, **sets)  # data.val_profile: tiles, the default
+    cfg = quick_config(scene, **sets, **{"data.val_profile": "tiles"})
     train(cfg, tmp_path / "tiles")
     data = prepare_data(cfg)
     expected = 0
@@ -97,6 +97,6 @@ def test_a_run_calibrated_on_tiles_scores_every_labelled_validation_pixel(make_s
     profiles = [read_profile(n) for n in nets]
     assert all(p is not None and p.temperature > 0 for p in profiles)
     assert sum(p.pixels for p in profiles if p is not None) == expected > 0
-    train(quick_config(scene, **sets, **{"data.val_profile": "patches"}), tmp_path / "patches")  # at most val_limit
+    train(quick_config(scene, **sets), tmp_path / "patches")  # the default: validation patches, at most val_limit
     patches = [read_profile(n) for n in sorted((tmp_path / "patches" / "nets").iterdir())]
     assert [p.pixels for p in patches if p is not None] != [p.pixels for p in profiles if p is not None]

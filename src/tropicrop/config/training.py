@@ -51,11 +51,11 @@ class DataConfig(Section):
                                                    "from training patches; fields: whole fields (read off the "
                                                    "labels, drawn by class) whose labels are never trained on")
     val_limit: int = Field(1024, ge=1, description="at most this many (patch, date) validation samples")
-    val_profile: Literal["patches", "tiles"] = Field("tiles", description="where the temperature and the "
-                                                     "validation profile are fitted after training: tiles: every "
-                                                     "validation pixel inside 256 px tiles of its scene, as "
-                                                     "predict maps it; patches: the validation patches alone "
-                                                     "(as early stopping scores them)")
+    val_profile: Literal["patches", "tiles"] = Field("patches", description="where the temperature and the "
+                                                     "validation profile are fitted after training: patches: "
+                                                     "the validation patches alone (as early stopping scores "
+                                                     "them); tiles: every validation pixel inside 256 px tiles "
+                                                     "of its scene, as predict maps it")
     balance: bool = Field(False, description="sample patches inversely to the frequency of their rarest class")
     augment: bool = Field(True, description="random 90-degree rotations and flips")
     doy_shift: int = Field(0, ge=0, le=182, description="random day-of-year offsets in [-doy_shift, doy_shift] "
