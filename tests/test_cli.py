@@ -100,3 +100,22 @@ def test_libraries_deprecation_notices_show_only_with_verbose(verbose: int) -> N
     err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stderr
     assert "odd input" in err
     assert ("old api" in err) == bool(verbose)
+
+
+def test_demo_refuses_a_folder_holding_another_pair_before_any_work(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """``tropicrop demo --seed 1`` into a folder of a seed-0 demo would resume the seed-0 experiment on the
+    seed-0 scenes: a silent wrong answer. It is refused in one line, naming the folder."""
+    from tropicrop.cli.experiment import DEMO_PAIR
+    from tropicrop.synthetic import write_pair
+
+    data = tmp_path / "demo" / "data"
+    write_pair(data, preset="tiny", size=32, seed=0)
+    (data / DEMO_PAIR).write_text(json.dumps({"size": 32, "seed": 0}))
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--size", "32", "--seed", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(data) in err and "seed 0" in err and "seed 1" in err
+    (data / DEMO_PAIR).unlink()  # a folder of an older demo: no record, the size read off the scene
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--size", "64"]) == 2
+    assert "size 32" in capsys.readouterr().err
+    assert not (tmp_path / "demo" / "experiment").exists()

@@ -17,15 +17,34 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_PAIR = "demo.json"
+"""The size and seed of the pair a demo folder's ``data/`` holds, so that a re-run asking for another is refused."""
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from tropicrop.errors import SceneError
     from tropicrop.experiments import run_experiment
+    from tropicrop.io.files import write_json
+    from tropicrop.runfiles import read_json
+    from tropicrop.scene import load_scene
     from tropicrop.synthetic import write_pair
 
     out = Path(args.out)
     data = out / "data"
+    wanted = {"size": args.size, "seed": args.seed}
     if not (data / "lem1718" / "scene.yaml").is_file() or not (data / "lem1920" / "scene.yaml").is_file():
         print(f"writing the synthetic LEM pair ({args.size} x {args.size} px) into {data}", flush=True)
         write_pair(data, preset="lem", size=args.size, seed=args.seed, overwrite=True)
+        write_json(data / DEMO_PAIR, wanted)
+    else:  # a re-run resumes the experiment: it must be of the same pair (folders of older demos hold no record)
+        record = data / DEMO_PAIR
+        held = read_json(record, "delete the demo folder to start again") if record.is_file() else {}
+        held = dict(held) if isinstance(held, dict) else {}
+        held.setdefault("size", load_scene(data / "lem1920").grid.width)
+        if any(held.get(k, v) != v for k, v in wanted.items()):
+            raise SceneError(data, f"holds the demo pair of size {held['size']}, seed {held.get('seed', '?')}, "
+                             f"not the size {args.size}, seed {args.seed} asked for",
+                             "choose another --out, or delete that folder to start again")
     sets = [f"scenes.a={data / 'lem1718'}", f"scenes.b={data / 'lem1920'}", *args.set]
     report = run_experiment(Path(args.config), out / "experiment", sets)
     print(f"report: {report}")
