@@ -2,9 +2,9 @@
 
 Early stopping scores validation patches alone (32 x 32 by default), with the patch edge a few pixels from
 most of its pixels. ``predict`` maps the same pixels inside 256 px tiles, where the U-Net and the ConvLSTM
-see far more of the fields around them, and the network is more often right and differently confident
-there. A temperature fitted on the patches is then the wrong one for the map (issue 30: on six demo-size
-runs the temperature refitted on the validation pixels of the map was nearer the test area's own).
+see far more of the fields around them, and the network may be differently right and confident there,
+so a temperature fitted on the patches may be the wrong one for the map (``data.val_profile: tiles``;
+measured in docs/guide/confidence.md: no gain in ECE on average over nine runs, a nearer ``check`` estimate).
 :func:`context_batches` cuts the region into tiles like ``predict`` does and gives each validation pixel to
 one tile that holds at least ``margin`` pixels of context on every side the region allows.
 """
@@ -62,12 +62,13 @@ def context_batches(tensors: SceneTensors, pixels: np.ndarray, targets: Sequence
         for r in rows:
             for c in cols:
                 rs, cs = core(r, side, h, margin), core(c, side, w, margin)
-                mine = np.zeros((h, w), dtype=bool)
-                mine[rs, cs] = pixels[rs, cs] & labelled[rs, cs] & ~claimed[rs, cs]
-                if mine.any():
-                    claimed |= mine
+                new = pixels[rs, cs] & labelled[rs, cs] & ~claimed[rs, cs]
+                if new.any():
+                    claimed[rs, cs] |= new
+                    mine = np.zeros((side, side), dtype=bool)  # the tile's own pixels, in tile coordinates
+                    mine[rs.start - r : rs.stop - r, cs.start - c : cs.stop - c] = new
                     origins.append((r, c))
-                    owned.append(mine[r : r + side, c : c + side])
+                    owned.append(mine)
         for s in range(0, len(origins), batch_size):
             batch = tensors.gather(np.asarray(origins[s : s + batch_size]), target, side)
             keep = torch.from_numpy(np.stack(owned[s : s + batch_size]))
