@@ -113,7 +113,7 @@ BENCHMARKS: dict[str, Benchmark] = {
 }
 # with a GPU, model_throughput.py measures it as well; inference.py runs a second time on it
 GPU_BENCHMARKS: dict[str, Benchmark] = {
-    "inference.py": Benchmark(["--device", "cuda", "--skip-rss"],
+    "inference.py": Benchmark(["--device", "cuda", "--skip-rss", "--size", "1024", "--flops-tiles", "256", "512"],
                               ["--device", "cuda", "--skip-rss", "--size", "256", "--flops-tiles", "128"]),
 }
 
