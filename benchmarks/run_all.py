@@ -62,6 +62,7 @@ ADAPT_OUT, ADAPT_DATA = OUT / "adaptation", OUT / "adaptation-data"
 
 BENCHMARKS: dict[str, Benchmark] = {
     "allocator.py": Benchmark([], ["--epochs", "2"]),
+    "parallel_nets.py": Benchmark([], ["--nets", "2", "--epochs", "1"]),
     "model_throughput.py": Benchmark(["--steps", "10"], ["--steps", "3", "--warmup", "1", "--threads", "1"]),
     "training.py": Benchmark(["--size", "256", "--steps", "30", "--epochs", "2"],
                              ["--size", "128", "--steps", "10", "--epochs", "1"]),
@@ -107,6 +108,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     "val_profile.py": Benchmark(  # the quick run calibrated on patches and on tiles
         ["--runs", f"quick={QUICK_RUN}={TINY / 'lem1920'}", "--results", "val_profile_quick"],
         ["--runs", f"quick={QUICK_RUN}={TINY / 'lem1920'}", "--results", "val_profile_quick"], setup=RUN_SETUP),
+    "adaptation_choice.py": Benchmark(  # after adaptation.py: auto's choice among its experiment's candidate rows
+        ["--folders", f"adaptation={ADAPT_OUT / 'all'}", "--results", "adaptation_choice_quick"],
+        ["--folders", f"adaptation={ADAPT_OUT / 'all'}", "--results", "adaptation_choice_quick"]),
     "experiment_seeds.py": Benchmark(  # after adaptation.py: Table 4 of its experiment, agreement estimates added
         ["--folders", f"adaptation:0={ADAPT_OUT / 'all'}", "--results", "experiment_seeds_adaptation"],
         ["--folders", f"adaptation:0={ADAPT_OUT / 'all'}", "--results", "experiment_seeds_adaptation"]),

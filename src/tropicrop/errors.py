@@ -24,6 +24,11 @@ class TropicropError(Exception):
         hint = f" ({fix})" if fix else ""
         super().__init__(f"{where}{problem}{hint}")
 
+    def __reduce__(self) -> tuple[type, tuple[Path | None, str, str]]:
+        """Pickled as its three parts, so that it crosses a process boundary (a training process, a Dask
+        worker) as itself, one line and all."""
+        return type(self), (self.path, self.problem, self.fix)
+
 
 class SceneError(TropicropError):
     """A scene folder, its manifest or one of its rasters/vectors is missing, malformed or inconsistent."""

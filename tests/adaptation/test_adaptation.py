@@ -329,3 +329,34 @@ def test_experiment_adapt_rows_and_the_report_ablation(tiny_pair: Path, tmp_path
     assert unsupervised["adapt"]["methods"] == ["year_stats", "adabn", "doy_shift", "self_training"]
     with open(out / "table4.csv") as fh:
         assert "VUnetConvLSTM + adaptation" in fh.read()
+    # two auto candidates (AdaBN alone, all four): the report says which one auto keeps, against the truth
+    assert "### Choosing the method without labels" in text and "(kept by auto)" in text
+
+
+def _candidate(name: str, methods: list[str], est: float, f1: float, parcels: int = 0) -> dict:
+    return {"name": name, "f1": f1, "estimated_f1": est,
+            "adapt": {"base": "VUnetConvLSTM", "methods": methods, "parcels": parcels}}
+
+
+def test_label_free_choice_keeps_the_highest_estimate_and_scores_it_against_the_truth() -> None:
+    from tropicrop.adaptation.auto import CANDIDATES
+    from tropicrop.adaptation.report import AUTO_CANDIDATES, choice_lines, label_free_choices
+
+    assert tuple(frozenset(c) for c in CANDIDATES) == AUTO_CANDIDATES  # the report knows auto's candidates
+    records = [
+        {"name": "VUnetConvLSTM", "f1": 0.40, "estimated_f1": 0.48},
+        _candidate("+ self-training", ["self_training"], est=0.70, f1=0.45),   # reads high: auto keeps it
+        _candidate("+ AdaBN", ["adabn"], est=0.55, f1=0.52),                   # the best by true F1
+        _candidate("+ all four", ["year_stats", "adabn", "doy_shift", "self_training"], est=0.60, f1=0.50),
+        _candidate("+ 3 parcels", [], est=0.90, f1=0.80, parcels=3),          # reads labels: not a candidate
+        _candidate("+ AdaBN, self-training", ["adabn", "self_training"], est=0.95, f1=0.60),  # not auto's set
+        _candidate("+ AdaBN again", ["adabn"], est=float("nan"), f1=0.1) | {"name": "other"},
+    ]
+    (choice,) = label_free_choices(records)
+    assert [r[0] for r in choice.rows] == ["+ AdaBN", "+ self-training", "+ all four"]  # auto's order, one per set
+    assert choice.chosen == "+ self-training" and choice.best == "+ AdaBN" and not choice.matched
+    assert choice.regret == pytest.approx(0.07)
+    text = "\n".join(choice_lines(records))
+    assert "| VUnetConvLSTM | + self-training (kept by auto) | self_training | 70.0 | 45.0 | +25.0 |" in text
+    assert "not the best by true F1 (+ AdaBN, 52.0): 7.0 points lost" in text
+    assert label_free_choices(records[:2]) == [] and choice_lines(records[:2]) == []  # one candidate: no choice

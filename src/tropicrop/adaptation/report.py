@@ -5,11 +5,19 @@ entry), their bases, approaches trained with day-of-year augmentation (``data.do
 config) and the reference trained on year B (Baseline 1 if present, else the first approach trained on B).
 The *gap recovered* is (F1 - base F1) / (reference F1 - base F1): 100 % means the adapted network scores
 what a network trained on year B's own labels scores.
+
+*Choosing without labels*: where the experiment holds the candidates of ``adapt --methods auto`` for one base
+(each unsupervised method alone and all four together, no labelled parcel), the section says which one
+``auto`` keeps (the highest estimated F1: ``check``'s default estimator over the whole year-B scene, the
+figure Table 4 holds) and whether that is the best candidate by true F1, and shows each candidate's estimate
+against its truth (the self-training candidate's among them: self-training raises confidence by construction).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +27,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import yaml
 
+from tropicrop.config.adaptation import METHODS
 from tropicrop.io.files import atomic_path
 
 PerDate = dict[str, dict[str, tuple[float, float]]]
@@ -57,6 +66,82 @@ def _temperature(r: dict[str, Any]) -> str:
     if not said:
         return "" if r.get("adapt") else "own"
     return "refitted on B's parcels" if said.startswith("refitted") else "year A's"
+
+
+AUTO_CANDIDATES: tuple[frozenset[str], ...] = (*(frozenset({m}) for m in METHODS), frozenset(METHODS))
+"""The method sets ``adapt --methods auto`` tries (tropicrop.adaptation.auto.CANDIDATES), as sets."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The label-free choice among the ``auto`` candidates of one base that an experiment holds.
+
+    ``rows``: (approach, methods, estimated F1, true F1) per candidate held, in the order of
+    :data:`AUTO_CANDIDATES`; ``chosen``: the highest estimate (what ``auto`` keeps); ``best``: the highest true
+    F1. F1 values are fractions."""
+
+    base: str
+    rows: tuple[tuple[str, str, float, float], ...]
+    chosen: str
+    best: str
+
+    def true_f1(self, name: str) -> float:
+        return next(r[3] for r in self.rows if r[0] == name)
+
+    @property
+    def matched(self) -> bool:
+        return self.chosen == self.best
+
+    @property
+    def regret(self) -> float:
+        """True F1 lost by the choice (0 when it matched)."""
+        return self.true_f1(self.best) - self.true_f1(self.chosen)
+
+
+def label_free_choices(records: list[dict[str, Any]]) -> list[Choice]:
+    """Per base with at least two ``auto`` candidates that have an estimate: the choice ``auto`` makes."""
+    by_base: dict[str, dict[frozenset[str], dict[str, Any]]] = {}
+    for r in records:
+        a = r.get("adapt") or {}
+        methods = frozenset(a.get("methods") or [])
+        est = r.get("estimated_f1")
+        if a and not a.get("parcels") and methods in AUTO_CANDIDATES and est is not None and math.isfinite(est):
+            by_base.setdefault(a["base"], {}).setdefault(methods, r)
+    choices = []
+    for base, held in sorted(by_base.items()):
+        if len(held) < 2:
+            continue
+        rows = tuple((held[key]["name"], "+".join(m for m in METHODS if m in key), float(held[key]["estimated_f1"]),
+                      float(held[key]["f1"])) for key in AUTO_CANDIDATES if key in held)
+        chosen = max(rows, key=lambda row: row[2])[0]
+        best = max(rows, key=lambda row: row[3])[0]
+        choices.append(Choice(base, rows, chosen, best))
+    return choices
+
+
+def choice_lines(records: list[dict[str, Any]]) -> list[str]:
+    """Markdown lines of the label-free choice (empty without ``auto`` candidates in the experiment)."""
+    choices = label_free_choices(records)
+    if not choices:
+        return []
+    lines = ["### Choosing the method without labels (`adapt --methods auto`)", "",
+             "`auto` adapts each unsupervised method alone and all four together and keeps the candidate with the "
+             "highest estimated F1 (`tropicrop check`, year B's images only, the estimate of Table 4). Estimated "
+             "against true F1 of every candidate the experiment holds:", "",
+             "| base | candidate | methods | estimated F1 (%) | true F1 (%) | estimate - truth (points) |",
+             "|---|---|---|---:|---:|---:|"]
+    for c in choices:
+        for name, methods, est, true in c.rows:
+            mark = " (kept by auto)" if name == c.chosen else ""
+            lines.append(f"| {c.base} | {name}{mark} | {methods} | {100 * est:.1f} | {100 * true:.1f} | "
+                         f"{100 * (est - true):+.1f} |")
+    lines.append("")
+    for c in choices:
+        verdict = ("the best candidate by true F1" if c.matched else
+                   f"not the best by true F1 ({c.best}, {100 * c.true_f1(c.best):.1f}): "
+                   f"{100 * c.regret:.1f} points lost")
+        lines.append(f"- {c.base}: `auto` keeps {c.chosen} ({100 * c.true_f1(c.chosen):.1f} true F1), {verdict}.")
+    return [*lines, ""]
 
 
 def adaptation_lines(out: Path, records: list[dict[str, Any]], per_date: PerDate,
@@ -113,6 +198,7 @@ def adaptation_lines(out: Path, records: list[dict[str, Any]], per_date: PerDate
                   "|---|" + "---:|" * len(few),
                   "| average F1 (%) | " + " | ".join(f"{100 * r['f1']:.1f}" for r in few) + " |",
                   "", f"![few labels]({fig.relative_to(out)})"]
+    lines += ["", *choice_lines(records)]
     return [*lines, ""]
 
 

@@ -103,6 +103,10 @@ class TrainerConfig(Section):
     num_workers: int = Field(0, ge=0, description="data loader worker processes")
     deterministic: bool = Field(True, description="false: cuDNN autotuning, faster on a GPU, not bit-reproducible")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: torch's choice)")
+    parallel_nets: int = Field(1, ge=1, description="per-month runs on the CPU: nets trained this many at a time, "
+                               "each in a process of its own with threads / parallel_nets torch threads (small "
+                               "networks use one thread better than two: benchmarks/parallel_nets.py); 1: one "
+                               "after another")
     log_every_n_steps: int = Field(10, ge=1, description="steps between logged training losses")
     progress: bool = Field(True, description="progress bars")
 

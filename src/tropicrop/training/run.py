@@ -19,6 +19,7 @@ from tropicrop.layout import RUN_FORMAT_VERSION, RunLayout
 from tropicrop.results import RunResult
 from tropicrop.runfiles import read_class_table, read_normalizer
 from tropicrop.training.kinds import trainer_for
+from tropicrop.training.parallel import side_by_side, train_side_by_side
 from tropicrop.training.pretrain import pretrain_seconds
 from tropicrop.trainingdata import NetTargets, PreparedData, net_targets, prepare_data
 
@@ -60,8 +61,12 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, force: bool 
              list(data.classes.names[1:]))
     trainer = trainer_for(cfg.model.name)
     trainer.prepare(cfg, data, config_path)
-    nets = {name: trainer.train(cfg, data, name, targets, run.net(name), config_path)
-            for name, targets in net_names(cfg, data)}
+    names = net_names(cfg, data)
+    workers = side_by_side(cfg, names) if trainer.kind == "network" else 1
+    if workers > 1:  # trainer.parallel_nets: each net in a process of its own (tropicrop.training.parallel)
+        nets = train_side_by_side(cfg, run_dir, config_path, names, workers)
+    else:
+        nets = {name: trainer.train(cfg, data, name, targets, run.net(name), config_path) for name, targets in names}
     summary = RunResult(
         format_version=RUN_FORMAT_VERSION, mode=cfg.mode, model=cfg.model.name,
         scene=str(data.scenes[0].scene.root) if isinstance(cfg.data.scene, str) else [str(s.scene.root) for s in data.scenes],
