@@ -89,7 +89,7 @@ def test_a_killed_training_process_ends_the_run_in_one_line_and_resume_finishes_
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2, err[-2000:]
     lines = [line for line in err.splitlines() if line.strip()]
-    assert lines[-1].startswith("tropicrop: error: ") and "its training process died" in lines[-1], err[-2000:]
+    assert lines[-1].startswith("tropicrop: error: ") and "a process training its nets side by side died" in lines[-1], err[-2000:]
     assert "Traceback" not in err
     assert not (run / "result.json").exists()
     out = subprocess.run([*cmd[:4], "--run-dir", str(run), "--resume"], capture_output=True, text=True)

@@ -9,7 +9,7 @@ cache it built), so every net sees exactly what it would see in the sequential l
 same way. What a net writes is the same as in that loop; only the number of threads differs, so the weights
 equal a sequential run's at the same threads per net (test), not at more.
 
-A process that dies (killed, out of memory) ends the run with one line naming the net; the nets that
+A process that dies (killed, out of memory) ends the run with one line naming the run; the nets that
 finished keep their result.json, and ``tropicrop train --resume`` trains the rest.
 """
 
@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from tropicrop.config.training import TrainConfig
 from tropicrop.errors import RunError
@@ -60,22 +61,25 @@ def train_side_by_side(cfg: TrainConfig, run_dir: Path, config_path: Path | None
     """Train ``nets`` of the run in ``run_dir`` (its classes, normalisation and cache already written),
     ``workers`` at a time; results in the order of ``nets``."""
     threads = max(1, (cfg.trainer.threads or torch.get_num_threads()) // workers)
+    quiet = cfg.model_copy(deep=True)
+    quiet.trainer.progress = False  # one bar over the nets here instead of interleaved bars from each process
     context = multiprocessing.get_context("spawn")
-    futures: dict[str, Future[NetResult]] = {}
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                             initargs=(cfg, run_dir, config_path, threads)) as pool:
-        for name, targets in nets:
-            futures[name] = pool.submit(_train_one, name, targets)
-        results = {}
-        for name, future in futures.items():
+                             initargs=(quiet, run_dir, config_path, threads)) as pool, \
+            tqdm(total=len(nets), desc=f"nets, {workers} at a time", unit="net", disable=not cfg.trainer.progress) as bar:
+        futures: dict[Future[NetResult], str] = {pool.submit(_train_one, name, targets): name for name, targets in nets}
+        results: dict[str, NetResult] = {}
+        for future in as_completed(futures):
+            name = futures[future]
             try:
                 results[name] = future.result()
             except BrokenProcessPool:
-                for other in futures.values():
+                for other in futures:
                     other.cancel()
-                raise RunError(RunLayout(run_dir).net(name), "its training process died (killed, or out of memory)",
+                raise RunError(run_dir, "a process training its nets side by side died (killed, or out of memory)",
                                "the nets that finished are kept: tropicrop train --resume trains the rest") from None
-    return results
+            bar.update()
+    return {name: results[name] for name, _ in nets}
 
 
 def _start_worker(cfg: TrainConfig, run_dir: Path, config_path: Path | None, threads: int) -> None:
