@@ -92,8 +92,8 @@ def test_libraries_deprecation_notices_show_only_with_verbose(verbose: int) -> N
     """A library's DeprecationWarning (numpy 2.5 under rasterio 1.4 gives one per window read) is its
     developers' business: hidden from a user's log unless -v; a UserWarning is shown either way."""
     code = (
-        "import warnings; from tropicrop.cli import _configure_logging\n"
-        f"_configure_logging({verbose})\n"
+        "import warnings; from tropicrop.logsetup import configure_logging\n"
+        f"configure_logging({verbose})\n"
         "warnings.warn_explicit('old api', DeprecationWarning, 'somelib.py', 1, module='somelib')\n"
         "warnings.warn_explicit('odd input', UserWarning, 'somelib.py', 2, module='somelib')\n"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import pickle
 import signal
@@ -63,6 +64,11 @@ def test_nets_trained_side_by_side_equal_the_sequential_run_at_the_same_threads(
         assert all(torch.equal(seq[k], par[k]) for k in seq), net
         assert (tmp_path / "par" / "nets" / net / "calibration.json").is_file()
     assert (tmp_path / "par" / "result.json").is_file() and not (tmp_path / "par" / "cache").exists()
+    # the nets' own times overlap: the run's training time is the wall time of the pool, and is written
+    assert sequential.nets_wall_seconds is None and parallel.nets_wall_seconds is not None
+    assert parallel.train_seconds == parallel.nets_wall_seconds > 0
+    saved = json.loads((tmp_path / "par" / "result.json").read_text())
+    assert saved["train_seconds"] == saved["nets_wall_seconds"] == parallel.nets_wall_seconds
 
 
 @pytest.mark.slow
@@ -89,7 +95,8 @@ def test_a_killed_training_process_ends_the_run_in_one_line_and_resume_finishes_
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2, err[-2000:]
     lines = [line for line in err.splitlines() if line.strip()]
-    assert lines[-1].startswith("tropicrop: error: ") and "a process training its nets side by side died" in lines[-1], err[-2000:]
+    assert lines[-1].startswith("tropicrop: error: "), err[-2000:]
+    assert "a process training its nets side by side died" in lines[-1]
     assert "Traceback" not in err
     assert not (run / "result.json").exists()
     out = subprocess.run([*cmd[:4], "--run-dir", str(run), "--resume"], capture_output=True, text=True)

@@ -91,11 +91,17 @@ class RunResult:
     train_patches: int
     val_patches: int
     pretrain_seconds: float = 0.0  # self-supervised pretraining before the nets (pretrain.steps), 0 without
+    nets_wall_seconds: float | None = None
+    """Wall time of training the nets where they trained side by side (``trainer.parallel_nets``): their own
+    times overlap, so this, not their sum, is the run's training time (nets finished in an earlier session
+    of a resumed run count with their own time)."""
 
     @property
     def train_seconds(self) -> float:
-        """Summed over nets, across resumed sessions, with the run's pretraining."""
-        return self.pretrain_seconds + sum(n.train_seconds for n in self.nets.values())
+        """Summed over nets (or their wall time side by side), across resumed sessions, with the pretraining."""
+        nets = self.nets_wall_seconds if self.nets_wall_seconds is not None else \
+            sum(n.train_seconds for n in self.nets.values())
+        return self.pretrain_seconds + nets
 
     @property
     def precision(self) -> list[str]:
@@ -107,7 +113,8 @@ class RunResult:
                 "nets": {name: n.to_dict() for name, n in self.nets.items()}, "precision": self.precision,
                 "train_seconds": self.train_seconds, "train_patches": self.train_patches,
                 "val_patches": self.val_patches, **({"pretrain_seconds": self.pretrain_seconds}
-                                                    if self.pretrain_seconds else {})}
+                                                    if self.pretrain_seconds else {}),
+                **({"nets_wall_seconds": self.nets_wall_seconds} if self.nets_wall_seconds is not None else {})}
 
     @classmethod
     def from_dict(cls, data: Any, path: Path | None = None) -> RunResult:
@@ -120,6 +127,7 @@ class RunResult:
                        classes=list(data.get("classes", [])),
                        nets={name: NetResult.from_dict(n, path) for name, n in data["nets"].items()},
                        train_patches=int(data.get("train_patches", 0)), val_patches=int(data.get("val_patches", 0)),
-                       pretrain_seconds=float(data.get("pretrain_seconds", 0.0)))
+                       pretrain_seconds=float(data.get("pretrain_seconds", 0.0)),
+                       nets_wall_seconds=float(data["nets_wall_seconds"]) if "nets_wall_seconds" in data else None)
         except (KeyError, TypeError, ValueError) as exc:
             raise RunError(path, f"is not a run summary (missing or bad {exc})", RETRAIN) from None

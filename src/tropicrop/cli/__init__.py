@@ -10,14 +10,13 @@ one line naming the file and the fix, with exit status 2; no traceback reaches a
 from __future__ import annotations
 
 import argparse
-import logging
-import warnings
 from collections.abc import Callable, Sequence
 
 from tropicrop import __version__
 from tropicrop.allocator import keep_freed_memory
 from tropicrop.cli import adapt, data, evaluate, experiment, predict, train
 from tropicrop.cli.common import Handler, SubParsers, run_handler
+from tropicrop.logsetup import configure_logging
 
 __all__ = ["build_parser", "main"]
 
@@ -43,31 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(verbose: int) -> None:
-    """Log level from ``-v`` count; GDAL's messages to the debug log; Python and Lightning warnings tamed."""
-    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
-    for root_handler in logging.getLogger().handlers:
-        root_handler.setLevel(level)  # records re-levelled by a logger filter (GDAL's) are judged again here
-    from tropicrop.io.gdal import send_gdal_messages_to_debug  # after parsing: --help stays quick
-
-    send_gdal_messages_to_debug()  # GDAL's messages go to the log at -vv; the errors they cause are raised as ours
-    logging.captureWarnings(True)
-    warnings.simplefilter("default")
-    if not verbose:  # libraries' notices to their developers (numpy 2.5 under rasterio 1.4: one per window read)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", PendingDeprecationWarning)
-    warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")  # lightning's own deprecation notice
-    for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero", "lightning.fabric"):
-        lightning_log = logging.getLogger(name)
-        lightning_log.setLevel(logging.INFO if verbose else logging.WARNING)
-        lightning_log.propagate = False  # lightning prints through its own handler; avoid printing twice
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tropicrop`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    _configure_logging(args.verbose)
+    configure_logging(args.verbose)
     keep_freed_memory()  # about 10 % off a CPU training step (tropicrop.allocator)
     handler: Handler = args.func
     return run_handler(handler, args)

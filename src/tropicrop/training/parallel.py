@@ -15,6 +15,7 @@ finished keep their result.json, and ``tropicrop train --resume`` trains the res
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -65,7 +66,7 @@ def train_side_by_side(cfg: TrainConfig, run_dir: Path, config_path: Path | None
     quiet.trainer.progress = False  # one bar over the nets here instead of interleaved bars from each process
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                             initargs=(quiet, run_dir, config_path, threads)) as pool, \
+                             initargs=(quiet, run_dir, config_path, threads, _verbosity())) as pool, \
             tqdm(total=len(nets), desc=f"nets, {workers} at a time", unit="net", disable=not cfg.trainer.progress) as bar:
         futures: dict[Future[NetResult], str] = {pool.submit(_train_one, name, targets): name for name, targets in nets}
         results: dict[str, NetResult] = {}
@@ -82,17 +83,24 @@ def train_side_by_side(cfg: TrainConfig, run_dir: Path, config_path: Path | None
     return {name: results[name] for name, _ in nets}
 
 
-def _start_worker(cfg: TrainConfig, run_dir: Path, config_path: Path | None, threads: int) -> None:
+def _verbosity() -> int:
+    """The command's ``-v`` count, read off the root logger's level, for the worker processes."""
+    level = logging.getLogger().level
+    return 2 if level <= logging.DEBUG and level != logging.NOTSET else 1 if level <= logging.INFO and \
+        level != logging.NOTSET else 0
+
+
+def _start_worker(cfg: TrainConfig, run_dir: Path, config_path: Path | None, threads: int, verbose: int) -> None:
     """Once per worker process: threads, allocator and warnings as the command sets them, then the run's data
     prepared as a resumed run prepares it."""
     from tropicrop.allocator import keep_freed_memory
-    from tropicrop.cli import _configure_logging
+    from tropicrop.logsetup import configure_logging
     from tropicrop.runfiles import read_class_table, read_normalizer
     from tropicrop.trainingdata import prepare_data
 
     global _worker
     torch.set_num_threads(threads)
-    _configure_logging(0)
+    configure_logging(verbose)
     keep_freed_memory()
     run = RunLayout(run_dir)
     data = prepare_data(cfg, read_class_table(run.classes), read_normalizer(run.normalization), config_path,

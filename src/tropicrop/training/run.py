@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 
 import torch
@@ -16,8 +17,8 @@ from tropicrop.config.training import ALL_MONTHS, TrainConfig
 from tropicrop.errors import ConfigError, RunError
 from tropicrop.io.files import write_json
 from tropicrop.layout import RUN_FORMAT_VERSION, RunLayout
-from tropicrop.results import RunResult
-from tropicrop.runfiles import read_class_table, read_normalizer
+from tropicrop.results import NetResult, RunResult
+from tropicrop.runfiles import read_class_table, read_json, read_normalizer
 from tropicrop.training.kinds import trainer_for
 from tropicrop.training.parallel import side_by_side, train_side_by_side
 from tropicrop.training.pretrain import pretrain_seconds
@@ -63,8 +64,13 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, force: bool 
     trainer.prepare(cfg, data, config_path)
     names = net_names(cfg, data)
     workers = side_by_side(cfg, names) if trainer.kind == "network" else 1
+    wall = None
     if workers > 1:  # trainer.parallel_nets: each net in a process of its own (tropicrop.training.parallel)
+        done_before = [NetResult.from_dict(read_json(p), p) for name, _ in names
+                       if (p := run.net(name) / "result.json").is_file()]
+        start = time.perf_counter()
         nets = train_side_by_side(cfg, run_dir, config_path, names, workers)
+        wall = time.perf_counter() - start + sum(n.train_seconds for n in done_before)
     else:
         nets = {name: trainer.train(cfg, data, name, targets, run.net(name), config_path) for name, targets in names}
     summary = RunResult(
@@ -73,7 +79,7 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, force: bool 
         scenes=[{"scene": str(s.scene.root), "targets": [t.isoformat() for t in s.targets],
                  "train_patches": len(s.train_origins), "val_patches": len(s.val_origins)} for s in data.scenes],
         classes=list(data.classes.names), nets=nets, train_patches=data.train_patches, val_patches=data.val_patches,
-        pretrain_seconds=pretrain_seconds(run_dir))
+        pretrain_seconds=pretrain_seconds(run_dir), nets_wall_seconds=wall)
     if int(os.environ.get("LOCAL_RANK", "0")) == 0:
         write_json(run.result, summary.to_dict())
         shutil.rmtree(run.cache, ignore_errors=True)  # only a finished run's resume would have reused it
