@@ -19,6 +19,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from results_file import Figure, write_results  # benchmarks/ is on sys.path when a script there runs
@@ -44,10 +45,20 @@ print(json.dumps({"wall_s": wall, "train_s": net.train_seconds, "val_f1": net.be
 """
 
 
-def demo_net_config(data: Path, epochs: int, target_index: int, path: Path) -> str:
+def demo_pair(given: Path | None, tmp: Path) -> Path:
+    """The synth pair in ``given``, else one written into ``tmp/data`` (``tropicrop synth --seed 0``)."""
+    if given is not None:
+        return given
+    data = tmp / "data"
+    subprocess.run([sys.executable, "-c", "from tropicrop.cli import main; main()", "synth", str(data), "--seed", "0"],
+                   check=True, stdout=subprocess.DEVNULL)
+    return data
+
+
+def demo_net_config(data: Path, epochs: int, target_indices: Sequence[int], path: Path) -> list[str]:
     """Write the training config of Baseline 1 in configs/demo.yaml on the pair in ``data`` (as the experiment
-    builds it: shared settings, shared class table) for one target date of year B, trained for exactly
-    ``epochs``, to ``path``; returns the target date."""
+    builds it: shared settings, shared class table) for the labelled dates of year B at ``target_indices``,
+    each net trained for exactly ``epochs``, to ``path``; returns the target dates."""
     from tropicrop.config import ExperimentConfig, dump_config, load_config
     from tropicrop.experiments import shared_class_table
     from tropicrop.scene import load_scene
@@ -57,11 +68,10 @@ def demo_net_config(data: Path, epochs: int, target_index: int, path: Path) -> s
     baseline1 = next(a for a in cfg.approaches if a.name == "Baseline 1")
     classes = shared_class_table(cfg, scene_a, scene_b)
     net = cfg.train_config(baseline1, list(classes.names[1:]))
-    target = scene_b.labelled_dates[target_index]
-    net.data.targets = [target]
+    net.data.targets = [scene_b.labelled_dates[k] for k in target_indices]
     net.trainer.min_epochs = net.trainer.max_epochs = epochs
     dump_config(net, path)
-    return target.isoformat()
+    return [t.isoformat() for t in net.data.targets]
 
 
 def main() -> None:
@@ -71,12 +81,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="an existing synth pair (default: written into a temp dir)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        data = args.data or Path(tmp) / "data"
-        if args.data is None:
-            subprocess.run([sys.executable, "-c", "from tropicrop.cli import main; main()", "synth", str(data),
-                            "--seed", "0"], check=True, stdout=subprocess.DEVNULL)
+        data = demo_pair(args.data, Path(tmp))
         config = Path(tmp) / "net.yaml"
-        target = demo_net_config(data, args.epochs, args.target_index, config)
+        (target,) = demo_net_config(data, args.epochs, [args.target_index], config)
         runs = {}
         for mode in ("default", "keep"):
             out = subprocess.run([sys.executable, "-c", CHILD, mode, str(config), str(Path(tmp) / mode)],

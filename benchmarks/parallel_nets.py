@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from allocator import demo_net_config
+from allocator import demo_net_config, demo_pair
 from results_file import Figure, write_results
 
 CHILD = r"""
@@ -48,19 +48,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads in all")
     parser.add_argument("--data", type=Path, help="an existing synth pair (default: written into a temp dir)")
     args = parser.parse_args()
-    from tropicrop.config import TrainConfig, dump_config, load_config
-    from tropicrop.scene import load_scene
-
     with tempfile.TemporaryDirectory() as tmp:
-        data = args.data or Path(tmp) / "data"
-        if args.data is None:
-            subprocess.run([sys.executable, "-c", "from tropicrop.cli import main; main()", "synth", str(data),
-                            "--seed", "0"], check=True, stdout=subprocess.DEVNULL)
+        data = demo_pair(args.data, Path(tmp))
         config = Path(tmp) / "run.yaml"
-        demo_net_config(data, args.epochs, 0, config)
-        cfg = load_config(TrainConfig, config)
-        cfg.data.targets = load_scene(data / "lem1920").labelled_dates[: args.nets]
-        dump_config(cfg, config)
+        demo_net_config(data, args.epochs, range(args.nets), config)
         runs = {}
         for workers in (1, 2):
             out = subprocess.run([sys.executable, "-c", CHILD, str(config), str(Path(tmp) / f"p{workers}"),

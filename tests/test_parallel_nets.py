@@ -44,6 +44,8 @@ def test_side_by_side_only_where_it_applies(tiny_pair: Path) -> None:
     assert side_by_side(_per_month(tiny_pair / "lem1920"), nets) == 1  # the default: one after another
     gpu = _per_month(tiny_pair / "lem1920", **{"trainer.parallel_nets": 2, "trainer.accelerator": "gpu"})
     assert side_by_side(gpu, nets) == 1
+    booster = _per_month(tiny_pair / "lem1920", **{"trainer.parallel_nets": 2, "model.name": "lightgbm"})
+    assert side_by_side(booster, nets) == 1  # a booster has its own threads
 
 
 def test_a_user_error_crosses_the_process_boundary_as_itself() -> None:

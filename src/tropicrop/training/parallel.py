@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from tropicrop.classical import is_classical
 from tropicrop.config.training import TrainConfig
 from tropicrop.errors import RunError
 from tropicrop.layout import RunLayout
@@ -49,10 +50,12 @@ _worker: _Worker | None = None
 
 
 def side_by_side(cfg: TrainConfig, nets: list[tuple[str, NetTargets]]) -> int:
-    """How many nets to train at a time: ``trainer.parallel_nets``, where it applies (the CPU, more than one
-    net, no distributed launch, no pretraining still to be shared), else 1."""
+    """How many nets to train at a time: ``trainer.parallel_nets``, where it applies (networks, not a booster
+    with its own threads; the CPU; more than one net; no distributed launch; no pretraining still to be
+    shared), else 1."""
     workers = min(cfg.trainer.parallel_nets, len(nets))
-    if workers < 2 or cfg.trainer.accelerator != "cpu" or "LOCAL_RANK" in os.environ or cfg.pretrain.steps:
+    if workers < 2 or is_classical(cfg.model.name) or cfg.trainer.accelerator != "cpu" or "LOCAL_RANK" in os.environ \
+            or cfg.pretrain.steps:
         return 1
     return workers
 
@@ -85,9 +88,8 @@ def train_side_by_side(cfg: TrainConfig, run_dir: Path, config_path: Path | None
 
 def _verbosity() -> int:
     """The command's ``-v`` count, read off the root logger's level, for the worker processes."""
-    level = logging.getLogger().level
-    return 2 if level <= logging.DEBUG and level != logging.NOTSET else 1 if level <= logging.INFO and \
-        level != logging.NOTSET else 0
+    level = logging.getLogger().level or logging.WARNING  # NOTSET: logging's default, WARNING
+    return 2 if level <= logging.DEBUG else 1 if level <= logging.INFO else 0
 
 
 def _start_worker(cfg: TrainConfig, run_dir: Path, config_path: Path | None, threads: int, verbose: int) -> None:

@@ -63,7 +63,7 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False, force: bool 
     trainer = trainer_for(cfg.model.name)
     trainer.prepare(cfg, data, config_path)
     names = net_names(cfg, data)
-    workers = side_by_side(cfg, names) if trainer.kind == "network" else 1
+    workers = side_by_side(cfg, names)
     wall = None
     if workers > 1:  # trainer.parallel_nets: each net in a process of its own (tropicrop.training.parallel)
         done_before = [NetResult.from_dict(read_json(p), p) for name, _ in names
