@@ -192,6 +192,58 @@ def test_a_few_label_run_refits_its_temperature_and_an_adabn_run_keeps_the_sourc
     assert adabn["temperature"] == SOURCE_TEMPERATURE
 
 
+def test_a_self_trained_run_refits_its_temperature_on_year_a_validation_pixels(tiny_pair: Path, tiny_run: Path,
+                                                                              tmp_path: Path) -> None:
+    from tropicrop.adaptation.trainingyear import TRAINING_YEAR
+    from tropicrop.valprofile import read_profile
+
+    record = adapt_run(tiny_run, tiny_pair / "lem1920", tmp_path / "st",
+                       FAST.model_copy(update={"methods": ["adabn", "self_training"]}), progress=False)
+    name = next(iter(record["nets"]))
+    source, refitted = read_profile(tiny_run / "nets" / name), read_profile(tmp_path / "st" / "nets" / name)
+    assert source is not None and refitted is not None
+    assert record["nets"][name]["temperature"] == {"value": refitted.temperature, "source": TRAINING_YEAR}
+    assert record["temperature"] == TRAINING_YEAR and record["year_b_labels_read"] is False
+    # the same validation pixels as the source's fit (year A's), other weights
+    assert refitted.pixels == source.pixels and refitted.confusion.sum() == source.confusion.sum()
+    assert (refitted.temperature, refitted.by_class.tolist()) != (source.temperature, source.by_class.tolist())
+
+
+def test_the_year_a_refit_of_the_source_weights_is_the_sources_own_calibration(tiny_pair: Path, tiny_run: Path) -> None:
+    """Held to the reference: refitting the unchanged weights (AdaBN undone by the source's statistics)
+    gives the calibration training wrote."""
+    from tropicrop.adaptation.run import run_kind
+    from tropicrop.adaptation.state import load_adaptation
+    from tropicrop.adaptation.trainingyear import refit_on_training_year
+    from tropicrop.valprofile import read_profile
+
+    run = load_adaptation(tiny_run, load_scene(tiny_pair / "lem1920"), FAST, run_kind(tiny_run), [], 0, False)
+    net = run.nets[0]
+    for module in net.model.modules():  # as AdaBN leaves it: other BatchNorm statistics
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            assert module.running_mean is not None
+            module.running_mean.add_(0.5)
+    assert refit_on_training_year(run, [net]) is None and net.calibration is not None
+    source = read_profile(tiny_run / "nets" / net.name)
+    assert source is not None
+    assert net.calibration.temperature == pytest.approx(source.temperature, rel=1e-6)
+    assert np.array_equal(net.calibration.by_class, source.by_class)
+    assert np.array_equal(net.calibration.confusion, source.confusion)
+
+
+def test_a_self_trained_run_whose_training_scene_is_gone_keeps_year_as_temperature(tiny_pair: Path, tiny_run: Path,
+                                                                                  tmp_path: Path) -> None:
+    scene_a = shutil.copytree(tiny_pair / "lem1718", tmp_path / "lem1718")
+    run = _train_tiny(scene_a, tmp_path / "run")
+    shutil.rmtree(scene_a)
+    record = adapt_run(run, tiny_pair / "lem1920", tmp_path / "st",
+                       FAST.model_copy(update={"methods": ["self_training"]}), progress=False)
+    name = next(iter(record["nets"]))
+    assert "could not be read" in record["nets"][name]["temperature"]["source"]
+    assert ((tmp_path / "st" / "nets" / name / "calibration.json").read_bytes()
+            == (run / "nets" / name / "calibration.json").read_bytes())
+
+
 def test_predict_applies_the_adapted_runs_offset_and_normalisation(tiny_pair: Path, tiny_run: Path,
                                                                    tmp_path: Path) -> None:
     adapted = tmp_path / "adapted"

@@ -4,8 +4,9 @@ The adapted run is a run directory like any other (``tropicrop predict`` uses it
 adapted networks, the normalisation to apply to the new year (its own statistics with ``year_stats``) and
 ``adaptation.json``: the source run, the scene, the methods, the day-of-year offset that prediction adds
 to the new year's dates, the shift scores, the self-training statistics and the temperature each model's
-probabilities use (year A's for the unsupervised methods; refitted on the labelled parcels with
-``parcels``). Methods run in this order,
+probabilities use (year A's for the unsupervised methods; for a self-trained network refitted on year A's
+validation pixels with its new weights, :mod:`tropicrop.adaptation.trainingyear`; refitted on the labelled
+parcels with ``parcels``). Methods run in this order,
 each seeing the previous ones' result:
 
 1. ``year_stats``: the new year's own per-band mean/std replace the training year's;
@@ -32,6 +33,7 @@ from typing import Any
 
 from tropicrop.adaptation.methods import Method, applicable_methods
 from tropicrop.adaptation.state import NETWORK, PIXEL, Adaptation, AdaptedNet, load_adaptation, save_net
+from tropicrop.adaptation.trainingyear import refit_on_training_year
 from tropicrop.config.adaptation import METHODS, AdaptOptions
 from tropicrop.errors import RunError
 from tropicrop.inference.run import read_doy_offset
@@ -70,7 +72,8 @@ def adapt_run(run_dir: Path, scene: Scene | Path, out: Path, options: AdaptOptio
     for net in run.nets:
         for method in methods:
             method.apply(run, net)
-    record = _record(run, methods, skipped)
+    kept = refit_on_training_year(run, [n for n in run.nets if "self_training" in n.record and n.calibration is None])
+    record = _record(run, methods, skipped, kept)
     record["seconds"] = time.perf_counter() - start
     _write(run, out, record)
     log.info("adapted %s to %s with %s (doy offset %+d) in %s", run_dir, scene.root, record["methods"],
@@ -90,7 +93,7 @@ def _write(run: Adaptation, out: Path, record: dict[str, Any]) -> None:
             net_result = read_json(source_net) if source_net.is_file() else {"name": net.name}
             write_json(adapted.net_result(net.name), {**net_result, "adapted": True})
             source_cal = source.net(net.name) / CALIBRATION_FILE
-            if net.calibration is not None:  # refitted on year-B labelled parcels
+            if net.calibration is not None:  # refitted: year-B labelled parcels, or year A for self-training
                 write_profile(adapted.net(net.name), net.calibration)
             elif source_cal.is_file():  # year A's temperature, kept: no label of year B to refit it on
                 shutil.copy2(source_cal, adapted.net(net.name) / CALIBRATION_FILE)
@@ -115,31 +118,35 @@ def run_kind(run_dir: Path) -> str:
     return trainer_for(str(model.get("name", "")) if isinstance(model, dict) else "").kind
 
 
-def _record(run: Adaptation, methods: list[Method], skipped: list[str]) -> dict[str, Any]:
+def _record(run: Adaptation, methods: list[Method], skipped: list[str], kept: str | None = None) -> dict[str, Any]:
     """The adaptation record: source, scene, methods (and those the run's kind skipped), the target dates
     whose windows adapted it (none where only year statistics ran on a per-pixel run: they use every
-    date), the normalisation, each model's record and the day-of-year offset."""
+    date), the normalisation, each model's record and the day-of-year offset; ``kept``: why the self-trained
+    nets keep the source's temperature (None: they do not)."""
     names = [m.name for m in methods if m.name in METHODS]
     for net in run.nets:
-        net.record["temperature"] = _temperature(run, net)
+        net.record["temperature"] = _temperature(run, net, kept)
     per_date = run.kind == NETWORK or any(m.name != "year_stats" for m in methods)
     targets: list[dt.date] = run.targets if per_date else []
+    sources = list(dict.fromkeys(n.record["temperature"]["source"] for n in run.nets))
     return {"source_run": str(run.run_dir), "scene": str(run.scene.root), "methods": names, "skipped": skipped,
             "parcels": run.options.parcels, "year_b_labels_read": run.options.parcels > 0,
             "options": run.options.model_dump(), "adaptation_dates": [d.isoformat() for d in targets],
             "normalization": run.normalizer.to_dict(), "nets": {n.name: n.record for n in run.nets},
             "doy_offset": int(run.doy_offset),
-            "temperature": REFITTED if any(n.calibration is not None for n in run.nets) else SOURCE_TEMPERATURE}
+            "temperature": sources[0] if len(sources) == 1 else "per net (see nets)"}
 
 
 REFITTED = "refitted on the year-B labelled parcels it was fine-tuned on"
 SOURCE_TEMPERATURE = "year A's (the source run's), not refitted: no year-B label"
-"""What the record's ``temperature`` says: which temperature the adapted run's probabilities use."""
+"""What the record's ``temperature`` says: which temperature the adapted run's probabilities use (and
+:data:`~tropicrop.adaptation.trainingyear.TRAINING_YEAR` for a self-trained network)."""
 
 
-def _temperature(run: Adaptation, net: AdaptedNet) -> dict[str, Any]:
+def _temperature(run: Adaptation, net: AdaptedNet, kept: str | None = None) -> dict[str, Any]:
     """The temperature the adapted model uses and where it comes from (None: the source has none, T = 1)."""
     if net.calibration is not None:
-        return {"value": net.calibration.temperature, "source": REFITTED}
+        return {"value": net.calibration.temperature, "source": net.calibration_source or REFITTED}
     profile = read_profile(RunLayout(run.run_dir).net(net.name))
-    return {"value": None if profile is None else profile.temperature, "source": SOURCE_TEMPERATURE}
+    source = kept if kept and "self_training" in net.record else SOURCE_TEMPERATURE
+    return {"value": None if profile is None else profile.temperature, "source": source}

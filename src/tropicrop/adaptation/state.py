@@ -47,7 +47,8 @@ class AdaptedNet:
     target: dt.date | None = None
     record: dict[str, Any] = field(default_factory=dict)
     sampler: PatchSampler | None = None  # a network's year-B patches (AdaBN, shift), made on first use
-    calibration: ValProfile | None = None  # refitted on year-B labels (few labels); None: the source's is kept
+    calibration: ValProfile | None = None  # refitted (year-B labels, or year A after self-training); None: the source's
+    calibration_source: str | None = None  # where a refitted calibration comes from (None: year-B labels)
 
     def load_source_model(self) -> Any:
         """The model as the source run holds it (before any method changed it)."""

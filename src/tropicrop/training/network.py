@@ -20,7 +20,7 @@ from tropicrop.training.module import CropModule
 from tropicrop.training.pretrain import load_pretrained, pretrained_weights
 from tropicrop.training.trainer import make_trainer
 from tropicrop.trainingdata import NetTargets, PreparedData, net_scenes, scenes_eval_batches, validation_pixels
-from tropicrop.valprofile import build_profile, module_logits, profile_network, write_profile
+from tropicrop.valprofile import ValProfile, build_profile, module_logits, profile_network, write_profile
 from tropicrop.windows.context import context_batches
 
 
@@ -85,21 +85,26 @@ def calibrate_net(cfg: TrainConfig, data: PreparedData, name: str, targets: NetT
 
 
 def _write_val_profile(module: CropModule, best: Path, dm: TargetDataModule, cfg: TrainConfig, net_dir: Path) -> None:
-    """Fit the temperature of the best weights on the validation set (``NET/calibration.json``, see
-    :mod:`tropicrop.valprofile`): on the validation patches, or (``data.val_profile: tiles``) on every
-    validation pixel inside tiles of its scene, as the map sees it (:mod:`tropicrop.windows.context`)."""
+    """Fit the temperature of the best weights on the validation set into ``NET/calibration.json``."""
     if best.is_file():
         module.load_state_dict(load_checkpoint(best)["state_dict"])
+    write_profile(net_dir, fit_val_profile(module, dm.data, dm.targets, cfg))
+
+
+def fit_val_profile(module: torch.nn.Module, data: PreparedData, targets: NetTargets, cfg: TrainConfig) -> ValProfile:
+    """The temperature and validation profile of ``module`` (its forward: images, doy, valid -> logits) on the
+    validation set of ``data`` at ``targets`` (see :mod:`tropicrop.valprofile`): on the validation patches,
+    or (``data.val_profile: tiles``) on every validation pixel inside tiles of its scene, as the map sees it
+    (:mod:`tropicrop.windows.context`)."""
     if cfg.data.val_profile == "tiles":
-        batches = (pair for part, dates in zip(dm.data.scenes, dm.targets, strict=True) if dates
+        batches = (pair for part, dates in zip(data.scenes, targets, strict=True) if dates
                    for pair in context_batches(part.tensors, validation_pixels(part, cfg.data.patch_size), dates))
         logits, labels, months = module_logits(module, batches)
         if len(labels):  # else no validation pixel is labelled at the net's dates: the patches' profile
-            write_profile(net_dir, build_profile(logits, labels, months, cfg.seed))
-            return
-    ds = scenes_eval_batches(dm.data, dm.targets, max(cfg.optim.batch_size, 32), cfg.data.patch_size, cfg.seed,
+            return build_profile(logits, labels, months, cfg.seed)
+    ds = scenes_eval_batches(data, targets, max(cfg.optim.batch_size, 32), cfg.data.patch_size, cfg.seed,
                              cfg.data.val_limit)
-    write_profile(net_dir, profile_network(module, ds, cfg.seed))
+    return profile_network(module, ds, cfg.seed)
 
 
 class NetworkTrainer:
