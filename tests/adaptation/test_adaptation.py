@@ -18,6 +18,7 @@ from tiny import SMALL_NET, relabel_dates
 from tropicrop.adaptation import AdaptOptions, FewLabelOptions, SelfTrainingOptions, adapt_run, estimate_shift
 from tropicrop.adaptation.data import PatchSampler, grid_origins
 from tropicrop.adaptation.fewlabels import parcel_mask
+from tropicrop.adaptation.report import _temperature as _report_temperature
 from tropicrop.adaptation.timeshift import ClassShares, js_divergence
 from tropicrop.cli import main
 from tropicrop.config import load_config
@@ -204,6 +205,7 @@ def test_a_self_trained_run_refits_its_temperature_on_year_a_validation_pixels(t
     assert source is not None and refitted is not None
     assert record["nets"][name]["temperature"] == {"value": refitted.temperature, "source": TRAINING_YEAR}
     assert record["temperature"] == TRAINING_YEAR and record["year_b_labels_read"] is False
+    assert _report_temperature({"adapt": {"temperature": record["temperature"]}}) == "refitted on A's validation"
     # the same validation pixels as the source's fit (year A's), other weights
     assert refitted.pixels == source.pixels and refitted.confusion.sum() == source.confusion.sum()
     assert (refitted.temperature, refitted.by_class.tolist()) != (source.temperature, source.by_class.tolist())

@@ -5,9 +5,10 @@ alone, and all four together), each is checked on the new year's images (:func:`
 the estimated macro F1) and the best estimate is kept as the adapted run. Its ``adaptation.json`` records
 every candidate with its estimate under ``auto``. No label of the new year is read.
 
-Self-training raises the network's confidence by construction, and every adapted candidate keeps the base
-run's validation profile (year A's temperature): the estimate of a self-trained candidate may therefore be
-optimistic; the benchmark measures whether the choice matches the best candidate by true F1.
+Self-training raises the network's confidence by construction: a self-trained candidate's temperature and
+validation profile are therefore fitted again on year A's validation pixels with its new weights
+(:mod:`tropicrop.adaptation.trainingyear`), the other candidates keep the base run's. The benchmark
+(``benchmarks/adaptation_choice.py``) measures whether the choice matches the best candidate by true F1.
 """
 
 from __future__ import annotations

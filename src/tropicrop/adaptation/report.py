@@ -65,7 +65,10 @@ def _temperature(r: dict[str, Any]) -> str:
     said = str(r.get("adapt", {}).get("temperature") or "")
     if not said:
         return "" if r.get("adapt") else "own"
-    return "refitted on B's parcels" if said.startswith("refitted") else "year A's"
+    from tropicrop.adaptation.run import REFITTED
+    from tropicrop.adaptation.trainingyear import TRAINING_YEAR
+
+    return {REFITTED: "refitted on B's parcels", TRAINING_YEAR: "refitted on A's validation"}.get(said, "year A's")
 
 
 AUTO_CANDIDATES: tuple[frozenset[str], ...] = (*(frozenset({m}) for m in METHODS), frozenset(METHODS))
@@ -162,7 +165,8 @@ def adaptation_lines(out: Path, records: list[dict[str, Any]], per_date: PerDate
              "per class of B's train split. Gap recovered = (F1 - base F1) / (reference F1 - base F1)"
              + (f", reference: {ref['name']} ({100 * ref['f1']:.1f} F1)." if ref else " (no reference trained on B)."),
              " Temperature: the one the adapted run's probabilities use; unsupervised rows keep year A's (their "
-             "base's), rows with labelled parcels refit it on those parcels.",
+             "base's), except that self-trained networks refit it on year A's validation pixels with their new "
+             "weights, and rows with labelled parcels refit it on those parcels.",
              "", "| approach | base | adaptation | year-B labels | doy offset (d) | average F1 (%) | average OA (%) "
              "| ΔF1 vs base | gap recovered | temperature |", "|---|---|---|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
