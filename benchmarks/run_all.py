@@ -111,6 +111,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     "adaptation_choice.py": Benchmark(  # after adaptation.py: auto's choice among its experiment's candidate rows
         ["--folders", f"adaptation={ADAPT_OUT / 'all'}", "--results", "adaptation_choice_quick"],
         ["--folders", f"adaptation={ADAPT_OUT / 'all'}", "--results", "adaptation_choice_quick"]),
+    "selftrain_calibration.py": Benchmark(  # after adaptation.py: its self-trained rows, year A's T or refitted
+        ["--folders", f"adaptation={ADAPT_OUT / 'all'}", "--results", "selftrain_calibration_quick"],
+        ["--folders", f"adaptation={ADAPT_OUT / 'all'}", "--results", "selftrain_calibration_quick"]),
     "experiment_seeds.py": Benchmark(  # after adaptation.py: Table 4 of its experiment, agreement estimates added
         ["--folders", f"adaptation:0={ADAPT_OUT / 'all'}", "--results", "experiment_seeds_adaptation"],
         ["--folders", f"adaptation:0={ADAPT_OUT / 'all'}", "--results", "experiment_seeds_adaptation"]),

@@ -52,8 +52,9 @@ CHECK_TILE = 128  # tiles predicted (and sampled) by check
 LABELLED_ADAPTATION = "few_labels"
 """The one adaptation method that reads labels of the new year; every other one adapts from images only."""
 ADAPTED_CAUTION = ("adapted to the new year without labels ({methods}): the estimate erred more on such runs than "
-                   "on the runs it was chosen on (adaptation raises confidence, and agreement references are the "
-                   "models it was adapted away from; docs/guide/confidence.md): read it as a rough guide")
+                   "on the runs it was chosen on (the adapted network no longer behaves as on the validation set "
+                   "its profile comes from, and agreement references are the models it was adapted away from; "
+                   "docs/guide/confidence.md): read it as a rough guide")
 
 
 def adapted_without_labels(methods: Sequence[str] | None) -> list[str]:
