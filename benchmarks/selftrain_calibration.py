@@ -134,7 +134,7 @@ def main() -> None:
               f"mean ECE {np.mean(eces[kind]):.3f} over {len(errs)} runs")
         figures += [Figure(f"mean estimate - truth, {kind}", round(float(errs.mean()), 1), "F1 points",
                            f"{len(errs)} runs"),
-                    Figure(f"mean |estimate - truth|, {kind}", round(float(np.abs(errs).mean()), 1), "F1 points",
+                    Figure(f"mean absolute error of the estimate, {kind}", round(float(np.abs(errs).mean()), 1), "F1 points",
                            f"{len(errs)} runs"),
                     Figure(f"mean ECE, {kind}", round(float(np.mean(eces[kind])), 3), "fraction", f"{len(errs)} runs")]
     print("\n".join(choices))
