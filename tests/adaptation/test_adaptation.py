@@ -233,6 +233,22 @@ def test_the_year_a_refit_of_the_source_weights_is_the_sources_own_calibration(t
     assert np.array_equal(net.calibration.confusion, source.confusion)
 
 
+def test_each_net_of_a_self_trained_per_month_run_refits_on_its_own_months_validation(trained_runs: dict[str, Path],
+                                                                                      tmp_path: Path) -> None:
+    from tropicrop.adaptation.trainingyear import TRAINING_YEAR
+    from tropicrop.valprofile import read_profile
+
+    run = trained_runs["pm"]
+    record = adapt_run(run, trained_runs["other_year"], tmp_path / "st",
+                       FAST.model_copy(update={"methods": ["self_training"]}), progress=False)
+    assert len(record["nets"]) == 2
+    for name, net in record["nets"].items():
+        source, refitted = read_profile(run / "nets" / name), read_profile(tmp_path / "st" / "nets" / name)
+        assert source is not None and refitted is not None
+        assert net["temperature"] == {"value": refitted.temperature, "source": TRAINING_YEAR}
+        assert refitted.pixels == source.pixels and set(refitted.months) == set(source.months) == {int(name[5:7])}
+
+
 def test_a_self_trained_run_whose_training_scene_is_gone_keeps_year_as_temperature(tiny_pair: Path, tiny_run: Path,
                                                                                   tmp_path: Path) -> None:
     scene_a = shutil.copytree(tiny_pair / "lem1718", tmp_path / "lem1718")
