@@ -15,7 +15,7 @@ from tropicrop.errors import ConfigError
 from tropicrop.estimate import _macro_f1, _share_above, _threshold, estimate_date, ks_distance
 from tropicrop.io.rasters import Grid
 from tropicrop.reliability import LEVELS, Reliability
-from tropicrop.scene import Scene
+from tropicrop.scene import Scene, load_scene
 from tropicrop.training import train
 from tropicrop.valprofile import ValProfile
 
@@ -120,8 +120,13 @@ def test_adapt_auto_keeps_the_candidate_check_estimates_best_without_reading_lab
     from tropicrop.adaptation import AdaptOptions, SelfTrainingOptions
     from tropicrop.adaptation.auto import CANDIDATES, adapt_auto
 
+    year_b = Path(load_scene(tiny_pair / "lem1920").root).resolve()
+    read_labels = Scene.read_labels
+
     def refuse(self: Scene, *args: object, **kwargs: object) -> np.ndarray:
-        raise AssertionError("adapt --methods auto read a label")
+        if Path(self.root).resolve() == year_b:  # year A's labels are the run's own (the self-trained refit)
+            raise AssertionError("adapt --methods auto read a year-B label")
+        return read_labels(self, *args, **kwargs)
 
     monkeypatch.setattr(Scene, "read_labels", refuse)
     fast = AdaptOptions(adabn_batches=2, adabn_batch_size=4, adabn_patch_size=16, shift_min=-30, shift_max=30,
