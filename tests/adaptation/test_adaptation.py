@@ -260,6 +260,9 @@ def test_a_self_trained_run_whose_training_scene_is_gone_keeps_year_as_temperatu
     assert "could not be read" in record["nets"][name]["temperature"]["source"]
     assert ((tmp_path / "st" / "nets" / name / "calibration.json").read_bytes()
             == (run / "nets" / name / "calibration.json").read_bytes())
+    again = adapt_run(tmp_path / "st", tiny_pair / "lem1920", tmp_path / "again",
+                      FAST.model_copy(update={"methods": ["self_training"]}), progress=False)
+    assert "itself an adapted run" in again["nets"][name]["temperature"]["source"]
 
 
 def test_predict_applies_the_adapted_runs_offset_and_normalisation(tiny_pair: Path, tiny_run: Path,

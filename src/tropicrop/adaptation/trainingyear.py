@@ -52,7 +52,7 @@ def refit_on_training_year(run: Adaptation, nets: list[AdaptedNet]) -> str | Non
     if not nets:
         return None
     if run.source_result.get("adapted_from"):
-        return "year A's (the source run's): the source is itself adapted, so its training year is not year A's data"
+        return "year A's (the source run's): the source is itself an adapted run, fed other statistics than in training"
     cfg = run.cfg
     with tempfile.TemporaryDirectory(prefix="tropicrop-year-a-") as tmp:
         try:
