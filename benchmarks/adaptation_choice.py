@@ -1,7 +1,8 @@
 """Does ``adapt --methods auto`` keep the best adaptation, and does self-training fool its estimate? (issue 30)
 
-``auto`` adapts five candidates (each unsupervised method alone, all four together) and keeps the one
-``tropicrop check`` estimates best from year B's images. An experiment that holds the same five rows (as
+``auto`` adapts five candidates (each unsupervised method alone, all four together) and keeps the one with the
+highest score from year B's images (the midpoint of ``tropicrop check``'s estimate and the candidate's agreement
+with the other candidates' maps, :func:`tropicrop.adaptation.report.auto_score`). An experiment that holds the same five rows (as
 ``configs/adaptation.yaml`` does) shows the choice against the truth: its report's "Choosing the method without
 labels" section (:func:`tropicrop.adaptation.report.label_free_choices`). This benchmark gathers that over
 several pairs, including shifts of different kinds (the method that pays should change with them):
@@ -13,9 +14,10 @@ several pairs, including shifts of different kinds (the method that pays should 
 * ``--folders LABEL=EXPERIMENT,...``: finished experiment folders holding the five rows (e.g. the demo folder
   after ``tropicrop demo --config configs/adaptation.yaml``).
 
-Printed and written to ``results/adaptation_choice.json``: per pair the candidates' estimated and true F1, the
-kept one, the best one and the F1 lost; over all pairs how often the choice matched, the mean loss, and each
-method's mean estimate error (estimate - truth; positive: reads high).
+Printed and written to ``results/adaptation_choice.json``: per pair the candidates' estimated F1, score and true
+F1, the kept one, the best one and the F1 lost; over all pairs how often the choice matched, the mean loss, each
+method's mean error of the estimate and of the score (minus the truth; positive: reads high), and the mean
+absolute error over all candidates.
 
 Run:   python benchmarks/adaptation_choice.py --out /tmp/choice --pairs lem:1:radiometric,lem:1:calendar,few-fields:1 \
            --folders demo:0=runs/demo/experiment
@@ -96,15 +98,17 @@ def main() -> None:
     regrets, errors = [], defaultdict(list)
     matched = 0
     for label, exp in folders:
-        choices = [c for c in label_free_choices(read_records(exp)) if c.base == BASE]
+        choices = [c for c in label_free_choices(read_records(exp), exp) if c.base == BASE]
         if not choices:
             print(f"{label}: no auto candidates of {BASE} in {exp}")
             continue
         (c,) = choices
-        print(f"\n{label} ({exp})\n| candidate | methods | estimated F1 | true F1 | estimate - truth |\n|---|---|---:|---:|---:|")
-        for name, methods, est, true in c.rows:
-            print(f"| {name}{' (kept)' if name == c.chosen else ''} | {methods} | {100 * est:.1f} | {100 * true:.1f} | "
-                  f"{100 * (est - true):+.1f} |")
+        print(f"\n{label} ({exp})\n| candidate | methods | estimated F1 | auto's score | true F1 | estimate - truth |"
+              "\n|---|---|---:|---:|---:|---:|")
+        for name, methods, est, true, score in c.rows:
+            print(f"| {name}{' (kept)' if name == c.chosen else ''} | {methods} | {100 * est:.1f} | {100 * score:.1f} | "
+                  f"{100 * true:.1f} | {100 * (est - true):+.1f} |")
+            errors[f"{methods} (score)"].append(100 * (score - true))
             errors[methods].append(100 * (est - true))
             figures.append(Figure(f"{label} {methods} estimate - truth", round(100 * (est - true), 1), "F1 points",
                                   f"estimated {100 * est:.1f}, true {100 * true:.1f}"))
@@ -121,6 +125,14 @@ def main() -> None:
         figures.append(Figure("pairs where auto kept the best candidate", matched, "pairs", f"of {len(regrets)}"))
         figures.append(Figure("mean F1 lost by the choice", round(float(np.mean(regrets)), 1), "F1 points",
                               f"max {max(regrets):.1f}"))
+        for kind in ("estimate", "score"):
+            errs = np.abs([e for m, es in errors.items() if m.endswith("(score)") == (kind == "score") for e in es])
+            print(f"{kind}: mean absolute error {errs.mean():.1f} points, within 5 points on {np.sum(errs <= 5)} of "
+                  f"{len(errs)} candidates")
+            figures += [Figure(f"mean absolute error over all candidates, {kind}", round(float(errs.mean()), 1),
+                               "F1 points", f"{len(errs)} candidates"),
+                        Figure(f"candidates within 5 points, {kind}", int(np.sum(errs <= 5)), "candidates",
+                               f"of {len(errs)}")]
         for methods, errs in errors.items():
             print(f"{methods}: mean estimate - truth {np.mean(errs):+.1f} points over {len(errs)} pairs")
             figures.append(Figure(f"mean estimate - truth, {methods}", round(float(np.mean(errs)), 1), "F1 points",

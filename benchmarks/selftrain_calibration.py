@@ -45,7 +45,7 @@ def auto_choices(exp: Path, year_a_estimates: dict[str, float]) -> dict[str, tup
     swapped = [{**r, "estimated_f1": year_a_estimates.get(r["name"], r.get("estimated_f1"))} for r in records]
     out = {}
     for kind, recs in (("refitted", records), ("year A", swapped)):
-        for c in label_free_choices(recs):
+        for c in label_free_choices(recs, exp):  # the agreement does not move with the temperature
             out[kind] = (c.chosen, c.regret)
     return out
 

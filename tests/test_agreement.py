@@ -121,3 +121,20 @@ def test_check_against_another_run_reads_no_label(two_year_a_runs: tuple[Path, P
             check_run(run, year_b, estimator=estimator)
     with pytest.raises(ConfigError, match="--against"):
         check_run(run, year_b, estimator="atc", against=[other])
+
+
+def test_auto_scores_a_candidate_halfway_between_its_estimate_and_its_agreement_with_the_others(tmp_path: Path) -> None:
+    from tropicrop.adaptation.report import auto_score, candidate_agreement
+
+    rng = np.random.default_rng(1)
+    truth = rng.integers(1, 4, (20, 30))
+    odd = truth.copy()
+    odd[:, :15] = rng.integers(1, 4, (20, 15))  # half of its pixels drawn at random: the one off alone
+    maps = {"a": write_maps(tmp_path / "a", truth), "b": write_maps(tmp_path / "b", truth),
+            "odd": write_maps(tmp_path / "odd", odd)}
+    agreement = candidate_agreement(maps, [DATE])
+    assert agreement["a"] == agreement["b"] == pytest.approx((1.0 + agreement_estimates(maps["a"], [maps["odd"]],
+                                                                                        [DATE])[0]["estimated_f1"]) / 2)
+    assert agreement["odd"] < 0.8 < agreement["a"]
+    assert auto_score(0.70, 0.40) == pytest.approx(0.55)
+    assert auto_score(0.70, None) == 0.70 and auto_score(0.70, float("nan")) == 0.70  # no other candidate

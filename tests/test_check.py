@@ -135,7 +135,9 @@ def test_adapt_auto_keeps_the_candidate_check_estimates_best_without_reading_lab
     record = adapt_auto(year_a_run, tiny_pair / "lem1920", tmp_path / "auto", fast)
     candidates = record["auto"]["candidates"]
     assert [tuple(c["methods"]) for c in candidates] == list(CANDIDATES)
-    best = max(candidates, key=lambda c: c["estimated_f1"])
+    for c in candidates:  # scored halfway between the estimate and the agreement with the other candidates
+        assert 0 <= c["agreement_f1"] <= 1 and c["score"] == pytest.approx((c["estimated_f1"] + c["agreement_f1"]) / 2)
+    best = max(candidates, key=lambda c: c["score"])
     assert record["auto"]["chosen"] == best["methods"] == record["methods"]
     assert (tmp_path / "auto" / "adaptation.json").is_file() and (tmp_path / "auto" / "result.json").is_file()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no candidate left behind

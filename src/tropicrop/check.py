@@ -162,12 +162,13 @@ def count_maps(out: Path, date: dt.date, classes: int, mask: np.ndarray | None =
 
 def check_run(run_dir: Path, scene: Scene | Path, dates: list[dt.date] | None = None, sample: float = 1.0,
               seed: int = 0, estimator: str | None = None, progress: bool = False, tile: int = CHECK_TILE,
-              aoi: Path | None = None, against: Sequence[Path] = ()) -> CheckResult:
+              aoi: Path | None = None, against: Sequence[Path] = (), keep_maps: Path | None = None) -> CheckResult:
     """Estimate the OA and macro F1 ``run_dir`` reaches on ``scene`` at ``dates`` (default: as ``predict``),
     from the scene's images only; ``sample`` is the share of the scene's ``tile``-pixel tiles mapped
     ; ``aoi`` (vector or raster) limits the estimate to the fields in it. ``against``: runs of the same
     training year whose maps the run's are scored against (estimator ``midpoint``, the default with them, or
-    ``agreement``; otherwise :data:`DEFAULT_ESTIMATOR`)."""
+    ``agreement``; otherwise :data:`DEFAULT_ESTIMATOR`). ``keep_maps``: a folder to keep the run's maps in (by
+    default they go with the scratch folder)."""
     from tropicrop.inference import predict_run
 
     estimator = estimator or (MIDPOINT if against else DEFAULT_ESTIMATOR)
@@ -192,7 +193,7 @@ def check_run(run_dir: Path, scene: Scene | Path, dates: list[dt.date] | None = 
         mask = inside if mask is None else mask & inside
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tropicrop-check-") as tmp:
-        own = Path(tmp) / "run"
+        own = Path(keep_maps) if keep_maps is not None else Path(tmp) / "run"
         maps = predict_run(run.root, scene, own, dates, tile=tile, progress=progress, aoi=mask)
         mapped = [d for d in (parse_stamp(p.stem) for p in maps) if d is not None]
         result = estimate_predictions(run.root, own, mapped, DEFAULT_ESTIMATOR if against else estimator)

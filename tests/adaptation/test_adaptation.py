@@ -430,6 +430,6 @@ def test_label_free_choice_keeps_the_highest_estimate_and_scores_it_against_the_
     assert choice.chosen == "+ self-training" and choice.best == "+ AdaBN" and not choice.matched
     assert choice.regret == pytest.approx(0.07)
     text = "\n".join(choice_lines(records))
-    assert "| VUnetConvLSTM | + self-training (kept by auto) | self_training | 70.0 | 45.0 | +25.0 |" in text
+    assert "| VUnetConvLSTM | + self-training (kept by auto) | self_training | 70.0 | 70.0 | 45.0 | +25.0 |" in text
     assert "not the best by true F1 (+ AdaBN, 52.0): 7.0 points lost" in text
     assert label_free_choices(records[:2]) == [] and choice_lines(records[:2]) == []  # one candidate: no choice

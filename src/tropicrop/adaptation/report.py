@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -79,12 +80,12 @@ AUTO_CANDIDATES: tuple[frozenset[str], ...] = (*(frozenset({m}) for m in METHODS
 class Choice:
     """The label-free choice among the ``auto`` candidates of one base that an experiment holds.
 
-    ``rows``: (approach, methods, estimated F1, true F1) per candidate held, in the order of
-    :data:`AUTO_CANDIDATES`; ``chosen``: the highest estimate (what ``auto`` keeps); ``best``: the highest true
-    F1. F1 values are fractions."""
+    ``rows``: (approach, methods, estimated F1, true F1, score) per candidate held, in the order of
+    :data:`AUTO_CANDIDATES`; the score is what ``auto`` ranks by (:func:`auto_score`); ``chosen``: the highest
+    score (what ``auto`` keeps); ``best``: the highest true F1. F1 values are fractions."""
 
     base: str
-    rows: tuple[tuple[str, str, float, float], ...]
+    rows: tuple[tuple[str, str, float, float, float], ...]
     chosen: str
     best: str
 
@@ -101,8 +102,35 @@ class Choice:
         return self.true_f1(self.best) - self.true_f1(self.chosen)
 
 
-def label_free_choices(records: list[dict[str, Any]]) -> list[Choice]:
-    """Per base with at least two ``auto`` candidates that have an estimate: the choice ``auto`` makes."""
+def auto_score(estimated_f1: float, agreement_f1: float | None) -> float:
+    """What ``adapt --methods auto`` ranks a candidate by: the midpoint of ``check``'s estimate of its F1 and
+    its agreement with the other candidates' maps (:func:`candidate_agreement`), or the estimate alone where
+    there is no agreement. Chosen on the four pairs of ``benchmarks/adaptation_choice.py`` the refit of
+    self-trained networks was chosen on (docs/guide/confidence.md)."""
+    if agreement_f1 is None or not math.isfinite(agreement_f1):
+        return estimated_f1
+    return (estimated_f1 + agreement_f1) / 2
+
+
+def candidate_agreement(maps: dict[str, Path], dates: list[Any]) -> dict[str, float]:
+    """Each candidate's agreement with the others (name -> mean over dates of the macro F1 of its maps in
+    ``maps[name]`` scored against each other candidate's maps, :func:`tropicrop.agreement.agreement_estimates`):
+    the candidates make different errors, so one that agrees with the rest is less likely to be off alone."""
+    from tropicrop.agreement import agreement_estimates
+
+    out = {}
+    for name, folder in maps.items():
+        others = [f for n, f in maps.items() if n != name]
+        rows = agreement_estimates(folder, others, dates) if others else []
+        values = [r["estimated_f1"] for r in rows if math.isfinite(r["estimated_f1"])]
+        out[name] = float(np.mean(values)) if values else float("nan")
+    return out
+
+
+def label_free_choices(records: list[dict[str, Any]], out: Path | None = None) -> list[Choice]:
+    """Per base with at least two ``auto`` candidates that have an estimate: the choice ``auto`` makes. With
+    ``out`` (the experiment folder) the candidates' year-B maps there give their agreement (:func:`auto_score`);
+    without it they are ranked by the estimate alone."""
     by_base: dict[str, dict[frozenset[str], dict[str, Any]]] = {}
     for r in records:
         a = r.get("adapt") or {}
@@ -114,30 +142,48 @@ def label_free_choices(records: list[dict[str, Any]]) -> list[Choice]:
     for base, held in sorted(by_base.items()):
         if len(held) < 2:
             continue
+        agreement = _experiment_agreement(out, list(held.values())) if out is not None else {}
         rows = tuple((held[key]["name"], "+".join(m for m in METHODS if m in key), float(held[key]["estimated_f1"]),
-                      float(held[key]["f1"])) for key in AUTO_CANDIDATES if key in held)
-        chosen = max(rows, key=lambda row: row[2])[0]
+                      float(held[key]["f1"]), auto_score(float(held[key]["estimated_f1"]),
+                                                         agreement.get(held[key]["name"])))
+                     for key in AUTO_CANDIDATES if key in held)
+        chosen = max(rows, key=lambda row: row[4])[0]
         best = max(rows, key=lambda row: row[3])[0]
         choices.append(Choice(base, rows, chosen, best))
     return choices
 
 
-def choice_lines(records: list[dict[str, Any]]) -> list[str]:
+def _experiment_agreement(out: Path, candidates: list[dict[str, Any]]) -> dict[str, float]:
+    """:func:`candidate_agreement` of an experiment's candidates, from their year-B maps (empty when a map
+    folder is missing)."""
+    from tropicrop.layout import ExperimentLayout, parse_stamp
+
+    exp = ExperimentLayout(out)
+    maps = {r["name"]: exp.predictions(r["slug"]).root for r in candidates if r.get("slug")}
+    if len(maps) != len(candidates) or not all(m.is_dir() for m in maps.values()):
+        return {}
+    dates = sorted(d for d in (parse_stamp(p.stem) for p in (next(iter(maps.values())) / "maps").glob("*.tif"))
+                   if d is not None)
+    return candidate_agreement(maps, dates)
+
+
+def choice_lines(records: list[dict[str, Any]], out: Path | None = None) -> list[str]:
     """Markdown lines of the label-free choice (empty without ``auto`` candidates in the experiment)."""
-    choices = label_free_choices(records)
+    choices = label_free_choices(records, out)
     if not choices:
         return []
     lines = ["### Choosing the method without labels (`adapt --methods auto`)", "",
              "`auto` adapts each unsupervised method alone and all four together and keeps the candidate with the "
-             "highest estimated F1 (`tropicrop check`, year B's images only, the estimate of Table 4). Estimated "
-             "against true F1 of every candidate the experiment holds:", "",
-             "| base | candidate | methods | estimated F1 (%) | true F1 (%) | estimate - truth (points) |",
-             "|---|---|---|---:|---:|---:|"]
+             "highest score: the midpoint of its estimated F1 (`tropicrop check`, year B's images only, the "
+             "estimate of Table 4) and its agreement with the other candidates' maps. Estimated against true F1 "
+             "of every candidate the experiment holds:", "",
+             "| base | candidate | methods | estimated F1 (%) | auto's score (%) | true F1 (%) | "
+             "estimate - truth (points) |", "|---|---|---|---:|---:|---:|---:|"]
     for c in choices:
-        for name, methods, est, true in c.rows:
+        for name, methods, est, true, score in c.rows:
             mark = " (kept by auto)" if name == c.chosen else ""
-            lines.append(f"| {c.base} | {name}{mark} | {methods} | {100 * est:.1f} | {100 * true:.1f} | "
-                         f"{100 * (est - true):+.1f} |")
+            lines.append(f"| {c.base} | {name}{mark} | {methods} | {100 * est:.1f} | {100 * score:.1f} | "
+                         f"{100 * true:.1f} | {100 * (est - true):+.1f} |")
     lines.append("")
     for c in choices:
         verdict = ("the best candidate by true F1" if c.matched else
@@ -202,7 +248,7 @@ def adaptation_lines(out: Path, records: list[dict[str, Any]], per_date: PerDate
                   "|---|" + "---:|" * len(few),
                   "| average F1 (%) | " + " | ".join(f"{100 * r['f1']:.1f}" for r in few) + " |",
                   "", f"![few labels]({fig.relative_to(out)})"]
-    lines += ["", *choice_lines(records)]
+    lines += ["", *choice_lines(records, out)]
     return [*lines, ""]
 
 
