@@ -96,6 +96,7 @@ def main() -> None:
     folders += [(label, Path(path)) for label, path in (f.split("=", 1) for f in filter(None, args.folders.split(",")))]
     figures: list[Figure] = []
     regrets, errors = [], defaultdict(list)
+    alone: list[float] = []  # F1 lost when ranking by the estimate alone (auto's rule before the score)
     matched = 0
     for label, exp in folders:
         choices = [c for c in label_free_choices(read_records(exp), exp) if c.base == BASE]
@@ -119,12 +120,19 @@ def main() -> None:
         figures.append(Figure(f"{label} kept by auto", c.chosen, "", f"true F1 {100 * c.true_f1(c.chosen):.1f}"))
         figures.append(Figure(f"{label} best by true F1", c.best, "", f"true F1 {100 * c.true_f1(c.best):.1f}"))
         figures.append(Figure(f"{label} F1 lost by the choice", round(100 * c.regret, 1), "F1 points"))
+        (by_estimate,) = [e for e in label_free_choices(read_records(exp)) if e.base == BASE]
+        alone.append(100 * by_estimate.regret)
+        figures.append(Figure(f"{label} F1 lost ranking by the estimate alone", round(100 * by_estimate.regret, 1),
+                              "F1 points", f"keeps {by_estimate.chosen}"))
     if regrets:
         print(f"\nauto kept the best candidate on {matched} of {len(regrets)} pairs; mean F1 lost "
               f"{np.mean(regrets):.1f} points (max {max(regrets):.1f})")
         figures.append(Figure("pairs where auto kept the best candidate", matched, "pairs", f"of {len(regrets)}"))
         figures.append(Figure("mean F1 lost by the choice", round(float(np.mean(regrets)), 1), "F1 points",
                               f"max {max(regrets):.1f}"))
+        print(f"ranking by the estimate alone: mean F1 lost {np.mean(alone):.1f} points (max {max(alone):.1f})")
+        figures.append(Figure("mean F1 lost ranking by the estimate alone", round(float(np.mean(alone)), 1),
+                              "F1 points", f"max {max(alone):.1f}"))
         for kind in ("estimate", "score"):
             errs = np.abs([e for m, es in errors.items() if m.endswith("(score)") == (kind == "score") for e in es])
             print(f"{kind}: mean absolute error {errs.mean():.1f} points, within 5 points on {np.sum(errs <= 5)} of "
