@@ -14,7 +14,7 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
     from tropicrop.adaptation import METHODS, AdaptOptions, adapt_run
     from tropicrop.config import apply_overrides, from_dict
 
-    auto = args.methods == "auto"  # five candidates, the one check estimates best (tropicrop.adaptation.auto)
+    auto = args.methods == "auto"  # five candidates, the best by estimate and agreement (tropicrop.adaptation.auto)
     methods = (list(METHODS) if args.methods in (None, "all") or auto
                else [m.strip() for m in args.methods.split(",") if m.strip()])
     raw = apply_overrides({"methods": methods, "parcels": args.parcels, "seed": args.seed}, args.set)
@@ -46,7 +46,8 @@ def add_adapt(sub: SubParsers) -> None:
     p.add_argument("scene", help="scene folder of the new year (its labels are not read)")
     p.add_argument("--run-dir", required=True, help="where to write the adapted run")
     p.add_argument("--methods", help="comma-separated: year_stats, adabn, doy_shift, self_training (default: all); "
-                   "auto: each alone and all four, keeping the one tropicrop check estimates best")
+                   "auto: each alone and all four, keeping the one tropicrop check scores best (its estimate "
+                   "met halfway by its agreement with the others)")
     p.add_argument("--parcels", type=int, default=0,
                    help="also fine-tune on this many labelled parcels per class of the scene's train split (reads labels)")
     p.add_argument("--seed", type=int, default=0)
