@@ -99,7 +99,8 @@ def main() -> None:
     alone: list[float] = []  # F1 lost when ranking by the estimate alone (auto's rule before the score)
     matched = 0
     for label, exp in folders:
-        choices = [c for c in label_free_choices(read_records(exp), exp) if c.base == BASE]
+        records = read_records(exp)
+        choices = [c for c in label_free_choices(records, exp) if c.base == BASE]
         if not choices:
             print(f"{label}: no auto candidates of {BASE} in {exp}")
             continue
@@ -120,7 +121,7 @@ def main() -> None:
         figures.append(Figure(f"{label} kept by auto", c.chosen, "", f"true F1 {100 * c.true_f1(c.chosen):.1f}"))
         figures.append(Figure(f"{label} best by true F1", c.best, "", f"true F1 {100 * c.true_f1(c.best):.1f}"))
         figures.append(Figure(f"{label} F1 lost by the choice", round(100 * c.regret, 1), "F1 points"))
-        (by_estimate,) = [e for e in label_free_choices(read_records(exp)) if e.base == BASE]
+        (by_estimate,) = [e for e in label_free_choices(records) if e.base == BASE]
         alone.append(100 * by_estimate.regret)
         figures.append(Figure(f"{label} F1 lost ranking by the estimate alone", round(100 * by_estimate.regret, 1),
                               "F1 points", f"keeps {by_estimate.chosen}"))

@@ -144,6 +144,10 @@ class PredictionLayout:
         """``OUT/parcels.gpkg``: per-parcel answers of ``predict --parcels``."""
         return self.root / "parcels.gpkg"
 
+    def dates(self) -> list[dt.date]:
+        """The dates with a map (``maps/YYYYMMDD.tif``), in order."""
+        return sorted(d for d in (parse_stamp(p.stem) for p in self.maps.glob("*.tif")) if d is not None)
+
     def map(self, date: dt.date) -> Path:
         """``OUT/maps/YYYYMMDD.tif``."""
         return self.maps / f"{stamp(date)}.tif"

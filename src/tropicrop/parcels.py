@@ -36,7 +36,7 @@ from exactextract import exact_extract
 from tropicrop.errors import RunError, SceneError
 from tropicrop.evaluation import EvaluationResult, read_class_names, scores_of
 from tropicrop.io.files import atomic_path
-from tropicrop.layout import PredictionLayout, parse_stamp
+from tropicrop.layout import PredictionLayout
 from tropicrop.scene import Scene
 
 LAYER = "parcels"
@@ -111,8 +111,7 @@ def _low_share(raster: Path, zones: gpd.GeoDataFrame, threshold: float) -> np.nd
 
 def predicted_dates(out: Path) -> list[dt.date]:
     """The dates with a map in the prediction directory ``out``."""
-    stamps = (parse_stamp(path.stem) for path in sorted(PredictionLayout(Path(out)).maps.glob("*.tif")))
-    return [d for d in stamps if d is not None]
+    return PredictionLayout(Path(out)).dates()
 
 
 def parcel_answers(out: Path, parcels: Path, dates: Sequence[dt.date] | None = None,

@@ -8,8 +8,9 @@ what a network trained on year B's own labels scores.
 
 *Choosing without labels*: where the experiment holds the candidates of ``adapt --methods auto`` for one base
 (each unsupervised method alone and all four together, no labelled parcel), the section says which one
-``auto`` keeps (the highest estimated F1: ``check``'s default estimator over the whole year-B scene, the
-figure Table 4 holds) and whether that is the best candidate by true F1, and shows each candidate's estimate
+``auto`` keeps (the highest score: the midpoint of the estimated F1, ``check``'s default estimator over the
+whole year-B scene, the figure Table 4 holds, and the agreement with the other candidates' year-B maps;
+:func:`auto_score`) and whether that is the best candidate by true F1, and shows each candidate's estimate
 against its truth (the self-training candidate's among them: self-training raises confidence by construction).
 """
 
@@ -156,15 +157,13 @@ def label_free_choices(records: list[dict[str, Any]], out: Path | None = None) -
 def _experiment_agreement(out: Path, candidates: list[dict[str, Any]]) -> dict[str, float]:
     """:func:`candidate_agreement` of an experiment's candidates, from their year-B maps (empty when a map
     folder is missing)."""
-    from tropicrop.layout import ExperimentLayout, parse_stamp
+    from tropicrop.layout import ExperimentLayout
 
     exp = ExperimentLayout(out)
-    maps = {r["name"]: exp.predictions(r["slug"]).root for r in candidates if r.get("slug")}
-    if len(maps) != len(candidates) or not all(m.is_dir() for m in maps.values()):
+    maps = {r["name"]: exp.predictions(r["slug"]) for r in candidates if r.get("slug")}
+    if len(maps) != len(candidates) or not all(m.root.is_dir() for m in maps.values()):
         return {}
-    dates = sorted(d for d in (parse_stamp(p.stem) for p in (next(iter(maps.values())) / "maps").glob("*.tif"))
-                   if d is not None)
-    return candidate_agreement(maps, dates)
+    return candidate_agreement({n: m.root for n, m in maps.items()}, next(iter(maps.values())).dates())
 
 
 def choice_lines(records: list[dict[str, Any]], out: Path | None = None) -> list[str]:

@@ -11,7 +11,7 @@ import rasterio
 from rasterio.errors import RasterioIOError
 
 from tropicrop.errors import RunError
-from tropicrop.layout import PredictionLayout, parse_stamp, stamp
+from tropicrop.layout import PredictionLayout, stamp
 from tropicrop.runfiles import read_class_table
 
 PREDICT = "write maps first: tropicrop predict RUN SCENE --out OUT"
@@ -49,7 +49,7 @@ def find_inputs(out: Path, parcels: Path | None = None) -> ViewInputs:
     layout = PredictionLayout(out)
     if not out.is_dir():
         raise RunError(out, "is not a folder", PREDICT)
-    dates = sorted(d for d in (parse_stamp(p.stem) for p in layout.maps.glob("*.tif")) if d is not None)
+    dates = layout.dates()
     if not dates:
         raise RunError(out, "holds no map (no maps/YYYYMMDD.tif)", PREDICT)
     names = read_class_table(layout.classes, PREDICT).names
